@@ -1,0 +1,15 @@
+"""Deterministic sample keys: a readable prefix plus a hash of everything that makes the sample."""
+import hashlib
+import json
+import re
+
+
+def make_key(prefix_parts: list[str], identity: dict) -> str:
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
+    prefix = "_".join(re.sub(r"[^A-Za-z0-9-]", "-", p) for p in prefix_parts)
+    return f"{prefix}_{digest}"  # no dots: webdataset splits member names at the first dot
+
+
+def config_hash(cfg: dict, ignore=("output_dir", "limit", "ray", "hydra")) -> str:
+    kept = {k: v for k, v in cfg.items() if k not in ignore}
+    return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,64 @@
+"""WebDataset shard writer: one sample = one key with contiguous members, bounded shards,
+published by rename so that a shard is visible only when complete."""
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+
+class ShardWriter:
+    def __init__(self, directory: str | Path, prefix: str, max_samples: int, max_bytes: int):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob("*.tar.tmp"):  # left by a crashed run; never visible as shards
+            stale.unlink()
+        self.prefix, self.max_samples, self.max_bytes = prefix, max_samples, max_bytes
+        self.index = 0
+        self.published: list[dict] = []
+        self._tar = None
+
+    def _open(self):
+        self.name = f"{self.prefix}-{self.index:06d}.tar"
+        self._tmp = self.dir / (self.name + ".tmp")
+        self._file = open(self._tmp, "wb")
+        self._tar = tarfile.open(fileobj=self._file, mode="w", format=tarfile.USTAR_FORMAT)
+        self._count, self._bytes, self._keys = 0, 0, []
+
+    def _add(self, name: str, data: bytes):
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode, info.uname, info.gname = len(data), 0, 0o644, "", ""
+        self._tar.addfile(info, io.BytesIO(data))
+        self._bytes += len(data) + 1024
+
+    def write(self, key: str, members: dict[str, bytes | dict]) -> str:
+        """members: suffix -> bytes (e.g. 'src.flac') or dict (written as JSON). Returns the shard name."""
+        if "." in key or "/" in key:
+            raise ValueError(f"invalid key {key!r}: keys contain no dots or slashes")
+        if self._tar is None:
+            self._open()
+        for suffix, data in members.items():
+            if isinstance(data, dict):
+                data = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
+            self._add(f"{key}.{suffix}", data)
+        self._count += 1
+        self._keys.append(key)
+        name = self.name
+        if self._count >= self.max_samples or self._bytes >= self.max_bytes:
+            self.flush()
+        return name
+
+    def flush(self):
+        if self._tar is None:
+            return
+        self._tar.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self._tmp, self.dir / self.name)
+        self.published.append({"shard": self.name, "samples": self._count, "keys": self._keys})
+        self._tar = None
+        self.index += 1
+
+    def close(self):
+        self.flush()

@@ -1,0 +1,105 @@
+"""Emotion and speaking-style triplets <text, neutral clone, emotional/styled clone>.
+
+Per speaker and text: the neutral prompt clip gives src, the same speaker's emotional or styled
+prompt clip (plus the upstream instruction) gives tgt. Same text, same speaker, one attribute."""
+import logging
+
+import ray
+from omegaconf import OmegaConf
+
+from core.keys import config_hash, make_key
+from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
+from pipelines.runner import execute, init_ray
+from stages.base import decode_row, encode_rows, map_stage, new_row
+from stages.basic_filter import BasicFilter
+from stages.clone_pair import ClonePair
+from stages.measure_pair import MeasurePair
+from stages.render_prompts import RenderPrompts
+from tts import texts
+from tts.backends import make_backend
+from tts.voice_bank import make_voice_bank
+
+log = logging.getLogger("lms")
+
+
+def build_voice_bank(cfg, bank, tags):
+    """Render the bank's missing clips on Ray (a no-op when cached or for a user's folder)."""
+    jobs = bank.missing(tags)
+    if not jobs:
+        return
+    print(f"voice bank {bank.id}: rendering {len(jobs)} prompt clips (cached for later runs)", flush=True)
+    init_ray(cfg.ray)
+    rows = [new_row(f"{j['speaker']}-{j['tag']}", j) for j in jobs]
+    ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=len(rows))
+    ds = map_stage(ds, RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period})
+    failed = [r for r in map(decode_row, ds.iter_rows()) if r["reject"]]
+    if failed:
+        raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
+
+
+def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
+    stage_identity = {"tts": OmegaConf.to_container(cfg.tts), "sr": cfg.sample_rate, "bank": bank.id,
+                      "filters": OmegaConf.to_container(cfg.filters)}
+    chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
+    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir)[:per_tag] for l in languages for t in tags}
+    rows, rejects = [], []
+    for i in range(max(len(v) for v in corpus.values())):
+        for tag in tags:
+            for spk in bank.speakers:
+                sents = corpus[(spk.language, tag)]
+                if i >= len(sents):
+                    continue
+                text = sents[i]
+                key = make_key([tag, spk.id], {"text": text, "speaker": spk.id, "tag": tag,
+                                               "stages": stage_identity, "seed": cfg.seed})
+                meta = {"text": text, "language": spk.language, "speaker": spk.id, "gender": spk.gender,
+                        "edit_type": edit_type, "edit_info": tag, "instruction": instruction(edit_type, tag, text),
+                        "base_voice": spk.base_voice, "seed": cfg.seed, "config_hash": chash}
+                if not bank.has(spk.id, "neutral") or not bank.has(spk.id, tag):
+                    rejects.append({"key": key, "stage": "plan", "reason": "no_prompt",
+                                    "detail": f"speaker {spk.id} has no neutral or {tag} prompt clip", "value": None,
+                                    "meta": ""})
+                    continue
+                src, tgt = bank.clip(spk.id, "neutral"), bank.clip(spk.id, tag)
+                meta.update(prompt_src=src, prompt_tgt=tgt, intensity=tgt["intensity"])
+                rows.append(new_row(key, meta))
+    return rows, rejects
+
+
+def run(cfg, edit_type: str):
+    languages = check_languages(cfg.languages)
+    tags = check_tags(cfg.emotions, EMOTIONS, "emotions") if edit_type == "emotion" else \
+        check_tags(cfg.styles, STYLES, "styles")
+    for l in languages:  # texts exist for every tag before any work starts
+        for t in tags:
+            texts.sentences(l, t, cfg.texts.extra_dir)
+    bank = make_voice_bank(cfg.voice_bank, languages, cfg.sample_rate, cfg.seed)
+    backend_versions = make_backend(cfg.tts, cfg.sample_rate).versions() if cfg.tts.kind == "http" else None
+    build_voice_bank(cfg, bank, tags)
+    rows, pre_rejects = plan(cfg, edit_type, bank, tags, languages)
+    from tts.engine import LocalEngine
+    engine_versions = backend_versions or LocalEngine.versions()
+    tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
+    stages = [
+        (ClonePair, {"sample_rate": cfg.sample_rate, "tts": tts_cfg}),
+        (MeasurePair, {}),
+        (BasicFilter, OmegaConf.to_container(cfg.filters)),
+    ]
+
+    def to_sample(row):
+        m = row["meta"]
+        sample = {
+            "task": f"{edit_type}_edit", "edit_type": edit_type, "edit_info": m["edit_info"],
+            "text": m["text"], "instruction": m["instruction"], "speaker": m["speaker"], "gender": m["gender"],
+            "language": m["language"], "intensity": m["intensity"], "margin": m.get("margin"),
+            "durations": m["durations"], "sample_rate": cfg.sample_rate,
+            "prompts": {"src": m["prompt_src"], "tgt": m["prompt_tgt"]},
+            "acoustics": m["acoustics"],
+            "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
+                           "engine": engine_versions, "voice_bank": bank.id},
+        }
+        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
+
+    return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, pre_rejects,
+                   {"voice_bank": bank.id, "tags": tags, "languages": languages})

@@ -1,0 +1,33 @@
+"""Measure both clips of a pair (durations, level, clipping, F0, rate, tilt, aperiodicity).
+
+Statistics are stored in the sample; decisions are made by later stages (filters, scorer)."""
+import numpy as np
+
+from core import audio
+from stages.base import Resources, Stage
+from tts.profile import profile
+
+
+def clip_stats(x: np.ndarray, sr: int, text: str, language: str) -> dict:
+    p = profile(x, sr, text, language)
+    p.pop("envelope")
+    p["peak"] = float(np.max(np.abs(x)))
+    p["clipped_frac"] = float(np.mean(np.abs(x) >= 0.999))
+    return {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else v) for k, v in p.items()}
+
+
+class MeasurePair(Stage):
+    name = "measure_pair"
+    resources = Resources(cpus=1)
+    batch_size = 4
+    stateful = False
+
+    def process(self, row):
+        m = row["meta"]
+        acoustics = {}
+        for role in ("src", "tgt"):
+            x, sr = audio.decode(row[role], f"{row['key']}.{role}")
+            acoustics[role] = clip_stats(x, sr, m["text"], m["language"])
+        m["acoustics"] = acoustics
+        m["durations"] = {r: acoustics[r]["duration_s"] for r in acoustics}
+        return row

@@ -1,0 +1,31 @@
+"""Text corpus: shipped per-language JSON (data/texts/<lang>.json) plus user text files."""
+import json
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "data" / "texts"
+
+
+@lru_cache(maxsize=None)
+def corpus(language: str) -> dict:
+    path = ROOT / f"{'zh' if language == 'yue' else language}.json"
+    if not path.is_file():
+        raise ValueError(f"no shipped text corpus for language {language!r} ({path})")
+    return json.loads(path.read_text(encoding="utf-8"))["tags"]
+
+
+def prompt_text(language: str, tag: str) -> str:
+    return corpus(language)[tag]["prompt"]
+
+
+def sentences(language: str, tag: str, extra_dir: str | None = None) -> list[str]:
+    """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present."""
+    out = list(corpus(language)[tag]["sentences"])
+    if extra_dir:
+        root = Path(extra_dir)
+        if not root.is_dir():
+            raise ValueError(f"texts.extra_dir={extra_dir}: not a directory")
+        f = root / language / f"{tag}.txt"
+        if f.is_file():
+            out += [l.strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
+    return out

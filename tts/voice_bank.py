@@ -1,0 +1,161 @@
+"""Voice bank: per speaker, one ~10 s prompt clip with its text for neutral and for each tag.
+
+Two sources share one interface:
+- GeneratedVoiceBank renders speakers with the embedded engine once and caches the clips;
+- FolderVoiceBank reads a user's recordings laid out as
+      ROOT/<speaker_id>/speaker.json   {"language": "en", "gender": "female", "base_voice": "piper:joe"}
+      ROOT/<speaker_id>/<tag>.wav|.flac  and  ROOT/<speaker_id>/<tag>.txt (the clip's transcript)
+  with <tag> = neutral or any emotion/style tag ("base_voice" is optional).
+"""
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core import audio
+from core.tags import LANGUAGES
+from tts import texts
+from tts.engine import ENGINE_VERSION
+from tts.presets import PRESETS, preset
+from tts.voicing import Voicing
+
+
+@dataclass(frozen=True)
+class Speaker:
+    id: str
+    language: str
+    gender: str
+    base_voice: str | None = None
+    timbre: Voicing = field(default_factory=Voicing)
+
+
+# Four English and four Mandarin speakers (two female, two male each), plus two Cantonese.
+# Timbre = F0 level, vocal-tract length (formant warp), spectral tilt and breathiness.
+GENERATED_SPEAKERS = (
+    Speaker("en_f1", "en", "female", "piper:joe", Voicing(f0_shift_st=9, warp=1.17, tilt_db_oct=-1, breath=0.1)),
+    Speaker("en_f2", "en", "female", "piper:joe", Voicing(f0_shift_st=7, warp=1.12, f0_range=1.2, tilt_db_oct=1)),
+    Speaker("en_m1", "en", "male", "piper:joe", Voicing()),
+    Speaker("en_m2", "en", "male", "piper:joe", Voicing(f0_shift_st=-3, warp=0.91, tilt_db_oct=-2, tempo=0.95)),
+    Speaker("zh_f1", "zh", "female", "espeak:cmn-latn-pinyin+f2", Voicing(f0_shift_st=3, warp=1.1, breath=0.1)),
+    Speaker("zh_f2", "zh", "female", "espeak:cmn-latn-pinyin+f4", Voicing(f0_shift_st=5, warp=1.16, tilt_db_oct=-1)),
+    Speaker("zh_m1", "zh", "male", "espeak:cmn-latn-pinyin+m1", Voicing(f0_shift_st=-1, warp=0.97)),
+    Speaker("zh_m2", "zh", "male", "espeak:cmn-latn-pinyin+m3", Voicing(f0_shift_st=-4, warp=0.92, tilt_db_oct=-2)),
+    Speaker("yue_f1", "yue", "female", "espeak:yue+f2", Voicing(f0_shift_st=4, warp=1.12)),
+    Speaker("yue_m1", "yue", "male", "espeak:yue+m2", Voicing(f0_shift_st=-2, warp=0.95)),
+)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class GeneratedVoiceBank:
+    def __init__(self, cache_dir: str, sample_rate: int, languages, intensity: tuple[float, float] = (0.9, 1.2),
+                 seed: int = 0):
+        self.sr = sample_rate
+        self.intensity = tuple(intensity)
+        self.seed = seed
+        self.speakers = [s for s in GENERATED_SPEAKERS if s.language in languages]
+        ident = json.dumps({"engine": ENGINE_VERSION, "sr": sample_rate, "intensity": self.intensity, "seed": seed,
+                            "speakers": [(s.id, s.base_voice, s.timbre.to_dict()) for s in self.speakers],
+                            "presets": {k: v[0].to_dict() for k, v in PRESETS.items()}}, sort_keys=True)
+        self.id = "gen-" + hashlib.sha1(ident.encode()).hexdigest()[:10]
+        self.root = Path(cache_dir) / self.id
+
+    def _intensity(self, speaker_id: str, tag: str) -> float:
+        if tag == "neutral":
+            return 0.0
+        h = int(hashlib.sha1(f"{self.seed}/{speaker_id}/{tag}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        lo, hi = self.intensity
+        return round(lo + (hi - lo) * h, 3)
+
+    def job(self, speaker: Speaker, tag: str) -> dict:
+        return {"speaker": speaker.id, "tag": tag, "language": speaker.language, "base_voice": speaker.base_voice,
+                "timbre": speaker.timbre.to_dict(), "intensity": self._intensity(speaker.id, tag),
+                "text": texts.prompt_text(speaker.language, tag),
+                "path": str(self.root / speaker.id / f"{tag}.flac")}
+
+    def missing(self, tags) -> list[dict]:
+        tags = ["neutral", *[t for t in tags if t != "neutral"]]
+        return [self.job(s, t) for s in self.speakers for t in tags
+                if not (self.root / s.id / f"{t}.flac").is_file()]
+
+    @staticmethod
+    def render(engine, job: dict) -> None:
+        """Render one prompt clip and publish it atomically (a crash leaves no half clip)."""
+        v = Voicing.from_dict(job["timbre"]) + preset(job["tag"], job["intensity"])
+        x = engine.render(job["text"], job["language"], v, job["base_voice"], seed=0)
+        path = Path(job["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {k: job[k] for k in ("speaker", "tag", "language", "base_voice", "intensity", "text")}
+        meta["voicing"] = v.to_dict()
+        _atomic_write(path.with_suffix(".json"), json.dumps(meta, ensure_ascii=False).encode())
+        _atomic_write(path, audio.encode_flac(x, engine.sr))
+
+    def has(self, speaker_id: str, tag: str) -> bool:
+        return (self.root / speaker_id / f"{tag}.flac").is_file()
+
+    def clip(self, speaker_id: str, tag: str) -> dict:
+        path = self.root / speaker_id / f"{tag}.flac"
+        meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        return {"path": str(path), "text": meta["text"], "intensity": meta["intensity"]}
+
+
+class FolderVoiceBank:
+    def __init__(self, root: str, languages, sample_rate: int):
+        self.root = Path(root)
+        self.sr = sample_rate
+        if not self.root.is_dir():
+            raise ValueError(f"voice_bank.root={root}: not a directory")
+        self.id = "folder-" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:10]
+        self.speakers = []
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            info_path = d / "speaker.json"
+            if not info_path.is_file():
+                raise ValueError(f"{d}: missing speaker.json (language, gender)")
+            try:
+                info = json.loads(info_path.read_text(encoding="utf-8"))
+                lang = info["language"]
+            except (ValueError, KeyError) as e:
+                raise ValueError(f"{info_path}: invalid speaker.json ({e})") from e
+            if lang not in LANGUAGES:
+                raise ValueError(f"{info_path}: unknown language {lang!r}")
+            if lang in languages:
+                self.speakers.append(Speaker(d.name, lang, info.get("gender", "unknown"), info.get("base_voice")))
+        if not self.speakers:
+            raise ValueError(f"voice_bank.root={root}: no speakers for languages {list(languages)}")
+
+    def missing(self, tags) -> list[dict]:
+        return []  # recordings are what they are; absent tags are skipped per speaker
+
+    def _audio_path(self, speaker_id: str, tag: str) -> Path | None:
+        for ext in (".flac", ".wav", ".ogg", ".mp3"):
+            p = self.root / speaker_id / f"{tag}{ext}"
+            if p.is_file():
+                return p
+        return None
+
+    def has(self, speaker_id: str, tag: str) -> bool:
+        p = self._audio_path(speaker_id, tag)
+        return p is not None and p.with_suffix(".txt").is_file()
+
+    def clip(self, speaker_id: str, tag: str) -> dict:
+        p = self._audio_path(speaker_id, tag)
+        return {"path": str(p), "text": p.with_suffix(".txt").read_text(encoding="utf-8").strip(), "intensity": None}
+
+
+def load_prompt(path: str, sr: int) -> np.ndarray:
+    return audio.load(path, sr)
+
+
+def make_voice_bank(cfg, languages, sample_rate: int, seed: int):
+    if cfg.kind == "generated":
+        return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed)
+    if cfg.kind == "folder":
+        return FolderVoiceBank(cfg.root, languages, sample_rate)
+    raise ValueError(f"unknown voice_bank.kind {cfg.kind!r}; use generated or folder")

@@ -10,6 +10,9 @@ def make_key(prefix_parts: list[str], identity: dict) -> str:
     return f"{prefix}_{digest}"  # no dots: webdataset splits member names at the first dot
 
 
-def config_hash(cfg: dict, ignore=("output_dir", "limit", "ray", "hydra")) -> str:
-    kept = {k: v for k, v in cfg.items() if k not in ignore}
+def config_hash(cfg: dict, ignore=("output_dir", "limit", "ray", "hydra", "cache_dir")) -> str:
+    """Hash of what determines the data: paths, limits and the Ray setup are left out."""
+    def strip(d):
+        return {k: strip(v) if isinstance(v, dict) else v for k, v in d.items() if k not in ignore}
+    kept = strip(cfg)
     return hashlib.sha1(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.shards import ShardWriter
-from stages.base import decode_row, encode_rows, map_stage
+from stages.base import decode_row, encode_rows, map_stages
 
 log = logging.getLogger("lms")
 REPO = Path(__file__).resolve().parent.parent
@@ -36,17 +36,21 @@ def check_output_dir(output_dir: str) -> Path:
 
 def init_ray(rcfg):
     import ray
-    if ray.is_initialized():
-        return
+    if not ray.is_initialized():
+        _start_ray(rcfg)
+    ctx = ray.data.DataContext.get_current()
+    ctx.execution_options.preserve_order = True  # same config and seed -> same shard contents
+    ctx.enable_progress_bars = bool(rcfg.progress)
+
+
+def _start_ray(rcfg):
+    import ray
     env = {"env_vars": {"PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}}
     if rcfg.address:
         ray.init(address=rcfg.address, runtime_env=env, log_to_driver=rcfg.log_to_driver)
     else:
         ray.init(num_cpus=rcfg.num_cpus, include_dashboard=False, runtime_env=env,
                  _node_ip_address=rcfg.node_ip, log_to_driver=rcfg.log_to_driver)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # same config and seed -> same shard contents
-    ctx.enable_progress_bars = bool(rcfg.progress)
 
 
 def versions() -> dict:
@@ -88,8 +92,7 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     limit = cfg.limit
     if rows:
         ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=min(len(rows), 256))
-        for stage_cls, params in stages:
-            ds = map_stage(ds, stage_cls, params)
+        ds = map_stages(ds, stages, cfg.ray.max_actors)
         for rec in ds.iter_rows():
             row = decode_row(rec)
             for name, sec in row["meta"].pop("_timings", {}).items():

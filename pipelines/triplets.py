@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from core.keys import config_hash, make_key
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
 from pipelines.runner import execute, init_ray
-from stages.base import decode_row, encode_rows, map_stage, new_row
+from stages.base import decode_row, encode_rows, map_stages, new_row
 from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
 from stages.measure_pair import MeasurePair
@@ -31,14 +31,17 @@ def build_voice_bank(cfg, bank, tags):
     init_ray(cfg.ray)
     rows = [new_row(f"{j['speaker']}-{j['tag']}", j) for j in jobs]
     ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=len(rows))
-    ds = map_stage(ds, RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period})
+    ds = map_stages(ds, [(RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
+                                         "cache_dir": cfg.tts.cache_dir})],
+                    cfg.ray.max_actors)
     failed = [r for r in map(decode_row, ds.iter_rows()) if r["reject"]]
     if failed:
         raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
 
 
 def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
-    stage_identity = {"tts": OmegaConf.to_container(cfg.tts), "sr": cfg.sample_rate, "bank": bank.id,
+    tts_identity = {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"}
+    stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag

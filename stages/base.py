@@ -43,8 +43,6 @@ class Stage:
     name = "stage"
     resources = Resources()
     batch_size = 4
-    concurrency: int | tuple[int, int] = 1
-    stateful = True  # False: run as Ray tasks that free their CPU between batches
 
     def __init__(self, **params):
         self.params = params
@@ -95,20 +93,23 @@ def new_row(key: str, meta: dict) -> dict:
     return {"key": key, "meta": meta, "src": b"", "tgt": b"", "reject": None}
 
 
-def ray_udf(stage_cls, params: dict):
-    """A Ray Data callable class: builds the stage once per actor, maps pandas batches."""
+def ray_udf(stages: list[tuple[type, dict]]):
+    """A Ray Data callable class running a chain of stages: built once per actor."""
 
     class _Udf:
         def __init__(self):
-            _limit_threads(stage_cls.resources.cpus)
-            self.stage = stage_cls(**params)
-            self.stage.setup()
+            _limit_threads(max(c.resources.cpus for c, _ in stages))
+            self.stages = [cls(**params) for cls, params in stages]
+            for s in self.stages:
+                s.setup()
 
         def __call__(self, batch):
             rows = [decode_row(r) for r in batch.to_dict("records")]
-            return encode_rows(self.stage.process_rows(rows))
+            for s in self.stages:
+                rows = s.process_rows(rows)
+            return encode_rows(rows)
 
-    _Udf.__name__ = stage_cls.__name__
+    _Udf.__name__ = "+".join(c.__name__ for c, _ in stages)
     return _Udf
 
 
@@ -121,20 +122,28 @@ def _limit_threads(cpus: float) -> None:
         pass
 
 
-def map_stage(ds, stage_cls, params: dict):
-    r = stage_cls.resources
-    kw = dict(batch_format="pandas", batch_size=stage_cls.batch_size, num_cpus=r.cpus,
-              num_gpus=r.gpus or None, memory=int(r.memory_gb * 2**30) or None)
-    if stage_cls.stateful:
-        return ds.map_batches(ray_udf(stage_cls, params), concurrency=stage_cls.concurrency, **kw)
-
-    def fn(batch):
-        stage = stage_cls(**params)
-        rows = [decode_row(r) for r in batch.to_dict("records")]
-        return encode_rows(stage.process_rows(rows))
-
-    fn.__name__ = stage_cls.__name__
-    return ds.map_batches(fn, **kw)
+def map_stages(ds, stages: list[tuple[type, dict]], max_actors: int | None = None):
+    """Add stages to a Ray dataset. Consecutive stages with the same kind of resource (CPU or GPU)
+    are fused into one actor pool: light stages (measure, filter) then ride along with the heavy
+    one instead of reserving CPUs of their own, which on small machines starves the heavy stage."""
+    import ray
+    groups: list[list[tuple[type, dict]]] = []
+    for st in stages:
+        if groups and (groups[-1][-1][0].resources.gpus > 0) == (st[0].resources.gpus > 0):
+            groups[-1].append(st)
+        else:
+            groups.append([st])
+    for group in groups:
+        cpus = max(c.resources.cpus for c, _ in group)
+        gpus = max(c.resources.gpus for c, _ in group)
+        batch = min(c.batch_size for c, _ in group)
+        if max_actors is None:
+            avail = ray.cluster_resources()
+            max_actors = int(avail.get("GPU", 0) // gpus) if gpus else int(avail.get("CPU", 1) // max(cpus, 1e-3))
+        ds = ds.map_batches(ray_udf(group), batch_format="pandas", batch_size=batch, num_cpus=cpus,
+                            num_gpus=gpus or None,
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, max_actors)))
+    return ds
 
 
 def run_local(rows: list[dict], stages: list[tuple[type, dict]]) -> list[dict]:

@@ -6,7 +6,6 @@ class BasicFilter(Stage):
     name = "basic_filter"
     resources = Resources(cpus=0.25)
     batch_size = 16
-    stateful = False
 
     def process(self, row):
         p = self.params

@@ -8,7 +8,6 @@ class ClonePair(Stage):
     name = "clone_pair"
     resources = Resources(cpus=1)
     batch_size = 2
-    concurrency = (1, 2)
 
     def setup(self):
         from omegaconf import OmegaConf

@@ -20,7 +20,6 @@ class MeasurePair(Stage):
     name = "measure_pair"
     resources = Resources(cpus=1)
     batch_size = 4
-    stateful = False
 
     def process(self, row):
         m = row["meta"]

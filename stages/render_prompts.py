@@ -6,13 +6,18 @@ class RenderPrompts(Stage):
     name = "render_prompts"
     resources = Resources(cpus=1)
     batch_size = 2
-    concurrency = (1, 2)
 
     def setup(self):
         from tts.engine import LocalEngine
-        self.engine = LocalEngine(self.params["sample_rate"], self.params.get("frame_period", 5.0))
+        self.engine = LocalEngine(self.params["sample_rate"], self.params.get("frame_period", 5.0),
+                                  cache_dir=self.params.get("cache_dir"))
 
     def process(self, row):
+        from core import audio
         from tts.voice_bank import GeneratedVoiceBank
-        GeneratedVoiceBank.render(self.engine, row["meta"])
+        job = row["meta"]
+        GeneratedVoiceBank.render(self.engine, job)
+        if self.params.get("cache_dir"):  # analyse the published clip once, for every later clone
+            self.engine.prompt_voicing(audio.load(job["path"], self.engine.sr), job["text"], job["language"],
+                                       job["base_voice"])
         return row

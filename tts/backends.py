@@ -24,9 +24,9 @@ class CloneBackend(Protocol):
 
 
 class LocalBackend:
-    def __init__(self, sample_rate: int, frame_period: float = 5.0, threads: int = 1):
+    def __init__(self, sample_rate: int, frame_period: float = 5.0, threads: int = 1, cache_dir: str | None = None):
         from tts.engine import LocalEngine
-        self.engine = LocalEngine(sample_rate, frame_period, threads)
+        self.engine = LocalEngine(sample_rate, frame_period, threads, cache_dir)
         self.name = self.engine.name
         self.sample_rate = sample_rate
 
@@ -80,7 +80,7 @@ class HttpBackend:
 
 def make_backend(cfg, sample_rate: int, threads: int = 1) -> CloneBackend:
     if cfg.kind == "local":
-        return LocalBackend(sample_rate, cfg.frame_period, threads)
+        return LocalBackend(sample_rate, cfg.frame_period, threads, cfg.get("cache_dir"))
     if cfg.kind == "http":
         if not cfg.url:
             raise ValueError("tts=http needs tts.url=http://HOST:PORT")

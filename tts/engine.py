@@ -1,6 +1,9 @@
 """The embedded zero-shot cloning engine: base voice -> WORLD -> prompt's timbre and prosody."""
 import hashlib
+import json
+import os
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
@@ -36,11 +39,15 @@ class LocalEngine:
     name = "local-world"
     accepts_instruction = False  # the emotion comes from the prompt clip, as in the seed
 
-    def __init__(self, sample_rate: int = 16000, frame_period: float = 5.0, threads: int = 1):
+    def __init__(self, sample_rate: int = 16000, frame_period: float = 5.0, threads: int = 1,
+                 cache_dir: str | None = None):
         self.sr = sample_rate
         self.frame_period = frame_period
         self.voices = BaseVoices(threads)
-        self._prompt_cache: dict[str, dict] = {}
+        self._prompt_cache: dict[str, tuple] = {}
+        self._base_cache: dict[tuple, tuple] = {}
+        # prompt analyses persist across runs and workers (a prompt is analysed once, not per actor)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
 
     @staticmethod
     def versions() -> dict:
@@ -53,11 +60,22 @@ class LocalEngine:
         check_waveform(x, self.sr, f"{name} rendering of {text[:30]!r}")
         return _set_level(x, self.sr, BASE_LEVEL_DB)
 
+    def base_features(self, text: str, language: str, base_voice: str | None):
+        """Base rendering and its WORLD analysis; the last few are kept, since rendering a prompt
+        and then analysing it for cloning needs the same base twice."""
+        k = (text, language, base_voice)
+        if k not in self._base_cache:
+            if len(self._base_cache) >= 4:
+                self._base_cache.pop(next(iter(self._base_cache)))
+            x = self.base(text, language, base_voice)
+            self._base_cache[k] = (x, analyze(x, self.sr, self.frame_period))
+        return self._base_cache[k]
+
     def render(self, text: str, language: str, voicing: Voicing, base_voice: str | None = None,
                seed: int = 0) -> np.ndarray:
         """Speak `text` with an explicit voicing (voice bank, bootstrap scorer labels)."""
-        x = self.base(text, language, base_voice)
-        y = synthesize(apply(analyze(x, self.sr, self.frame_period), voicing.replace(gain_db=0.0), seed))
+        _, feat = self.base_features(text, language, base_voice)
+        y = synthesize(apply(feat, voicing.replace(gain_db=0.0), seed))
         return _ceiling(_set_level(y, self.sr, BASE_LEVEL_DB + voicing.gain_db))
 
     def prompt_voicing(self, prompt: np.ndarray, prompt_text: str, language: str,
@@ -70,16 +88,28 @@ class LocalEngine:
         wobble) is not taken for breathiness or tremor. Cached per prompt.
         """
         check_waveform(prompt, self.sr, "prompt audio")
-        h = hashlib.sha1(prompt.tobytes()).hexdigest() + language + prompt_text + str(base_voice)
-        if h not in self._prompt_cache:
-            if len(self._prompt_cache) > 256:
-                self._prompt_cache.clear()
+        ident = f"{ENGINE_VERSION}/{self.sr}/{self.frame_period}/{language}/{base_voice}/{prompt_text}"
+        h = hashlib.sha1(prompt.tobytes() + ident.encode()).hexdigest()
+        if h in self._prompt_cache:
+            return self._prompt_cache[h]
+        disk = self.cache_dir / f"{h}.json" if self.cache_dir else None
+        if disk is not None and disk.is_file():
+            d = json.loads(disk.read_text())
+            result = (Voicing.from_dict(d["voicing"]), d["gain_db"])
+        else:
             target = profile(prompt, self.sr, prompt_text, language)
-            x = self.base(prompt_text, language, base_voice)
-            x_id = synthesize(analyze(x, self.sr, self.frame_period))
+            x_id = synthesize(self.base_features(prompt_text, language, base_voice)[1])
             v = clone_voicing(target, profile(x_id, self.sr, prompt_text, language), self.sr)
-            self._prompt_cache[h] = (v, target["energy_db"] - BASE_LEVEL_DB)
-        return self._prompt_cache[h]
+            result = (v, target["energy_db"] - BASE_LEVEL_DB)
+            if disk is not None:
+                disk.parent.mkdir(parents=True, exist_ok=True)
+                tmp = disk.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"voicing": v.to_dict(), "gain_db": result[1]}))
+                os.replace(tmp, disk)
+        if len(self._prompt_cache) > 512:
+            self._prompt_cache.clear()
+        self._prompt_cache[h] = result
+        return result
 
     def clone(self, prompt: np.ndarray, prompt_text: str, text: str, language: str,
               instruction: str | None = None, base_voice: str | None = None, seed: int = 0) -> tuple[np.ndarray, Voicing]:

@@ -1,0 +1,42 @@
+"""English ASR with pocketsphinx (model in the wheel, 16 kHz) and word error rate."""
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from core.audio import resample
+
+
+@lru_cache(maxsize=1)
+def _decoder():
+    from pocketsphinx import Decoder
+    return Decoder(samprate=16000, loglevel="FATAL")
+
+
+def transcribe(x: np.ndarray, sr: int) -> str:
+    x = resample(x, sr, 16000)
+    pcm = (np.clip(x / max(np.max(np.abs(x)), 1e-6) * 0.9, -1, 1) * 32767).astype(np.int16).tobytes()
+    d = _decoder()
+    d.start_utt()
+    d.process_raw(pcm, full_utt=True)
+    d.end_utt()
+    hyp = d.hyp()
+    return hyp.hypstr if hyp else ""
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower().replace("’", "'"))
+
+
+def wer(ref: str, hyp: str) -> float:
+    r, h = words(ref), words(hyp)
+    d = np.arange(len(h) + 1)
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d.copy(), i
+        for j in range(1, len(h) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
+    return float(d[len(h)] / max(len(r), 1))
+
+
+def wer_of(x: np.ndarray, sr: int, text: str) -> float:
+    return wer(text, transcribe(x, sr))

@@ -1,0 +1,73 @@
+"""Bad input: a clear error naming the input before work starts, or a reject with its reason."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, read_samples, run_pipeline
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["emotions=[happy,furious]"], "unknown emotions ['furious']"),
+    (["pipeline=style_triplets", "styles=[whisper,yodel]"], "unknown styles ['yodel']"),
+    (["languages=[en,fr]"], "unknown languages ['fr']"),
+    (["output_dir=/proc/forbidden"], "output_dir=/proc/forbidden is not writable"),
+])
+def test_config_errors_before_any_work(args, message, tmp_path):
+    r = _cli(f"output_dir={tmp_path}", *args) if not args[0].startswith("output_dir") else _cli(*args)
+    assert r.returncode != 0
+    assert message in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
+    """A user folder: a good speaker, one with a corrupt clip, one with an empty clip, one without the tag."""
+    from tts.voice_bank import GeneratedVoiceBank
+    gen = GeneratedVoiceBank(f"{cache_dir}/voice_bank", 16000, ["en"])
+    root = tmp_path / "voices"
+    for spk, src in (("good", "en_f1"), ("corrupt", "en_m1"), ("empty", "en_f2"), ("notag", "en_m2")):
+        d = root / spk
+        d.mkdir(parents=True)
+        (d / "speaker.json").write_text(json.dumps({"language": "en", "gender": "x"}))
+        for tag in ("neutral", "sad"):
+            if spk == "notag" and tag == "sad":
+                continue
+            clip = gen.clip(src, tag) if gen.has(src, tag) else None
+            if clip is None:
+                pytest.skip("voice bank not rendered yet")
+            shutil.copy(clip["path"], d / f"{tag}.flac")
+            (d / f"{tag}.txt").write_text(clip["text"])
+    (root / "corrupt" / "sad.flac").write_bytes(b"this is not audio at all" * 100)
+    (root / "empty" / "sad.flac").write_bytes(b"")
+    out = tmp_path / "out"
+    info, _ = run_pipeline(["pipeline=emotion_triplets", "voice_bank=folder", f"voice_bank.root={root}",
+                            f"output_dir={out}", "languages=[en]", "emotions=[sad]", "texts_per_tag=1",
+                            "ray.progress=false"])
+    samples = read_samples(out / "emotion_triplets")
+    assert [s["json"]["speaker"] for s in samples] == ["good"]
+    rej = pd.read_parquet(out / "emotion_triplets" / "rejects.parquet").set_index("key")
+    by_speaker = {json.loads(m)["speaker"] if m else k.split("_")[1]: (r, d)
+                  for k, m, r, d in zip(rej.index, rej["meta"], rej["reason"], rej["detail"])}
+    assert by_speaker["corrupt"][0] == "bad_input" and "cannot decode" in by_speaker["corrupt"][1]
+    assert by_speaker["empty"][0] == "bad_input" and "empty file" in by_speaker["empty"][1]
+    assert by_speaker["notag"][0] == "no_prompt"
+
+
+def test_texts_a_voice_cannot_speak_are_rejected(tmp_path, cache_dir, ray_local):
+    extra = tmp_path / "texts" / "en"
+    extra.mkdir(parents=True)
+    (extra / "happy.txt").write_text("这是中文句子。\n")
+    info, _ = run_pipeline(["pipeline=emotion_triplets", f"texts.extra_dir={tmp_path / 'texts'}",
+                            f"output_dir={tmp_path / 'out'}", "languages=[en]", "emotions=[happy]",
+                            "texts_per_tag=9", "ray.progress=false"])
+    rej = pd.read_parquet(tmp_path / "out" / "emotion_triplets" / "rejects.parquet")
+    assert len(rej) == 4 and set(rej["reason"]) == {"bad_input"}
+    assert rej["detail"].str.contains("not English").all()
+    assert info["counts"]["kept"] == 32

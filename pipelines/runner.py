@@ -69,10 +69,11 @@ def _flatten(sample: dict) -> dict:
 
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
-            pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None) -> dict:
+            pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None) -> dict:
     """Run rows through stages on Ray and write the output contract.
 
     to_sample(row) -> (members, sample_json): members maps suffix ('src.flac') to bytes.
+    report(manifest, rejects) -> (dict for run.json, summary lines), optional.
     """
     import ray
 
@@ -125,6 +126,10 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
         "shards": [{k: v for k, v in s.items() if k != "keys"} for s in writer.published],
         **(extra_run_info or {}),
     }
+    extra_lines = []
+    if report:
+        extra, extra_lines = report(manifest, rejects)
+        info.update(extra)
     (partial / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str))
     # publish: the previous output stays until the new one is complete
     old = root / f"{pipeline}.old"
@@ -135,7 +140,7 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     os.replace(partial, final)
     if old.exists():
         shutil.rmtree(old)
-    _summary(info, final)
+    _summary(info, final, extra_lines)
     return info
 
 
@@ -148,7 +153,7 @@ def _plain(cfg):
     return OmegaConf.to_container(cfg, resolve=True) if not isinstance(cfg, dict) else cfg
 
 
-def _summary(info: dict, where: Path):
+def _summary(info: dict, where: Path, extra_lines=()):
     c = info["counts"]
     lines = [f"== {info['pipeline']}: {c['kept']} kept, {c['rejected']} rejected, {c['shards']} shards -> {where}",
              f"   audio {info['audio_hours'] * 60:.1f} min, wall {info['wall_s']:.1f} s, "
@@ -157,4 +162,4 @@ def _summary(info: dict, where: Path):
         lines.append(f"   rejected {reason}: {n}")
     if info["stage_cpu_s"]:
         lines.append("   stage CPU-s: " + ", ".join(f"{k} {v}" for k, v in info["stage_cpu_s"].items()))
-    print("\n".join(lines), flush=True)
+    print("\n".join([*lines, *extra_lines]), flush=True)

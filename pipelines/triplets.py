@@ -2,19 +2,26 @@
 
 Per speaker and text: the neutral prompt clip gives src, the same speaker's emotional or styled
 prompt clip (plus the upstream instruction) gives tgt. Same text, same speaker, one attribute."""
+import json
 import logging
+
+import numpy as np
 
 import ray
 from omegaconf import OmegaConf
 
 from core.keys import config_hash, make_key
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
-from pipelines.runner import execute, init_ray
+from pipelines.runner import check_output_dir, execute, init_ray
 from stages.base import decode_row, encode_rows, map_stages, new_row
 from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
 from stages.measure_pair import MeasurePair
+from scorers.margin import MarginScorer
+from stages.margin_score import MarginScore
+from stages.margin_select import MarginSelect
 from stages.render_prompts import RenderPrompts
+from stages.speaker_similarity import SpeakerSimilarity
 from tts import texts
 from tts.backends import make_backend
 from tts.voice_bank import make_voice_bank
@@ -71,12 +78,17 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
 
 
 def run(cfg, edit_type: str):
+    check_output_dir(cfg.output_dir)
     languages = check_languages(cfg.languages)
     tags = check_tags(cfg.emotions, EMOTIONS, "emotions") if edit_type == "emotion" else \
         check_tags(cfg.styles, STYLES, "styles")
     for l in languages:  # texts exist for every tag before any work starts
         for t in tags:
             texts.sentences(l, t, cfg.texts.extra_dir)
+    thresholds = OmegaConf.to_container(cfg.margin.thresholds)
+    MarginSelect.validate(thresholds, EMOTIONS + STYLES)
+    if cfg.margin.enabled:
+        MarginScorer.load(cfg.margin.scorer)  # a missing artifact is an error before any work
     bank = make_voice_bank(cfg.voice_bank, languages, cfg.sample_rate, cfg.seed)
     backend_versions = make_backend(cfg.tts, cfg.sample_rate).versions() if cfg.tts.kind == "http" else None
     build_voice_bank(cfg, bank, tags)
@@ -89,6 +101,11 @@ def run(cfg, edit_type: str):
         (MeasurePair, {}),
         (BasicFilter, OmegaConf.to_container(cfg.filters)),
     ]
+    scorer_version = None
+    if cfg.margin.enabled:
+        scorer_version = MarginScorer.load(cfg.margin.scorer).version
+        stages += [(SpeakerSimilarity, {}), (MarginScore, {"artifact": cfg.margin.scorer}),
+                   (MarginSelect, {"thresholds": thresholds, "known_tags": list(EMOTIONS + STYLES)})]
 
     def to_sample(row):
         m = row["meta"]
@@ -98,11 +115,31 @@ def run(cfg, edit_type: str):
             "language": m["language"], "intensity": m["intensity"], "margin": m.get("margin"),
             "durations": m["durations"], "sample_rate": cfg.sample_rate,
             "prompts": {"src": m["prompt_src"], "tgt": m["prompt_tgt"]},
-            "acoustics": m["acoustics"],
+            "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"),
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
-                           "engine": engine_versions, "voice_bank": bank.id},
+                           "engine": engine_versions, "voice_bank": bank.id, "margin_scorer": scorer_version},
         }
         return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
 
     return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, pre_rejects,
-                   {"voice_bank": bank.id, "tags": tags, "languages": languages})
+                   {"voice_bank": bank.id, "tags": tags, "languages": languages, "margin_scorer": scorer_version},
+                   report=margin_report if cfg.margin.enabled else None)
+
+
+def margin_report(manifest: list[dict], rejects: list[dict]) -> tuple[dict, list[str]]:
+    """Score histogram (integer bins 1..10) and kept fraction per tag, for run.json and the summary."""
+    scores: dict[str, list[tuple[float, bool]]] = {}
+    for m in manifest:
+        scores.setdefault(m["edit_info"], []).append((m["margin"], True))
+    for r in rejects:
+        if r.get("reason") == "low_margin":
+            tag = json.loads(r["meta"])["edit_info"]
+            scores.setdefault(tag, []).append((r["value"], False))
+    out, lines = {}, ["   margin by tag (histogram of scores 1..10 | kept fraction):"]
+    for tag, v in sorted(scores.items()):
+        hist = np.histogram([s for s, _ in v], bins=np.arange(1, 11.01))[0].tolist()
+        kept = float(np.mean([k for _, k in v]))
+        out[tag] = {"histogram_1_to_10": hist, "kept_fraction": round(kept, 3), "n": len(v),
+                    "median": round(float(np.median([s for s, _ in v])), 2)}
+        lines.append(f"     {tag:12s} {' '.join(f'{h:3d}' for h in hist)} | {kept:.2f}")
+    return {"margin": out}, lines

@@ -21,12 +21,20 @@ class MeasurePair(Stage):
     resources = Resources(cpus=1)
     batch_size = 4
 
+    def setup(self):
+        self._last = (None, None)  # a src shared by consecutive pairs is measured once
+
     def process(self, row):
         m = row["meta"]
         acoustics = {}
         for role in ("src", "tgt"):
+            ident = (row[role], m["text"], m["language"])
+            if self._last[0] == ident:
+                acoustics[role] = self._last[1]
+                continue
             x, sr = audio.decode(row[role], f"{row['key']}.{role}")
             acoustics[role] = clip_stats(x, sr, m["text"], m["language"])
+            self._last = (ident, acoustics[role])
         m["acoustics"] = acoustics
         m["durations"] = {r: acoustics[r]["duration_s"] for r in acoustics}
         return row

@@ -40,10 +40,10 @@ def run_pipeline(overrides):
 
 @pytest.fixture(scope="session")
 def emotion_run(tmp_path_factory, cache_dir, ray_local):
-    """All 14 emotions, 8 speakers (4 en, 4 zh), one text each: 112 triplets."""
+    """All 14 emotions, 8 speakers (4 en, 4 zh), one text each: 112 triplets, before margin selection."""
     out = tmp_path_factory.mktemp("emotion")
     info, cfg = run_pipeline(["pipeline=emotion_triplets", f"output_dir={out}", "texts_per_tag=1",
-                              "ray.progress=false"])
+                              "margin.enabled=false", "ray.progress=false"])
     return out / "emotion_triplets", info
 
 
@@ -52,7 +52,7 @@ def style_run(tmp_path_factory, cache_dir, ray_local):
     """All 32 styles, 4 English speakers, one text each: 128 triplets."""
     out = tmp_path_factory.mktemp("style")
     info, cfg = run_pipeline(["pipeline=style_triplets", f"output_dir={out}", "languages=[en]",
-                              "texts_per_tag=1", "ray.progress=false"])
+                              "texts_per_tag=1", "margin.enabled=false", "ray.progress=false"])
     return out / "style_triplets", info
 
 
@@ -71,3 +71,9 @@ def read_samples(pipeline_dir: Path) -> list[dict]:
         out.append({"key": s["__key__"], "src": src, "tgt": tgt, "sr": sr, "json": json.loads(s["json"]),
                     "raw_src": s["src.flac"], "raw_tgt": s["tgt.flac"]})
     return out
+
+
+def _cli_run(*args):
+    """run.py as a user runs it: a subprocess in the repository."""
+    import subprocess
+    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=180)

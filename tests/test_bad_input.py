@@ -1,17 +1,13 @@
 """Bad input: a clear error naming the input before work starts, or a reject with its reason."""
 import json
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, read_samples, run_pipeline
+from conftest import _cli_run, read_samples, run_pipeline
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -21,7 +17,7 @@ def _cli(*args):
     (["output_dir=/proc/forbidden"], "output_dir=/proc/forbidden is not writable"),
 ])
 def test_config_errors_before_any_work(args, message, tmp_path):
-    r = _cli(f"output_dir={tmp_path}", *args) if not args[0].startswith("output_dir") else _cli(*args)
+    r = _cli_run(f"output_dir={tmp_path}", *args) if not args[0].startswith("output_dir") else _cli_run(*args)
     assert r.returncode != 0
     assert message in r.stderr, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
@@ -29,8 +25,11 @@ def test_config_errors_before_any_work(args, message, tmp_path):
 
 def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
     """A user folder: a good speaker, one with a corrupt clip, one with an empty clip, one without the tag."""
+    from conftest import make_cfg
+    from pipelines.triplets import build_voice_bank
     from tts.voice_bank import GeneratedVoiceBank
-    gen = GeneratedVoiceBank(f"{cache_dir}/voice_bank", 16000, ["en"])
+    gen = GeneratedVoiceBank(f"{cache_dir}/voice_bank", 16000, ["en"], (0.9, 1.2))
+    build_voice_bank(make_cfg(["languages=[en]", "margin.enabled=false", "ray.progress=false"]), gen, ["sad"])
     root = tmp_path / "voices"
     for spk, src in (("good", "en_f1"), ("corrupt", "en_m1"), ("empty", "en_f2"), ("notag", "en_m2")):
         d = root / spk
@@ -39,9 +38,7 @@ def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
         for tag in ("neutral", "sad"):
             if spk == "notag" and tag == "sad":
                 continue
-            clip = gen.clip(src, tag) if gen.has(src, tag) else None
-            if clip is None:
-                pytest.skip("voice bank not rendered yet")
+            clip = gen.clip(src, tag)
             shutil.copy(clip["path"], d / f"{tag}.flac")
             (d / f"{tag}.txt").write_text(clip["text"])
     (root / "corrupt" / "sad.flac").write_bytes(b"this is not audio at all" * 100)
@@ -49,7 +46,7 @@ def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
     out = tmp_path / "out"
     info, _ = run_pipeline(["pipeline=emotion_triplets", "voice_bank=folder", f"voice_bank.root={root}",
                             f"output_dir={out}", "languages=[en]", "emotions=[sad]", "texts_per_tag=1",
-                            "ray.progress=false"])
+                            "margin.enabled=false", "ray.progress=false"])
     samples = read_samples(out / "emotion_triplets")
     assert [s["json"]["speaker"] for s in samples] == ["good"]
     rej = pd.read_parquet(out / "emotion_triplets" / "rejects.parquet").set_index("key")
@@ -66,7 +63,7 @@ def test_texts_a_voice_cannot_speak_are_rejected(tmp_path, cache_dir, ray_local)
     (extra / "happy.txt").write_text("这是中文句子。\n")
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"texts.extra_dir={tmp_path / 'texts'}",
                             f"output_dir={tmp_path / 'out'}", "languages=[en]", "emotions=[happy]",
-                            "texts_per_tag=9", "ray.progress=false"])
+                            "texts_per_tag=9", "margin.enabled=false", "ray.progress=false"])
     rej = pd.read_parquet(tmp_path / "out" / "emotion_triplets" / "rejects.parquet")
     assert len(rej) == 4 and set(rej["reason"]) == {"bad_input"}
     assert rej["detail"].str.contains("not English").all()

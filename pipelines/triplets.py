@@ -18,6 +18,7 @@ from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
 from stages.measure_pair import MeasurePair
 from scorers.margin import MarginScorer
+from stages.loudness import Loudness
 from stages.margin_score import MarginScore
 from stages.margin_select import MarginSelect
 from stages.render_prompts import RenderPrompts
@@ -49,6 +50,7 @@ def build_voice_bank(cfg, bank, tags):
 def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
     tts_identity = {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"}
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
+                      "loudness": OmegaConf.to_container(cfg.loudness),
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
@@ -98,6 +100,8 @@ def run(cfg, edit_type: str):
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     stages = [
         (ClonePair, {"sample_rate": cfg.sample_rate, "tts": tts_cfg}),
+        # one gain for both clips: the level difference is part of the edit (shout, whisper)
+        (Loudness, {**OmegaConf.to_container(cfg.loudness), "mode": "pair"}),
         (MeasurePair, {}),
         (BasicFilter, OmegaConf.to_container(cfg.filters)),
     ]
@@ -115,7 +119,7 @@ def run(cfg, edit_type: str):
             "language": m["language"], "intensity": m["intensity"], "margin": m.get("margin"),
             "durations": m["durations"], "sample_rate": cfg.sample_rate,
             "prompts": {"src": m["prompt_src"], "tgt": m["prompt_tgt"]},
-            "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"),
+            "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
                            "engine": engine_versions, "voice_bank": bank.id, "margin_scorer": scorer_version},
         }

@@ -1,0 +1,140 @@
+"""Replayable augmentations. Each transform is a dataclass whose fields are everything needed to
+redo it; `to_dict()` goes into the sample JSON and `replay(recipe, x, sr)` applies it again."""
+import random
+import shutil
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def require_sox() -> None:
+    if shutil.which("sox") is None:
+        raise ValueError("SoX is not installed: the `sox` program is needed (Debian/Ubuntu: apt-get install sox "
+                         "libsox-fmt-all; macOS: brew install sox)")
+
+
+def _seed(seed: int) -> None:
+    # audiomentations draws from both `random` and numpy's global generator
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+@dataclass
+class SoxTempo:
+    factor: float
+    effect: str = "tempo"     # tempo keeps pitch; speed changes both, like a tape
+    op: str = "sox_tempo"
+
+    def __call__(self, x, sr):
+        import sox
+        require_sox()
+        t = sox.Transformer()
+        if self.effect == "tempo":
+            t.tempo(self.factor, audio_type="s")
+        elif self.effect == "speed":
+            t.speed(self.factor)
+        else:
+            raise ValueError(f"unknown sox effect {self.effect!r}; use tempo or speed")
+        t.set_output_format(rate=sr)
+        return t.build_array(input_array=x.astype(np.float32), sample_rate_in=sr).astype(np.float32)
+
+
+@dataclass
+class Reverb:
+    ir_id: str                # file of the room impulse response
+    op: str = "reverb"
+
+    def __call__(self, x, sr):
+        from audiomentations import ApplyImpulseResponse
+        return ApplyImpulseResponse(ir_path=[self.ir_id], p=1.0, leave_length_unchanged=True)(
+            x.astype(np.float32), sr).astype(np.float32)
+
+
+@dataclass
+class AddNoise:
+    source: str               # color | babble | folder
+    snr_db: float
+    seed: int
+    noise_id: str | None = None   # file for babble/folder noise
+    f_decay: float = 0.0          # colour of the noise, dB per octave (0 white, -3 pink, -6 brown)
+    op: str = "add_noise"
+
+    def __call__(self, x, sr):
+        from audiomentations import AddBackgroundNoise, AddColorNoise
+        _seed(self.seed)
+        if self.source == "color":
+            t = AddColorNoise(min_snr_db=self.snr_db, max_snr_db=self.snr_db, min_f_decay=self.f_decay,
+                              max_f_decay=self.f_decay, p=1.0)
+        else:
+            t = AddBackgroundNoise(sounds_path=[self.noise_id], min_snr_db=self.snr_db, max_snr_db=self.snr_db, p=1.0)
+        return t(x.astype(np.float32), sr).astype(np.float32)
+
+
+@dataclass
+class InsertSilences:
+    positions_s: list[float]      # in the input's timeline
+    lengths_s: list[float]
+    floor_db: float = -65.0       # a faint noise floor: digital zeros are not what recordings have
+    seed: int = 0
+    op: str = "insert_silences"
+
+    def __call__(self, x, sr):
+        rng = np.random.default_rng(self.seed)
+        out, last = [], 0
+        for pos, length in sorted(zip(self.positions_s, self.lengths_s)):
+            i = int(round(pos * sr))
+            out += [x[last:i], (rng.standard_normal(int(round(length * sr))) * 10 ** (self.floor_db / 20))]
+            last = i
+        out.append(x[last:])
+        return np.concatenate(out).astype(np.float32)
+
+    def inserted_spans(self) -> list[tuple[float, float]]:
+        """Where the silences lie in the output timeline."""
+        spans, shift = [], 0.0
+        for pos, length in sorted(zip(self.positions_s, self.lengths_s)):
+            spans.append((pos + shift, pos + shift + length))
+            shift += length
+        return spans
+
+
+@dataclass
+class JoinSegments:
+    segments_s: list[list[float]]   # speech segments found by VAD, seconds
+    padding_s: float = 0.1          # silence kept between joined segments, and at the ends
+    op: str = "join_segments"
+
+    def __call__(self, x, sr):
+        pad = np.zeros(int(round(self.padding_s / 2 * sr)), np.float32)
+        parts = []
+        for a, b in self.segments_s:
+            parts += [pad, x[int(a * sr): int(b * sr)], pad]
+        return np.concatenate(parts).astype(np.float32) if parts else x[:0]
+
+
+@dataclass
+class Gain:
+    gain_db: float
+    op: str = "gain"
+
+    def __call__(self, x, sr):
+        return (x * 10 ** (self.gain_db / 20)).astype(np.float32)
+
+
+OPS = {c.__dataclass_fields__["op"].default: c
+       for c in (SoxTempo, Reverb, AddNoise, InsertSilences, JoinSegments, Gain)}
+
+
+def to_dict(t) -> dict:
+    return asdict(t)
+
+
+def from_dict(d: dict):
+    if d.get("op") not in OPS:
+        raise ValueError(f"unknown augmentation op {d.get('op')!r}; known: {sorted(OPS)}")
+    return OPS[d["op"]](**d)
+
+
+def replay(recipe: list[dict], x: np.ndarray, sr: int) -> np.ndarray:
+    for step in recipe:
+        x = from_dict(step)(x, sr)
+    return x

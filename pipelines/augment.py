@@ -1,0 +1,194 @@
+"""Speed, denoise and silence-trim triplets: one clean source, the other side made by a
+replayable augmentation (core/augment.py), on the shared output contract.
+
+speed:   <text, source, faster/slower source>          (SoX tempo or speed)
+denoise: <text, source + reverb + noise, source>       (audiomentations; target loudness-matched)
+trim:    <text, source with silences, VAD-trimmed>     (Silero VAD)"""
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from core import augment, noise_assets
+from core.keys import config_hash, make_key
+from core.tags import LANGUAGES, check_languages, instruction, speed_tag
+from pipelines.runner import check_output_dir, execute
+from pipelines.triplets import build_voice_bank
+from stages.augment_pair import AugmentPair
+from stages.base import new_row
+from stages.basic_filter import BasicFilter
+from stages.loudness import Loudness
+from stages.measure_pair import MeasurePair
+from stages.source_speech import SourceSpeech
+from stages.vad_trim import VadTrim
+from tts import texts
+from tts.voice_bank import make_voice_bank
+
+EDIT_TYPE = {"speed": "speed", "denoise": "denoise", "trim": "vad"}
+TASK = {"speed": "speed_edit", "denoise": "denoise", "trim": "silence_trim"}
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def generated_sources(cfg, bank) -> list[dict]:
+    """Neutral clones of corpus sentences, texts_per_speaker per voice-bank speaker."""
+    out = []
+    for spk in bank.speakers:
+        pool = [s for tag in texts.corpus(spk.language) for s in texts.sentences(spk.language, tag, cfg.texts.extra_dir)]
+        start = _h("src", spk.id, cfg.seed) % len(pool)
+        for k in range(cfg.source.texts_per_speaker):
+            out.append({"text": pool[(start + 7 * k) % len(pool)], "language": spk.language, "speaker": spk.id,
+                        "base_voice": spk.base_voice, "prompt": bank.clip(spk.id, "neutral")})
+    return out
+
+
+def folder_sources(cfg, languages) -> list[dict]:
+    """ROOT/<speaker>/<name>.wav|flac with <name>.txt, and ROOT/<speaker>/speaker.json {language}."""
+    root = Path(cfg.source.root)
+    if not root.is_dir():
+        raise ValueError(f"source.root={cfg.source.root}: not a directory")
+    out = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+        info = json.loads((d / "speaker.json").read_text()) if (d / "speaker.json").is_file() else {}
+        lang = info.get("language", cfg.source.language)
+        if lang not in LANGUAGES:
+            raise ValueError(f"{d}: unknown language {lang!r} (set it in speaker.json or source.language)")
+        if lang not in languages:
+            continue
+        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT):
+            txt = f.with_suffix(".txt")
+            out.append({"text": txt.read_text(encoding="utf-8").strip() if txt.is_file() else "",
+                        "language": lang, "speaker": d.name, "audio_path": str(f)})
+    return out
+
+
+def manifest_sources(cfg, languages) -> list[dict]:
+    """A csv/parquet with columns audio_path, text, speaker, language."""
+    p = Path(cfg.source.path)
+    if not p.is_file():
+        raise ValueError(f"source.path={cfg.source.path}: no such file")
+    t = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    missing = {"audio_path", "text", "speaker", "language"} - set(t.columns)
+    if missing:
+        raise ValueError(f"source.path={cfg.source.path}: missing columns {sorted(missing)}")
+    return [r for r in t.to_dict("records") if r["language"] in languages]
+
+
+def _plan_variants(cfg, kind: str, src: dict, i: int, assets: dict) -> list[dict]:
+    p, seed = cfg.pipeline, _h(kind, src["speaker"], src["text"], cfg.seed)
+    if kind == "speed":
+        factors = list(p.factors)
+        out = []
+        for j in range(min(p.factors_per_source, len(factors))):
+            f = float(factors[(seed + j) % len(factors)])
+            out.append({"edit_info": speed_tag(f, p.more_above), "factor": f,
+                        "recipe": [augment.to_dict(augment.SoxTempo(f, p.effect))]})
+        return out
+    if kind == "denoise":
+        rng = np.random.default_rng(seed)
+        recipe = []
+        if assets["rirs"] and rng.uniform() < p.p_reverb:
+            recipe.append(augment.Reverb(assets["rirs"][int(rng.integers(len(assets["rirs"])))]))
+        source = list(p.noise_sources)[int(rng.integers(len(p.noise_sources)))]
+        snr = round(float(rng.uniform(*p.snr_db)), 2)
+        if source == "color":
+            noise = augment.AddNoise("color", snr, seed, f_decay=round(float(rng.uniform(*p.f_decay)), 2))
+        else:
+            files = assets[source]
+            noise = augment.AddNoise(source, snr, seed, noise_id=files[int(rng.integers(len(files)))])
+        recipe.append(noise)
+        return [{"edit_info": None, "snr_db": snr, "noise_source": source,
+                 "recipe": [augment.to_dict(t) for t in recipe]}]
+    if kind == "trim":
+        rng = np.random.default_rng(seed)
+        return [{"edit_info": None, "insert": bool(p.insert), "n_silences": int(rng.integers(p.count[0], p.count[1] + 1)),
+                 "seed_int": seed, "recipe": []}]
+    raise ValueError(kind)
+
+
+def _assets(cfg, kind, bank) -> dict:
+    p = cfg.pipeline
+    if kind != "denoise":
+        return {}
+    cache = cfg.cache_dir
+    unknown = set(p.noise_sources) - {"color", "babble", "folder"}
+    if unknown:
+        raise ValueError(f"pipeline.noise_sources: unknown {sorted(unknown)}; use color, babble, folder")
+    a = {"rirs": (noise_assets.folder(p.rir_dir, "pipeline.rir_dir") if p.rir_dir else
+                  noise_assets.generated_rirs(cache, cfg.sample_rate, p.n_generated_rirs, cfg.seed))}
+    if "folder" in p.noise_sources:
+        if not p.noise_dir:
+            raise ValueError("pipeline.noise_sources has 'folder': set pipeline.noise_dir=DIR (e.g. MUSAN noise)")
+        a["folder"] = noise_assets.folder(p.noise_dir, "pipeline.noise_dir")
+    if "babble" in p.noise_sources:
+        if bank is None:
+            raise ValueError("babble noise is made from the voice bank's speakers: use source=generated "
+                             "or drop babble from pipeline.noise_sources")
+        clips = [bank.clip(s.id, "neutral")["path"] for s in bank.speakers]
+        a["babble"] = noise_assets.babble(cache, clips, cfg.sample_rate, p.n_babble, p.babble_talkers, cfg.seed)
+    return a
+
+
+def run(cfg, kind: str):
+    check_output_dir(cfg.output_dir)
+    languages = check_languages(cfg.languages)
+    if kind == "speed":
+        augment.require_sox()
+        if any(float(f) <= 0 or float(f) == 1.0 for f in cfg.pipeline.factors):
+            raise ValueError(f"pipeline.factors must be positive and not 1.0: {list(cfg.pipeline.factors)}")
+    bank = None
+    if cfg.source.kind == "generated":
+        bank = make_voice_bank(cfg.voice_bank, languages, cfg.sample_rate, cfg.seed)
+        build_voice_bank(cfg, bank, [])
+        sources = generated_sources(cfg, bank)
+    elif cfg.source.kind == "folder":
+        sources = folder_sources(cfg, languages)
+    elif cfg.source.kind == "manifest":
+        sources = manifest_sources(cfg, languages)
+    else:
+        raise ValueError(f"unknown source.kind {cfg.source.kind!r}; use generated, folder or manifest")
+    if not sources:
+        raise ValueError(f"no source speech for languages {languages}")
+    assets = _assets(cfg, kind, bank)
+    pipe_cfg = OmegaConf.to_container(cfg.pipeline, resolve=True)
+    tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
+    identity = {"pipeline": {k: v for k, v in pipe_cfg.items() if k != "name"}, "sr": cfg.sample_rate,
+                "loudness": OmegaConf.to_container(cfg.loudness), "bank": bank.id if bank else None,
+                "tts": {k: v for k, v in tts_cfg.items() if k != "cache_dir"}}
+    chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    rows = []
+    for i, src in enumerate(sources):
+        for v in _plan_variants(cfg, kind, src, i, assets):
+            key = make_key([kind, src["speaker"]], {"text": src["text"], "speaker": src["speaker"],
+                                                    "source": src.get("audio_path"), "variant": v,
+                                                    "stages": identity, "seed": cfg.seed})
+            meta = {**src, **v, "edit_type": EDIT_TYPE[kind], "seed": cfg.seed, "config_hash": chash,
+                    "instruction": instruction(EDIT_TYPE[kind], v["edit_info"], src["text"])}
+            rows.append(new_row(key, meta))
+    stages = [(SourceSpeech, {"sample_rate": cfg.sample_rate, "tts": tts_cfg if cfg.source.kind == "generated" else None}),
+              (AugmentPair, pipe_cfg)]
+    if kind == "trim":
+        stages.append((VadTrim, pipe_cfg))
+    stages += [(Loudness, {**OmegaConf.to_container(cfg.loudness), "mode": "independent"}), (MeasurePair, {}),
+               (BasicFilter, OmegaConf.to_container(cfg.filters))]
+    extra_keys = {"speed": ("factor",), "denoise": ("snr_db", "noise_source"),
+                  "trim": ("inserted_silences_s", "vad_segments_s")}[kind]
+
+    def to_sample(row):
+        m = row["meta"]
+        sample = {"task": TASK[kind], "edit_type": EDIT_TYPE[kind], "edit_info": m["edit_info"], "text": m["text"],
+                  "instruction": m["instruction"], "speaker": m["speaker"], "language": m["language"],
+                  "durations": m["durations"], "sample_rate": cfg.sample_rate, "recipe": m["recipe"],
+                  "loudness": m["loudness"], "acoustics": m["acoustics"],
+                  "source": m.get("audio_path") or {"prompt": m["prompt"]},
+                  **{k: m.get(k) for k in extra_keys},
+                  "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "source": cfg.source.kind,
+                                 "voice_bank": bank.id if bank else None}}
+        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
+
+    return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, [], {"sources": len(sources)})

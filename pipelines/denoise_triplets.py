@@ -1,0 +1,6 @@
+"""pipeline=denoise_triplets (see pipelines/augment.py)."""
+from pipelines import augment
+
+
+def run(cfg):
+    return augment.run(cfg, "denoise")

@@ -1,0 +1,32 @@
+"""Clean source speech for the augmentation pipelines: a neutral clone from the voice bank, or a
+user's recording. Output goes to `src`; later stages derive the other side from it."""
+from core import audio
+from stages.base import Resources, Stage
+
+
+class SourceSpeech(Stage):
+    name = "source_speech"
+    resources = Resources(cpus=1)
+    batch_size = 2
+
+    def setup(self):
+        self.sr = self.params["sample_rate"]
+        self.backend = None
+        if self.params.get("tts"):
+            from omegaconf import OmegaConf
+            from tts.backends import make_backend
+            self.backend = make_backend(OmegaConf.create(self.params["tts"]), self.sr)
+        self._prompts = {}
+
+    def process(self, row):
+        m = row["meta"]
+        if m.get("audio_path"):  # a user's recording
+            x = audio.load(m["audio_path"], self.sr)
+        else:
+            p = m["prompt"]
+            if p["path"] not in self._prompts:
+                self._prompts = {p["path"]: audio.load(p["path"], self.sr)}  # rows come grouped by speaker
+            x = self.backend.clone(self._prompts[p["path"]], p["text"], m["text"], m["language"], None,
+                                   m.get("base_voice"), m["seed"])
+        row["src"] = audio.encode_flac(x, self.sr)
+        return row

@@ -1,0 +1,173 @@
+"""Speed, denoise and silence-trim triplets on real tools: SoX, audiomentations, Silero VAD."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import REPO, read_samples, run_pipeline
+from core import augment
+from stages.loudness import loudness_gain, measure_lufs
+
+BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", "ray.progress=false"]
+
+
+def _undo_gain(x, loud):
+    return x / 10 ** (loud["gain_db"] / 20)
+
+
+@pytest.fixture(scope="module")
+def speed_run(tmp_path_factory, cache_dir, ray_local):
+    out = tmp_path_factory.mktemp("speed")
+    info, _ = run_pipeline(["pipeline=speed_triplets", f"output_dir={out}", *BASE])
+    return read_samples(out / "speed_triplets"), info
+
+
+def test_speed_factors_hold(speed_run):
+    samples, info = speed_run
+    assert len(samples) == 16 and len({s["key"] for s in samples}) == 16
+    for s in samples:
+        j = s["json"]
+        ratio = len(s["tgt"]) / len(s["src"])
+        assert abs(ratio * j["factor"] - 1) < 0.03, (j["factor"], ratio)
+        assert j["edit_info"] == augment_tag(j["factor"])
+        assert j["instruction"] == f"Make the following audio more {j['edit_info']}. " \
+                                   f"The text corresponding to the audio is: {j['text']}"
+
+
+def augment_tag(f):
+    from core.tags import speed_tag
+    return speed_tag(f)
+
+
+def test_speed_recipe_replays_to_the_same_audio(speed_run):
+    s = speed_run[0][0]
+    j = s["json"]
+    raw = _undo_gain(s["src"], j["loudness"]["src"])
+    again = augment.replay(j["recipe"], raw, 16000) * 10 ** (j["loudness"]["tgt"]["gain_db"] / 20)
+    assert len(again) == len(s["tgt"])
+    assert np.max(np.abs(again - s["tgt"])) < 2e-3
+
+
+def test_sox_speed_effect_changes_pitch_and_length():
+    x = np.sin(2 * np.pi * 200 * np.arange(16000) / 16000).astype(np.float32) * 0.5
+    y = augment.SoxTempo(1.25, "speed")(x, 16000)
+    assert abs(len(y) / len(x) - 0.8) < 0.01
+    f = np.argmax(np.abs(np.fft.rfft(y))) * 16000 / len(y)
+    assert abs(f - 250) < 5
+
+
+@pytest.fixture(scope="module")
+def denoise_run(tmp_path_factory, cache_dir, ray_local):
+    out = tmp_path_factory.mktemp("denoise")
+    noise_dir = out / "noise"
+    noise_dir.mkdir()
+    sf.write(noise_dir / "hum.wav", (0.1 * np.sin(2 * np.pi * 60 * np.arange(48000) / 16000)
+                                     + 0.02 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32), 16000)
+    info, _ = run_pipeline(["pipeline=denoise_triplets", f"output_dir={out}", *BASE, "source.texts_per_speaker=3",
+                            "pipeline.noise_sources=[color,babble,folder]", f"pipeline.noise_dir={noise_dir}"])
+    return read_samples(out / "denoise_triplets"), info
+
+
+def test_denoise_inputs_have_the_recorded_snr(denoise_run):
+    samples, _ = denoise_run
+    assert len(samples) == 24
+    assert {s["json"]["noise_source"] for s in samples} == {"color", "babble", "folder"}
+    assert any(r["op"] == "reverb" for s in samples for r in s["json"]["recipe"])
+    for s in samples:
+        j = s["json"]
+        clean = _undo_gain(s["tgt"], j["loudness"]["tgt"])
+        noisy = _undo_gain(s["src"], j["loudness"]["src"])
+        reverbed = augment.replay([r for r in j["recipe"] if r["op"] == "reverb"], clean, 16000)
+        snr = 10 * np.log10(np.mean(reverbed ** 2) / np.mean((noisy - reverbed) ** 2))
+        assert abs(snr - j["snr_db"]) < 1.0, (j["noise_source"], snr, j["snr_db"])
+        assert j["instruction"].startswith("Remove any noise from the given audio")
+
+
+def test_denoise_target_is_loudness_matched(denoise_run):
+    for s in denoise_run[0]:
+        for role in ("src", "tgt"):
+            loud = s["json"]["loudness"][role]
+            if not loud["peak_limited"]:
+                assert abs(measure_lufs(s[role], 16000)[0] - (-23.0)) < 0.5
+
+
+@pytest.fixture(scope="module")
+def trim_run(tmp_path_factory, cache_dir, ray_local):
+    out = tmp_path_factory.mktemp("trim")
+    info, _ = run_pipeline(["pipeline=trim_triplets", f"output_dir={out}", *BASE, "source.texts_per_speaker=2"])
+    return read_samples(out / "trim_triplets"), info
+
+
+def test_vad_finds_inserted_silences_within_100ms(trim_run):
+    samples, _ = trim_run
+    assert len(samples) >= 14
+    for s in samples:
+        j = s["json"]
+        segs = j["vad_segments_s"]
+        gaps = [(a[1], b[0]) for a, b in zip(segs, segs[1:])]
+        for start, end in j["inserted_silences_s"]:
+            assert any(abs(g0 - start) <= 0.1 and abs(g1 - end) <= 0.1 for g0, g1 in gaps), (start, end, gaps)
+
+
+def _longest_internal_silence(x, sr, floor_db=-45.0):
+    hop = int(0.01 * sr)
+    n = len(x) // hop
+    db = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    quiet = db < db.max() + floor_db
+    speech = np.flatnonzero(~quiet)
+    inner = quiet[speech[0]: speech[-1]]
+    longest = run = 0
+    for q in inner:
+        run = run + 1 if q else 0
+        longest = max(longest, run)
+    return longest * 0.01
+
+
+def test_trimmed_targets_have_no_long_internal_silence(trim_run):
+    for s in trim_run[0]:
+        # padding between segments, plus the 30 ms Silero keeps on each side of a segment
+        assert _longest_internal_silence(s["tgt"], 16000) <= 0.1 + 0.06 + 0.03
+        assert _longest_internal_silence(s["src"], 16000) >= 0.45  # the source really had silences
+        assert len(s["tgt"]) < len(s["src"])
+
+
+def test_loudness_handles_short_and_silent_clips():
+    sr = 16000
+    short = (0.1 * np.random.default_rng(0).standard_normal(int(0.2 * sr))).astype(np.float32)
+    g = loudness_gain(short, sr, -23.0, -1.0)
+    assert g["method"] == "rms" and np.isfinite(g["gain_db"])
+    silent = np.zeros(sr, np.float32)
+    assert loudness_gain(silent, sr, -23.0, -1.0)["gain_db"] == 0.0
+    loud = (0.9 * np.sin(np.arange(sr) * 0.3)).astype(np.float32)
+    g = loudness_gain(loud, sr, -3.0, -1.0)
+    assert g["peak_limited"] and 20 * np.log10(0.9) + g["gain_db"] <= -1.0 + 1e-6
+
+
+def test_missing_sox_is_a_clear_error(tmp_path):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable)}
+    r = subprocess.run([sys.executable, "run.py", "pipeline=speed_triplets", f"output_dir={tmp_path}"], cwd=REPO,
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0 and "apt-get install sox" in r.stderr, r.stderr[-1000:]
+
+
+def test_user_recordings_as_sources(tmp_path, cache_dir, ray_local, trim_run):
+    """source=folder: real audio that already has silences is trimmed without inserting more."""
+    spk = tmp_path / "rec" / "alice"
+    spk.mkdir(parents=True)
+    (spk / "speaker.json").write_text(json.dumps({"language": "en"}))
+    s = trim_run[0][0]
+    sf.write(spk / "take1.flac", s["src"], 16000)
+    (spk / "take1.txt").write_text(s["json"]["text"])
+    (spk / "broken.wav").write_bytes(b"RIFF not really")
+    info, _ = run_pipeline(["pipeline=trim_triplets", "source=folder", f"source.root={tmp_path / 'rec'}",
+                            "pipeline.insert=false", f"output_dir={tmp_path / 'out'}", "languages=[en]",
+                            "ray.progress=false"])
+    out = read_samples(tmp_path / "out" / "trim_triplets")
+    assert len(out) == 1 and len(out[0]["tgt"]) < len(out[0]["src"])
+    rej = pd.read_parquet(tmp_path / "out" / "trim_triplets" / "rejects.parquet")
+    assert list(rej["reason"]) == ["bad_input"] and "broken.wav" in rej["detail"][0]

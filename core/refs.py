@@ -9,7 +9,8 @@ from core import audio
 
 
 @lru_cache(maxsize=8)
-def _members(shard: str) -> dict:
+def shard_members(shard: str) -> dict:
+    """All members of a shard by name (cached: references come in runs from the same shard)."""
     with tarfile.open(shard) as t:
         return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
 
@@ -19,7 +20,7 @@ def read_bytes(ref: str) -> bytes:
         shard, member = ref.split("#", 1)
         if not Path(shard).is_file():
             raise ValueError(f"{ref}: shard {shard} not found")
-        data = _members(shard).get(member)
+        data = shard_members(shard).get(member)
         if data is None:
             raise ValueError(f"{ref}: no member {member} in {shard}")
         return data

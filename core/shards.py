@@ -8,13 +8,13 @@ from pathlib import Path
 
 
 class ShardWriter:
-    def __init__(self, directory: str | Path, prefix: str, max_samples: int, max_bytes: int):
+    def __init__(self, directory: str | Path, prefix: str, max_samples: int, max_bytes: int, start_index: int = 0):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob("*.tar.tmp"):  # left by a crashed run; never visible as shards
             stale.unlink()
         self.prefix, self.max_samples, self.max_bytes = prefix, max_samples, max_bytes
-        self.index = 0
+        self.index = start_index
         self.published: list[dict] = []
         self._tar = None
 

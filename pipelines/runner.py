@@ -3,10 +3,10 @@
 Output of a pipeline goes to output_dir/<pipeline>/. A run writes into <pipeline>.partial/ and
 swaps it in only when complete, so a crash leaves the previous output intact and this run's
 finished shards in .partial/ (never a half-written shard under a .tar name)."""
+import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core import refs
+from core.releases import PipelineDir
 from core.shards import ShardWriter
 from stages.base import decode_row, encode_rows, map_stages
 
@@ -70,78 +72,149 @@ def _flatten(sample: dict) -> dict:
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
             pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None) -> dict:
-    """Run rows through stages on Ray and write the output contract.
+    """Run rows through stages on Ray and release the output contract (core/releases.py).
 
     to_sample(row) -> (members, sample_json): members maps suffix ('src.flac') to bytes.
     report(manifest, rejects) -> (dict for run.json, summary lines), optional.
+
+    Rows are written in plan order. Samples (and rejects) whose key is already in the latest
+    release are copied from it instead of recomputed: keys hash everything that makes a sample, so
+    a refresh with added texts or speakers computes only the new ones. A run interrupted after
+    some shards resumes after the last finished shard.
     """
+    t0 = time.time()
+    out = PipelineDir(check_output_dir(cfg.output_dir), pipeline)
+    out.lock()
+    try:
+        return _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects or [], extra_run_info or {},
+                        report, t0)
+    finally:
+        out.unlock()
+
+
+def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0):
     import ray
 
-    t0 = time.time()
-    root = check_output_dir(cfg.output_dir)
-    final = root / pipeline
-    partial = root / f"{pipeline}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    keys = [r["key"] for r in rows]
+    if len(set(keys)) != len(keys):
+        raise RuntimeError(f"{pipeline}: the plan has duplicate keys")
+    fingerprint = hashlib.sha1(json.dumps([pipeline, keys, cfg.writer.max_samples_per_shard,
+                                           cfg.writer.max_mb_per_shard, cfg.limit]).encode()).hexdigest()[:12]
+    partial = out.partial(fingerprint)
+    done = out.progress(partial)
+    manifest = [m for rec in done for m in rec["manifest"]]
+    rejects = list(pre_rejects) + [r for rec in done for r in rec["rejects"]]
+    start = done[-1]["plan_pos"] + 1 if done else 0
+    if done:
+        print(f"resuming {pipeline}: {len(done)} finished shards kept, continuing at plan row {start}", flush=True)
     writer = ShardWriter(partial / "shards", pipeline, cfg.writer.max_samples_per_shard,
-                         int(cfg.writer.max_mb_per_shard * 2**20))
+                         int(cfg.writer.max_mb_per_shard * 2**20), start_index=len(done))
 
-    init_ray(cfg.ray)
-    manifest, rejects = [], list(pre_rejects or [])
-    timings, audio_s, kept = defaultdict(float), 0.0, 0
+    prev_kept, prev_rejects = _previous(out)
+    todo = [r for r in rows[start:] if r["key"] not in prev_kept and r["key"] not in prev_rejects]
+    results = iter(())
+    if todo:
+        init_ray(cfg.ray)
+        ds = ray.data.from_items(encode_rows(todo).to_dict("records"), override_num_blocks=min(len(todo), 256))
+        results = map(decode_row, map_stages(ds, stages, cfg.ray.max_actors).iter_rows())
+
+    timings, kept, reused, since = defaultdict(float), len(manifest), 0, []
     limit = cfg.limit
-    if rows:
-        ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=min(len(rows), 256))
-        ds = map_stages(ds, stages, cfg.ray.max_actors)
-        for rec in ds.iter_rows():
-            row = decode_row(rec)
+    for pos in range(start, len(rows)):
+        if limit and kept >= limit:
+            break
+        key = rows[pos]["key"]
+        if key in prev_kept:
+            members, sample, entry = prev_kept[key]()
+            reused += 1
+        elif key in prev_rejects:
+            since.append(prev_rejects[key])
+            reused += 1
+            continue
+        else:
+            row = next(results)
+            assert row["key"] == key, f"order broken: {row['key']} != {key}"
             for name, sec in row["meta"].pop("_timings", {}).items():
                 timings[name] += sec
             if row["reject"]:
-                rejects.append({"key": row["key"], **row["reject"], "value": _num(row["reject"].get("value")),
-                                "meta": json.dumps(row["meta"], ensure_ascii=False)})
+                since.append({"key": key, **row["reject"], "value": _num(row["reject"].get("value")),
+                              "meta": json.dumps(row["meta"], ensure_ascii=False)})
                 continue
             members, sample = to_sample(row)
-            shard = writer.write(row["key"], {**members, "json": sample})
-            manifest.append({"key": row["key"], "shard": shard, **_flatten(sample)})
-            audio_s += sum(sample.get("durations", {}).values())
-            kept += 1
-            if limit and kept >= limit:
-                break
+            entry = _flatten(sample)
+        n_pub = len(writer.published)
+        shard = writer.write(key, {**members, "json": sample})
+        manifest.append({"key": key, "shard": shard, **entry})
+        kept += 1
+        if len(writer.published) > n_pub or (limit and kept >= limit) or pos == len(rows) - 1:
+            writer.flush()
+            rejects += since
+            _record(out, partial, writer, manifest, since, pos)
+            since = []
     writer.close()
+    rejects += since
     wall = time.time() - t0
+    audio_s = sum(sum(json.loads(m["durations"]).values()) if isinstance(m.get("durations"), str) else 0
+                  for m in manifest)
 
     pd.DataFrame(manifest).to_parquet(partial / "manifest.parquet", index=False)
     pd.DataFrame(rejects, columns=["key", "stage", "reason", "detail", "value", "meta"]).to_parquet(
         partial / "rejects.parquet", index=False)
     reasons = Counter(f"{r['stage']}:{r['reason']}" for r in rejects)
+    shards = sorted({m["shard"] for m in manifest})
     info = {
         "pipeline": pipeline, "config": _plain(cfg), "versions": versions(),
-        "counts": {"planned": len(rows) + len(pre_rejects or []), "kept": kept, "rejected": len(rejects),
-                   "rejected_by_reason": dict(reasons), "shards": len(writer.published)},
+        "counts": {"planned": len(rows) + len(pre_rejects), "kept": kept, "rejected": len(rejects),
+                   "rejected_by_reason": dict(reasons), "shards": len(shards), "reused_from_previous": reused,
+                   "resumed_shards": len(done)},
         "audio_hours": round(audio_s / 3600, 4), "wall_s": round(wall, 2),
         "throughput_samples_per_s": round(kept / wall, 3) if wall else None,
         "stage_cpu_s": {k: round(v, 2) for k, v in timings.items()},
-        "shards": [{k: v for k, v in s.items() if k != "keys"} for s in writer.published],
-        **(extra_run_info or {}),
+        "shards": [{"shard": s, "samples": sum(m["shard"] == s for m in manifest)} for s in shards],
+        **extra_run_info,
     }
     extra_lines = []
     if report:
         extra, extra_lines = report(manifest, rejects)
         info.update(extra)
     (partial / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str))
-    # publish: the previous output stays until the new one is complete
-    old = root / f"{pipeline}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(partial, final)
-    if old.exists():
-        shutil.rmtree(old)
+    release_id = time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]
+    final = out.publish(partial, release_id, cfg.release.keep)
+    info["release"] = release_id
     _summary(info, final, extra_lines)
     return info
+
+
+def _record(out, partial, writer, manifest, since, pos):
+    """After a shard is published: its manifest rows and the rejects since the last record."""
+    last = writer.published[-1]
+    rows = [m for m in manifest if m["shard"] == last["shard"]]
+    out.record(partial, {"shard": last["shard"], "manifest": rows, "rejects": since, "plan_pos": pos})
+
+
+def _previous(out) -> tuple[dict, dict]:
+    """Kept samples (key -> loader of members) and rejects of the latest release."""
+    latest = out.latest()
+    if latest is None or not (latest / "manifest.parquet").is_file():
+        return {}, {}
+    man = pd.read_parquet(latest / "manifest.parquet")
+    rej = pd.read_parquet(latest / "rejects.parquet")
+    # rejects caused by transient conditions are retried; bad input stays rejected
+    prev_rejects = {r["key"]: r for r in rej.to_dict("records") if r["stage"] != "plan"}
+    kept = {}
+    for rec in man.to_dict("records"):
+        def load(rec=rec):
+            members = _members(latest / "shards" / rec["shard"], rec["key"])
+            sample = json.loads(members.pop("json"))
+            return members, sample, {k: v for k, v in rec.items() if k not in ("key", "shard")}
+        kept[rec["key"]] = load
+    return kept, prev_rejects
+
+
+def _members(shard: Path, key: str) -> dict:
+    data = refs.shard_members(str(shard))
+    prefix = key + "."
+    return {name[len(prefix):]: blob for name, blob in data.items() if name.startswith(prefix)}
 
 
 def _num(v):

@@ -5,6 +5,7 @@ tgt are audio references (a file, or '<shard.tar>#<key>.src.flac'). Ratings of o
 annotators are averaged. Without labels, a bootstrap set is rendered by the embedded engine
 (scorers/bootstrap.py: a proxy for human judgement)."""
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,7 @@ from core.keys import make_key
 from core.tags import EMOTIONS, STYLES, check_languages
 from pipelines.runner import check_output_dir, execute, init_ray
 from scorers import bootstrap, evaluate
-from scorers.features import pair_features
-from scorers.margin import fit
+from scorers.margin import fit, raw_features
 from stages.base import decode_row, encode_rows, map_stages, new_row
 from stages.measure_pair import MeasurePair
 from stages.render_pair import RenderPair
@@ -51,6 +51,17 @@ def _bootstrap_rows(cfg) -> pd.DataFrame:
     return m.rename(columns={"label": "score"})
 
 
+def _sample_info(ref: str) -> dict:
+    """Speaker, text and language of a shard reference, from the sample's JSON (files: unknown)."""
+    if "#" not in ref:
+        return {}
+    shard, member = ref.split("#", 1)
+    try:
+        return json.loads(refs.read_bytes(f"{shard}#{member.split('.', 1)[0]}.json"))
+    except ValueError:
+        return {}
+
+
 def _labelled_rows(cfg) -> pd.DataFrame:
     path = Path(cfg.labels)
     if not path.is_file():
@@ -65,9 +76,11 @@ def _labelled_rows(cfg) -> pd.DataFrame:
     t = t.groupby(["src", "tgt", "tag"], as_index=False).agg(score=("score", "mean"))
     rows = []
     for r in t.itertuples():
+        info = _sample_info(r.src)
         row = new_row(make_key([r.tag, "label"], {"src": r.src, "tgt": r.tgt}),
-                      {"tag": r.tag, "text": "", "language": "en", "label": float(r.score), "src_ref": r.src,
-                       "tgt_ref": r.tgt, "speaker": Path(r.src.split("#")[0]).stem})
+                      {"tag": r.tag, "text": info.get("text", ""), "language": info.get("language", "en"),
+                       "label": float(r.score), "src_ref": r.src, "tgt_ref": r.tgt,
+                       "speaker": info.get("speaker", "unknown")})
         row["src"], row["tgt"] = refs.read_bytes(r.src), refs.read_bytes(r.tgt)
         rows.append(row)
     init_ray(cfg.ray)
@@ -84,9 +97,11 @@ def run(cfg):
     check_output_dir(cfg.output_dir)
     p = cfg.pipeline
     data = _labelled_rows(cfg) if cfg.labels else _bootstrap_rows(cfg)
-    X = np.array([pair_features(a) for a in data["acoustics"]])
+    X = raw_features(list(data["acoustics"]), data["speaker_sim"])
     tags, y = list(data["tag"]), data["score"].to_numpy(float)
-    sim = data["speaker_sim"].to_numpy(float)
+    groups = data["speaker"].to_numpy()
+    # per-tag ridges learn the tag from pairs that keep the speaker (bootstrap: not 'other_speaker')
+    same = (data["kind"] != "other_speaker").to_numpy()
     held = set(p.heldout_speakers)
     test = data["speaker"].isin(held).to_numpy()
     test_texts = set(data.loc[test, "text"])
@@ -95,9 +110,8 @@ def run(cfg):
         raise ValueError(f"too few pairs to train/evaluate (train {train.sum()}, held out {test.sum()}); "
                          f"heldout_speakers={sorted(held)}")
     version = p.version
-    held_sc = fit(X[train], [t for t, m in zip(tags, train) if m], sim[train], y[train], version)
-    pred = held_sc.score([a for a, m in zip(data["acoustics"], test) if m], [t for t, m in zip(tags, test) if m],
-                         sim[test])
+    held_sc = fit(X[train], [t for t, m in zip(tags, train) if m], y[train], version, groups[train], same[train])
+    pred = held_sc.score_raw(X[test], [t for t, m in zip(tags, test) if m])
     ev = evaluate.metrics(pred, y[test], threshold=6.0)
     kinds = list(data.loc[test, "kind"])
     neutral = [pv for pv, k in zip(pred, kinds) if k == "intensity_0"]
@@ -105,10 +119,10 @@ def run(cfg):
     ev["neutral_pairs_mean_score"] = float(np.mean(neutral)) if neutral else None
     ev["by_kind"] = {k: float(np.mean([pv for pv, kk in zip(pred, kinds) if kk == k])) for k in sorted(set(kinds))}
     # the shipped model is refit on everything once the held-out numbers are taken
-    final = fit(X, tags, sim, y, version, meta={
+    final = fit(X, tags, y, version, groups, same, meta={
         "trained_on": "labels" if cfg.labels else "bootstrap (proxy labels, scorers/bootstrap.py)",
         "n_pairs": int(len(y)), "heldout_eval": ev, "heldout_speakers": sorted(held),
-        "command": "python run.py pipeline=train_margin_scorer " + " ".join(p.get("cli_overrides") or [])})
+        "command": "python run.py " + " ".join(sys.argv[1:])})
     out = Path(p.artifact_out or Path(cfg.output_dir) / "margin_scorer" / version)
     final.save(out)
     evaluate.scatter(pred, y[test], kinds, out / "heldout_scatter.png",

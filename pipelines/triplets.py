@@ -51,6 +51,8 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
     tts_identity = {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"}
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
                       "loudness": OmegaConf.to_container(cfg.loudness),
+                      "margin": OmegaConf.to_container(cfg.margin) | {
+                          "scorer_version": MarginScorer.load(cfg.margin.scorer).version if cfg.margin.enabled else None},
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag

@@ -9,8 +9,10 @@ from tts.profile import profile
 
 
 def clip_stats(x: np.ndarray, sr: int, text: str, language: str) -> dict:
+    from scorers.features import envelope_db
     p = profile(x, sr, text, language)
     p.pop("envelope")
+    p["env_db"] = [round(float(v), 2) for v in envelope_db(x, sr)]
     p["peak"] = float(np.max(np.abs(x)))
     p["clipped_frac"] = float(np.mean(np.abs(x) >= 0.999))
     return {k: (round(v, 4) if isinstance(v, float) and np.isfinite(v) else v) for k, v in p.items()}

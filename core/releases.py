@@ -1,0 +1,114 @@
+"""Versioned output of a pipeline, safe for cron jobs and crashes.
+
+    output_dir/<pipeline>/releases/<id>/          a finished release (shards/, manifest, rejects, run.json)
+    output_dir/<pipeline>/releases/<id>.partial/  the run in progress, resumable
+    output_dir/<pipeline>/latest -> releases/<id> switched atomically when a run completes
+    output_dir/<pipeline>/{shards,manifest.parquet,rejects.parquet,run.json} -> latest/...
+    output_dir/<pipeline>/.lock                   held by the running job
+
+A partial release records each finished shard in progress/<shard>.json (its manifest rows, the
+rejects seen since the previous shard, and the plan position reached), so a rerun of the same plan
+continues after the last finished shard and writes exactly what an uninterrupted run would."""
+import fcntl
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+LINKS = ("shards", "manifest.parquet", "rejects.parquet", "run.json")
+
+
+class Locked(ValueError):
+    pass
+
+
+class PipelineDir:
+    def __init__(self, root: Path, pipeline: str):
+        self.dir = root / pipeline
+        self.releases = self.dir / "releases"
+        self.releases.mkdir(parents=True, exist_ok=True)
+        self._lock = None
+
+    def lock(self):
+        """One run per output: a second one exits with a clear message instead of interleaving."""
+        f = open(self.dir / ".lock", "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise Locked(f"{self.dir} is locked by a running job ({holder}); wait for it or use another output_dir")
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        f.flush()
+        self._lock = f
+
+    def unlock(self):
+        if self._lock:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
+
+    def latest(self) -> Path | None:
+        link = self.dir / "latest"
+        return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+    def partial(self, fingerprint: str) -> Path:
+        """The work dir of this exact plan; partial dirs of other plans are stale and removed."""
+        mine = self.releases / f"{fingerprint}.partial"
+        for p in self.releases.glob("*.partial"):
+            if p != mine:
+                shutil.rmtree(p)
+        (mine / "progress").mkdir(parents=True, exist_ok=True)
+        return mine
+
+    @staticmethod
+    def progress(partial: Path) -> list[dict]:
+        """Finished shards of an interrupted run, in order; a shard without its record is redone."""
+        done = []
+        for p in sorted((partial / "progress").glob("*.json")):
+            rec = json.loads(p.read_text())
+            if (partial / "shards" / rec["shard"]).is_file():
+                done.append(rec)
+            else:
+                break
+        for p in (partial / "shards").glob("*.tar") if (partial / "shards").is_dir() else []:
+            if p.name not in {r["shard"] for r in done}:
+                p.unlink()  # finished after the last record was written: redo it
+        return done
+
+    @staticmethod
+    def record(partial: Path, rec: dict):
+        tmp = partial / "progress" / (rec["shard"] + ".json.tmp")
+        tmp.write_text(json.dumps(rec, ensure_ascii=False, default=str))
+        os.replace(tmp, partial / "progress" / (rec["shard"] + ".json"))
+
+    def publish(self, partial: Path, release_id: str, keep: int) -> Path:
+        final = self.releases / release_id
+        shutil.rmtree(partial / "progress", ignore_errors=True)
+        os.replace(partial, final)
+        tmp = self.dir / "latest.tmp"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(Path("releases") / release_id)
+        os.replace(tmp, self.dir / "latest")  # atomic switch
+        for name in LINKS:
+            link = self.dir / name
+            if not link.is_symlink():
+                if link.is_dir():
+                    shutil.rmtree(link)
+                elif link.exists():
+                    link.unlink()
+                link.symlink_to(Path("latest") / name)
+        self.prune(keep)
+        return final
+
+    def prune(self, keep: int):
+        done = sorted(p for p in self.releases.iterdir() if p.is_dir() and not p.name.endswith(".partial"))
+        current = self.latest()
+        for p in done[:-keep] if keep > 0 else []:
+            if p != current:
+                shutil.rmtree(p)

@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-LINKS = ("shards", "manifest.parquet", "rejects.parquet", "run.json")
+LINKS = ("shards", "manifest.parquet", "rejects.parquet", "run.json", "report.md")
 
 
 class Locked(ValueError):

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from core import augment, noise_assets
+from core import augment, noise_assets, splits
 from core.keys import config_hash, make_key
 from core.tags import LANGUAGES, check_languages, instruction, speed_tag
-from pipelines.runner import check_output_dir, execute
+from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
 from stages.augment_pair import AugmentPair
 from stages.base import new_row
@@ -40,9 +40,11 @@ def generated_sources(cfg, bank) -> list[dict]:
     out = []
     for spk in bank.speakers:
         pool = [s for tag in texts.corpus(spk.language) for s in texts.sentences(spk.language, tag, cfg.texts.extra_dir)]
-        start = _h("src", spk.id, cfg.seed) % len(pool)
+        same_lang = [s.id for s in bank.speakers if s.language == spk.language]
+        block = splits.texts_for(pool, spk.id, same_lang, cfg.splits)
+        start = _h("src", spk.id, cfg.seed) % len(block)
         for k in range(cfg.source.texts_per_speaker):
-            out.append({"text": pool[(start + 7 * k) % len(pool)], "language": spk.language, "speaker": spk.id,
+            out.append({"text": block[(start + k) % len(block)], "language": spk.language, "speaker": spk.id,
                         "base_voice": spk.base_voice, "prompt": bank.clip(spk.id, "neutral")})
     return out
 
@@ -158,30 +160,40 @@ def run(cfg, kind: str):
     pipe_cfg = OmegaConf.to_container(cfg.pipeline, resolve=True)
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     identity = {"pipeline": {k: v for k, v in pipe_cfg.items() if k != "name"}, "sr": cfg.sample_rate,
+                "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
                 "loudness": OmegaConf.to_container(cfg.loudness), "bank": bank.id if bank else None,
                 "tts": {k: v for k, v in tts_cfg.items() if k != "cache_dir"}}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
-    rows = []
+    rows, pre_rejects = [], []
     for i, src in enumerate(sources):
+        # planned sources already respect the splits; given recordings are checked by text hash
+        split, ok = splits.assign(src["speaker"], src["text"], cfg.splits) if "audio_path" in src else \
+            (splits.speaker_split(src["speaker"], cfg.splits), True)
         for v in _plan_variants(cfg, kind, src, i, assets):
             key = make_key([kind, src["speaker"]], {"text": src["text"], "speaker": src["speaker"],
                                                     "source": src.get("audio_path"), "variant": v,
                                                     "stages": identity, "seed": cfg.seed})
             meta = {**src, **v, "edit_type": EDIT_TYPE[kind], "seed": cfg.seed, "config_hash": chash,
-                    "instruction": instruction(EDIT_TYPE[kind], v["edit_info"], src["text"])}
+                    "split": split, "instruction": instruction(EDIT_TYPE[kind], v["edit_info"], src["text"])}
+            if not ok:
+                pre_rejects.append({"key": key, "stage": "plan", "reason": "split_conflict",
+                                    "detail": f"text belongs to another split than speaker {src['speaker']} ({split})",
+                                    "value": None, "meta": json.dumps(meta, ensure_ascii=False)})
+                continue
             rows.append(new_row(key, meta))
     stages = [(SourceSpeech, {"sample_rate": cfg.sample_rate, "tts": tts_cfg if cfg.source.kind == "generated" else None}),
               (AugmentPair, pipe_cfg)]
     if kind == "trim":
         stages.append((VadTrim, pipe_cfg))
     stages += [(Loudness, {**OmegaConf.to_container(cfg.loudness), "mode": "independent"}), (MeasurePair, {}),
-               (BasicFilter, OmegaConf.to_container(cfg.filters))]
+               (BasicFilter, OmegaConf.to_container(cfg.filters)), *quality_stages(cfg)]
     extra_keys = {"speed": ("factor",), "denoise": ("snr_db", "noise_source"),
                   "trim": ("inserted_silences_s", "vad_segments_s")}[kind]
 
     def to_sample(row):
         m = row["meta"]
         sample = {"task": TASK[kind], "edit_type": EDIT_TYPE[kind], "edit_info": m["edit_info"], "text": m["text"],
+                  "split": m["split"], "quality": m.get("quality", {}),
                   "instruction": m["instruction"], "speaker": m["speaker"], "language": m["language"],
                   "durations": m["durations"], "sample_rate": cfg.sample_rate, "recipe": m["recipe"],
                   "loudness": m["loudness"], "acoustics": m["acoustics"],
@@ -191,4 +203,4 @@ def run(cfg, kind: str):
                                  "voice_bank": bank.id if bank else None}}
         return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
 
-    return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, [], {"sources": len(sources)})
+    return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, pre_rejects, {"sources": len(sources)})

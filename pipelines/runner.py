@@ -18,10 +18,27 @@ import pandas as pd
 from core import refs
 from core.releases import PipelineDir
 from core.shards import ShardWriter
+from pipelines.report import write_report
 from stages.base import decode_row, encode_rows, map_stages
 
 log = logging.getLogger("lms")
 REPO = Path(__file__).resolve().parent.parent
+
+
+def quality_stages(cfg) -> list[tuple[type, dict]]:
+    """The configured quality measurements and the filter that decides on them."""
+    from omegaconf import OmegaConf
+
+    from stages.asr_wer import AsrWer
+    from stages.prompt_similarity import PromptSimilarity
+    from stages.quality_filter import QualityFilter
+    q = OmegaConf.to_container(cfg.quality, resolve=True)
+    out = []
+    if q["wer"]["enabled"]:
+        out.append((AsrWer, {"roles": q["wer"]["roles"]}))
+    if q["prompt_similarity"]["enabled"]:
+        out.append((PromptSimilarity, {}))
+    return out + [(QualityFilter, q)]
 
 
 def check_output_dir(output_dir: str) -> Path:
@@ -178,6 +195,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
         extra, extra_lines = report(manifest, rejects)
         info.update(extra)
     (partial / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str))
+    write_report(partial, info, manifest, rejects)
     release_id = time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]
     final = out.publish(partial, release_id, cfg.release.keep)
     info["release"] = release_id

@@ -10,9 +10,10 @@ import numpy as np
 import ray
 from omegaconf import OmegaConf
 
+from core import splits
 from core.keys import config_hash, make_key
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
-from pipelines.runner import check_output_dir, execute, init_ray
+from pipelines.runner import check_output_dir, execute, init_ray, quality_stages
 from stages.base import decode_row, encode_rows, map_stages, new_row
 from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
@@ -51,17 +52,20 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
     tts_identity = {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"}
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
                       "loudness": OmegaConf.to_container(cfg.loudness),
+                      "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
                       "margin": OmegaConf.to_container(cfg.margin) | {
                           "scorer_version": MarginScorer.load(cfg.margin.scorer).version if cfg.margin.enabled else None},
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
-    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir)[:per_tag] for l in languages for t in tags}
+    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir) for l in languages for t in tags}
     rows, rejects = [], []
-    for i in range(max(len(v) for v in corpus.values())):
+    for i in range(per_tag):
         for tag in tags:
             for spk in bank.speakers:
-                sents = corpus[(spk.language, tag)]
+                # the speaker's split decides which texts it speaks, so texts do not cross splits
+                same_lang = [s.id for s in bank.speakers if s.language == spk.language]
+                sents = splits.texts_for(corpus[(spk.language, tag)], spk.id, same_lang, cfg.splits)
                 if i >= len(sents):
                     continue
                 text = sents[i]
@@ -70,6 +74,7 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                 meta = {"text": text, "language": spk.language, "speaker": spk.id, "gender": spk.gender,
                         "edit_type": edit_type, "edit_info": tag, "instruction": instruction(edit_type, tag, text),
                         "base_voice": spk.base_voice, "seed": cfg.seed, "config_hash": chash}
+                meta["split"] = splits.speaker_split(spk.id, cfg.splits)
                 if not bank.has(spk.id, "neutral") or not bank.has(spk.id, tag):
                     rejects.append({"key": key, "stage": "plan", "reason": "no_prompt",
                                     "detail": f"speaker {spk.id} has no neutral or {tag} prompt clip", "value": None,
@@ -106,6 +111,7 @@ def run(cfg, edit_type: str):
         (Loudness, {**OmegaConf.to_container(cfg.loudness), "mode": "pair"}),
         (MeasurePair, {}),
         (BasicFilter, OmegaConf.to_container(cfg.filters)),
+        *quality_stages(cfg),
     ]
     scorer_version = None
     if cfg.margin.enabled:
@@ -116,12 +122,13 @@ def run(cfg, edit_type: str):
     def to_sample(row):
         m = row["meta"]
         sample = {
-            "task": f"{edit_type}_edit", "edit_type": edit_type, "edit_info": m["edit_info"],
+            "task": f"{edit_type}_edit", "edit_type": edit_type, "edit_info": m["edit_info"], "split": m["split"],
             "text": m["text"], "instruction": m["instruction"], "speaker": m["speaker"], "gender": m["gender"],
             "language": m["language"], "intensity": m["intensity"], "margin": m.get("margin"),
             "durations": m["durations"], "sample_rate": cfg.sample_rate,
             "prompts": {"src": m["prompt_src"], "tgt": m["prompt_tgt"]},
             "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
+            "quality": m.get("quality", {}),
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
                            "engine": engine_versions, "voice_bank": bank.id, "margin_scorer": scorer_version},
         }

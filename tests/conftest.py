@@ -9,6 +9,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
+# Selection off (margin, splits, quality filters): tests that count exact outputs use this, and the
+# selection stages are tested on their own.
+RAW = ["margin.enabled=false", "splits.enabled=false", "quality.wer.enabled=false",
+       "quality.prompt_similarity.enabled=false"]
+
+
 def make_cfg(overrides):
     from hydra import compose, initialize_config_dir
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
@@ -43,7 +49,7 @@ def emotion_run(tmp_path_factory, cache_dir, ray_local):
     """All 14 emotions, 8 speakers (4 en, 4 zh), one text each: 112 triplets, before margin selection."""
     out = tmp_path_factory.mktemp("emotion")
     info, cfg = run_pipeline(["pipeline=emotion_triplets", f"output_dir={out}", "texts_per_tag=1",
-                              "margin.enabled=false", "ray.progress=false"])
+                              *RAW, "ray.progress=false"])
     return out / "emotion_triplets", info
 
 
@@ -52,7 +58,7 @@ def style_run(tmp_path_factory, cache_dir, ray_local):
     """All 32 styles, 4 English speakers, one text each: 128 triplets."""
     out = tmp_path_factory.mktemp("style")
     info, cfg = run_pipeline(["pipeline=style_triplets", f"output_dir={out}", "languages=[en]",
-                              "texts_per_tag=1", "margin.enabled=false", "ray.progress=false"])
+                              "texts_per_tag=1", *RAW, "ray.progress=false"])
     return out / "style_triplets", info
 
 

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import REPO, read_samples, run_pipeline
+from conftest import RAW, REPO, read_samples, run_pipeline
 from core import augment
 from stages.loudness import loudness_gain, measure_lufs
 
-BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", "ray.progress=false"]
+BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", *RAW, "ray.progress=false"]
 
 
 def _undo_gain(x, loud):
@@ -166,7 +166,7 @@ def test_user_recordings_as_sources(tmp_path, cache_dir, ray_local, trim_run):
     (spk / "broken.wav").write_bytes(b"RIFF not really")
     info, _ = run_pipeline(["pipeline=trim_triplets", "source=folder", f"source.root={tmp_path / 'rec'}",
                             "pipeline.insert=false", f"output_dir={tmp_path / 'out'}", "languages=[en]",
-                            "ray.progress=false"])
+                            *RAW, "ray.progress=false"])
     out = read_samples(tmp_path / "out" / "trim_triplets")
     assert len(out) == 1 and len(out[0]["tgt"]) < len(out[0]["src"])
     rej = pd.read_parquet(tmp_path / "out" / "trim_triplets" / "rejects.parquet")

@@ -5,7 +5,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import _cli_run, read_samples, run_pipeline
+from conftest import RAW, _cli_run, read_samples, run_pipeline
 
 
 
@@ -29,7 +29,7 @@ def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
     from pipelines.triplets import build_voice_bank
     from tts.voice_bank import GeneratedVoiceBank
     gen = GeneratedVoiceBank(f"{cache_dir}/voice_bank", 16000, ["en"], (0.9, 1.2))
-    build_voice_bank(make_cfg(["languages=[en]", "margin.enabled=false", "ray.progress=false"]), gen, ["sad"])
+    build_voice_bank(make_cfg(["languages=[en]", *RAW, "ray.progress=false"]), gen, ["sad"])
     root = tmp_path / "voices"
     for spk, src in (("good", "en_f1"), ("corrupt", "en_m1"), ("empty", "en_f2"), ("notag", "en_m2")):
         d = root / spk
@@ -46,7 +46,7 @@ def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
     out = tmp_path / "out"
     info, _ = run_pipeline(["pipeline=emotion_triplets", "voice_bank=folder", f"voice_bank.root={root}",
                             f"output_dir={out}", "languages=[en]", "emotions=[sad]", "texts_per_tag=1",
-                            "margin.enabled=false", "ray.progress=false"])
+                            *RAW, "ray.progress=false"])
     samples = read_samples(out / "emotion_triplets")
     assert [s["json"]["speaker"] for s in samples] == ["good"]
     rej = pd.read_parquet(out / "emotion_triplets" / "rejects.parquet").set_index("key")
@@ -63,7 +63,7 @@ def test_texts_a_voice_cannot_speak_are_rejected(tmp_path, cache_dir, ray_local)
     (extra / "happy.txt").write_text("这是中文句子。\n")
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"texts.extra_dir={tmp_path / 'texts'}",
                             f"output_dir={tmp_path / 'out'}", "languages=[en]", "emotions=[happy]",
-                            "texts_per_tag=9", "margin.enabled=false", "ray.progress=false"])
+                            "texts_per_tag=9", *RAW, "ray.progress=false"])
     rej = pd.read_parquet(tmp_path / "out" / "emotion_triplets" / "rejects.parquet")
     assert len(rej) == 4 and set(rej["reason"]) == {"bad_input"}
     assert rej["detail"].str.contains("not English").all()

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import read_samples, run_pipeline
+from conftest import RAW, read_samples, run_pipeline
 from tts.backends import HttpBackend
 from tts.engine import LocalEngine
 from tts.presets import preset
@@ -46,7 +46,7 @@ def test_http_unreachable_server_fails_after_retries():
 
 def test_pipeline_through_http_backend(server, tmp_path, cache_dir, ray_local):
     info, _ = run_pipeline(["pipeline=emotion_triplets", "tts=http", f"tts.url={server}", f"output_dir={tmp_path}",
-                            "languages=[en]", "emotions=[surprised]", "texts_per_tag=1", "margin.enabled=false", "ray.progress=false"])
+                            "languages=[en]", "emotions=[surprised]", "texts_per_tag=1", *RAW, "ray.progress=false"])
     samples = read_samples(tmp_path / "emotion_triplets")
     assert len(samples) == 4
     assert samples[0]["json"]["provenance"]["tts"] == "http"

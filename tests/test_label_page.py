@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-from conftest import run_pipeline
+from conftest import RAW, run_pipeline
 from pipelines.label_margins import PairDataset, start_server
 from scorers.labels import EXPORT_COLUMNS, LabelStore
 
@@ -22,7 +22,7 @@ def dataset(tmp_path_factory, cache_dir, ray_local):
     """A tiny real dataset: happy, 4 English speakers, one text."""
     out = tmp_path_factory.mktemp("label")
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"output_dir={out}", "languages=[en]", "emotions=[happy]",
-                            "margin.enabled=false", "texts_per_tag=1", "ray.progress=false"])
+                            *RAW, "texts_per_tag=1", "ray.progress=false"])
     assert info["counts"]["kept"] >= 3, info["counts"]
     d = out / "emotion_triplets"
     return d, list(pd.read_parquet(d / "manifest.parquet")["key"])

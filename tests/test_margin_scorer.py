@@ -88,7 +88,8 @@ def test_margin_selection_in_emotion_pipeline(tmp_path, cache_dir, ray_local):
     """Every kept pair reaches its tag's threshold; the others are low_margin rejects with their score."""
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path}", "languages=[en]",
                             "emotions=[happy,sad,coldness]", "texts_per_tag=1", "margin.thresholds.happy=9.9",
-                            "ray.progress=false"])
+                            "splits.enabled=false", "quality.wer.enabled=false",
+                            "quality.prompt_similarity.enabled=false", "ray.progress=false"])
     d = tmp_path / "emotion_triplets"
     m = pd.read_parquet(d / "manifest.parquet")
     rej = pd.read_parquet(d / "rejects.parquet")

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from conftest import read_samples
+from conftest import RAW, read_samples
 
 
 def test_shards_read_back_with_plain_webdataset(emotion_run):
@@ -61,7 +61,7 @@ def test_shards_bounded_by_count(tmp_path, cache_dir, ray_local):
     from conftest import run_pipeline
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path}", "languages=[en]",
                             "emotions=[happy,sad]", "texts_per_tag=1", "writer.max_samples_per_shard=3",
-                            "margin.enabled=false", "ray.progress=false"])
+                            *RAW, "ray.progress=false"])
     counts = [s["samples"] for s in info["shards"]]
     assert sum(counts) == 8 and max(counts) == 3 and len(counts) == 3
 
@@ -72,13 +72,13 @@ def test_limit_and_determinism(tmp_path, cache_dir, ray_local):
     runs = []
     for i in range(2):
         run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path / str(i)}", "languages=[en,zh]",
-                      "emotions=[angry,fear]", "texts_per_tag=1", "limit=5", "margin.enabled=false", "ray.progress=false"])
+                      "emotions=[angry,fear]", "texts_per_tag=1", "limit=5", *RAW, "ray.progress=false"])
         runs.append(read_samples(tmp_path / str(i) / "emotion_triplets"))
     assert len(runs[0]) == 5
     assert [s["key"] for s in runs[0]] == [s["key"] for s in runs[1]]
     assert all(a["raw_src"] == b["raw_src"] and a["raw_tgt"] == b["raw_tgt"] for a, b in zip(*runs))
     # another seed changes the keys
     run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path / 's1'}", "languages=[en]",
-                  "emotions=[angry]", "texts_per_tag=1", "limit=2", "seed=1", "margin.enabled=false", "ray.progress=false"])
+                  "emotions=[angry]", "texts_per_tag=1", "limit=2", "seed=1", *RAW, "ray.progress=false"])
     other = {s["key"] for s in read_samples(tmp_path / "s1" / "emotion_triplets")}
     assert not other & {s["key"] for s in runs[0]}

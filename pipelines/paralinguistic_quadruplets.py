@@ -1,0 +1,184 @@
+"""Paralinguistic quadruplets (the NVSpeech recipe of Step-Audio-EditX):
+<text without tags, audio without tags, text with tags, audio with tags (the 'nv_source')>.
+
+tgt.flac is the tagged recording: an NVSpeech-style corpus file (`pipeline.corpus=PATH`, formats in
+core/nvspeech.py and docs/paralinguistic.md), or by default an utterance rendered by the local
+engine for a voice-bank speaker with each tag's vocalization at its place (tts/vocalizations.py).
+src.flac is a zero-shot clone of the tag-free text prompted by that recording. sub.flac is the
+seed's substitution baseline: the tags spoken as words ([Laughter] -> "haha"), same prompt."""
+import base64
+import hashlib
+
+from omegaconf import OmegaConf
+
+from core import nvspeech
+from core.keys import config_hash, make_key
+from core.tags import PARALINGUISTIC_TAGS, check_languages, check_tags, instruction
+from pipelines.runner import check_output_dir, execute
+from pipelines.triplets import build_voice_bank
+from stages.base import new_row
+from stages.basic_filter import BasicFilter
+from stages.clone_tag_free import CloneTagFree
+from stages.loudness import Loudness
+from stages.measure_pair import MeasurePair
+from stages.nv_source import NvSource
+from stages.speaker_similarity import SpeakerSimilarity
+from stages.substitution_level import SubstitutionLevel
+from tts import texts
+from tts.backends import make_backend
+from tts.voice_bank import GeneratedVoiceBank, make_voice_bank
+
+# Where each tag may go in a sentence of the embedded corpus (one is picked per utterance).
+PLACES = {
+    "Breathing": ("start", "clause"), "Laughter": ("end", "clause"), "Sigh": ("start", "end"),
+    "Uhm": ("start", "clause"), "Confirmation-en": ("start",), "Surprise-oh": ("start",),
+    "Surprise-ah": ("start",), "Surprise-wa": ("start",), "Question-ei": ("start", "end"),
+    "Dissatisfaction-hnn": ("start", "end"),
+}
+
+
+def _h(*parts) -> int:
+    return int(hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()[:8], 16)
+
+
+def _utterance_meta(text_with_tags: str, language: str, speaker: str, substitution: bool) -> dict:
+    return {"text": nvspeech.strip_tags(text_with_tags), "text_with_tags": text_with_tags,
+            "tags": nvspeech.tags_in(text_with_tags), "language": language, "speaker": speaker,
+            "substitution_text": nvspeech.substitute(text_with_tags, language) if substitution else None}
+
+
+def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dict]:
+    """texts_per_tag corpus sentences per tag and speaker, each with the tag put at a natural place."""
+    per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
+    out = []
+    for spk in speakers:
+        pool = [s for t in texts.corpus(spk.language) for s in texts.sentences(spk.language, t, cfg.texts.extra_dir)]
+        for tag in tags:
+            start = _h("nv", spk.id, tag, cfg.seed) % len(pool)
+            for k in range(per_tag):
+                sentence = pool[(start + 11 * k) % len(pool)]
+                places = [p for p in PLACES[tag] if p != "clause" or nvspeech.has_clause(sentence)]
+                place = places[_h("place", spk.id, tag, k, cfg.seed) % len(places)]
+                tagged = nvspeech.insert_tag(sentence, tag, place, spk.language)
+                u = _utterance_meta(tagged, spk.language, spk.id, cfg.pipeline.substitution)
+                u.update(gender=spk.gender, base_voice=spk.base_voice, place=place,
+                         render_seed=_h("render", spk.id, tagged, cfg.seed),
+                         # a generated speaker renders with its timbre; a folder bank's speaker with
+                         # the voicing estimated from its neutral clip
+                         timbre=spk.timbre.to_dict() if isinstance(bank, GeneratedVoiceBank) else None,
+                         prompt_neutral=bank.clip(spk.id, "neutral") if bank.has(spk.id, "neutral") else None)
+                out.append(u)
+    return out
+
+
+def corpus_utterances(cfg, languages) -> tuple[list[dict], list[dict]]:
+    """A real corpus: usable utterances, and rejects (with their reason) for the others."""
+    rows, rejects = [], []
+    for u in nvspeech.read_corpus(cfg.pipeline.corpus, cfg.pipeline.corpus_language):
+        bad = nvspeech.check_utterance(u)
+        if bad is None and u["language"] not in languages:
+            continue  # another language than this run's
+        if bad:
+            rejects.append({"key": make_key(["nv", u["speaker"]], {"audio": u["audio_path"], "seed": cfg.seed}),
+                            "stage": "nv_corpus", "reason": bad[0], "detail": bad[1], "value": None,
+                            "meta": ""})
+            continue
+        rows.append({**_utterance_meta(u["text"], u["language"], u["speaker"], cfg.pipeline.substitution),
+                     "audio_path": u["audio_path"], "base_voice": None})
+    return rows, rejects
+
+
+def stages(cfg) -> list[tuple[type, dict]]:
+    tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
+    loud = OmegaConf.to_container(cfg.loudness)
+    out = [
+        (NvSource, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
+                    "cache_dir": cfg.tts.cache_dir, "pause_s": list(cfg.pipeline.pause_s)}),
+        (CloneTagFree, {"sample_rate": cfg.sample_rate, "tts": tts_cfg}),
+        # one gain for src and tgt (and sub): the vocalizations' level is part of the edit
+        (Loudness, {**loud, "mode": "pair"}),
+        (MeasurePair, {}),
+        (BasicFilter, OmegaConf.to_container(cfg.filters)),
+        (SpeakerSimilarity, {}),
+    ]
+    if cfg.pipeline.substitution:
+        out.insert(3, (SubstitutionLevel, {}))
+    return out
+
+
+def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
+    """Rows to run, rejects decided before any audio work, and the voice bank (None for a corpus)."""
+    p = cfg.pipeline
+    tags = check_tags(p.tags, PARALINGUISTIC_TAGS, "paralinguistic tags")
+    pipe_cfg = OmegaConf.to_container(p, resolve=True)
+    identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution")}, "sr": cfg.sample_rate,
+                "tts": {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"},
+                "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters)}
+    bank, rejects = None, []
+    if p.corpus:
+        utterances, rejects = corpus_utterances(cfg, languages)
+        if not utterances and not rejects:
+            raise ValueError(f"pipeline.corpus={p.corpus}: no utterances in languages {languages}")
+    else:
+        for lang in languages:  # the texts exist before any work starts
+            texts.corpus(lang)
+        bank = make_voice_bank(cfg.voice_bank, languages, cfg.sample_rate, cfg.seed)
+        speakers = bank.speakers
+        if p.speakers:
+            unknown = sorted(set(p.speakers) - {s.id for s in bank.speakers})
+            if unknown:
+                raise ValueError(f"pipeline.speakers: unknown {unknown} for languages {languages}; "
+                                 f"known: {', '.join(s.id for s in bank.speakers)}")
+            speakers = [s for s in bank.speakers if s.id in set(p.speakers)]
+        build_voice_bank(cfg, bank, [])
+        identity["bank"] = bank.id
+        utterances = generated_utterances(cfg, bank, tags, speakers)
+    chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    rows = []
+    for u in utterances:
+        key = make_key([u["tags"][0], u["speaker"]], {"text": u["text_with_tags"], "speaker": u["speaker"],
+                                                      "audio": u.get("audio_path"), "stages": identity,
+                                                      "seed": cfg.seed})
+        rows.append(new_row(key, {**u, "edit_type": "paralinguistic", "seed": cfg.seed, "config_hash": chash,
+                                  "instruction": instruction("paralinguistic", None, text=u["text"],
+                                                             new_text=u["text_with_tags"])}))
+    return rows, rejects, bank
+
+
+def run(cfg):
+    check_output_dir(cfg.output_dir)
+    languages = check_languages(cfg.languages)
+    rows, pre_rejects, bank = plan(cfg, languages)
+    tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
+    from tts.engine import LocalEngine
+    local_versions = LocalEngine.versions()
+    engine_versions = make_backend(cfg.tts, cfg.sample_rate).versions() if cfg.tts.kind == "http" else local_versions
+
+    def to_sample(row):
+        m = row["meta"]
+        members = {"src.flac": row["src"], "tgt.flac": row["tgt"]}
+        durations = dict(m["durations"])
+        substitution = None
+        if m.get("substitution_text") is not None:
+            # [Breathing] alone has no word: its substitution is the tag-free clone itself
+            members["sub.flac"] = base64.b64decode(m["sub_flac_b64"]) if m.get("sub_flac_b64") else row["src"]
+            durations["sub"] = m.get("sub_duration_s", durations["src"])
+            substitution = {"text": m["substitution_text"], "member": "sub.flac"}
+        sample = {
+            "task": "paralinguistic_edit", "edit_type": "paralinguistic", "edit_info": m["tags"],
+            "text": m["text"], "text_with_tags": m["text_with_tags"], "instruction": m["instruction"],
+            "events": m["events"], "speaker": m["speaker"], "gender": m.get("gender"), "language": m["language"],
+            "durations": durations, "sample_rate": cfg.sample_rate,
+            "prompts": {"src": {"member": "tgt.flac", "text": m["text"]}, "neutral": m.get("prompt_neutral")},
+            "source": m.get("audio_path") or "rendered", "substitution": substitution,
+            "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
+            "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
+                           "engine": engine_versions,
+                           "renderer": local_versions if bank else None, "voice_bank": bank.id if bank else None,
+                           "corpus": cfg.pipeline.corpus},
+        }
+        return members, sample
+
+    return execute(cfg, cfg.pipeline.name, rows, stages(cfg), to_sample, pre_rejects,
+                   {"voice_bank": bank.id if bank else None, "corpus": cfg.pipeline.corpus,
+                    "tags": list(cfg.pipeline.tags), "languages": languages})

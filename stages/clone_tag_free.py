@@ -1,0 +1,35 @@
+"""Zero-shot clone of the tag-free transcript (src), prompted by the tagged recording itself with
+the tag-free text as prompt text, as the seed does; and, optionally, of the substitution
+baseline's text (tags spoken as words) with the same prompt, kept in meta until written."""
+import base64
+
+from core import audio
+from stages.base import Reject, Resources, Stage
+
+
+class CloneTagFree(Stage):
+    name = "clone_tag_free"
+    resources = Resources(cpus=1)
+    batch_size = 2
+
+    def setup(self):
+        from omegaconf import OmegaConf
+        from tts.backends import make_backend
+        self.sr = self.params["sample_rate"]
+        self.backend = make_backend(OmegaConf.create(self.params["tts"]), self.sr)
+
+    def _clone(self, prompt, m, text, what):
+        x = self.backend.clone(prompt, m["text"], text, m["language"], None, m.get("base_voice"), m["seed"])
+        if len(x) < 0.3 * self.sr:
+            raise Reject("tts_empty", f"{what} clone is {len(x) / self.sr:.2f} s", len(x) / self.sr)
+        return audio.encode_flac(x, self.sr)
+
+    def process(self, row):
+        m = row["meta"]
+        prompt, sr = audio.decode(row["tgt"], f"{row['key']}.tgt")
+        prompt = audio.resample(prompt, sr, self.sr)
+        row["src"] = self._clone(prompt, m, m["text"], "tag-free")
+        sub = m.get("substitution_text")
+        if sub is not None and sub != m["text"]:
+            m["sub_flac_b64"] = base64.b64encode(self._clone(prompt, m, sub, "substitution")).decode()
+        return row

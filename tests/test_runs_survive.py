@@ -1,0 +1,152 @@
+"""Runs that survive: a real two-node Ray cluster, killed workers, a killed driver, the lock,
+incremental refresh and releases. Pipelines run as users run them: `python run.py` subprocesses."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import RAW, REPO, read_samples
+
+SMALL = ["languages=[en]", "texts_per_tag=1", *RAW, "ray.progress=false"]
+
+
+def _env():
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+
+
+def _run(*args, timeout=600):
+    r = subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True,
+                       env=_env(), timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def _popen(*args):
+    return subprocess.Popen([sys.executable, "run.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env(), start_new_session=True)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill_matching(pattern: str, sig=signal.SIGKILL):
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    for pid in out:
+        if int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), sig)
+            except ProcessLookupError:
+                pass
+    return out
+
+
+@contextmanager
+def two_node_cluster(tmp_path):
+    """`ray start --head` and a second `ray start --address=...` node on this machine. Stopped by
+    killing the processes of this cluster only (`ray stop` would also stop other Ray sessions)."""
+    port, temp = _free_port(), str(tmp_path / "ray")
+    ray = str(Path(sys.executable).parent / "ray")
+    common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    try:
+        subprocess.run([ray, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                        f"--temp-dir={temp}", *common], check=True, env=_env(), capture_output=True, timeout=120)
+        subprocess.run([ray, "start", f"--address=127.0.0.1:{port}", *common], check=True, env=_env(),
+                       capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}"
+    finally:
+        _kill_matching(f"{temp}|127.0.0.1:{port}", signal.SIGTERM)
+        time.sleep(2)
+        _kill_matching(f"{temp}|127.0.0.1:{port}")
+
+
+def test_pipeline_on_a_two_node_cluster(tmp_path, cache_dir):
+    with two_node_cluster(tmp_path) as address:
+        out = subprocess.run([sys.executable, "-c", f"import ray; ray.init(address='{address}'); "
+                              "print(len([n for n in ray.nodes() if n['Alive']]))"],
+                             capture_output=True, text=True, env=_env(), timeout=120).stdout
+        assert out.strip().endswith("2")
+        _run("pipeline=emotion_triplets", f"ray.address={address}", f"output_dir={tmp_path / 'o'}",
+             "emotions=[happy]", *SMALL)
+    samples = read_samples(tmp_path / "o" / "emotion_triplets")
+    assert len(samples) == 4 and len({s["key"] for s in samples}) == 4
+
+
+def _wait_for(pred, proc, timeout=300):
+    t = time.time()
+    while not pred():
+        if proc.poll() is not None:
+            pytest.fail(f"run ended early: {proc.stdout.read()[-2000:]}")
+        if time.time() - t > timeout:
+            proc.kill()
+            pytest.fail("timed out waiting")
+        time.sleep(0.5)
+
+
+def test_killed_worker_loses_nothing(tmp_path, cache_dir):
+    args = ["pipeline=emotion_triplets", f"output_dir={tmp_path}", "emotions=[happy,sad,angry]",
+            "writer.max_samples_per_shard=2", *SMALL]
+    proc = _popen(*args)
+    progress = lambda: list((tmp_path / "emotion_triplets" / "releases").glob("*.partial/progress/*.json"))
+    _wait_for(lambda: progress(), proc)
+    killed = _kill_matching(r"MapWorker\(MapBatches\(ClonePair")
+    assert killed, "no worker to kill"
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    keys = [s["key"] for s in read_samples(tmp_path / "emotion_triplets")]
+    assert len(keys) == 12 and len(set(keys)) == 12
+
+
+def test_killed_driver_resumes_to_the_same_output(tmp_path, cache_dir):
+    args = ["pipeline=emotion_triplets", "emotions=[happy,sad,angry]", "writer.max_samples_per_shard=2", *SMALL]
+    proc = _popen(*args, f"output_dir={tmp_path / 'a'}")
+    progress = lambda: list((tmp_path / "a" / "emotion_triplets" / "releases").glob("*.partial/progress/*.json"))
+    _wait_for(lambda: len(progress()) >= 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and everything it started
+    proc.wait()
+    assert not (tmp_path / "a" / "emotion_triplets" / "latest").exists(), "nothing released by the killed run"
+    _run(*args, f"output_dir={tmp_path / 'a'}")
+    run = json.loads((tmp_path / "a" / "emotion_triplets" / "run.json").read_text())
+    assert run["counts"]["resumed_shards"] >= 2
+    _run(*args, f"output_dir={tmp_path / 'b'}")  # uninterrupted
+    a = read_samples(tmp_path / "a" / "emotion_triplets")
+    b = read_samples(tmp_path / "b" / "emotion_triplets")
+    assert [s["key"] for s in a] == [s["key"] for s in b] and len(a) == 12
+    assert all(x["raw_src"] == y["raw_src"] and x["raw_tgt"] == y["raw_tgt"] for x, y in zip(a, b))
+
+
+def test_second_run_on_the_same_output_is_refused(tmp_path, cache_dir):
+    from core.releases import PipelineDir
+    held = PipelineDir(tmp_path, "emotion_triplets")
+    held.lock()
+    try:
+        r = subprocess.run([sys.executable, "run.py", f"output_dir={tmp_path}", "emotions=[happy]", *SMALL],
+                           cwd=REPO, capture_output=True, text=True, env=_env(), timeout=300)
+        assert r.returncode != 0 and "is locked by a running job (pid" in r.stderr, r.stderr[-2000:]
+    finally:
+        held.unlock()
+
+
+def test_refresh_makes_only_new_samples_and_prunes_releases(tmp_path, cache_dir):
+    base = ["pipeline=emotion_triplets", f"output_dir={tmp_path}", "release.keep=1", *SMALL]
+    _run(*base, "emotions=[happy]")
+    first = {s["key"]: s for s in read_samples(tmp_path / "emotion_triplets")}
+    _run(*base, "emotions=[happy,sad]")
+    d = tmp_path / "emotion_triplets"
+    run = json.loads((d / "run.json").read_text())
+    assert run["counts"]["reused_from_previous"] == 4 and run["counts"]["kept"] == 8
+    assert run["stage_cpu_s"] and sum(1 for _ in d.glob("releases/*")) == 1
+    second = {s["key"]: s for s in read_samples(d)}
+    assert set(first) < set(second)
+    assert all(second[k]["raw_tgt"] == first[k]["raw_tgt"] for k in first)
+    assert (d / "latest").is_symlink() and pd.read_parquet(d / "manifest.parquet")["key"].nunique() == 8

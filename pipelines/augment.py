@@ -78,7 +78,16 @@ def manifest_sources(cfg, languages) -> list[dict]:
     missing = {"audio_path", "text", "speaker", "language"} - set(t.columns)
     if missing:
         raise ValueError(f"source.path={cfg.source.path}: missing columns {sorted(missing)}")
-    return [r for r in t.to_dict("records") if r["language"] in languages]
+    # unknown languages stay in: they become rejects with the reason, like any other bad request
+    return [r for r in t.to_dict("records") if r["language"] in languages or r["language"] not in LANGUAGES]
+
+
+def _check_source(src: dict) -> tuple[str, str] | None:
+    if src.get("language") not in LANGUAGES:
+        return "unknown_language", f"language {src.get('language')!r} is not one of {', '.join(LANGUAGES)}"
+    if not isinstance(src.get("text"), str) or not src["text"].strip():
+        return "empty_text", f"{src.get('audio_path') or src.get('speaker')}: no transcript"
+    return None
 
 
 def _plan_variants(cfg, kind: str, src: dict, i: int, assets: dict) -> list[dict]:
@@ -166,6 +175,12 @@ def run(cfg, kind: str):
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     rows, pre_rejects = [], []
     for i, src in enumerate(sources):
+        problem = _check_source(src)
+        if problem:  # at scale a bad request is a reject, not the end of the run
+            key = make_key([kind, str(src.get("speaker") or "unknown")], {"source": src, "seed": cfg.seed})
+            pre_rejects.append({"key": key, "stage": "plan", "reason": problem[0], "detail": problem[1],
+                                "value": None, "meta": json.dumps(src, ensure_ascii=False, default=str)})
+            continue
         # planned sources already respect the splits; given recordings are checked by text hash
         split, ok = splits.assign(src["speaker"], src["text"], cfg.splits) if "audio_path" in src else \
             (splits.speaker_split(src["speaker"], cfg.splits), True)

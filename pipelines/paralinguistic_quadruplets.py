@@ -94,7 +94,7 @@ def stages(cfg) -> list[tuple[type, dict]]:
     out = [
         (NvSource, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
                     "cache_dir": cfg.tts.cache_dir, "pause_s": list(cfg.pipeline.pause_s)}),
-        (CloneTagFree, {"sample_rate": cfg.sample_rate, "tts": tts_cfg}),
+        (CloneTagFree, {"sample_rate": cfg.sample_rate, "tts": tts_cfg, "cut_events": cfg.pipeline.cut_events}),
         # one gain for src and tgt (and sub): the vocalizations' level is part of the edit
         (Loudness, {**loud, "mode": "pair"}),
         (MeasurePair, {}),
@@ -111,7 +111,7 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
     p = cfg.pipeline
     tags = check_tags(p.tags, PARALINGUISTIC_TAGS, "paralinguistic tags")
     pipe_cfg = OmegaConf.to_container(p, resolve=True)
-    identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution")}, "sr": cfg.sample_rate,
+    identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution", "cut_events")}, "sr": cfg.sample_rate,
                 "tts": {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"},
                 "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters)}
     bank, rejects = None, []
@@ -169,7 +169,8 @@ def run(cfg):
             "text": m["text"], "text_with_tags": m["text_with_tags"], "instruction": m["instruction"],
             "events": m["events"], "speaker": m["speaker"], "gender": m.get("gender"), "language": m["language"],
             "durations": durations, "sample_rate": cfg.sample_rate,
-            "prompts": {"src": {"member": "tgt.flac", "text": m["text"]}, "neutral": m.get("prompt_neutral")},
+            "prompts": {"src": {"member": "tgt.flac", "text": m["text"], "events_cut": m["prompt_events_cut"]},
+                        "neutral": m.get("prompt_neutral")},
             "source": m.get("audio_path") or "rendered", "substitution": substitution,
             "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],

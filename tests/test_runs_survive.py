@@ -55,7 +55,9 @@ def _kill_matching(pattern: str, sig=signal.SIGKILL):
 def two_node_cluster(tmp_path):
     """`ray start --head` and a second `ray start --address=...` node on this machine. Stopped by
     killing the processes of this cluster only (`ray stop` would also stop other Ray sessions)."""
-    port, temp = _free_port(), str(tmp_path / "ray")
+    import tempfile
+    # a short path: Ray's unix sockets live under it and socket paths are limited to ~107 bytes
+    port, temp = _free_port(), tempfile.mkdtemp(prefix="rc", dir="/tmp")
     ray = str(Path(sys.executable).parent / "ray")
     common = ["--num-cpus=1", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     try:
@@ -150,3 +152,57 @@ def test_refresh_makes_only_new_samples_and_prunes_releases(tmp_path, cache_dir)
     assert set(first) < set(second)
     assert all(second[k]["raw_tgt"] == first[k]["raw_tgt"] for k in first)
     assert (d / "latest").is_symlink() and pd.read_parquet(d / "manifest.parquet")["key"].nunique() == 8
+
+
+def test_a_thousand_requests_with_broken_ones(tmp_path, cache_dir, ray_local):
+    """~5 % broken requests (corrupt, missing or empty audio, absurdly short clips, empty text,
+    unknown language): each one lands in rejects with its reason, every good one is written."""
+    import numpy as np
+    import soundfile as sf
+
+    from conftest import run_pipeline
+    from tts.engine import LocalEngine
+    from tts.voicing import Voicing
+    eng = LocalEngine(16000)
+    good = []
+    for i, text in enumerate(["Good morning.", "Thank you.", "See you soon.", "Open the door."]):
+        p = tmp_path / f"good{i}.wav"
+        sf.write(p, eng.render(text, "en", Voicing(f0_shift_st=i)), 16000)
+        good.append((str(p), text))
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF....garbage" * 50)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    sf.write(tmp_path / "blip.wav", np.zeros(400, np.float32), 16000)  # 25 ms: an absurd length
+    rows, broken = [], {}
+    for i in range(1000):
+        kind = ["corrupt", "missing", "empty_audio", "blip", "empty_text", "language"][i // 20 % 6] if i % 20 == 7 else None
+        path, text = good[i % len(good)]
+        row = {"audio_path": path, "text": text, "speaker": f"spk{i % 10}", "language": "en"}
+        if kind == "corrupt":
+            row["audio_path"] = str(tmp_path / "corrupt.wav")
+        elif kind == "missing":
+            row["audio_path"] = str(tmp_path / "nope.wav")
+        elif kind == "empty_audio":
+            row["audio_path"] = str(tmp_path / "empty.wav")
+        elif kind == "blip":
+            row["audio_path"] = str(tmp_path / "blip.wav")
+        elif kind == "empty_text":
+            row["text"] = "  "
+        elif kind == "language":
+            row["language"] = "klingon"
+        row["text"] = row["text"] + f" ({i})" if kind != "empty_text" else row["text"]
+        rows.append(row)
+        if kind:
+            broken[i] = kind
+    manifest = tmp_path / "requests.csv"
+    pd.DataFrame(rows).to_csv(manifest, index=False)
+    info, _ = run_pipeline(["pipeline=speed_triplets", "source=manifest", f"source.path={manifest}",
+                            "pipeline.factors_per_source=1", f"output_dir={tmp_path / 'out'}", "languages=[en]",
+                            *RAW, "ray.progress=false"])
+    d = tmp_path / "out" / "speed_triplets"
+    m, rej = pd.read_parquet(d / "manifest.parquet"), pd.read_parquet(d / "rejects.parquet")
+    assert len(broken) == 50
+    assert len(m) == 950 and m["key"].is_unique
+    assert len(rej) == 50 and set(rej["reason"]) <= {"bad_input", "empty_text", "unknown_language", "too_short"}
+    details = " ".join(rej["detail"])
+    for what in ("cannot decode", "no such audio file", "empty file", "too short", "no transcript", "klingon"):
+        assert what in details, what

@@ -8,7 +8,8 @@ from conftest import run_pipeline
 
 def test_filters_splits_and_report(tmp_path, cache_dir, ray_local):
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path}", "languages=[en,zh]",
-                            "emotions=[happy]", "texts_per_tag=2", "margin.enabled=false", "quality.wer.max=0.05",
+                            "emotions=[happy]", "texts_per_tag=2", "margin.enabled=false", "quality.wer.enabled=true",
+                            "quality.wer.max=0.05",
                             "ray.progress=false"])
     d = tmp_path / "emotion_triplets"
     m, rej = pd.read_parquet(d / "manifest.parquet"), pd.read_parquet(d / "rejects.parquet")

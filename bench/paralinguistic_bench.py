@@ -5,7 +5,8 @@
 Reports quadruplets/s and audio seconds produced (tgt + src + sub) per CPU-second for each stage
 (plain loop, one process) and for the whole pipeline on a local Ray (all cores), and Ray's
 overhead against the loop. The voice bank is rendered first and timed separately (it is cached
-in normal use)."""
+in normal use). The Ray pass finds the loop's prompt analyses in the prompt cache (tts.cache_dir),
+as a re-run would: its clone stage is the cheaper for it."""
 import argparse
 import copy
 import os
@@ -91,8 +92,10 @@ def main():
         f"| **whole pipeline, loop** | {total_cpu:.1f} | {n / loop_wall:.2f} | {audio_s / total_cpu:.1f} |",
         "",
         f"Whole pipeline on a local Ray ({cores} cores): {ray_wall:.1f} s wall incl. writing shards, "
-        f"{info['counts']['kept'] / ray_wall:.2f} quadruplets/s, {audio_s / ray_wall / cores:.1f} audio s per core-second.",
-        f"Plain loop: {loop_wall:.1f} s wall on one core. Speed-up on Ray: {loop_wall / ray_wall:.2f}x on {cores} cores; "
+        f"{info['counts']['kept'] / ray_wall:.2f} quadruplets/s, "
+        f"{audio_s / ray_wall / cores:.1f} audio s per core-second.",
+        f"Plain loop: {loop_wall:.1f} s wall on one core. "
+        f"Speed-up on Ray: {loop_wall / ray_wall:.2f}x on {cores} cores; "
         f"Ray overhead (core-seconds beyond the loop's): {100 * (ray_wall * cores / loop_wall - 1):.0f} %.",
         f"Audio produced: {audio_s:.0f} s (tgt + src + sub).",
         "",

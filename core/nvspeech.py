@@ -163,7 +163,7 @@ def _read_manifest(p: Path, default_language: str) -> list[dict]:
         audio = Path(str(r["audio_path"]))
         lang = r.get("language")
         out.append({"audio_path": str(audio if audio.is_absolute() else p.parent / audio),
-                    "text": None if r["text"] is None else str(r["text"]).strip(),
+                    "text": None if pd.isna(r["text"]) else str(r["text"]).strip(),
                     "speaker": str(r["speaker"]),
                     "language": str(lang) if isinstance(lang, str) and lang else default_language})
     return out

@@ -11,10 +11,10 @@ import hashlib
 
 from omegaconf import OmegaConf
 
-from core import nvspeech
+from core import nvspeech, splits
 from core.keys import config_hash, make_key
 from core.tags import PARALINGUISTIC_TAGS, check_languages, check_tags, instruction
-from pipelines.runner import check_output_dir, execute
+from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
 from stages.base import new_row
 from stages.basic_filter import BasicFilter
@@ -24,7 +24,7 @@ from stages.measure_pair import MeasurePair
 from stages.nv_source import NvSource
 from stages.speaker_similarity import SpeakerSimilarity
 from stages.substitution_level import SubstitutionLevel
-from tts import texts
+from tts import texts, vocalizations
 from tts.backends import make_backend
 from tts.voice_bank import GeneratedVoiceBank, make_voice_bank
 
@@ -53,6 +53,9 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
     out = []
     for spk in speakers:
         pool = [s for t in texts.corpus(spk.language) for s in texts.sentences(spk.language, t, cfg.texts.extra_dir)]
+        # the speaker speaks only its split's block of texts, so no text crosses splits
+        pool = splits.texts_for(pool, spk.id, [s.id for s in bank.speakers if s.language == spk.language],
+                                cfg.splits)
         for tag in tags:
             start = _h("nv", spk.id, tag, cfg.seed) % len(pool)
             for k in range(per_tag):
@@ -62,6 +65,7 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
                 tagged = nvspeech.insert_tag(sentence, tag, place, spk.language)
                 u = _utterance_meta(tagged, spk.language, spk.id, cfg.pipeline.substitution)
                 u.update(gender=spk.gender, base_voice=spk.base_voice, place=place,
+                         split=splits.speaker_split(spk.id, cfg.splits),
                          render_seed=_h("render", spk.id, tagged, cfg.seed),
                          # a generated speaker renders with its timbre; a folder bank's speaker with
                          # the voicing estimated from its neutral clip
@@ -78,13 +82,16 @@ def corpus_utterances(cfg, languages) -> tuple[list[dict], list[dict]]:
         bad = nvspeech.check_utterance(u)
         if bad is None and u["language"] not in languages:
             continue  # another language than this run's
+        split, ok = splits.assign(u["speaker"], nvspeech.strip_tags(u["text"] or ""), cfg.splits)
+        if bad is None and not ok:
+            bad = "split_conflict", f"{u['audio_path']}: its text belongs to another split than speaker {u['speaker']}"
         if bad:
             rejects.append({"key": make_key(["nv", u["speaker"]], {"audio": u["audio_path"], "seed": cfg.seed}),
                             "stage": "nv_corpus", "reason": bad[0], "detail": bad[1], "value": None,
                             "meta": ""})
             continue
         rows.append({**_utterance_meta(u["text"], u["language"], u["speaker"], cfg.pipeline.substitution),
-                     "audio_path": u["audio_path"], "base_voice": None})
+                     "audio_path": u["audio_path"], "base_voice": None, "split": split})
     return rows, rejects
 
 
@@ -99,6 +106,7 @@ def stages(cfg) -> list[tuple[type, dict]]:
         (Loudness, {**loud, "mode": "pair"}),
         (MeasurePair, {}),
         (BasicFilter, OmegaConf.to_container(cfg.filters)),
+        *quality_stages(cfg),
         (SpeakerSimilarity, {}),
     ]
     if cfg.pipeline.substitution:
@@ -113,7 +121,8 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
     pipe_cfg = OmegaConf.to_container(p, resolve=True)
     identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution", "cut_events")}, "sr": cfg.sample_rate,
                 "tts": {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"},
-                "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters)}
+                "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters),
+                "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits)}
     bank, rejects = None, []
     if p.corpus:
         utterances, rejects = corpus_utterances(cfg, languages)
@@ -131,14 +140,17 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
                                  f"known: {', '.join(s.id for s in bank.speakers)}")
             speakers = [s for s in bank.speakers if s.id in set(p.speakers)]
         build_voice_bank(cfg, bank, [])
-        identity["bank"] = bank.id
+        identity.update(bank=bank.id, vocalizations=vocalizations.VERSION)
         utterances = generated_utterances(cfg, bank, tags, speakers)
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
-    rows = []
+    rows, seen = [], set()
     for u in utterances:
         key = make_key([u["tags"][0], u["speaker"]], {"text": u["text_with_tags"], "speaker": u["speaker"],
                                                       "audio": u.get("audio_path"), "stages": identity,
                                                       "seed": cfg.seed})
+        if key in seen:  # a manifest listing one recording twice
+            continue
+        seen.add(key)
         rows.append(new_row(key, {**u, "edit_type": "paralinguistic", "seed": cfg.seed, "config_hash": chash,
                                   "instruction": instruction("paralinguistic", None, text=u["text"],
                                                              new_text=u["text_with_tags"])}))
@@ -165,7 +177,7 @@ def run(cfg):
             durations["sub"] = m.get("sub_duration_s", durations["src"])
             substitution = {"text": m["substitution_text"], "member": "sub.flac"}
         sample = {
-            "task": "paralinguistic_edit", "edit_type": "paralinguistic", "edit_info": m["tags"],
+            "task": "paralinguistic_edit", "edit_type": "paralinguistic", "edit_info": m["tags"], "split": m["split"],
             "text": m["text"], "text_with_tags": m["text_with_tags"], "instruction": m["instruction"],
             "events": m["events"], "speaker": m["speaker"], "gender": m.get("gender"), "language": m["language"],
             "durations": durations, "sample_rate": cfg.sample_rate,
@@ -173,9 +185,11 @@ def run(cfg):
                         "neutral": m.get("prompt_neutral")},
             "source": m.get("audio_path") or "rendered", "substitution": substitution,
             "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
+            "quality": m.get("quality", {}),
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
                            "engine": engine_versions,
-                           "renderer": local_versions if bank else None, "voice_bank": bank.id if bank else None,
+                           "renderer": {**local_versions, "vocalizations": vocalizations.VERSION} if bank else None,
+                           "voice_bank": bank.id if bank else None,
                            "corpus": cfg.pipeline.corpus},
         }
         return members, sample

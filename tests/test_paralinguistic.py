@@ -70,6 +70,7 @@ def test_samples_follow_the_contract(para):
                                            f"text is : {j['text_with_tags']}")
         assert j["loudness"]["mode"] == "pair" and j["loudness"]["src"]["gain_db"] == j["loudness"]["tgt"]["gain_db"]
         assert {"config_hash", "seed", "engine", "voice_bank"} <= set(j["provenance"])
+        assert j["split"] in ("train", "validation", "test")
         assert j["durations"]["tgt"] == pytest.approx(len(s["tgt"]) / SR, abs=0.01)
 
 
@@ -78,7 +79,8 @@ def test_keys_are_deterministic(para):
     over = ["pipeline=paralinguistic_quadruplets", "pipeline.texts_per_tag=1", "pipeline.speakers=[en_f1,zh_m1]"]
     keys = [r["key"] for r in plan(make_cfg(over), ["en", "zh"])[0]]
     assert sorted(keys) == sorted(s["key"] for s in para[0])
-    assert not set(keys) & {r["key"] for r in plan(make_cfg([*over, "seed=1"]), ["en", "zh"])[0]}
+    # what makes the audio is in the key (a new seed would also render a new voice bank)
+    assert not set(keys) & {r["key"] for r in plan(make_cfg([*over, "pipeline.pause_s=[0.1,0.2]"]), ["en", "zh"])[0]}
 
 
 def test_events_are_present_where_recorded(para):
@@ -160,20 +162,27 @@ def test_speaker_similarity_is_reported_and_high(para):
     """src and tgt are one speaker: clearly closer than src and the bank's other speakers."""
     from pathlib import Path
 
+    import torch
     from resemblyzer import VoiceEncoder, preprocess_wav
     from core import audio
     enc = VoiceEncoder("cpu", verbose=False)
     emb = lambda x: enc.embed_utterance(preprocess_wav(x, source_sr=SR))  # noqa: E731
-    others = {}
-    for s in para[0]:
-        j = s["json"]
-        assert 0 < j["speaker_sim"] <= 1
-        bank = Path(j["prompts"]["neutral"]["path"]).parent.parent
-        for d in bank.iterdir():
-            if d.name != j["speaker"] and d.name.startswith(j["language"]) and d.name not in others:
-                others[d.name] = emb(audio.load(d / "neutral.flac", SR))
-        cross = np.mean([emb(s["src"]) @ v for k, v in others.items() if k.startswith(j["language"])])
-        assert j["speaker_sim"] > cross + 0.1, (s["key"], j["speaker_sim"], cross)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small model: extra threads only wait on a busy machine
+    try:
+        others = {}
+        for s in para[0]:
+            j = s["json"]
+            assert 0 < j["speaker_sim"] <= 1
+            bank = Path(j["prompts"]["neutral"]["path"]).parent.parent
+            for d in bank.iterdir():
+                if d.name != j["speaker"] and d.name.startswith(j["language"]) and d.name not in others:
+                    others[d.name] = emb(audio.load(d / "neutral.flac", SR)[: 5 * SR])
+            src = emb(s["src"])
+            cross = np.mean([src @ v for k, v in others.items() if k.startswith(j["language"])])
+            assert j["speaker_sim"] > cross + 0.1, (s["key"], j["speaker_sim"], cross)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_substitution_member(para):
@@ -241,7 +250,8 @@ def test_real_corpus_folder(tmp_path, para, ray_local):
         if text:
             (spk / f"{name}.txt").write_text(text)
     info, _ = run_pipeline(["pipeline=paralinguistic_quadruplets", f"pipeline.corpus={tmp_path / 'corpus'}",
-                            f"output_dir={tmp_path / 'out'}", "languages=[en]", "ray.progress=false"])
+                            f"output_dir={tmp_path / 'out'}", "languages=[en]", "splits.enabled=false",
+                            "ray.progress=false"])
     d = tmp_path / "out" / "paralinguistic_quadruplets"
     out = read_samples(d)
     assert len(out) == 1

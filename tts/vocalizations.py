@@ -26,6 +26,9 @@ from tts.voicing import Voicing
 from tts.world_render import WorldFeatures, _stretch, apply, synthesize
 
 
+VERSION = "vocalizations-1"  # part of sample keys: a change here re-renders instead of reusing
+
+
 @dataclass(frozen=True)
 class Shape:
     syllable: tuple[str, str]   # what the base voice says for the envelope: (English, Chinese)
@@ -49,7 +52,7 @@ SHAPES = {
     "Laughter": Shape(("Ha!", "哈"), 0.0, (), 0, breath=0.3),
     "Breathing": Shape(("Haa.", "哈"), 0.0, (), -14),
 }
-_ASPIRATION_DB = -14.0   # breath noise against the vowel it is shaped like
+_ASPIRATION = 10 ** (-14 / 10)  # power of breath noise against the vowel it is shaped like
 
 
 def _voiced_ap(freqs: np.ndarray, breath: float) -> np.ndarray:
@@ -127,14 +130,13 @@ class Vocalizer:
         f0 = ref_f0 * 2 ** (knots / 12)
         ap = np.tile(_voiced_ap(freqs, shape.breath), (n, 1))
         parts = [(f0, sp, ap)]
-        vowel_db = 10 ** (_ASPIRATION_DB / 10)
         if shape.onset_s:  # breath shaped like the first sound, swelling into the voice
             k = self._n(shape.onset_s)
-            parts.insert(0, (np.zeros(k), np.outer(_ramp(k, 0.05, 1.0) * vowel_db, sp[min(4, n - 1)]),
+            parts.insert(0, (np.zeros(k), np.outer(_ramp(k, 0.05, 1.0) * _ASPIRATION, sp[min(4, n - 1)]),
                              np.ones((k, len(freqs)))))
         if shape.tail_s:
             k = self._n(shape.tail_s)
-            parts.append((np.zeros(k), np.outer(_ramp(k, 1.0, 0.02) * vowel_db, sp[max(0, n - 5)]),
+            parts.append((np.zeros(k), np.outer(_ramp(k, 1.0, 0.02) * _ASPIRATION, sp[max(0, n - 5)]),
                           np.ones((k, len(freqs)))))
         return [np.concatenate(p) for p in zip(*parts)]
 
@@ -144,14 +146,14 @@ class Vocalizer:
         for b in range(n_bursts):
             k_asp = self._n(rng.uniform(0.06, 0.09))
             k_v = self._n(rng.uniform(0.07, 0.1) * (1.5 if b == n_bursts - 1 else 1.0))
-            parts.append((np.zeros(k_asp), np.outer(_ramp(k_asp, 0.3, 1.0) * 10 ** (_ASPIRATION_DB / 10), vowel),
+            parts.append((np.zeros(k_asp), np.outer(_ramp(k_asp, 0.3, 1.0) * _ASPIRATION, vowel),
                           np.ones((k_asp, len(freqs)))))
             start = 7.0 - 1.2 * b  # high, each burst a bit lower, each falling
             f0 = ref_f0 * 2 ** (_ramp(k_v, start, start - 2.5) / 12)
             amp = np.sin(np.linspace(0.15, 1.0, k_v) * np.pi) ** 0.7 * 10 ** (-1.5 * b / 10)
             parts.append((f0, np.outer(amp, vowel), np.tile(_voiced_ap(freqs, 0.3), (k_v, 1))))
         k = self._n(0.08)  # the out-breath that ends a laugh
-        parts.append((np.zeros(k), np.outer(_ramp(k, 1.0, 0.05) * 10 ** (_ASPIRATION_DB / 10), vowel),
+        parts.append((np.zeros(k), np.outer(_ramp(k, 1.0, 0.05) * _ASPIRATION, vowel),
                       np.ones((k, len(freqs)))))
         return [np.concatenate(p) for p in zip(*parts)]
 

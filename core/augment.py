@@ -74,26 +74,31 @@ class AddNoise:
 class InsertSilences:
     positions_s: list[float]      # in the input's timeline
     lengths_s: list[float]
+    removed_s: list[float] | None = None  # the natural pause at each position, replaced by the silence
     floor_db: float = -65.0       # a faint noise floor: digital zeros are not what recordings have
     seed: int = 0
     op: str = "insert_silences"
 
+    def _steps(self):
+        removed = self.removed_s or [0.0] * len(self.positions_s)
+        return sorted(zip(self.positions_s, self.lengths_s, removed))
+
     def __call__(self, x, sr):
         rng = np.random.default_rng(self.seed)
         out, last = [], 0
-        for pos, length in sorted(zip(self.positions_s, self.lengths_s)):
+        for pos, length, removed in self._steps():
             i = int(round(pos * sr))
             out += [x[last:i], (rng.standard_normal(int(round(length * sr))) * 10 ** (self.floor_db / 20))]
-            last = i
+            last = i + int(round(removed * sr))
         out.append(x[last:])
         return np.concatenate(out).astype(np.float32)
 
     def inserted_spans(self) -> list[tuple[float, float]]:
         """Where the silences lie in the output timeline."""
         spans, shift = [], 0.0
-        for pos, length in sorted(zip(self.positions_s, self.lengths_s)):
+        for pos, length, removed in self._steps():
             spans.append((pos + shift, pos + shift + length))
-            shift += length
+            shift += length - removed
         return spans
 
 

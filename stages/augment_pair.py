@@ -10,8 +10,10 @@ from core import audio, augment
 from stages.base import Reject, Resources, Stage
 
 
-def pause_points(x: np.ndarray, sr: int, count: int, min_gap_s: float, rng) -> list[float]:
-    """Places between words: local minima of short-time energy inside the speech, well apart."""
+def pause_points(x: np.ndarray, sr: int, count: int, min_gap_s: float, rng) -> list[tuple[float, float]]:
+    """Places between words: local minima of short-time energy inside the speech, well apart.
+    Returns (start_s, length_s) of the quiet stretch there (length 0 if there is no pause), so the
+    inserted silence can replace the natural pause instead of adding to it."""
     hop = int(0.01 * sr)
     n = len(x) // hop
     db = 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
@@ -28,8 +30,16 @@ def pause_points(x: np.ndarray, sr: int, count: int, min_gap_s: float, rng) -> l
             chosen.append(i)
         if len(chosen) == count:
             break
-    rng.shuffle(chosen)
-    return sorted(round(i * 0.01, 3) for i in chosen)
+    quiet = db < db.max() - 40
+    out = []
+    for i in sorted(chosen):
+        a = b = i
+        while a > lo and quiet[a - 1] and quiet[i]:
+            a -= 1
+        while b < hi and quiet[b] and quiet[i]:
+            b += 1
+        out.append((round(a * 0.01, 3), round((b - a) * 0.01, 3)))
+    return out
 
 
 class AugmentPair(Stage):
@@ -51,11 +61,12 @@ class AugmentPair(Stage):
             if m.get("insert"):
                 rng = np.random.default_rng(m["seed_int"])
                 p = self.params
-                pos = pause_points(x, sr, m["n_silences"], p["min_gap_s"], rng)
-                if not pos:
+                points = pause_points(x, sr, m["n_silences"], p["min_gap_s"], rng)
+                if not points:
                     raise Reject("no_pause_points", "no place between words for a silence", None)
-                lengths = [round(float(rng.uniform(p["min_silence_s"], p["max_silence_s"])), 3) for _ in pos]
-                ins = augment.InsertSilences(pos, lengths, seed=m["seed_int"])
+                lengths = [round(float(rng.uniform(p["min_silence_s"], p["max_silence_s"])), 3) for _ in points]
+                ins = augment.InsertSilences([a for a, _ in points], lengths, [r for _, r in points],
+                                             seed=m["seed_int"])
                 recipe = [ins]
                 m["recipe"] = [augment.to_dict(ins)]
                 m["inserted_silences_s"] = [list(s) for s in ins.inserted_spans()]

@@ -22,7 +22,7 @@ def tiny_scorer(tmp_path_factory, cache_dir, ray_local):
 def test_bootstrap_training_saves_a_versioned_artifact(tiny_scorer):
     out, ev = tiny_scorer
     sc = MarginScorer.load(out / "art")
-    assert sc.version == "margin-test" and set(sc.prototypes) == {"happy", "sad", "whisper", "angry"}
+    assert sc.version == "margin-test" and set(sc.ridges) == {"happy", "sad", "whisper", "angry"}
     saved = json.loads((out / "art" / "eval.json").read_text())
     assert saved["n"] == 4 * 7 and {"spearman", "mae", "keep_drop_accuracy"} <= set(saved)
     assert (out / "art" / "heldout_scatter.png").stat().st_size > 10_000
@@ -87,7 +87,7 @@ def test_shipped_scorer_quality_and_neutral_pairs():
 def test_margin_selection_in_emotion_pipeline(tmp_path, cache_dir, ray_local):
     """Every kept pair reaches its tag's threshold; the others are low_margin rejects with their score."""
     info, _ = run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path}", "languages=[en]",
-                            "emotions=[happy,sad,coldness]", "texts_per_tag=1", "margin.thresholds.happy=9.9",
+                            "emotions=[happy,sad,coldness]", "texts_per_tag=1", "+margin.thresholds.happy=9.9",
                             "splits.enabled=false", "quality.wer.enabled=false",
                             "quality.prompt_similarity.enabled=false", "ray.progress=false"])
     d = tmp_path / "emotion_triplets"
@@ -106,5 +106,5 @@ def test_margin_selection_in_emotion_pipeline(tmp_path, cache_dir, ray_local):
 
 def test_thresholds_below_floor_are_refused(tmp_path):
     from conftest import _cli_run
-    r = _cli_run(f"output_dir={tmp_path}", "margin.thresholds.sad=4")
+    r = _cli_run(f"output_dir={tmp_path}", "+margin.thresholds.sad=4")
     assert r.returncode != 0 and "below the floor of 6.0" in r.stderr

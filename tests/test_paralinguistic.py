@@ -9,7 +9,7 @@ import pyworld
 import pytest
 import soundfile as sf
 
-from conftest import make_cfg, read_samples, run_pipeline
+from conftest import RAW, make_cfg, read_samples, run_pipeline
 from core import nvspeech
 from core.tags import PARALINGUISTIC_TAGS, instruction
 
@@ -250,8 +250,7 @@ def test_real_corpus_folder(tmp_path, para, ray_local):
         if text:
             (spk / f"{name}.txt").write_text(text)
     info, _ = run_pipeline(["pipeline=paralinguistic_quadruplets", f"pipeline.corpus={tmp_path / 'corpus'}",
-                            f"output_dir={tmp_path / 'out'}", "languages=[en]", "splits.enabled=false",
-                            "ray.progress=false"])
+                            f"output_dir={tmp_path / 'out'}", "languages=[en]", *RAW, "ray.progress=false"])
     d = tmp_path / "out" / "paralinguistic_quadruplets"
     out = read_samples(d)
     assert len(out) == 1

@@ -67,7 +67,7 @@ def test_whisper_removes_voicing(style_run):
     samples = [s for s in read_samples(style_run[0]) if s["json"]["edit_info"] == "whisper"]
     for s in samples:
         a = s["json"]["acoustics"]
-        assert a["src"]["voiced_ratio"] > 0.4 and a["tgt"]["voiced_ratio"] < 0.15
+        assert a["src"]["voiced_ratio"] > 0.15 and a["tgt"]["voiced_ratio"] < 0.3 * a["src"]["voiced_ratio"]
 
 
 def test_english_neutral_clips_are_intelligible(emotion_run):

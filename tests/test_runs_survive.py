@@ -165,7 +165,8 @@ def test_a_thousand_requests_with_broken_ones(tmp_path, cache_dir, ray_local):
     from tts.voicing import Voicing
     eng = LocalEngine(16000)
     good = []
-    for i, text in enumerate(["Good morning.", "Thank you.", "See you soon.", "Open the door."]):
+    for i, text in enumerate(["Good morning, the train leaves at nine.", "Thank you for the lovely flowers.",
+                              "See you soon at the station.", "Please open the door for me."]):
         p = tmp_path / f"good{i}.wav"
         sf.write(p, eng.render(text, "en", Voicing(f0_shift_st=i)), 16000)
         good.append((str(p), text))

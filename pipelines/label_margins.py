@@ -30,6 +30,8 @@ class PairDataset:
 
     def __init__(self, data, max_items: int | None = None):
         self.root, tars, manifest = _resolve(data)
+        if self.root.parent.name == "releases":  # labels belong to the pipeline, not to one release
+            self.root = self.root.parent.parent
         self.index: dict[str, dict] = {}  # key -> {"shard", "src": (offset, size), "tgt": ..., meta}
         for tar in tars:
             self._index_tar(tar)

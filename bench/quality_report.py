@@ -1,7 +1,9 @@
 """Quality of emotion/style triplets: speaker similarity, separability, acoustic margins, WER.
 
-    .venv/bin/python run.py output_dir=/tmp/q                                   # emotion triplets
-    .venv/bin/python run.py pipeline=style_triplets output_dir=/tmp/q           # style triplets
+    LMS_CACHE_DIR=/tmp/lms-bench/cache .venv/bin/python run.py pipeline=style_triplets output_dir=/tmp/q \
+        languages=[en] texts_per_tag=1 margin.enabled=false splits.enabled=false       # raw generation, no selection
+    LMS_CACHE_DIR=/tmp/lms-bench/cache .venv/bin/python run.py output_dir=/tmp/q \
+        texts_per_tag=1 margin.enabled=false splits.enabled=false
     .venv/bin/python bench/quality_report.py /tmp/q/emotion_triplets /tmp/q/style_triplets --out docs
 
 Writes docs/quality.md and confusion-matrix PNGs."""

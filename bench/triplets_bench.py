@@ -29,7 +29,6 @@ def main():
     from core.tags import EMOTIONS
     from pipelines import triplets
     from pipelines.runner import execute, init_ray
-    from stages.base import run_local
     from tts.voice_bank import make_voice_bank
     emotions = list(EMOTIONS[: a.emotions])
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):

@@ -5,7 +5,6 @@ each stage's CPU time, throughput and share of the run."""
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import ray
-from omegaconf import OmegaConf
 
 from core import refs
 from core.keys import make_key

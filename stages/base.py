@@ -144,12 +144,3 @@ def map_stages(ds, stages: list[tuple[type, dict]], max_actors: int | None = Non
                             num_gpus=gpus or None,
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, max_actors)))
     return ds
-
-
-def run_local(rows: list[dict], stages: list[tuple[type, dict]]) -> list[dict]:
-    """The same stages as a plain loop (benchmarks compare it with Ray)."""
-    for stage_cls, params in stages:
-        s = stage_cls(**params)
-        s.setup()
-        rows = s.process_rows(rows)
-    return rows

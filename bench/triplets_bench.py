@@ -13,6 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from loop_vs_ray import report_lines  # noqa: E402
 
 
 def main():
@@ -85,22 +87,9 @@ def main():
         f"Voice bank: {n_clips} prompt clips rendered in {bank_s:.1f} s wall on Ray "
         f"({n_clips / bank_s if bank_s and n_clips else 0:.2f} clips/s; cached afterwards).",
         "",
-        "| stage (plain loop, 1 process) | CPU-s | triplets/s | audio s per CPU-s |",
-        "|---|---|---|---|",
     ]
-    for name, cpu, wall in per_stage:
-        lines.append(f"| {name} | {cpu:.1f} | {n / wall:.2f} | {audio_s / max(cpu, 1e-9):.1f} |")
-    total_cpu = sum(c for _, c, _ in per_stage)
-    lines += [
-        f"| **whole pipeline, loop** | {total_cpu:.1f} | {n / loop_wall:.2f} | {audio_s / total_cpu:.1f} |",
-        "",
-        f"Whole pipeline on a local Ray ({cores} cores): {ray_wall:.1f} s wall incl. writing shards, "
-        f"{info['counts']['kept'] / ray_wall:.2f} triplets/s, {audio_s / ray_wall / cores:.1f} audio s per core-second.",
-        f"Plain loop: {loop_wall:.1f} s wall on one core. Speed-up on Ray: {loop_wall / ray_wall:.2f}x on {cores} cores; "
-        f"Ray overhead (core-seconds beyond the loop's): {100 * (ray_wall * cores / loop_wall - 1):.0f} %.",
-        f"Audio produced: {audio_s:.0f} s (src + tgt).",
-        "",
-    ]
+    lines += report_lines("triplets", n, per_stage, loop_wall, ray_wall, info["counts"]["kept"], cores, audio_s,
+                          "src + tgt")
     text = "\n".join(lines)
     print(text)
     if a.out:

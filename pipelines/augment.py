@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from omegaconf import OmegaConf
 
 from core import augment, noise_assets, splits
 from core.keys import config_hash, make_key
+from core.tables import read_table
 from core.tags import LANGUAGES, check_languages, instruction, speed_tag
 from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
@@ -71,13 +71,7 @@ def folder_sources(cfg, languages) -> list[dict]:
 
 def manifest_sources(cfg, languages) -> list[dict]:
     """A csv/parquet with columns audio_path, text, speaker, language."""
-    p = Path(cfg.source.path)
-    if not p.is_file():
-        raise ValueError(f"source.path={cfg.source.path}: no such file")
-    t = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
-    missing = {"audio_path", "text", "speaker", "language"} - set(t.columns)
-    if missing:
-        raise ValueError(f"source.path={cfg.source.path}: missing columns {sorted(missing)}")
+    t = read_table(cfg.source.path, "source.path", {"audio_path", "text", "speaker", "language"})
     # unknown languages stay in: they become rejects with the reason, like any other bad request
     return [r for r in t.to_dict("records") if r["language"] in languages or r["language"] not in LANGUAGES]
 

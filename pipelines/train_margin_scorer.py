@@ -14,6 +14,7 @@ import ray
 
 from core import refs
 from core.keys import make_key
+from core.tables import read_table
 from core.tags import EMOTIONS, STYLES, check_languages
 from pipelines.runner import check_output_dir, execute, init_ray
 from scorers import bootstrap, evaluate
@@ -62,13 +63,7 @@ def _sample_info(ref: str) -> dict:
 
 
 def _labelled_rows(cfg) -> pd.DataFrame:
-    path = Path(cfg.labels)
-    if not path.is_file():
-        raise ValueError(f"labels={cfg.labels}: no such file")
-    t = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    missing = {"src", "tgt", "tag", "score"} - set(t.columns)
-    if missing:
-        raise ValueError(f"labels={cfg.labels}: missing columns {sorted(missing)}")
+    t = read_table(cfg.labels, "labels", {"src", "tgt", "tag", "score"})
     bad = t[(t["score"] < 1) | (t["score"] > 10)]
     if len(bad):
         raise ValueError(f"labels={cfg.labels}: {len(bad)} scores outside 1..10")

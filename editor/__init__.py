@@ -1,0 +1,1 @@
+"""The included editor: dual-codebook audio tokenizer, token-to-audio decoder, codec evaluation."""

@@ -1,0 +1,62 @@
+"""Audio <-> tokens with a trained tokenizer and decoder, loaded by path: the editor's codec."""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from editor import features
+from editor.features import Frames
+from editor.decoder import TokenDecoder, reference_stats
+from editor.tokenizer import DualCodebookTokenizer
+from editor.vocoder import griffin_lim
+
+
+class Codec:
+    def __init__(self, tokenizer: DualCodebookTokenizer, decoder: TokenDecoder | None = None, device="cpu"):
+        self.tokenizer, self.device = tokenizer, torch.device(device)
+        self.decoder = decoder.to(self.device).eval() if decoder is not None else None
+        if decoder is not None and decoder.config.tokenizer_version != tokenizer.cfg["version"]:
+            raise ValueError(f"decoder {decoder.config.version} was trained on tokenizer "
+                             f"{decoder.config.tokenizer_version}, not {tokenizer.cfg['version']}")
+
+    @classmethod
+    def load(cls, tokenizer_dir, decoder_dir=None, device="cpu") -> "Codec":
+        dec = None
+        if decoder_dir:
+            if not (Path(decoder_dir) / "config.json").is_file():
+                raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
+            dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
+        return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device)
+
+    def analyze(self, wav: np.ndarray) -> Frames:
+        return features.analyze(wav, self.tokenizer.block)
+
+    def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """16 kHz clips -> (linguistic ids, semantic ids) per clip."""
+        return self.encode_frames([self.analyze(w) for w in wavs])
+
+    def encode_frames(self, frames: list[Frames]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self.tokenizer.encode(frames, self.device)
+
+    @torch.no_grad()
+    def decode_frames(self, tokens: list[tuple[np.ndarray, np.ndarray]], references: list[Frames]) -> list[Frames]:
+        """Token streams plus each item's reference voice -> predicted WORLD frames (one padded batch)."""
+        if self.decoder is None:
+            raise ValueError("this codec has no decoder: load it with decoder_dir")
+        c = self.decoder.config
+        n_frames = [len(l) * c.ling_hop for l, _ in tokens]
+        t_max = max(n_frames)
+        ling = torch.full((len(tokens), t_max // c.ling_hop), c.ling_codebook, dtype=torch.long)
+        sem = torch.full((len(tokens), t_max // c.sem_hop), c.sem_codebook, dtype=torch.long)
+        mask = torch.zeros(len(tokens), t_max, dtype=torch.bool)
+        for i, (l, s) in enumerate(tokens):
+            ling[i, :len(l)], sem[i, :len(s)], mask[i, :n_frames[i]] = torch.as_tensor(l), torch.as_tensor(s), True
+        ref = torch.as_tensor(np.stack([reference_stats(r) for r in references]))
+        dev = self.device
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            pred = self.decoder(ling.to(dev), sem.to(dev), ref.to(dev), mask.to(dev))
+        return [f.crop(n) for f, n in zip(self.decoder.to_frames(pred), n_frames)]
+
+    def decode(self, tokens, references: list[Frames]) -> list[np.ndarray]:
+        """Tokens + references -> 16 kHz waveforms (Griffin-Lim on the codec's device)."""
+        return griffin_lim([f.mel for f in self.decode_frames(tokens, references)], self.device)

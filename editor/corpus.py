@@ -1,0 +1,210 @@
+"""The editor's training corpus: every audio member of a set of WebDataset shards, as frames
+(log-mel + F0, editor/features.py).
+
+`data` is a shards folder, one .tar, a glob, or a comma-separated list of those; or a corpus .npz
+written by this module (that is how the GPU machine gets data: analysis is CPU work, done once).
+Members with identical audio (a triplet's source reused across intensities) are analysed once.
+The analysis is cached in cache_dir under a hash of the shards' names, sizes and mtimes.
+"""
+import glob
+import hashlib
+import io
+import json
+import os
+import tarfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from editor import features
+
+AUDIO_SUFFIXES = (".flac", ".wav")
+
+
+@dataclass
+class Corpus:
+    """Utterance i has frames offsets[i]:offsets[i+1] of the flat arrays."""
+    f0: np.ndarray          # (N,) float32 Hz, 0 = unvoiced
+    mel: np.ndarray         # (N, N_MELS) float32 log-mel
+    offsets: np.ndarray     # (U+1,) int64
+    meta: list[dict]        # per utterance: member, speaker, language, text
+
+    def __len__(self):
+        return len(self.meta)
+
+    def frames(self, i: int) -> features.Frames:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return features.Frames(self.f0[a:b], self.mel[a:b])
+
+    def select(self, keep) -> "Corpus":
+        idx = [i for i in range(len(self)) if keep(self.meta[i])]
+        parts = [self.frames(i) for i in idx]
+        return from_frames(parts, [self.meta[i] for i in idx])
+
+    def speakers(self) -> list[str]:
+        return sorted({m["speaker"] for m in self.meta})
+
+    def hours(self) -> float:
+        return len(self.f0) * features.FRAME_MS / 1000 / 3600
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        # log-mel as 8 bits over a fixed range (steps of 0.07 nepers): a quarter of float32, so an
+        # hour of audio travels to the GPU machine in ~30 MB
+        q = np.round((np.clip(self.mel, *MEL_RANGE) - MEL_RANGE[0]) / _MEL_STEP).astype(np.uint8)
+        np.savez_compressed(tmp, f0=self.f0.astype(np.float32), mel_q=q, offsets=self.offsets,
+                            meta=np.array(json.dumps(self.meta)))
+        os.replace(tmp, path)  # never a half-written corpus under the final name
+
+
+MEL_RANGE = (-12.0, 6.0)
+_MEL_STEP = (MEL_RANGE[1] - MEL_RANGE[0]) / 255
+
+
+def from_frames(parts: list[features.Frames], meta: list[dict]) -> Corpus:
+    if not parts:
+        raise ValueError("corpus is empty: no utterances left")
+    lengths = np.array([len(p) for p in parts])
+    return Corpus(np.concatenate([p.f0 for p in parts]), np.concatenate([p.mel for p in parts]),
+                  np.concatenate([[0], np.cumsum(lengths)]), meta)
+
+
+def load_npz(path) -> Corpus:
+    z = np.load(path)
+    mel = z["mel_q"].astype(np.float32) * _MEL_STEP + MEL_RANGE[0]
+    return Corpus(z["f0"], mel, z["offsets"], json.loads(str(z["meta"])))
+
+
+def shard_paths(data: str) -> list[Path]:
+    out = []
+    for part in str(data).split(","):
+        p = Path(part)
+        if p.is_dir():
+            out += sorted(p.glob("*.tar"))
+        elif any(c in part for c in "*?["):
+            out += [Path(x) for x in sorted(glob.glob(part))]
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise ValueError(f"data={part}: no such shard, folder or glob")
+    if not out:
+        raise ValueError(f"data={data}: no .tar shards found")
+    return out
+
+
+def _member_meta(name: str, sample_json: dict) -> dict:
+    """Who speaks a member: the sample's speaker, except a margin-bootstrap target voiced by another."""
+    role = name.split(".", 1)[1].rsplit(".", 1)[0] if "." in name else ""
+    speaker = sample_json.get("speaker", "unknown")
+    if role == "tgt" and sample_json.get("other_speaker"):
+        speaker = sample_json["other_speaker"]
+    return {"member": name, "role": role, "speaker": speaker, "language": sample_json.get("language", ""),
+            "text": sample_json.get("text", "")}
+
+
+def _shard_jobs(shard: Path) -> list[tuple[bytes, dict]]:
+    """(audio bytes, meta) of every audio member of one shard."""
+    try:
+        with tarfile.open(shard) as t:
+            members = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError) as e:
+        raise ValueError(f"{shard}: not a readable tar shard ({e})") from e
+    jobs = []
+    for name, data in members.items():
+        if name.endswith(AUDIO_SUFFIXES):
+            key = name.split(".", 1)[0]
+            js = json.loads(members.get(f"{key}.json", b"{}"))
+            jobs.append((data, {**_member_meta(name, js), "shard": shard.name}))
+    return jobs
+
+
+def _analyze_bytes(args) -> features.Frames | None:
+    data, block_frames = args
+    import soundfile as sf
+    from core.audio import resample
+    x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    x = resample(x.mean(axis=1), sr, features.SAMPLE_RATE)
+    if len(x) < features.SAMPLE_RATE * 0.3:
+        return None
+    return features.analyze(x, block_frames)
+
+
+def _cache_path(shards: list[Path], cache_dir, block_frames: int) -> Path:
+    h = hashlib.sha1(f"mel{features.N_MELS}/{block_frames}".encode())
+    for s in shards:
+        st = s.stat()
+        h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return Path(cache_dir) / "editor_corpus" / f"{h.hexdigest()[:16]}.npz"
+
+
+def build(data: str, cache_dir, block_frames: int, workers: int | None = None) -> Corpus:
+    """Analyse (or load from cache) every distinct audio member of the shards in `data`."""
+    if str(data).endswith(".npz"):
+        if not Path(data).is_file():
+            raise ValueError(f"data={data}: no such corpus file")
+        corpus = load_npz(data)
+        if (np.diff(corpus.offsets) % block_frames).any():
+            raise ValueError(f"data={data}: clips are not padded to {block_frames}-frame token blocks")
+        return corpus
+    shards = shard_paths(data)
+    cache = _cache_path(shards, cache_dir, block_frames)
+    if cache.is_file():
+        return load_npz(cache)
+    seen, jobs = set(), []
+    for s in shards:
+        for audio_bytes, meta in _shard_jobs(s):
+            digest = hashlib.sha1(audio_bytes).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                jobs.append((audio_bytes, meta))
+    print(f"corpus: analysing {len(jobs)} distinct clips from {len(shards)} shards")
+    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+        frames = list(pool.map(_analyze_bytes, [(b, block_frames) for b, _ in jobs], chunksize=8))
+    kept = [(f, m) for f, (_, m) in zip(frames, jobs) if f is not None]
+    corpus = from_frames([f for f, _ in kept], [m for _, m in kept])
+    corpus.save(cache)
+    return corpus
+
+
+def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, seed: int = 0) -> Corpus:
+    """At most max_hours of training speakers' clips (a seeded random pick) plus heldout_clips clips of the
+    held-out speakers (validation curve only): how a corpus is cut down to travel to the GPU machine."""
+    rng = np.random.default_rng(seed)
+    lengths = np.diff(c.offsets) * features.FRAME_MS / 1000 / 3600
+    train = [i for i in rng.permutation(len(c)) if c.meta[i]["speaker"] not in heldout]
+    held = [i for i in rng.permutation(len(c)) if c.meta[i]["speaker"] in heldout][:heldout_clips]
+    keep = set(held)
+    hours = 0.0
+    for i in train:
+        if hours + lengths[i] > max_hours:
+            break
+        keep.add(i)
+        hours += lengths[i]
+    return from_frames([c.frames(i) for i in sorted(keep)], [c.meta[i] for i in sorted(keep)])
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description="Analyse shards into a corpus .npz (optionally cut down).")
+    ap.add_argument("data", help="shards folder, .tar, glob, or a comma-separated list")
+    ap.add_argument("out", help="corpus .npz to write")
+    ap.add_argument("--cache-dir", default=".cache")
+    ap.add_argument("--block-frames", type=int, default=12)
+    ap.add_argument("--max-hours", type=float, default=None)
+    ap.add_argument("--heldout", default="en_f2,en_m2,zh_m2")
+    ap.add_argument("--heldout-clips", type=int, default=60)
+    a = ap.parse_args(argv)
+    c = build(a.data, a.cache_dir, a.block_frames)
+    if a.max_hours is not None:
+        c = subset(c, a.max_hours, set(a.heldout.split(",")), a.heldout_clips)
+    c.save(a.out)
+    print(f"{a.out}: {len(c)} clips, {c.hours():.2f} h, speakers {c.speakers()}, "
+          f"{Path(a.out).stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The editor's frames: 10 ms log-mel spectra (what the decoder predicts and the vocoder inverts) and
+F0 from WORLD's dio/stonemask (the pitch the tokenizer keeps).
+
+Why log-mel and Griffin-Lim rather than WORLD's own synthesis: on held-out clips WORLD
+analysis-synthesis alone raised pocketsphinx WER from 0.33 to 0.59, while Griffin-Lim from an
+80-band mel spectrum gave 0.38 (bench/vocoder_ceiling.py, docs/editor.md).
+"""
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyworld
+import torch
+from scipy.fft import dct
+
+SAMPLE_RATE = 16000
+FRAME_MS = 10.0
+HOP = 160
+N_FFT = 512
+N_MELS = 80
+F0_FLOOR, F0_CEIL = 60.0, 600.0
+LOG_FLOOR = 1e-5
+
+
+@dataclass
+class Frames:
+    """One clip's frames: f0 (T,) in Hz with 0 = unvoiced; mel (T, N_MELS) natural-log magnitude."""
+    f0: np.ndarray
+    mel: np.ndarray
+
+    def __len__(self):
+        return len(self.f0)
+
+    def crop(self, n: int) -> "Frames":
+        return Frames(self.f0[:n], self.mel[:n])
+
+
+@lru_cache(maxsize=1)
+def mel_basis() -> np.ndarray:
+    """(N_FFT/2+1, N_MELS) triangular filters on the HTK mel scale, 0-8 kHz."""
+    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
+    to_hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
+    edges = to_hz(np.linspace(0.0, to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    f = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.clip(np.minimum((f - lo) / (mid - lo), (hi - f) / (hi - mid)), 0.0, None).T.astype(np.float32)
+
+
+def pad_to_block(x: np.ndarray, block_frames: int) -> np.ndarray:
+    """Zero-pad so the clip is a whole number of token blocks (the tokens then cover it exactly)."""
+    return np.pad(x, (0, (-len(x)) % (block_frames * HOP)))
+
+
+def log_mel(x: np.ndarray) -> np.ndarray:
+    """(len/HOP, N_MELS) log-mel magnitude of a clip whose length is a multiple of HOP."""
+    s = torch.stft(torch.as_tensor(x, dtype=torch.float32), N_FFT, HOP, window=torch.hann_window(N_FFT),
+                   return_complex=True).abs()
+    mel = torch.as_tensor(mel_basis()).T @ s
+    return torch.log(mel.clamp(min=LOG_FLOOR)).T[: len(x) // HOP].numpy()
+
+
+def f0_track(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    f0, t = pyworld.dio(x, SAMPLE_RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
+    return pyworld.stonemask(x, f0, t, SAMPLE_RATE)[: len(x) // HOP].astype(np.float32)
+
+
+def analyze(x: np.ndarray, block_frames: int = 1) -> Frames:
+    """16 kHz mono float audio -> frames; the clip is zero-padded to whole token blocks first."""
+    if x.ndim != 1 or len(x) < HOP * 4:
+        raise ValueError(f"audio of shape {x.shape}: need mono audio of at least {4 * FRAME_MS:.0f} ms")
+    x = pad_to_block(np.asarray(x, dtype=np.float32), block_frames)
+    return Frames(f0_track(x), log_mel(x))
+
+
+def cepstrum(mel: np.ndarray, n: int) -> np.ndarray:
+    """Mel cepstrum c0..c(n-1) of log-mel frames (orthonormal DCT-II)."""
+    return dct(mel, type=2, norm="ortho", axis=-1)[..., :n]
+
+
+def continuous_lf0(f0: np.ndarray) -> np.ndarray:
+    """log F0 with unvoiced frames filled by interpolation (a constant 100 Hz if nothing is voiced)."""
+    voiced = f0 > 0
+    if not voiced.any():
+        return np.full(len(f0), np.log(100.0), dtype=np.float32)
+    idx = np.arange(len(f0))
+    return np.interp(idx, idx[voiced], np.log(f0[voiced])).astype(np.float32)

@@ -1,0 +1,72 @@
+"""pipeline=train_tokenizer data=<shards>: fit the dual-codebook tokenizer on the shards' audio.
+
+The editor's held-out speakers (editor.holdout_speakers) are left out, so the round-trip evaluation
+on them measures unseen voices. Writes a versioned artifact directory (config.json + safetensors).
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from editor import artifacts, corpus
+from editor.tokenizer import DualCodebookTokenizer, block_frames
+
+
+def device(cfg) -> torch.device:
+    want = cfg.editor.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"editor.device={want}: no CUDA device here (use editor.device=cpu or auto)")
+    return torch.device(want)
+
+
+def data_source(cfg) -> str:
+    if cfg.data:
+        return str(cfg.data)
+    default = Path(cfg.output_dir) / "emotion_triplets" / "shards"
+    if not default.is_dir():
+        raise ValueError(f"data= is required (shards folder, .tar, glob or corpus .npz); the default {default} "
+                         "does not exist: run `python run.py` first or pass data=")
+    return str(default)
+
+
+def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus]:
+    """(training clips, held-out-speaker clips) of the configured data."""
+    tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
+    full = corpus.build(data_source(cfg), cfg.cache_dir, block_frames(tok_cfg))
+    held = set(cfg.editor.holdout_speakers)
+    train = full.select(lambda m: m["speaker"] not in held)
+    heldout = [m for m in full.meta if m["speaker"] in held]
+    val = full.select(lambda m: m["speaker"] in held) if heldout else None
+    print(f"corpus: {len(full)} clips, {full.hours():.2f} h, speakers {full.speakers()}; "
+          f"training on {len(train)} clips ({train.hours():.2f} h), holding out {sorted(held)}")
+    return train, val
+
+
+def run_info(cfg, dev, seconds: float, extra: dict) -> dict:
+    return {"command": " ".join(["python", "run.py", *sys.argv[1:]]), "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "seconds": round(seconds, 1), "data": data_source(cfg), **extra}
+
+
+def run(cfg):
+    dev = device(cfg)
+    tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
+    out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / tok_cfg["version"])
+    train, _ = train_corpus(cfg)
+    t0 = time.time()
+    tok = DualCodebookTokenizer.fit([train.frames(i) for i in range(len(train))], tok_cfg, dev)
+    seconds = time.time() - t0
+    tmp = artifacts.staging_dir(out)
+    tok.save(tmp)
+    info = run_info(cfg, dev, seconds, {"clips": len(train), "hours": round(train.hours(), 3),
+                                        "speakers": train.speakers()})
+    (tmp / "training.json").write_text(json.dumps(info, indent=1))
+    artifacts.publish(tmp, out)
+    print(f"tokenizer {tok_cfg['version']}: {tok.tokens_per_second()['interleaved']:.1f} tokens/s, "
+          f"fitted in {seconds:.1f} s on {dev} -> {out}")
+    return {"artifact": str(out), **info}

@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -38,6 +39,10 @@ def load_clips(path: str, n: int) -> list[np.ndarray]:
             raise SystemExit(f"{f}: {sr} Hz, the codec wants {features.SAMPLE_RATE}")
         clips.append(x.mean(1))
     return clips
+
+
+def _one_thread():
+    torch.set_num_threads(1)  # one analysis per core: the pool is the parallelism
 
 
 def timed(fn, device):
@@ -85,8 +90,10 @@ def main():
     r["single"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "griffin_lim_s": t_gl,
                    "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_gl)}
     # the whole batch at once
-    with ProcessPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(features.analyze, clips[:2], [block] * 2))  # start the workers
+    # spawn: the parent holds CUDA, which must not be forked; the warm-up pass starts every worker
+    with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        list(pool.map(features.analyze, clips, [block] * len(clips)))
         frames, t_an = timed(lambda: list(pool.map(features.analyze, clips, [block] * len(clips))), dev)
     tokens, t_q = timed(lambda: codec.encode_frames(frames), dev)
     preds, t_net = timed(lambda: codec.decode_frames(tokens, frames), dev)

@@ -63,7 +63,10 @@ def f0_corr(a: np.ndarray, b: np.ndarray) -> float | None:
 def mcd(a: Frames, b: Frames) -> float:
     n = min(len(a), len(b))
     speech = speech_mask(a.mel[:n])
-    ca, cb = features.cepstrum(a.mel[:n], MCD_DIMS + 1), features.cepstrum(b.mel[:n], MCD_DIMS + 1)
+    # conventional cepstral scale (log spectrum = c0 + 2 sum c_k cos(k w)): the orthonormal DCT over
+    # N bands is sqrt(2N) times larger
+    scale = np.sqrt(2.0 * a.mel.shape[1])
+    ca, cb = features.cepstrum(a.mel[:n], MCD_DIMS + 1) / scale, features.cepstrum(b.mel[:n], MCD_DIMS + 1) / scale
     d = (ca - cb)[speech, 1:]
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * (d ** 2).sum(1))))
 

@@ -70,7 +70,8 @@ def test_vocoder_inverts_log_mel(shards):
     speech = fr.mel.mean(1) > np.percentile(fr.mel.mean(1), 30)
     assert np.abs(back.mel - fr.mel)[speech].mean() < 0.5     # nepers; random audio is ~3
     voiced = (fr.f0 > 0) & (back.f0 > 0)
-    assert np.corrcoef(fr.f0[voiced], back.f0[voiced])[0, 1] > 0.8
+    semitones = 12 * np.abs(np.log2(back.f0[voiced] / fr.f0[voiced]))
+    assert voiced.sum() > 20 and np.mean(semitones < 1.0) > 0.7     # pitch kept (dio octave slips aside)
 
 
 def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):

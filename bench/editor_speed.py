@@ -9,11 +9,11 @@ Components are timed separately so the table shows where the time goes.
 """
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from editor import features  # noqa: E402
-from editor.codec import Codec  # noqa: E402
-from editor.vocoder import griffin_lim  # noqa: E402
+from editor import features
+from editor.codec import Codec
+from editor.vocoder import griffin_lim
 
 
 def load_clips(path: str, n: int) -> list[np.ndarray]:
@@ -79,13 +79,13 @@ def main():
     # one clip at a time
     t_an = t_q = t_net = t_gl = 0.0
     for x in clips:
-        fr, t = timed(lambda: features.analyze(x, block), dev)
+        fr, t = timed(lambda x=x: features.analyze(x, block), dev)
         t_an += t
-        tok, t = timed(lambda: codec.encode_frames([fr]), dev)
+        tok, t = timed(lambda fr=fr: codec.encode_frames([fr]), dev)
         t_q += t
-        pred, t = timed(lambda: codec.decode_frames(tok, [fr]), dev)
+        pred, t = timed(lambda fr=fr, tok=tok: codec.decode_frames(tok, [fr]), dev)
         t_net += t
-        _, t = timed(lambda: griffin_lim([pred[0].mel], dev), dev)
+        _, t = timed(lambda pred=pred: griffin_lim([pred[0].mel], dev), dev)
         t_gl += t
     r["single"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "griffin_lim_s": t_gl,
                    "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_gl)}

@@ -16,10 +16,10 @@ import pyworld
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from editor import features  # noqa: E402
-from editor.evaluate import heldout_clips  # noqa: E402
-from editor.vocoder import griffin_lim  # noqa: E402
-from scorers import asr  # noqa: E402
+from editor import features
+from editor.evaluate import heldout_clips
+from editor.vocoder import griffin_lim, phase_from_magnitude
+from scorers import asr
 
 
 def world_resynthesis(x: np.ndarray) -> np.ndarray:
@@ -35,15 +35,7 @@ def linear_griffin_lim(x: np.ndarray) -> np.ndarray:
     """Griffin-Lim from the exact linear magnitude: the mel step's loss left out."""
     window = torch.hann_window(features.N_FFT)
     spec = torch.stft(torch.as_tensor(x), features.N_FFT, features.HOP, window=window, return_complex=True)
-    mag = spec.abs()
-    angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=torch.Generator().manual_seed(0)))
-    prev = torch.zeros_like(angles)
-    for _ in range(64):
-        y = torch.istft(mag * angles, features.N_FFT, features.HOP, window=window, length=len(x))
-        s = torch.stft(y, features.N_FFT, features.HOP, window=window, return_complex=True)
-        accel = s - 0.99 / 1.99 * prev
-        prev, angles = s, accel / (accel.abs() + 1e-8)
-    return torch.istft(mag * angles, features.N_FFT, features.HOP, window=window, length=len(x)).numpy()
+    return phase_from_magnitude(spec.abs(), len(x)).numpy()
 
 
 def main():

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 
 from editor import features
-from editor.features import Frames
 from editor.decoder import TokenDecoder, reference_stats
+from editor.features import Frames
 from editor.tokenizer import DualCodebookTokenizer
 from editor.vocoder import griffin_lim
 

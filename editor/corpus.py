@@ -131,6 +131,7 @@ def _one_thread():
 def _analyze_bytes(args) -> features.Frames | None:
     data, block_frames = args
     import soundfile as sf
+
     from core.audio import resample
     x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     x = resample(x.mean(axis=1), sr, features.SAMPLE_RATE)
@@ -176,6 +177,19 @@ def build(data: str, cache_dir, block_frames: int, workers: int | None = None) -
     corpus = from_frames([f for f, _ in kept], [m for _, m in kept])
     corpus.save(cache)
     return corpus
+
+
+def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:
+    """The corpus plus one vocal-tract-length-perturbed copy per factor, each a new speaker
+    ('en_f1~vtlp1.1'): more voices for a decoder that must take timbre from the reference."""
+    if not factors:
+        return c
+    parts = [c.frames(i) for i in range(len(c))]
+    meta = list(c.meta)
+    for a in factors:
+        parts += [features.warp_voice(c.frames(i), a) for i in range(len(c))]
+        meta += [{**m, "speaker": f"{m['speaker']}~vtlp{a:g}"} for m in c.meta]
+    return from_frames(parts, meta)
 
 
 def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, seed: int = 0) -> Corpus:

@@ -103,7 +103,7 @@ class TokenDecoder(PreTrainedModel):
         t = (target - self.target_mean) / self.target_std
         m = frame_mask.float()
         voiced = target[..., d + 1] * m
-        per = lambda e, w: (e * w).sum() / w.sum().clamp(min=1)  # noqa: E731
+        per = lambda e, w: (e * w).sum() / w.sum().clamp(min=1)
         terms = {"mel": per((pred[..., :d] - t[..., :d]).abs().mean(-1), m),
                  "lf0": per((pred[..., d] - t[..., d]).abs(), voiced),
                  "vuv": per(F.binary_cross_entropy_with_logits(pred[..., d + 1].float(), target[..., d + 1], reduction="none"), m)}

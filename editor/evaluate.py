@@ -33,8 +33,10 @@ MCD_DIMS = 24
 
 
 def heldout_clips(data: str, speakers: set[str], max_clips: int, seed: int = 0) -> list[tuple[np.ndarray, dict]]:
-    import soundfile as sf
     import io
+
+    import soundfile as sf
+
     from core.audio import resample
     seen, out = set(), []
     for shard in corpus.shard_paths(data):
@@ -73,6 +75,7 @@ def mcd(a: Frames, b: Frames) -> float:
 
 def evaluate(codec: Codec, clips, log=print) -> dict:
     from resemblyzer import VoiceEncoder
+
     from scorers import asr
     from scorers.margin import speaker_similarity
     enc = VoiceEncoder("cpu", verbose=False)
@@ -108,7 +111,7 @@ def evaluate(codec: Codec, clips, log=print) -> dict:
 def summarize(rows: list[dict]) -> dict:
     en = [r for r in rows if "n_words" in r]
     words = sum(r["n_words"] for r in en) or 1
-    corpus_wer = lambda k: sum(r[k] * r["n_words"] for r in en) / words  # noqa: E731
+    corpus_wer = lambda k: sum(r[k] * r["n_words"] for r in en) / words
     out = {"clips": len(rows), "english_clips": len(en), "speakers": sorted({r["speaker"] for r in rows})}
     if en:
         out["wer_original"] = round(corpus_wer("wer_original"), 4)

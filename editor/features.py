@@ -38,8 +38,8 @@ class Frames:
 @lru_cache(maxsize=1)
 def mel_basis() -> np.ndarray:
     """(N_FFT/2+1, N_MELS) triangular filters on the HTK mel scale, 0-8 kHz."""
-    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)  # noqa: E731
-    to_hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)  # noqa: E731
+    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)
+    to_hz = lambda m: 700.0 * (10.0 ** (m / 2595.0) - 1.0)
     edges = to_hz(np.linspace(0.0, to_mel(SAMPLE_RATE / 2), N_MELS + 2))
     f = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
@@ -85,3 +85,21 @@ def continuous_lf0(f0: np.ndarray) -> np.ndarray:
         return np.full(len(f0), np.log(100.0), dtype=np.float32)
     idx = np.arange(len(f0))
     return np.interp(idx, idx[voiced], np.log(f0[voiced])).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _mel_centres_hz() -> np.ndarray:
+    to_mel = lambda f: 2595.0 * np.log10(1.0 + f / 700.0)
+    return 700.0 * (10.0 ** (np.linspace(0.0, to_mel(SAMPLE_RATE / 2), N_MELS + 2)[1:-1] / 2595.0) - 1.0)
+
+
+def warp_voice(fr: Frames, alpha: float) -> Frames:
+    """Vocal-tract-length perturbation: every frequency (formants, harmonics, F0) scaled by alpha,
+    durations kept. A new voice from an old one, for the decoder to learn timbre from references."""
+    centres = _mel_centres_hz()
+    src = np.interp(centres / alpha, centres, np.arange(N_MELS))   # fractional source band per band
+    lo = np.clip(np.floor(src).astype(int), 0, N_MELS - 1)
+    hi = np.clip(lo + 1, 0, N_MELS - 1)
+    w = (src - lo).astype(np.float32)
+    mel = fr.mel[:, lo] * (1 - w) + fr.mel[:, hi] * w
+    return Frames((fr.f0 * alpha).astype(np.float32), mel.astype(np.float32))

@@ -36,8 +36,8 @@ def token_set(corpus: Corpus, tok: DualCodebookTokenizer, device) -> TokenSet:
     streams = []
     for i in range(0, len(frames), 512):  # bounded feature memory on big corpora
         streams += tok.encode(frames[i:i + 512], device)
-    as_t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt, device=device)  # noqa: E731
-    offsets = lambda parts: as_t(np.concatenate([[0], np.cumsum([len(p) for p in parts])]), torch.long)  # noqa: E731
+    as_t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
+    offsets = lambda parts: as_t(np.concatenate([[0], np.cumsum([len(p) for p in parts])]), torch.long)
     by_speaker: dict[str, list[int]] = {}
     for i, m in enumerate(corpus.meta):
         by_speaker.setdefault(m["speaker"], []).append(i)

@@ -17,16 +17,21 @@ def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum
     for i, m in enumerate(mels):
         mel[i, :len(m)] = torch.exp(torch.as_tensor(m, device=device, dtype=torch.float32))
     mag = (pinv @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)                      # (B, freq, T+1)
-    window = torch.hann_window(N_FFT, device=device)
+    y = phase_from_magnitude(mag, t_max * HOP, n_iter, momentum, seed).cpu().numpy()
+    return [np.clip(y[i, : len(m) * HOP], -1.0, 1.0).astype(np.float32) for i, m in enumerate(mels)]
+
+
+def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momentum: float = 0.99,
+                         seed: int = 0) -> torch.Tensor:
+    """Fast Griffin-Lim: (..., freq, frames) STFT magnitude -> (..., length) waveform."""
+    window = torch.hann_window(N_FFT, device=mag.device)
     g = torch.Generator(device="cpu").manual_seed(seed)
-    angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=g)).to(device)
+    angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
     prev = torch.zeros_like(angles)
-    length = t_max * HOP
     for _ in range(n_iter):
         y = torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)
         s = torch.stft(y, N_FFT, HOP, window=window, return_complex=True)
         accel = s - (momentum / (1 + momentum)) * prev
         prev = s
         angles = accel / (accel.abs() + 1e-8)
-    y = torch.istft(mag * angles, N_FFT, HOP, window=window, length=length).cpu().numpy()
-    return [np.clip(y[i, : len(m) * HOP], -1.0, 1.0).astype(np.float32) for i, m in enumerate(mels)]
+    return torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)

@@ -39,11 +39,12 @@ def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus]:
     tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
     full = corpus.build(data_source(cfg), cfg.cache_dir, block_frames(tok_cfg))
     held = set(cfg.editor.holdout_speakers)
-    train = full.select(lambda m: m["speaker"] not in held)
+    train = corpus.with_warped_voices(full.select(lambda m: m["speaker"] not in held),
+                                      list(cfg.editor.augment.vtlp_factors))
     heldout = [m for m in full.meta if m["speaker"] in held]
     val = full.select(lambda m: m["speaker"] in held) if heldout else None
-    print(f"corpus: {len(full)} clips, {full.hours():.2f} h, speakers {full.speakers()}; "
-          f"training on {len(train)} clips ({train.hours():.2f} h), holding out {sorted(held)}")
+    print(f"corpus: {len(full)} clips, {full.hours():.2f} h, speakers {full.speakers()}; training on "
+          f"{len(train)} clips ({train.hours():.2f} h, warped voices included), holding out {sorted(held)}")
     return train, val
 
 

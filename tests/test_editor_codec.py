@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_cfg, run_pipeline
+
 from editor import corpus, features, kmeans
 from editor.codec import Codec
 from editor.evaluate import evaluate, heldout_clips
@@ -89,8 +89,22 @@ def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):
         corpus.build(str(tmp_path / "missing"), cache_dir, 12)
 
 
+def test_warped_voices_are_new_speakers_with_scaled_frequencies(shards, cache_dir):
+    c = corpus.build(shards, cache_dir, 12).select(lambda m: m["speaker"] == HELD_OUT)
+    fr = c.frames(0)
+    assert np.array_equal(features.warp_voice(fr, 1.0).mel, fr.mel)
+    up = features.warp_voice(fr, 1.15)
+    assert np.allclose(up.f0, fr.f0 * 1.15, rtol=1e-5)
+    # energy moves up the mel axis: the spectral centroid (in bands) rises
+    centroid = lambda m: (np.exp(m) * np.arange(m.shape[1])).sum(1).mean() / np.exp(m).sum(1).mean()
+    assert centroid(up.mel) > centroid(fr.mel) + 1.0
+    both = corpus.with_warped_voices(c, [1.15])
+    assert len(both) == 2 * len(c) and both.hours() == pytest.approx(2 * c.hours())
+    assert set(both.speakers()) == {HELD_OUT, f"{HELD_OUT}~vtlp1.15"}
+
+
 def test_train_save_load_round_trip(trained, shards):
-    out, tok_info, dec_info = trained
+    out, tok_info, _ = trained
     tok_dir, dec_dir = out / "editor" / "tokenizer-tiny", out / "editor" / "decoder-tiny"
     for d in (tok_dir, dec_dir):
         assert (d / "config.json").is_file() and list(d.glob("*.safetensors"))
@@ -119,6 +133,24 @@ def test_train_save_load_round_trip(trained, shards):
     same = codec.decode_frames([tokens[0]], [frames[0]])[0]
     n = min(len(swapped), len(same))
     assert np.abs(swapped.mel[:n] - same.mel[:n]).mean() > 0.05
+
+
+def test_tokens_follow_noise_pitch_and_silence(trained, shards):
+    """What editing needs must reach the tokens: noise, F0 and silence each change them."""
+    tok = DualCodebookTokenizer.load(trained[0] / "editor" / "tokenizer-tiny")
+    x, _ = heldout_clips(shards, {HELD_OUT}, 1)[0]
+    fr = features.analyze(x, tok.block)
+    ling, sem = tok.encode([fr])[0]
+    noisy = x + 0.02 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    _, sem_noisy = tok.encode([features.analyze(noisy, tok.block)])[0]
+    assert np.mean(sem_noisy != sem) > 0.3
+    _, sem_high = tok.encode([features.warp_voice(fr, 1.5)])[0]
+    assert np.mean(sem_high != sem) > 0.3
+    padded = np.concatenate([x, np.zeros(features.SAMPLE_RATE, np.float32)])
+    ling_pad, sem_pad = tok.encode([features.analyze(padded, tok.block)])[0]
+    tail_l, tail_s = ling_pad[len(ling) + 2:], sem_pad[len(sem) + 3:]    # the added second, one block in
+    assert len(set(tail_l)) == 1 and len(set(tail_s)) == 1               # silence is one steady code
+    assert np.mean(ling == tail_l[0]) < 0.5                              # and not what speech gets
 
 
 def test_round_trip_evaluation_runs(trained, shards):

@@ -128,13 +128,18 @@ def _one_thread():
     torch.set_num_threads(1)  # one clip per core: the pool is the parallelism
 
 
-def _analyze_bytes(args) -> features.Frames | None:
-    data, block_frames = args
+def decode_audio(data: bytes) -> np.ndarray:
+    """Audio file bytes -> mono float32 at the editor's sample rate."""
     import soundfile as sf
 
     from core.audio import resample
     x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    x = resample(x.mean(axis=1), sr, features.SAMPLE_RATE)
+    return resample(x.mean(axis=1), sr, features.SAMPLE_RATE)
+
+
+def _analyze_bytes(args) -> features.Frames | None:
+    data, block_frames = args
+    x = decode_audio(data)
     if len(x) < features.SAMPLE_RATE * 0.3:
         return None
     return features.analyze(x, block_frames)

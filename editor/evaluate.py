@@ -33,19 +33,13 @@ MCD_DIMS = 24
 
 
 def heldout_clips(data: str, speakers: set[str], max_clips: int, seed: int = 0) -> list[tuple[np.ndarray, dict]]:
-    import io
-
-    import soundfile as sf
-
-    from core.audio import resample
     seen, out = set(), []
     for shard in corpus.shard_paths(data):
         for raw, meta in corpus._shard_jobs(shard):
             digest = hashlib.sha1(raw).hexdigest()
             if meta["speaker"] in speakers and digest not in seen:
                 seen.add(digest)
-                x, sr = sf.read(io.BytesIO(raw), dtype="float32", always_2d=True)
-                out.append((resample(x.mean(1), sr, features.SAMPLE_RATE), meta))
+                out.append((corpus.decode_audio(raw), meta))
     if not out:
         raise ValueError(f"data={data}: no clips of speakers {sorted(speakers)}")
     rng = np.random.default_rng(seed)

@@ -1,6 +1,7 @@
 """Plot a decoder's training curve (train and held-out loss) from its training_log.jsonl.
 
-    python bench/editor_curve.py editor/artifacts/decoder-v1/training_log.jsonl docs/editor_curve.png
+    python bench/editor_curve.py editor/artifacts/decoder-v2/training_log.jsonl docs/editor_curve.png
+    python bench/editor_curve.py editor/artifacts/tokenizer-v2/training_log.jsonl docs/tokenizer_curve.png
 """
 import json
 import sys

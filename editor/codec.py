@@ -8,7 +8,7 @@ from editor import features
 from editor.decoder import TokenDecoder, reference_stats
 from editor.features import Frames
 from editor.tokenizer import DualCodebookTokenizer
-from editor.vocoder import griffin_lim
+from editor.vocoder import VOCODERS
 
 
 class Codec:
@@ -46,17 +46,23 @@ class Codec:
         c = self.decoder.config
         n_frames = [len(l) * c.ling_hop for l, _ in tokens]
         t_max = max(n_frames)
-        ling = torch.full((len(tokens), t_max // c.ling_hop), c.ling_codebook, dtype=torch.long)
-        sem = torch.full((len(tokens), t_max // c.sem_hop), c.sem_codebook, dtype=torch.long)
+        ling = torch.full((len(tokens), t_max // c.ling_hop), 0, dtype=torch.long)  # padding: masked
+        sem = torch.full((len(tokens), t_max // c.sem_hop), 0, dtype=torch.long)
         mask = torch.zeros(len(tokens), t_max, dtype=torch.bool)
         for i, (l, s) in enumerate(tokens):
             ling[i, :len(l)], sem[i, :len(s)], mask[i, :n_frames[i]] = torch.as_tensor(l), torch.as_tensor(s), True
         ref = torch.as_tensor(np.stack([reference_stats(r) for r in references]))
         dev = self.device
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            pred = self.decoder(ling.to(dev), sem.to(dev), ref.to(dev), mask.to(dev))
+            pred = self.decoder.predict(ling.to(dev), sem.to(dev), ref.to(dev), mask.to(dev))
         return [f.crop(n) for f, n in zip(self.decoder.to_frames(pred), n_frames)]
 
-    def decode(self, tokens, references: list[Frames]) -> list[np.ndarray]:
-        """Tokens + references -> 16 kHz waveforms (Griffin-Lim on the codec's device)."""
-        return griffin_lim([f.mel for f in self.decode_frames(tokens, references)], self.device)
+    def decode(self, tokens, references: list[Frames], vocoder: str = "griffin_lim") -> list[np.ndarray]:
+        """Tokens + references -> 16 kHz waveforms (the vocoder runs on the codec's device)."""
+        return synthesize(self.decode_frames(tokens, references), vocoder, self.device)
+
+
+def synthesize(frames: list[Frames], vocoder: str, device="cpu") -> list[np.ndarray]:
+    if vocoder not in VOCODERS:
+        raise ValueError(f"vocoder={vocoder}: choose one of {sorted(VOCODERS)}")
+    return VOCODERS[vocoder](frames, device)

@@ -1,11 +1,15 @@
 """Token-to-audio decoder: both token streams plus a reference clip's voice -> log-mel -> waveform.
 
-Tokens are embedded, repeated to the 10 ms frame rate and summed; the reference clip is summarised
+Tokens are taken as their FSQ vectors (editor/fsq.py; ids are turned into them here, so the same
+model trains jointly with the tokenizer's encoders and later on frozen ids), projected, repeated to
+the 10 ms frame rate and summed; the reference clip is summarised
 as speaker statistics (log-mel mean/spread over speech, log-F0 mean/spread) and added to every
 frame; a bidirectional transformer with a convolutional position embedding then regresses the
 frames (log-mel, plus log F0 and a voicing logit as auxiliary outputs that keep pitch explicit).
-Griffin-Lim (editor/vocoder.py) is the weight-free vocoder.
+The weight-free vocoders are in editor/vocoder.py.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,21 +18,26 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from editor import features
 from editor.features import Frames
+from editor.fsq import FSQ
 from editor.tokenizer import speech_mask
 
 
 class DecoderConfig(PretrainedConfig):
     model_type = "lms_token_decoder"
 
-    def __init__(self, version="decoder-v1", tokenizer_version="tokenizer-v1", ling_codebook=1024,
-                 sem_codebook=4096, ling_hop=6, sem_hop=4, n_mels=80, hidden=384, layers=6,
-                 heads=6, ff_mult=4, dropout=0.1, pos_kernel=15, **kwargs):
+    def __init__(self, version="decoder-v2", tokenizer_version="tokenizer-v2", ling_levels=(8, 8, 4, 4),
+                 sem_levels=(8, 8, 8, 8), ling_hop=6, sem_hop=4, n_mels=80, hidden=384, layers=6,
+                 heads=6, ff_mult=4, dropout=0.1, pos_kernel=15, kind="regression", flow_steps=16,
+                 flow_temperature=0.667, **kwargs):
         self.version, self.tokenizer_version = version, tokenizer_version
-        self.ling_codebook, self.sem_codebook = ling_codebook, sem_codebook
+        self.ling_levels, self.sem_levels = list(ling_levels), list(sem_levels)
         self.ling_hop, self.sem_hop = ling_hop, sem_hop
         self.n_mels = n_mels
         self.hidden, self.layers, self.heads, self.ff_mult = hidden, layers, heads, ff_mult
         self.dropout, self.pos_kernel = dropout, pos_kernel
+        if kind not in ("regression", "flow"):
+            raise ValueError(f"editor.decoder.kind={kind}: choose regression or flow")
+        self.kind, self.flow_steps, self.flow_temperature = kind, flow_steps, flow_temperature
         super().__init__(**kwargs)
 
     @property
@@ -54,6 +63,17 @@ def frame_targets(fr: Frames) -> np.ndarray:
     return np.concatenate([fr.mel, features.continuous_lf0(fr.f0)[:, None], vuv], 1).astype(np.float32)
 
 
+SIGMA_MIN = 1e-4
+TIME_DIM = 64
+
+
+def _time_embedding(t: torch.Tensor) -> torch.Tensor:
+    """Sinusoidal features of flow times t in [0, 1] (B,) -> (B, TIME_DIM)."""
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(TIME_DIM // 2, device=t.device) / (TIME_DIM // 2))
+    arg = 1000.0 * t[:, None].float() * freqs[None, :]
+    return torch.cat([arg.sin(), arg.cos()], -1)
+
+
 class TokenDecoder(PreTrainedModel):
     config_class = DecoderConfig
     base_model_prefix = "decoder"
@@ -62,9 +82,9 @@ class TokenDecoder(PreTrainedModel):
     def __init__(self, config: DecoderConfig):
         super().__init__(config)
         h = config.hidden
-        # the last id of each table is padding
-        self.ling_emb = nn.Embedding(config.ling_codebook + 1, h)
-        self.sem_emb = nn.Embedding(config.sem_codebook + 1, h)
+        self.ling_fsq, self.sem_fsq = FSQ(config.ling_levels), FSQ(config.sem_levels)
+        self.ling_emb = nn.Linear(len(config.ling_levels), h)
+        self.sem_emb = nn.Linear(len(config.sem_levels), h)
         self.ref_proj = nn.Sequential(nn.Linear(config.ref_dim, h), nn.GELU(), nn.Linear(h, h))
         self.pos_conv = nn.Conv1d(h, h, config.pos_kernel, padding=config.pos_kernel // 2, groups=h // 8 or 1)
         layer = nn.TransformerEncoderLayer(h, config.heads, config.ff_mult * h, config.dropout,
@@ -72,6 +92,9 @@ class TokenDecoder(PreTrainedModel):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(h)
         self.head = nn.Linear(h, config.out_dim)
+        if config.kind == "flow":   # the noisy mel and the flow time enter every frame
+            self.mel_in = nn.Linear(config.n_mels, h)
+            self.time_mlp = nn.Sequential(nn.Linear(TIME_DIM, h), nn.GELU(), nn.Linear(h, h))
         # normalization of targets and reference statistics, fitted on the training corpus
         self.register_buffer("target_mean", torch.zeros(config.out_dim))
         self.register_buffer("target_std", torch.ones(config.out_dim))
@@ -80,35 +103,69 @@ class TokenDecoder(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
-        if isinstance(module, (nn.Linear, nn.Embedding)):
+        if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, ling: torch.Tensor, sem: torch.Tensor, ref: torch.Tensor, frame_mask: torch.Tensor | None = None):
-        """ling (B, T/ling_hop), sem (B, T/sem_hop) ids; ref (B, ref_dim) raw stats -> (B, T, out_dim),
-        normalized; frame_mask (B, T) True where frames are real."""
+    def forward(self, ling: torch.Tensor, sem: torch.Tensor, ref: torch.Tensor, frame_mask: torch.Tensor | None = None,
+                x_t: torch.Tensor | None = None, t: torch.Tensor | None = None):
+        """ling (B, T/ling_hop), sem (B, T/sem_hop) ids, or their FSQ vectors (B, N, levels);
+        ref (B, ref_dim) raw stats -> (B, T, out_dim), normalized; frame_mask (B, T) True where frames are real.
+        A flow decoder also takes the noisy normalized mel x_t (B, T, n_mels) at flow times t (B,), and its
+        first n_mels outputs are then the velocity."""
         c = self.config
+        if not ling.is_floating_point():
+            ling, sem = self.ling_fsq.vectors(ling), self.sem_fsq.vectors(sem)
         x = (self.ling_emb(ling).repeat_interleave(c.ling_hop, 1)
              + self.sem_emb(sem).repeat_interleave(c.sem_hop, 1))
         x = x + self.ref_proj((ref - self.ref_mean) / self.ref_std)[:, None, :]
+        if c.kind == "flow":
+            x = x + self.mel_in(x_t) + self.time_mlp(_time_embedding(t))[:, None, :]
         x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
         pad = None if frame_mask is None else ~frame_mask
         x = self.encoder(x, src_key_padding_mask=pad)
         return self.head(self.norm(x))
 
-    def loss(self, pred: torch.Tensor, target: torch.Tensor, frame_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Terms on normalized targets: L1 log-mel, L1 log F0 on voiced frames, BCE voicing."""
+    def training_terms(self, ling, sem, ref, frame_mask, target) -> dict[str, torch.Tensor]:
+        """Loss terms on raw targets (B, T, out_dim): regression, or conditional flow matching
+        (optimal-transport path from noise to the normalized mel; Lipman et al. 2023)."""
         d = self.config.n_mels
-        t = (target - self.target_mean) / self.target_std
+        tn = (target - self.target_mean) / self.target_std
         m = frame_mask.float()
-        voiced = target[..., d + 1] * m
         per = lambda e, w: (e * w).sum() / w.sum().clamp(min=1)
-        terms = {"mel": per((pred[..., :d] - t[..., :d]).abs().mean(-1), m),
-                 "lf0": per((pred[..., d] - t[..., d]).abs(), voiced),
+        if self.config.kind == "regression":
+            pred = self(ling, sem, ref, frame_mask)
+            mel_err = (pred[..., :d] - tn[..., :d]).abs().mean(-1)
+        else:
+            x1 = tn[..., :d]
+            x0 = torch.randn_like(x1)
+            t = torch.rand(len(x1), device=x1.device)
+            s = t[:, None, None]
+            pred = self(ling, sem, ref, frame_mask, (1 - (1 - SIGMA_MIN) * s) * x0 + s * x1, t)
+            mel_err = ((pred[..., :d] - (x1 - (1 - SIGMA_MIN) * x0)) ** 2).mean(-1)
+        voiced = target[..., d + 1] * m
+        terms = {"mel": per(mel_err, m),
+                 "lf0": per((pred[..., d] - tn[..., d]).abs(), voiced),
                  "vuv": per(F.binary_cross_entropy_with_logits(pred[..., d + 1].float(), target[..., d + 1], reduction="none"), m)}
         terms["total"] = terms["mel"] + 0.5 * terms["lf0"] + 0.2 * terms["vuv"]
         return terms
+
+    @torch.no_grad()
+    def predict(self, ling, sem, ref, frame_mask, seed: int = 0) -> torch.Tensor:
+        """Normalized predictions (B, T, out_dim): one pass, or flow_steps Euler steps from seeded noise
+        (scaled by flow_temperature) for a flow decoder, whose F0 and voicing come from the last step."""
+        c = self.config
+        if c.kind == "regression":
+            return self(ling, sem, ref, frame_mask)
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        n = frame_mask.shape[1]
+        x = (c.flow_temperature * torch.randn(len(ref), n, c.n_mels, generator=g)).to(ref.device)
+        for i in range(c.flow_steps):
+            t = torch.full((len(ref),), i / c.flow_steps, device=ref.device)
+            out = self(ling, sem, ref, frame_mask, x, t)
+            x = x + out[..., :c.n_mels].float() / c.flow_steps
+        return torch.cat([x, out[..., c.n_mels:].float()], -1)
 
     def to_frames(self, pred: torch.Tensor) -> list[Frames]:
         """Normalized predictions (B, T, out_dim) -> frames per item."""

@@ -1,11 +1,11 @@
 """Round-trip quality of the codec on held-out speakers: audio -> tokens -> audio.
 
     python -m editor.evaluate --tokenizer DIR --decoder DIR --data SHARDS --speakers en_f2,en_m2 \
-        [--max-clips 60] [--out docs/editor_roundtrip.json]
+        [--max-clips 60] [--vocoder griffin_lim|source_filter] [--out docs/editor_roundtrip.json]
 
 For every clip of the given speakers (identical audio once), three reconstructions are scored
 against the original:
-  vocoder Griffin-Lim from the original's own log-mel, no tokens: the vocoder's ceiling;
+  vocoder the vocoder from the original's own frames (log-mel, F0), no tokens: its ceiling;
   self    tokens decoded with the clip itself as the voice reference (the editing case: the source
           clip is the timbre prompt);
   other   tokens decoded with another clip of the same speaker as the reference.
@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from editor import corpus, features
-from editor.codec import Codec
+from editor.codec import Codec, synthesize
 from editor.features import Frames
 from editor.tokenizer import speech_mask
-from editor.vocoder import griffin_lim
 
 TARGETS = {"wer_delta_max": 0.10, "speaker_sim_min": 0.80, "f0_corr_min": 0.8}
 MCD_DIMS = 24
@@ -67,7 +66,7 @@ def mcd(a: Frames, b: Frames) -> float:
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * (d ** 2).sum(1))))
 
 
-def evaluate(codec: Codec, clips, log=print) -> dict:
+def evaluate(codec: Codec, clips, vocoder: str = "griffin_lim", log=print) -> dict:
     from resemblyzer import VoiceEncoder
 
     from scorers import asr
@@ -79,9 +78,9 @@ def evaluate(codec: Codec, clips, log=print) -> dict:
     for i, (_, m) in enumerate(clips):
         by_speaker.setdefault(m["speaker"], []).append(i)
     other = [next((j for j in by_speaker[m["speaker"]] if j != i), i) for i, (_, m) in enumerate(clips)]
-    recon = {"vocoder": griffin_lim([f.mel for f in frames], codec.device),
-             "self": codec.decode(tokens, frames),
-             "other": codec.decode(tokens, [frames[j] for j in other])}
+    recon = {"vocoder": synthesize(frames, vocoder, codec.device),
+             "self": codec.decode(tokens, frames, vocoder),
+             "other": codec.decode(tokens, [frames[j] for j in other], vocoder)}
     rows = []
     for i, (x, m) in enumerate(clips):
         row = {"member": m["member"], "speaker": m["speaker"], "language": m["language"]}
@@ -133,14 +132,16 @@ def main(argv=None):
     ap.add_argument("--speakers", default="en_f2,en_m2")
     ap.add_argument("--max-clips", type=int, default=60)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vocoder", default="griffin_lim", choices=["griffin_lim", "source_filter"])
     ap.add_argument("--out", default=None, help="write the JSON report here")
     a = ap.parse_args(argv)
     t0 = time.time()
     codec = Codec.load(a.tokenizer, a.decoder, a.device)
     clips = heldout_clips(a.data, set(a.speakers.split(",")), a.max_clips)
-    report = evaluate(codec, clips)
+    report = evaluate(codec, clips, a.vocoder)
     report.update({"command": " ".join(["python -m editor.evaluate", *(argv or sys.argv[1:])]),
                    "tokenizer": codec.tokenizer.cfg["version"], "decoder": codec.decoder.config.version,
+                   "synthesis": a.vocoder,
                    "seconds": round(time.time() - t0, 1)})
     if a.out:
         Path(a.out).write_text(json.dumps(report, indent=1))

@@ -1,16 +1,18 @@
-"""Dual-codebook audio tokenizer: two k-means token streams over WORLD frames, interleaved.
+"""Dual-codebook audio tokenizer: two learned token streams (finite scalar quantization), interleaved.
 
-Default layout (the Step-Audio-EditX one): a linguistic stream at 16.7 Hz (60 ms, 1024 entries) and a
-semantic stream at 25 Hz (40 ms, 4096 entries), interleaved 2:3 into 41.7 tokens per second.
+Default layout (the Step-Audio-EditX one): a linguistic stream at 16.7 Hz (60 ms, 1024 ids) and a
+semantic stream at 25 Hz (40 ms, 4096 ids), interleaved 2:3 into 41.7 tokens per second.
 
-- linguistic: what is said. The mel cepstrum with the clip's mean removed (so the code does not
-  spend entries on who speaks) stacked over the window, PCA-reduced, plus the level relative to the
-  clip's loudest frame (silence and pauses).
-- semantic: how it is said. Absolute log F0 contour, voicing, absolute level (energy, noise floor),
-  the high-band share (breath, fricatives, noise) and the low-order absolute cepstrum (timbre, tilt).
+Each stream is a small convolutional encoder over 10 ms frames, strided to its token rate and
+quantized by FSQ; the encoders are trained jointly with a decoder to reconstruct the frames
+(editor/train_tokenizer.py). What each stream may carry is fixed by what it sees:
+- linguistic (what is said): the mel cepstrum with the clip's speech mean removed (so entries are
+  not spent on who speaks) and the level relative to the clip's loudest frame (pauses);
+- semantic (how it is said): absolute log F0 and voicing, absolute level (energy, noise floor), the
+  high-band share (breath, fricatives, noise) and the absolute low cepstrum (timbre, tilt).
 
-Each feature group is standardized and weighted so that a group's share of the k-means distance is
-set by config, not by its number of dimensions.
+Why learned and not k-means on these features (tokenizer-v1): k-means codes of the same features
+lost so much that even training speakers came back at +0.30 pocketsphinx WER (docs/editor.md).
 """
 import json
 import math
@@ -19,30 +21,27 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-from editor import features, kmeans
+from editor import features
 from editor.features import Frames
+from editor.fsq import FSQ
 
 DEFAULT = {
-    "version": "tokenizer-v1",
-    "linguistic": {"hop_frames": 6, "codebook": 1024, "content_dims": 24, "pca_dim": 64,
-                   "weights": {"content": 1.0, "level": 0.5}},
-    "semantic": {"hop_frames": 4, "codebook": 4096, "timbre_dims": 12,
-                 "weights": {"lf0": 1.5, "vuv": 0.8, "energy": 1.0, "noise": 0.6, "timbre": 0.8}},
-    "kmeans_iters": 30,
-    "max_train_vectors": 400000,
-    "seed": 0,
+    "version": "tokenizer-v2",
+    "linguistic": {"hop_frames": 6, "codebook": 1024, "levels": [8, 8, 4, 4], "content_dims": 24},
+    "semantic": {"hop_frames": 4, "codebook": 4096, "levels": [8, 8, 8, 8], "timbre_dims": 12},
+    "encoder": {"hidden": 256, "frame_layers": 2, "token_layers": 3},
 }
 SPEECH_PERCENTILE = 30  # frames above this level percentile count as speech for the clip mean
+HIGH_BAND = features.N_MELS * 3 // 4  # mel bands above ~4.5 kHz
+STREAMS = ("linguistic", "semantic")
 
 
 def block_frames(cfg: dict) -> int:
     """Frames per interleaving block: the smallest span holding whole tokens of both streams."""
     a, b = cfg["linguistic"]["hop_frames"], cfg["semantic"]["hop_frames"]
     return a * b // math.gcd(a, b)
-
-
-HIGH_BAND = features.N_MELS * 3 // 4  # mel bands above ~4.5 kHz
 
 
 def level(mel: np.ndarray) -> np.ndarray:
@@ -54,68 +53,128 @@ def speech_mask(mel: np.ndarray) -> np.ndarray:
     return lv >= np.percentile(lv, SPEECH_PERCENTILE)
 
 
-def linguistic_groups(fr: Frames, cfg: dict) -> dict[str, np.ndarray]:
-    hop, d = cfg["linguistic"]["hop_frames"], cfg["linguistic"]["content_dims"]
-    n = len(fr) // hop
-    mel = fr.mel[: n * hop]
-    cep = features.cepstrum(mel, d + 1)[:, 1:]
-    cep = cep - cep[speech_mask(mel)].mean(0)
-    lv = level(mel) - level(mel).max()
-    return {"content": cep.reshape(n, hop * d), "level": lv.reshape(n, hop)}
+def linguistic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
+    """(T, content_dims + 1) per frame: speaker-mean-removed cepstrum, level below the loudest frame."""
+    cep = features.cepstrum(fr.mel, cfg["linguistic"]["content_dims"] + 1)[:, 1:]
+    cep = cep - cep[speech_mask(fr.mel)].mean(0)
+    lv = level(fr.mel) - level(fr.mel).max()
+    return np.concatenate([cep, lv[:, None]], 1).astype(np.float32)
 
 
-def semantic_groups(fr: Frames, cfg: dict) -> dict[str, np.ndarray]:
-    hop, d = cfg["semantic"]["hop_frames"], cfg["semantic"]["timbre_dims"]
-    n = len(fr) // hop
-    cut = slice(0, n * hop)
-    mel = fr.mel[cut]
-    return {"lf0": features.continuous_lf0(fr.f0)[cut].reshape(n, hop),
-            "vuv": (fr.f0[cut] > 0).astype(np.float32).reshape(n, hop),
-            "energy": level(mel).reshape(n, hop),
-            "noise": (mel[:, HIGH_BAND:].mean(1) - mel[:, :HIGH_BAND].mean(1)).reshape(n, hop),
-            "timbre": features.cepstrum(mel, d + 1)[:, 1:].reshape(n, hop, d).mean(1)}
+def semantic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
+    """(T, 4 + timbre_dims) per frame: log F0, voicing, level, high-band share, absolute cepstrum."""
+    mel = fr.mel
+    timbre = features.cepstrum(mel, cfg["semantic"]["timbre_dims"] + 1)[:, 1:]
+    cols = [features.continuous_lf0(fr.f0), (fr.f0 > 0).astype(np.float32), level(mel),
+            mel[:, HIGH_BAND:].mean(1) - mel[:, :HIGH_BAND].mean(1)]
+    return np.concatenate([np.stack(cols, 1), timbre], 1).astype(np.float32)
 
 
-class DualCodebookTokenizer:
-    def __init__(self, cfg: dict, state: dict[str, torch.Tensor]):
+INPUTS = {"linguistic": linguistic_inputs, "semantic": semantic_inputs}
+
+
+def input_dim(stream: str, cfg: dict) -> int:
+    return cfg["linguistic"]["content_dims"] + 1 if stream == "linguistic" else 4 + cfg["semantic"]["timbre_dims"]
+
+
+def check_config(cfg: dict) -> None:
+    for s in STREAMS:
+        levels, size = cfg[s]["levels"], cfg[s]["codebook"]
+        if math.prod(levels) != size:
+            raise ValueError(f"editor.tokenizer.{s}: levels {list(levels)} give {math.prod(levels)} ids, "
+                             f"codebook says {size}")
+
+
+class ResidualConv(nn.Module):
+    """Pre-norm 1-D convolution block; replicate padding, so a clip's edges look like its edge frames."""
+
+    def __init__(self, hidden: int, kernel: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.conv = nn.Conv1d(hidden, hidden, kernel, padding=kernel // 2, padding_mode="replicate")
+        self.mix = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return x + self.mix(torch.nn.functional.gelu(self.conv(self.norm(x).transpose(1, 2)).transpose(1, 2)))
+
+
+class StreamEncoder(nn.Module):
+    """(B, T, d_in) frames -> (B, T / hop, len(levels)) pre-quantization values."""
+
+    def __init__(self, d_in: int, hop: int, n_out: int, hidden: int, frame_layers: int, token_layers: int):
+        super().__init__()
+        self.hop = hop
+        self.inp = nn.Linear(d_in, hidden)
+        self.frame = nn.Sequential(*[ResidualConv(hidden, 5) for _ in range(frame_layers)])
+        self.down = nn.Linear(hop * hidden, hidden)
+        self.token = nn.Sequential(*[ResidualConv(hidden, 3) for _ in range(token_layers)])
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, n_out))
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        h = self.frame(self.inp(x))
+        h = self.down(h.reshape(b, t // self.hop, self.hop * h.shape[-1]))
+        return self.out(self.token(h))
+
+
+class DualCodebookTokenizer(nn.Module):
+    def __init__(self, cfg: dict):
+        super().__init__()
+        check_config(cfg)
         self.cfg = cfg
-        self.state = state
         self.block = block_frames(cfg)
         self.n_ling = self.block // cfg["linguistic"]["hop_frames"]
         self.n_sem = self.block // cfg["semantic"]["hop_frames"]
+        enc = cfg["encoder"]
+        self.quantizers = nn.ModuleDict({s: FSQ(cfg[s]["levels"]) for s in STREAMS})
+        self.encoders = nn.ModuleDict({
+            s: StreamEncoder(input_dim(s, cfg), cfg[s]["hop_frames"], len(cfg[s]["levels"]), enc["hidden"],
+                             enc["frame_layers"], enc["token_layers"]) for s in STREAMS})
+        # input standardization, fitted on the training corpus
+        for s in STREAMS:
+            self.register_buffer(f"{s}_mean", torch.zeros(input_dim(s, cfg)))
+            self.register_buffer(f"{s}_std", torch.ones(input_dim(s, cfg)))
 
-    # ---- features in the normalized, weighted space -------------------------------------------
-    def _project(self, stream: str, groups: dict[str, np.ndarray], device) -> torch.Tensor:
-        parts = []
-        for name, x in groups.items():
-            x = torch.as_tensor(x, dtype=torch.float32, device=device)
-            if f"{stream}.{name}.pca" in self.state:
-                x = (x - self.state[f"{stream}.{name}.pca_mean"].to(device)) @ self.state[f"{stream}.{name}.pca"].to(device)
-            mean, scale = self.state[f"{stream}.{name}.mean"].to(device), self.state[f"{stream}.{name}.scale"].to(device)
-            parts.append((x - mean) * scale)
-        return torch.cat(parts, 1)
+    # ---- features ---------------------------------------------------------------------------------
+    def inputs(self, fr: Frames) -> dict[str, np.ndarray]:
+        return {s: INPUTS[s](fr, self.cfg) for s in STREAMS}
 
-    def project_frames(self, frames: list[Frames], device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        ling = self._project("linguistic", _stack([linguistic_groups(f, self.cfg) for f in frames]), device)
-        sem = self._project("semantic", _stack([semantic_groups(f, self.cfg) for f in frames]), device)
-        return ling, sem
+    def fit_normalization(self, inputs: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for s in STREAMS:
+                getattr(self, f"{s}_mean").copy_(inputs[s].mean(0))
+                getattr(self, f"{s}_std").copy_(inputs[s].std(0).clamp(min=1e-3))
+
+    def quantize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Raw frame inputs per stream (B, T, d) -> quantized vectors (B, T / hop, len(levels))."""
+        return {s: self.quantizers[s](self.encoders[s]((x[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")))
+                for s in STREAMS}
+
+    def vectors(self, stream: str, ids: torch.Tensor) -> torch.Tensor:
+        return self.quantizers[stream].vectors(ids)
 
     # ---- tokens ---------------------------------------------------------------------------------
+    @torch.no_grad()
     def encode(self, frames: list[Frames], device="cpu") -> list[tuple[np.ndarray, np.ndarray]]:
-        """Frames of several clips -> (linguistic ids, semantic ids) per clip, one batched quantization."""
+        """Frames of several clips -> (linguistic ids, semantic ids) per clip, one padded batch."""
         for f in frames:
             if len(f) % self.block:
                 raise ValueError(f"{len(f)} frames is not a whole number of {self.block}-frame blocks: "
                                  "analyse with features.analyze(..., block_frames=tokenizer.block)")
-        ling, sem = self.project_frames(frames, device)
-        li = kmeans.nearest(ling, self.state["linguistic.codebook"].to(device)).cpu().numpy()
-        si = kmeans.nearest(sem, self.state["semantic.codebook"].to(device)).cpu().numpy()
-        out, a, b = [], 0, 0
-        for f in frames:
-            nl, ns = len(f) // self.cfg["linguistic"]["hop_frames"], len(f) // self.cfg["semantic"]["hop_frames"]
-            out.append((li[a:a + nl], si[b:b + ns]))
-            a, b = a + nl, b + ns
-        return out
+        self.to(device).eval()
+        t_max = max(len(f) for f in frames)
+        batch = {}
+        for s in STREAMS:
+            x = np.zeros((len(frames), t_max, input_dim(s, self.cfg)), np.float32)
+            for i, f in enumerate(frames):
+                v = INPUTS[s](f, self.cfg)
+                x[i, :len(v)], x[i, len(v):] = v, v[-1]   # pad with the last frame: no fake edge
+            batch[s] = torch.as_tensor(x, device=device)
+        q = self.quantize(batch)
+        ids = {s: self.quantizers[s].ids(q[s]).cpu().numpy() for s in STREAMS}
+        hop = {s: self.cfg[s]["hop_frames"] for s in STREAMS}
+        return [(ids["linguistic"][i, : len(f) // hop["linguistic"]], ids["semantic"][i, : len(f) // hop["semantic"]])
+                for i, f in enumerate(frames)]
 
     def interleave(self, ling: np.ndarray, sem: np.ndarray) -> np.ndarray:
         """One sequence in a joint vocabulary: per block n_ling linguistic then n_sem semantic ids,
@@ -139,37 +198,11 @@ class DualCodebookTokenizer:
         s = fps / self.cfg["semantic"]["hop_frames"]
         return {"linguistic": l, "semantic": s, "interleaved": l + s}
 
-    # ---- fitting and artifacts --------------------------------------------------------------------
-    @classmethod
-    def fit(cls, frames: list[Frames], cfg: dict, device="cpu") -> "DualCodebookTokenizer":
-        state: dict[str, torch.Tensor] = {}
-        g = torch.Generator().manual_seed(cfg["seed"])
-        for stream, groups_fn in (("linguistic", linguistic_groups), ("semantic", semantic_groups)):
-            groups = _stack([groups_fn(f, cfg) for f in frames])
-            n = len(next(iter(groups.values())))
-            pick = torch.randperm(n, generator=g)[: cfg["max_train_vectors"]].numpy()
-            weights = cfg[stream]["weights"]
-            for name, x in groups.items():
-                x = torch.as_tensor(x[pick], dtype=torch.float32, device=device)
-                if name == "content":
-                    mean = x.mean(0)
-                    _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
-                    state[f"{stream}.{name}.pca_mean"] = mean.cpu()
-                    state[f"{stream}.{name}.pca"] = v[: cfg[stream]["pca_dim"]].T.contiguous().cpu()
-                    x = (x - mean) @ state[f"{stream}.{name}.pca"].to(device)
-                mean = x.mean(0)
-                total_std = float(((x - mean) ** 2).sum(1).mean().sqrt()) or 1.0
-                state[f"{stream}.{name}.mean"] = mean.cpu()
-                state[f"{stream}.{name}.scale"] = torch.tensor(weights[name] / total_std)
-            tok = cls(cfg, state)
-            x = tok._project(stream, {k: v[pick] for k, v in groups.items()}, device)
-            state[f"{stream}.codebook"] = kmeans.fit(x, cfg[stream]["codebook"], cfg["kmeans_iters"], cfg["seed"]).cpu()
-        return cls(cfg, state)
-
+    # ---- artifacts ----------------------------------------------------------------------------------
     def save(self, path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state.items()}, str(path / "model.safetensors"))
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(path / "model.safetensors"))
         info = {**self.cfg, "kind": "dual_codebook_tokenizer", "tokens_per_second": self.tokens_per_second()}
         (path / "config.json").write_text(json.dumps(info, indent=1))
 
@@ -180,10 +213,8 @@ class DualCodebookTokenizer:
         if not cfg_file.is_file() or not weights.is_file():
             raise ValueError(f"tokenizer={path}: not a tokenizer artifact (needs config.json and model.safetensors)")
         cfg = json.loads(cfg_file.read_text())
-        if cfg.get("kind") != "dual_codebook_tokenizer":
-            raise ValueError(f"tokenizer={path}: config.json is not a dual-codebook tokenizer's")
-        return cls(cfg, load_file(str(weights)))
-
-
-def _stack(groups: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([g[k] for g in groups]) for k in groups[0]}
+        if cfg.get("kind") != "dual_codebook_tokenizer" or "encoder" not in cfg:
+            raise ValueError(f"tokenizer={path}: config.json is not a learned dual-codebook tokenizer's")
+        tok = cls(cfg)
+        tok.load_state_dict(load_file(str(weights)))
+        return tok.eval()

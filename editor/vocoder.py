@@ -1,11 +1,14 @@
-"""Weight-free vocoder: log-mel -> linear magnitude (pseudo-inverse) -> fast Griffin-Lim (momentum 0.99).
+"""Weight-free vocoders, batched in torch (the GPU next to the decoder, the CPU in tests):
 
-Batched in torch, so it runs on the GPU next to the decoder and on the CPU in tests.
+- griffin_lim: log-mel -> linear magnitude (pseudo-inverse) -> fast Griffin-Lim (momentum 0.99);
+  pitch only as far as the mel's low bands resolve harmonics;
+- source_filter: a harmonic excitation at the frames' F0 plus noise, shaped to the log-mel; the
+  pitch is exactly the decoder's F0.
 """
 import numpy as np
 import torch
 
-from editor.features import HOP, LOG_FLOOR, N_FFT, mel_basis
+from editor.features import HOP, LOG_FLOOR, N_FFT, SAMPLE_RATE, mel_basis
 
 
 def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
@@ -35,3 +38,75 @@ def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momen
         prev = s
         angles = accel / (accel.abs() + 1e-8)
     return torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)
+
+
+def _envelope_gain(target_log_mel: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+    """Per-bin gain (B, freq, T+1) that moves y's log-mel to the target (B, T+1, mels): the band errors
+    interpolated linearly over frequency between the band centres."""
+    s = torch.stft(y, N_FFT, HOP, window=window, return_complex=True).abs()
+    basis = torch.as_tensor(mel_basis(), device=y.device)                          # (freq, mels)
+    mel = torch.log((basis.T @ s).clamp(min=LOG_FLOOR)).transpose(1, 2)           # (B, T+1, mels)
+    err = (target_log_mel - mel).clamp(-8.0, 8.0)
+    weights = basis / basis.sum(1, keepdim=True).clamp(min=1e-8)                   # bin <- its bands
+    return torch.exp(weights @ err.transpose(1, 2))
+
+
+F0_MIN = 60.0
+
+
+def source_filter(frames: list, device="cpu", n_correct: int = 3, noise_floor: float = 0.06, seed: int = 0) -> list[np.ndarray]:
+    """Predicted frames (log-mel + F0) -> waveforms whose pitch is the predicted F0.
+
+    A harmonic excitation (phase integrated from F0, all harmonics below Nyquist) in voiced frames and
+    white noise in unvoiced ones (plus a little in voiced ones, rising with frequency: breathiness)
+    is shaped, bin by bin, until its log-mel matches the prediction. Griffin-Lim from a smooth mel
+    has no defined pitch; this makes the pitch exactly the decoder's F0.
+    """
+    device = torch.device(device)
+    t_max = max(len(f.f0) for f in frames)
+    n = t_max * HOP
+    f0 = torch.zeros(len(frames), t_max, device=device)
+    target = torch.full((len(frames), t_max + 1, frames[0].mel.shape[1]), float(np.log(LOG_FLOOR)), device=device)
+    for i, f in enumerate(frames):
+        f0[i, :len(f.f0)] = torch.as_tensor(f.f0, device=device)
+        target[i, :len(f.mel)] = torch.as_tensor(f.mel, device=device)
+    # F0 per sample: linear interpolation between frame centres (frame i is centred at i*HOP + HOP/2)
+    t = torch.arange(n, device=device, dtype=torch.float32)
+    pos = ((t - HOP / 2) / HOP).clamp(0, t_max - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=t_max - 1)
+    w = pos - lo
+    voiced = (f0 > 0).float()
+    f0_filled = torch.where(f0 > 0, f0, torch.full_like(f0, 100.0))
+    f0_s = f0_filled[:, lo] * (1 - w) + f0_filled[:, hi] * w
+    v_s = voiced[:, lo] * (1 - w) + voiced[:, hi] * w
+    phase = 2 * torch.pi * torch.cumsum(f0_s / SAMPLE_RATE, 1)
+    # harmonics in phase (a pulse train): random phases per harmonic measured worse on speaker
+    # similarity, F0 correlation and WER alike
+    harm = torch.zeros(len(frames), n, device=device)
+    for k in range(1, int(SAMPLE_RATE / 2 / F0_MIN) + 1):
+        below = (k * f0_s < SAMPLE_RATE / 2 - 200).float()   # no aliasing
+        if not below.any():
+            break
+        harm += below * torch.cos(k * phase)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(len(frames), n, generator=g).to(device)
+    # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level
+    harm = harm / torch.sqrt((harm ** 2).mean(1, keepdim=True).clamp(min=1e-8))
+    window = torch.hann_window(N_FFT, device=device)
+    H = torch.stft(harm * v_s, N_FFT, HOP, window=window, return_complex=True)
+    N = torch.stft(noise, N_FFT, HOP, window=window, return_complex=True)
+    freq = torch.linspace(0, 1, N_FFT // 2 + 1, device=device)[None, :, None]
+    v_frames = torch.nn.functional.pad(voiced, (0, 1))[:, None, :]
+    noise_gain = (1 - v_frames) + v_frames * noise_floor * (1 + 4 * freq)
+    X = H + N * noise_gain
+    y = torch.istft(X, N_FFT, HOP, window=window, length=n)
+    for _ in range(n_correct):
+        X = X * _envelope_gain(target, y, window)
+        y = torch.istft(X, N_FFT, HOP, window=window, length=n)
+    y = y.cpu().numpy()
+    return [np.clip(y[i, : len(f.f0) * HOP], -1.0, 1.0).astype(np.float32) for i, f in enumerate(frames)]
+
+
+VOCODERS = {"griffin_lim": lambda frames, device: griffin_lim([f.mel for f in frames], device),
+            "source_filter": source_filter}

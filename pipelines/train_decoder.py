@@ -25,7 +25,7 @@ def run(cfg):
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / e["decoder"]["version"])
     train, val = train_corpus(cfg)
     t0 = time.time()
-    model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev)
+    model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False)
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     for p in model.parameters():  # fp16 weights halve the artifact; Codec.load upcasts (buffers stay fp32)

@@ -1,7 +1,10 @@
-"""pipeline=train_tokenizer data=<shards>: fit the dual-codebook tokenizer on the shards' audio.
+"""pipeline=train_tokenizer data=<shards>: train the dual-codebook tokenizer on the shards' audio.
 
-The editor's held-out speakers (editor.holdout_speakers) are left out, so the round-trip evaluation
-on them measures unseen voices. Writes a versioned artifact directory (config.json + safetensors).
+Its encoders learn jointly with a decoder that reconstructs the frames from the quantized streams
+(editor.train with editor.joint on top); the decoder of this stage is discarded, pipeline=train_decoder
+trains the one that ships on the frozen ids. The editor's held-out speakers (editor.holdout_speakers)
+are left out, so the round-trip evaluation on them measures unseen voices. Writes a versioned
+artifact directory (config.json + safetensors + training.json + training_log.jsonl).
 """
 import json
 import sys
@@ -11,7 +14,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from editor import artifacts, corpus
+from editor import artifacts, corpus, train_decoder
 from editor.tokenizer import DualCodebookTokenizer, block_frames
 
 
@@ -58,16 +61,22 @@ def run(cfg):
     dev = device(cfg)
     tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / tok_cfg["version"])
-    train, _ = train_corpus(cfg)
+    e = OmegaConf.to_container(cfg.editor, resolve=True)
+    train, val = train_corpus(cfg)
     t0 = time.time()
-    tok = DualCodebookTokenizer.fit([train.frames(i) for i in range(len(train))], tok_cfg, dev)
+    tok = DualCodebookTokenizer(tok_cfg)
+    # the throwaway decoder is a regression one whatever editor.decoder.kind says: one pass per step
+    _, curve = train_decoder.train(train, val, tok, {**e["decoder"], "kind": "regression"}, {**e["train"], **e["joint"]},
+                                   dev, joint=True)
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     tok.save(tmp)
+    (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     info = run_info(cfg, dev, seconds, {"clips": len(train), "hours": round(train.hours(), 3),
-                                        "speakers": train.speakers()})
+                                        "speakers": train.speakers(), "steps": curve[-1]["step"] if curve else 0,
+                                        "train": {**e["train"], **e["joint"]}, "final": curve[-1] if curve else {}})
     (tmp / "training.json").write_text(json.dumps(info, indent=1))
     artifacts.publish(tmp, out)
     print(f"tokenizer {tok_cfg['version']}: {tok.tokens_per_second()['interleaved']:.1f} tokens/s, "
-          f"fitted in {seconds:.1f} s on {dev} -> {out}")
+          f"trained in {seconds / 60:.1f} min on {dev} -> {out}")
     return {"artifact": str(out), **info}

@@ -1,25 +1,31 @@
 """Issue 7: the editor's tokenizer and decoder in tiny CPU configs, trained on the project's own shards.
 
-Every code path of the GPU training runs here: corpus analysis, k-means codebooks, decoder steps,
-save, load by path, audio -> tokens -> audio, and the round-trip evaluation.
+Every code path of the GPU training runs here: corpus analysis, joint encoder/decoder steps (the
+tokenizer), decoder steps on frozen ids, save, load by path, audio -> tokens -> audio, and the
+round-trip evaluation.
 """
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import make_cfg, run_pipeline
+from omegaconf import OmegaConf
 
-from editor import corpus, features, kmeans, train_decoder
-from editor.codec import Codec
+from editor import corpus, features, train_decoder
+from editor.codec import Codec, synthesize
 from editor.decoder import TokenDecoder
 from editor.evaluate import evaluate, heldout_clips
+from editor.fsq import FSQ
 from editor.tokenizer import DualCodebookTokenizer, block_frames
-from editor.vocoder import griffin_lim
+from editor.vocoder import griffin_lim, source_filter
 
 HELD_OUT = "en_m2"
-TINY = ["editor=tiny", f"editor.holdout_speakers=[{HELD_OUT}]", "editor.train.steps=60", "editor.train.batch_size=8"]
+SHIPPED = Path(__file__).resolve().parent.parent / "editor" / "artifacts"
+TINY = ["editor=tiny", f"editor.holdout_speakers=[{HELD_OUT}]", "editor.train.steps=100", "editor.joint.steps=60",
+        "editor.train.batch_size=8"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,7 @@ def trained(shards, tmp_path_factory, cache_dir):
 
 def test_default_layout_is_the_seed_one():
     cfg = make_cfg(["pipeline=train_tokenizer"]).editor.tokenizer
-    tok = DualCodebookTokenizer({**cfg}, {})
+    tok = DualCodebookTokenizer(OmegaConf.to_container(cfg))
     rates = tok.tokens_per_second()
     assert rates["linguistic"] == pytest.approx(16.67, abs=0.01)
     assert rates["semantic"] == pytest.approx(25.0)
@@ -53,14 +59,22 @@ def test_default_layout_is_the_seed_one():
         tok.deinterleave(seq[:-1])
 
 
-def test_kmeans_finds_separated_clusters_and_refuses_too_little_data():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
-    x = torch.cat([c + 0.1 * torch.randn(200, 2, generator=g) for c in centers])
-    found = kmeans.fit(x, 3, 20, seed=1)
-    assert torch.cdist(centers, found).min(1).values.max() < 0.5
-    with pytest.raises(ValueError, match="smaller codebook"):
-        kmeans.fit(x[:2], 3, 5, seed=0)
+def test_fsq_ids_cover_the_codebook_and_invert():
+    fsq = FSQ([8, 8, 4, 4])
+    ids = torch.arange(1024)
+    vec = fsq.vectors(ids)
+    assert vec.abs().max() <= 1.0 and torch.equal(fsq.ids(vec), ids)      # every id, exactly once
+    z = torch.randn(4096, 4, requires_grad=True)
+    q = fsq(3 * z)
+    assert torch.equal(fsq.vectors(fsq.ids(q)), q)                        # quantized values are code points
+    q.sum().backward()
+    assert z.grad.abs().sum() > 0                                         # straight-through gradient
+    with pytest.raises(ValueError, match="levels"):
+        FSQ([8, 1])
+    cfg = OmegaConf.to_container(make_cfg(["pipeline=train_tokenizer"]).editor.tokenizer)
+    cfg["semantic"]["codebook"] = 2048
+    with pytest.raises(ValueError, match="give 4096 ids, codebook says 2048"):
+        DualCodebookTokenizer(cfg)
 
 
 def test_vocoder_inverts_log_mel(shards):
@@ -113,16 +127,17 @@ def test_train_save_load_round_trip(trained, shards):
         assert not list(d.parent.glob(".*tmp*"))                    # no staging leftovers
     assert json.loads((tok_dir / "config.json").read_text())["version"] == "tokenizer-tiny"
     assert HELD_OUT not in tok_info["speakers"]
-    curve = [json.loads(line) for line in (dec_dir / "training_log.jsonl").read_text().splitlines()]
-    assert curve[-1]["step"] == 60 and "val_total" in curve[-1]
+    for d in (tok_dir, dec_dir):
+        curve = [json.loads(line) for line in (d / "training_log.jsonl").read_text().splitlines()]
+        assert curve[-1]["step"] in (60, 100) and "val_total" in curve[-1]
     # training did something: on the held-out speaker the trained decoder beats a fresh one
     model = TokenDecoder.from_pretrained(str(dec_dir)).float()
     fresh = TokenDecoder(model.config)
     fresh.load_state_dict({k: v for k, v in model.state_dict().items() if k.endswith(("_mean", "_std"))}, strict=False)
     tok = DualCodebookTokenizer.load(tok_dir)
-    held = train_decoder.token_set(corpus.build(shards, os.environ["LMS_CACHE_DIR"], 12).select(
-        lambda m: m["speaker"] == HELD_OUT), tok, "cpu")
-    loss = lambda m: train_decoder.evaluate(m, held, 12, 10, 8, 4, seed=0)
+    held = train_decoder.frame_set(corpus.build(shards, os.environ["LMS_CACHE_DIR"], 12).select(
+        lambda m: m["speaker"] == HELD_OUT), tok, "cpu", as_ids=True)
+    loss = lambda m: train_decoder.evaluate(m, held, 12, 10, 8, 8, seed=0)
     assert loss(model) < loss(fresh)
 
     codec = Codec.load(tok_dir, dec_dir)
@@ -145,10 +160,11 @@ def test_train_save_load_round_trip(trained, shards):
     assert np.abs(swapped.mel[:n] - same.mel[:n]).mean() > 0.05
 
 
-def test_tokens_follow_noise_pitch_and_silence(trained, shards):
-    """What editing needs must reach the tokens: noise, F0 and silence each change them."""
-    tok = DualCodebookTokenizer.load(trained[0] / "editor" / "tokenizer-tiny")
-    x, _ = heldout_clips(shards, {HELD_OUT}, 1)[0]
+def test_tokens_follow_noise_pitch_and_silence(shards):
+    """What editing needs must reach the shipped tokenizer's ids: noise, F0 and silence each change them.
+    (A 60-step tiny tokenizer uses too few of its codes to say anything about this.)"""
+    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v2")
+    x, _ = heldout_clips(shards, {"en_f2"}, 1)[0]                      # held out from its training
     fr = features.analyze(x, tok.block)
     ling, sem = tok.encode([fr])[0]
     noisy = x + 0.02 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
@@ -189,3 +205,47 @@ def test_bad_inputs_are_named(trained, tmp_path):
         tok = DualCodebookTokenizer.load(out / "editor" / "tokenizer-tiny")
         tok.encode([features.Frames(np.zeros(13, np.float32), np.zeros((13, features.N_MELS), np.float32))])
     assert block_frames({"linguistic": {"hop_frames": 6}, "semantic": {"hop_frames": 4}}) == 12
+
+
+def test_source_filter_pitch_is_the_given_f0(shards):
+    """The source-filter vocoder's pitch is the frames' F0, not whatever the mel's harmonics suggest."""
+    x, _ = heldout_clips(shards, {HELD_OUT}, 1)[0]
+    fr = features.analyze(x)
+    raised = features.Frames(np.where(fr.f0 > 0, fr.f0 * 1.25, 0).astype(np.float32), fr.mel)  # +3.9 semitones
+    for given in (fr, raised):
+        y = source_filter([given])[0]
+        assert len(y) == len(fr) * features.HOP and np.isfinite(y).all()
+        back = features.analyze(y)
+        voiced = (given.f0 > 0) & (back.f0 > 0)
+        semitones = 12 * np.abs(np.log2(back.f0[voiced] / given.f0[voiced]))
+        assert voiced.sum() > 20 and np.mean(semitones < 1.0) > 0.8
+        speech = fr.mel.mean(1) > np.percentile(fr.mel.mean(1), 30)
+        assert np.abs(back.mel - fr.mel)[speech].mean() < 1.0           # spectral envelope kept
+    with pytest.raises(ValueError, match="vocoder=world: choose one of"):
+        synthesize([fr], "world")
+
+
+def test_flow_decoder_trains_and_samples_reproducibly(trained, shards, cache_dir):
+    out = trained[0]
+    tok = DualCodebookTokenizer.load(out / "editor" / "tokenizer-tiny")
+    c = corpus.build(shards, cache_dir, tok.block)
+    train_c, held_c = c.select(lambda m: m["speaker"] != HELD_OUT), c.select(lambda m: m["speaker"] == HELD_OUT)
+    e = OmegaConf.to_container(make_cfg(["pipeline=train_decoder", *TINY]).editor, resolve=True)
+    e["decoder"]["kind"], e["decoder"]["flow_steps"] = "flow", 4
+    e["train"]["steps"] = 120
+    model, curve = train_decoder.train(train_c, None, tok, e["decoder"], e["train"], "cpu", joint=False,
+                                       log=lambda *_: None)
+    assert curve[-1]["step"] == 120 and np.isfinite(curve[-1]["train_total"])
+    fresh = TokenDecoder(model.config)
+    fresh.load_state_dict({k: v for k, v in model.state_dict().items() if k.endswith(("_mean", "_std"))}, strict=False)
+    held = train_decoder.frame_set(held_c, tok, "cpu", as_ids=True)
+    loss = lambda m: train_decoder.evaluate(m, held, tok.block, 10, 8, 8, seed=0)
+    assert loss(model) < loss(fresh)                               # the velocity field was learned
+    codec = Codec(tok, model)
+    frames = [codec.analyze(x) for x, _ in heldout_clips(shards, {HELD_OUT}, 2)]
+    tokens = codec.encode_frames(frames)
+    a, b = codec.decode_frames(tokens, frames), codec.decode_frames(tokens, frames)
+    assert all(np.array_equal(p.mel, q.mel) for p, q in zip(a, b))   # sampling noise is seeded
+    assert all(len(p) == len(f) and np.isfinite(p.mel).all() for p, f in zip(a, frames))
+    ys = codec.decode(tokens, frames, vocoder="source_filter")
+    assert all(np.abs(y).max() > 1e-3 for y in ys)

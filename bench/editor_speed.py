@@ -96,7 +96,7 @@ def main():
         list(pool.map(features.analyze, clips, [block] * len(clips)))
         frames, t_an = timed(lambda: list(pool.map(features.analyze, clips, [block] * len(clips))), dev)
     tokens, t_q = timed(lambda: codec.encode_frames(frames), dev)
-    preds, t_net = timed(lambda: codec.decode_frames(tokens, frames), dev)
+    preds, t_net = timed(lambda: codec.decode_frames(tokens, frames, batch_size=len(frames)), dev)
     _, t_gl = timed(lambda: griffin_lim([p.mel for p in preds], dev), dev)
     r["batched"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "griffin_lim_s": t_gl,
                     "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_gl)}

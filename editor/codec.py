@@ -38,28 +38,51 @@ class Codec:
     def encode_frames(self, frames: list[Frames]) -> list[tuple[np.ndarray, np.ndarray]]:
         return self.tokenizer.encode(frames, self.device)
 
-    @torch.no_grad()
-    def decode_frames(self, tokens: list[tuple[np.ndarray, np.ndarray]], references: list[Frames]) -> list[Frames]:
-        """Token streams plus each item's reference voice -> predicted WORLD frames (one padded batch)."""
+    def decode_frames(self, tokens: list[tuple[np.ndarray, np.ndarray]], references: list[Frames],
+                      batch_size: int = 16) -> list[Frames]:
+        """Token streams plus each item's reference voice -> predicted frames, in the input order.
+        Items go through in batches of similar length (bounded memory, little padding)."""
         if self.decoder is None:
             raise ValueError("this codec has no decoder: load it with decoder_dir")
+        out: list[Frames | None] = [None] * len(tokens)
+        for idx in _length_batches([len(l) for l, _ in tokens], batch_size):
+            for i, fr in zip(idx, self._decode_batch([tokens[i] for i in idx], [references[i] for i in idx])):
+                out[i] = fr
+        return out
+
+    @torch.no_grad()
+    def _decode_batch(self, tokens: list[tuple[np.ndarray, np.ndarray]], references: list[Frames]) -> list[Frames]:
         c = self.decoder.config
         n_frames = [len(l) * c.ling_hop for l, _ in tokens]
         t_max = max(n_frames)
-        ling = torch.full((len(tokens), t_max // c.ling_hop), 0, dtype=torch.long)  # padding: masked
-        sem = torch.full((len(tokens), t_max // c.sem_hop), 0, dtype=torch.long)
-        mask = torch.zeros(len(tokens), t_max, dtype=torch.bool)
+        ling = torch.zeros(len(tokens), t_max // c.ling_hop, dtype=torch.long)  # padding: masked in the decoder
+        sem = torch.zeros(len(tokens), t_max // c.sem_hop, dtype=torch.long)
         for i, (l, s) in enumerate(tokens):
-            ling[i, :len(l)], sem[i, :len(s)], mask[i, :n_frames[i]] = torch.as_tensor(l), torch.as_tensor(s), True
+            ling[i, :len(l)], sem[i, :len(s)] = torch.as_tensor(l), torch.as_tensor(s)
+        mask = torch.arange(t_max)[None, :] < torch.as_tensor(n_frames)[:, None]
         ref = torch.as_tensor(np.stack([reference_stats(r) for r in references]))
         dev = self.device
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
             pred = self.decoder.predict(ling.to(dev), sem.to(dev), ref.to(dev), mask.to(dev))
         return [f.crop(n) for f, n in zip(self.decoder.to_frames(pred), n_frames)]
 
-    def decode(self, tokens, references: list[Frames], vocoder: str = "griffin_lim") -> list[np.ndarray]:
+    def decode(self, tokens, references: list[Frames], vocoder: str = "griffin_lim",
+               batch_size: int = 16) -> list[np.ndarray]:
         """Tokens + references -> 16 kHz waveforms (the vocoder runs on the codec's device)."""
-        return synthesize(self.decode_frames(tokens, references), vocoder, self.device)
+        frames = self.decode_frames(tokens, references, batch_size)
+        out: list[np.ndarray | None] = [None] * len(frames)
+        for idx in _length_batches([len(f) for f in frames], batch_size):
+            for i, y in zip(idx, synthesize([frames[i] for i in idx], vocoder, self.device)):
+                out[i] = y
+        return out
+
+
+def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
 
 
 def synthesize(frames: list[Frames], vocoder: str, device="cpu") -> list[np.ndarray]:

@@ -67,6 +67,14 @@ SIGMA_MIN = 1e-4
 TIME_DIM = 64
 
 
+def _frame_noise(n: int, dims: int, seed: int, chunk: int = 1000) -> torch.Tensor:
+    """(n, dims) standard normal noise whose first k rows do not depend on n: a clip's flow sample is
+    then the same whatever it is batched and padded with."""
+    parts = [torch.randn(chunk, dims, generator=torch.Generator().manual_seed(seed * 100003 + k))
+             for k in range(-(-n // chunk))]
+    return torch.cat(parts)[:n]
+
+
 def _time_embedding(t: torch.Tensor) -> torch.Tensor:
     """Sinusoidal features of flow times t in [0, 1] (B,) -> (B, TIME_DIM)."""
     freqs = torch.exp(-math.log(10000.0) * torch.arange(TIME_DIM // 2, device=t.device) / (TIME_DIM // 2))
@@ -122,6 +130,8 @@ class TokenDecoder(PreTrainedModel):
         x = x + self.ref_proj((ref - self.ref_mean) / self.ref_std)[:, None, :]
         if c.kind == "flow":
             x = x + self.mel_in(x_t) + self.time_mlp(_time_embedding(t))[:, None, :]
+        if frame_mask is not None:  # padding reads as the zeros past a clip's end: batch mates do not leak in
+            x = x * frame_mask[..., None]
         x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
         pad = None if frame_mask is None else ~frame_mask
         x = self.encoder(x, src_key_padding_mask=pad)
@@ -158,9 +168,8 @@ class TokenDecoder(PreTrainedModel):
         c = self.config
         if c.kind == "regression":
             return self(ling, sem, ref, frame_mask)
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        n = frame_mask.shape[1]
-        x = (c.flow_temperature * torch.randn(len(ref), n, c.n_mels, generator=g)).to(ref.device)
+        noise = _frame_noise(frame_mask.shape[1], c.n_mels, seed).to(ref.device)
+        x = (c.flow_temperature * noise).expand(len(ref), -1, -1)
         for i in range(c.flow_steps):
             t = torch.full((len(ref),), i / c.flow_steps, device=ref.device)
             out = self(ling, sem, ref, frame_mask, x, t)

@@ -5,14 +5,15 @@ semantic stream at 25 Hz (40 ms, 4096 ids), interleaved 2:3 into 41.7 tokens per
 
 Each stream is a small convolutional encoder over 10 ms frames, strided to its token rate and
 quantized by FSQ; the encoders are trained jointly with a decoder to reconstruct the frames
-(editor/train_tokenizer.py). What each stream may carry is fixed by what it sees:
+(pipelines/train_tokenizer.py, editor/train_decoder.py). What each stream may carry is fixed by what it sees:
 - linguistic (what is said): the mel cepstrum with the clip's speech mean removed (so entries are
   not spent on who speaks) and the level relative to the clip's loudest frame (pauses);
 - semantic (how it is said): absolute log F0 and voicing, absolute level (energy, noise floor), the
   high-band share (breath, fricatives, noise) and the absolute low cepstrum (timbre, tilt).
 
 Why learned and not k-means on these features (tokenizer-v1): k-means codes of the same features
-lost so much that even training speakers came back at +0.30 pocketsphinx WER (docs/editor.md).
+lost so much that even training speakers came back at +0.30 pocketsphinx WER
+(bench/results/editor/roundtrip_v1_training_speakers.json).
 """
 import json
 import math

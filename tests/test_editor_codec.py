@@ -246,6 +246,8 @@ def test_flow_decoder_trains_and_samples_reproducibly(trained, shards, cache_dir
     tokens = codec.encode_frames(frames)
     a, b = codec.decode_frames(tokens, frames), codec.decode_frames(tokens, frames)
     assert all(np.array_equal(p.mel, q.mel) for p, q in zip(a, b))   # sampling noise is seeded
+    alone = codec.decode_frames(tokens, frames, batch_size=1)          # no batch mates, no padding
+    assert all(np.allclose(p.mel, q.mel, atol=1e-3) for p, q in zip(a, alone))
     assert all(len(p) == len(f) and np.isfinite(p.mel).all() for p, f in zip(a, frames))
     ys = codec.decode(tokens, frames, vocoder="source_filter")
     assert all(np.abs(y).max() > 1e-3 for y in ys)

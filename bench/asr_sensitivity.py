@@ -18,7 +18,7 @@ from scipy.ndimage import uniform_filter1d
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor import features
-from editor.evaluate import heldout_clips, mcd
+from editor.evaluate import english_clips, mcd
 from editor.features import Frames
 from editor.vocoder import griffin_lim
 from scorers import asr
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--clips", type=int, default=16)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    clips = [(x, m) for x, m in heldout_clips(a.data, set(a.speakers.split(",")), a.clips) if m["language"] == "en"]
+    clips = english_clips(a.data, a.speakers, a.clips)
     frames = [features.analyze(x) for x, _ in clips]
     rng = np.random.default_rng(0)
     variants = {"true_mel": lambda f: f,

@@ -1,10 +1,14 @@
 """Codec speed in audio seconds per wall second: tokenization and decoding, one clip and batched.
 
     python bench/editor_speed.py --tokenizer DIR --decoder DIR --audio DIR_OR_SHARDS [--device cuda] \
-        [--batch 32] [--out bench/editor_speed_<device>.json]
+        [--speakers en_f2,zh_m2] [--batch 32] [--out bench/editor_speed_<device>.json]
+
+--audio is a folder of 16 kHz .flac/.wav clips, or shards (anything `data=` takes), from which the first
+--batch distinct clips of --speakers (the held-out ones by default) are drawn.
 
 Tokenization = analysis (dio F0 + log-mel, CPU; batched runs use a process pool over all cores) +
-quantization (on --device). Decoding = decoder network (on --device) + Griffin-Lim (on --device).
+quantization (on --device). Decoding = decoder network (on --device) + the --vocoder (on --device;
+the codec's default unless named).
 Components are timed separately so the table shows where the time goes.
 """
 import argparse
@@ -22,16 +26,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor import features
-from editor.codec import Codec
-from editor.vocoder import griffin_lim
+from editor.codec import Codec, synthesize
+from editor.evaluate import heldout_clips
+from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 
 
-def load_clips(path: str, n: int) -> list[np.ndarray]:
+def load_clips(path: str, n: int, speakers: str) -> list[np.ndarray]:
     import soundfile as sf
     p = Path(path)
     files = sorted(p.glob("*.flac")) + sorted(p.glob("*.wav")) if p.is_dir() else []
     if not files:
-        raise SystemExit(f"--audio {path}: no .flac/.wav files")
+        try:
+            return [x for x, _ in heldout_clips(path, set(speakers.split(",")), n)]
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"--audio {path}: no .flac/.wav files and no usable shards ({e})")
     clips = []
     for f in files[:n]:
         x, sr = sf.read(str(f), dtype="float32", always_2d=True)
@@ -59,14 +67,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--decoder", required=True)
-    ap.add_argument("--audio", required=True, help="folder of 16 kHz .flac/.wav clips")
+    ap.add_argument("--audio", required=True, help="folder of 16 kHz .flac/.wav clips, or shards")
+    ap.add_argument("--speakers", default="en_f2,zh_m2", help="whose clips to take from shards")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     dev = torch.device(a.device)
     codec = Codec.load(a.tokenizer, a.decoder, dev)
-    clips = load_clips(a.audio, a.batch)
+    clips = load_clips(a.audio, a.batch, a.speakers)
     audio_s = sum(len(c) for c in clips) / features.SAMPLE_RATE
     block = codec.tokenizer.block
     # warm-up: kernels, allocator, process pool
@@ -75,9 +85,9 @@ def main():
 
     r = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
          "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "clips": len(clips),
-         "audio_s": round(audio_s, 2), "command": " ".join(["python", *sys.argv])}
+         "audio_s": round(audio_s, 2), "vocoder": a.vocoder, "command": " ".join(["python", *sys.argv])}
     # one clip at a time
-    t_an = t_q = t_net = t_gl = 0.0
+    t_an = t_q = t_net = t_voc = 0.0
     for x in clips:
         fr, t = timed(lambda x=x: features.analyze(x, block), dev)
         t_an += t
@@ -85,10 +95,10 @@ def main():
         t_q += t
         pred, t = timed(lambda fr=fr, tok=tok: codec.decode_frames(tok, [fr]), dev)
         t_net += t
-        _, t = timed(lambda pred=pred: griffin_lim([pred[0].mel], dev), dev)
-        t_gl += t
-    r["single"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "griffin_lim_s": t_gl,
-                   "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_gl)}
+        _, t = timed(lambda pred=pred: synthesize(pred, a.vocoder, dev), dev)
+        t_voc += t
+    r["single"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "vocoder_s": t_voc,
+                   "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_voc)}
     # the whole batch at once
     # spawn: the parent holds CUDA, which must not be forked; the warm-up pass starts every worker
     with ProcessPoolExecutor(os.cpu_count(), mp_context=multiprocessing.get_context("spawn"),
@@ -97,9 +107,9 @@ def main():
         frames, t_an = timed(lambda: list(pool.map(features.analyze, clips, [block] * len(clips))), dev)
     tokens, t_q = timed(lambda: codec.encode_frames(frames), dev)
     preds, t_net = timed(lambda: codec.decode_frames(tokens, frames, batch_size=len(frames)), dev)
-    _, t_gl = timed(lambda: griffin_lim([p.mel for p in preds], dev), dev)
-    r["batched"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "griffin_lim_s": t_gl,
-                    "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_gl)}
+    _, t_voc = timed(lambda: synthesize(preds, a.vocoder, dev), dev)
+    r["batched"] = {"analysis_s": t_an, "quantize_s": t_q, "decoder_net_s": t_net, "vocoder_s": t_voc,
+                    "tokenize_x_realtime": audio_s / (t_an + t_q), "decode_x_realtime": audio_s / (t_net + t_voc)}
     for k in ("single", "batched"):
         r[k] = {n: round(v, 3) for n, v in r[k].items()}
     print(json.dumps(r, indent=1))

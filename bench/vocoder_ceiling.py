@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor import features
-from editor.evaluate import heldout_clips
+from editor.evaluate import english_clips
 from editor.vocoder import griffin_lim, phase_from_magnitude
 from scorers import asr
 
@@ -45,7 +45,7 @@ def main():
     ap.add_argument("--clips", type=int, default=24)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
-    clips = [(x, m) for x, m in heldout_clips(a.data, set(a.speakers.split(",")), a.clips) if m["language"] == "en"]
+    clips = english_clips(a.data, a.speakers, a.clips)
     systems = {"original": lambda x: x, "world": world_resynthesis, "griffin_lim_linear": linear_griffin_lim,
                "griffin_lim_mel80": lambda x: griffin_lim([features.log_mel(features.pad_to_block(x, 1))])[0]}
     errors = {k: 0.0 for k in systems}

@@ -8,7 +8,7 @@ from editor import features
 from editor.decoder import TokenDecoder, reference_stats
 from editor.features import Frames
 from editor.tokenizer import DualCodebookTokenizer
-from editor.vocoder import VOCODERS
+from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 
 
 class Codec:
@@ -66,7 +66,7 @@ class Codec:
             pred = self.decoder.predict(ling.to(dev), sem.to(dev), ref.to(dev), mask.to(dev))
         return [f.crop(n) for f, n in zip(self.decoder.to_frames(pred), n_frames)]
 
-    def decode(self, tokens, references: list[Frames], vocoder: str = "griffin_lim",
+    def decode(self, tokens, references: list[Frames], vocoder: str = DEFAULT_VOCODER,
                batch_size: int = 16) -> list[np.ndarray]:
         """Tokens + references -> 16 kHz waveforms (the vocoder runs on the codec's device)."""
         frames = self.decode_frames(tokens, references, batch_size)

@@ -1,7 +1,7 @@
 """Round-trip quality of the codec on held-out speakers: audio -> tokens -> audio.
 
     python -m editor.evaluate --tokenizer DIR --decoder DIR --data SHARDS --speakers en_f2,en_m2 \
-        [--max-clips 60] [--vocoder griffin_lim|source_filter] [--out docs/editor_roundtrip.json]
+        [--max-clips 60] [--vocoder harmonic_gl|griffin_lim|source_filter] [--out docs/editor_roundtrip.json]
 
 For every clip of the given speakers (identical audio once), three reconstructions are scored
 against the original:
@@ -26,6 +26,7 @@ from editor import corpus, features
 from editor.codec import Codec, synthesize
 from editor.features import Frames
 from editor.tokenizer import speech_mask
+from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 
 TARGETS = {"wer_delta_max": 0.10, "speaker_sim_min": 0.80, "f0_corr_min": 0.8}
 MCD_DIMS = 24
@@ -44,6 +45,11 @@ def heldout_clips(data: str, speakers: set[str], max_clips: int, seed: int = 0) 
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(out))[:max_clips]
     return [out[i] for i in sorted(pick)]
+
+
+def english_clips(data: str, speakers: str, max_clips: int) -> list[tuple[np.ndarray, dict]]:
+    """The English ones among heldout_clips of the comma-separated speakers (for WER-only benches)."""
+    return [(x, m) for x, m in heldout_clips(data, set(speakers.split(",")), max_clips) if m["language"] == "en"]
 
 
 def f0_corr(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -66,7 +72,7 @@ def mcd(a: Frames, b: Frames) -> float:
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * (d ** 2).sum(1))))
 
 
-def evaluate(codec: Codec, clips, vocoder: str = "griffin_lim", log=print) -> dict:
+def evaluate(codec: Codec, clips, vocoder: str = DEFAULT_VOCODER, log=print) -> dict:
     from resemblyzer import VoiceEncoder
 
     from scorers import asr
@@ -132,7 +138,7 @@ def main(argv=None):
     ap.add_argument("--speakers", default="en_f2,en_m2")
     ap.add_argument("--max-clips", type=int, default=60)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--vocoder", default="griffin_lim", choices=["griffin_lim", "source_filter"])
+    ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
     ap.add_argument("--out", default=None, help="write the JSON report here")
     a = ap.parse_args(argv)
     t0 = time.time()

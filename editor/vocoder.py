@@ -3,7 +3,10 @@
 - griffin_lim: log-mel -> linear magnitude (pseudo-inverse) -> fast Griffin-Lim (momentum 0.99);
   pitch only as far as the mel's low bands resolve harmonics;
 - source_filter: a harmonic excitation at the frames' F0 plus noise, shaped to the log-mel; the
-  pitch is exactly the decoder's F0.
+  pitch is exactly the decoder's F0;
+- harmonic_gl (the default): Griffin-Lim on the mel's magnitude, its phase started from the
+  source-filter rendering instead of at random: the timbre of griffin_lim with the pitch of the
+  predicted F0.
 """
 import numpy as np
 import torch
@@ -11,25 +14,39 @@ import torch
 from editor.features import HOP, LOG_FLOOR, N_FFT, SAMPLE_RATE, mel_basis
 
 
-def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
-    """Log-mel frames (T_i, N_MELS) per clip -> waveforms of T_i * HOP samples."""
-    device = torch.device(device)
+def _unbatch(y: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
+    y = y.cpu().numpy()
+    return [np.clip(y[i, : n * HOP], -1.0, 1.0).astype(np.float32) for i, n in enumerate(lengths)]
+
+
+def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
+    """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
+    pseudo-inverse of the mel filterbank."""
     t_max = max(len(m) for m in mels)
     pinv = torch.linalg.pinv(torch.as_tensor(mel_basis()).T).to(device)           # (freq, mels)
     mel = torch.zeros(len(mels), t_max + 1, mels[0].shape[1], device=device)
     for i, m in enumerate(mels):
         mel[i, :len(m)] = torch.exp(torch.as_tensor(m, device=device, dtype=torch.float32))
-    mag = (pinv @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)                      # (B, freq, T+1)
-    y = phase_from_magnitude(mag, t_max * HOP, n_iter, momentum, seed).cpu().numpy()
-    return [np.clip(y[i, : len(m) * HOP], -1.0, 1.0).astype(np.float32) for i, m in enumerate(mels)]
+    return (pinv @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
+
+
+def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
+    """Log-mel frames (T_i, N_MELS) per clip -> waveforms of T_i * HOP samples."""
+    mag = mel_magnitude(mels, torch.device(device))
+    y = phase_from_magnitude(mag, max(len(m) for m in mels) * HOP, n_iter, momentum, seed)
+    return _unbatch(y, [len(m) for m in mels])
 
 
 def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momentum: float = 0.99,
-                         seed: int = 0) -> torch.Tensor:
-    """Fast Griffin-Lim: (..., freq, frames) STFT magnitude -> (..., length) waveform."""
+                         seed: int = 0, init: torch.Tensor | None = None) -> torch.Tensor:
+    """Fast Griffin-Lim: (..., freq, frames) STFT magnitude -> (..., length) waveform. The phase starts
+    from the complex STFT `init` when given, at random otherwise."""
     window = torch.hann_window(N_FFT, device=mag.device)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+    if init is None:
+        g = torch.Generator(device="cpu").manual_seed(seed)
+        angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+    else:
+        angles = init / (init.abs() + 1e-8)
     prev = torch.zeros_like(angles)
     for _ in range(n_iter):
         y = torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)
@@ -55,7 +72,31 @@ F0_MIN = 60.0
 
 
 def source_filter(frames: list, device="cpu", n_correct: int = 3, noise_floor: float = 0.06, seed: int = 0) -> list[np.ndarray]:
-    """Predicted frames (log-mel + F0) -> waveforms whose pitch is the predicted F0.
+    """Predicted frames (log-mel + F0) -> waveforms whose pitch is the predicted F0."""
+    y = _source_filter(frames, torch.device(device), n_correct, noise_floor, seed)
+    return _unbatch(y, [len(f.f0) for f in frames])
+
+
+def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
+    """Predicted frames -> waveforms: Griffin-Lim on the mel's magnitude, started from the phase of the
+    source-filter rendering.
+
+    Random-phase Griffin-Lim settles on whatever pitch the smooth mel suggests, which on low voices is
+    often none or a wrong one; starting from a harmonic phase at the predicted F0 keeps that pitch,
+    while the magnitude, and so the timbre, is the mel's as in plain griffin_lim. Few iterations
+    suffice: they only make the phase consistent with the magnitude.
+    """
+    device = torch.device(device)
+    start = torch.stft(_source_filter(frames, device, seed=seed), N_FFT, HOP,
+                       window=torch.hann_window(N_FFT, device=device), return_complex=True)
+    mag = mel_magnitude([f.mel for f in frames], device)
+    y = phase_from_magnitude(mag, max(len(f.f0) for f in frames) * HOP, n_iter, momentum, init=start)
+    return _unbatch(y, [len(f.f0) for f in frames])
+
+
+def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise_floor: float = 0.06,
+                   seed: int = 0) -> torch.Tensor:
+    """The source-filter rendering, zero-padded (B, T_max * HOP), on `device`.
 
     A harmonic excitation (phase integrated from F0, all harmonics below Nyquist) in voiced frames and
     white noise in unvoiced ones (plus a little in voiced ones, rising with frequency: breathiness)
@@ -104,9 +145,10 @@ def source_filter(frames: list, device="cpu", n_correct: int = 3, noise_floor: f
     for _ in range(n_correct):
         X = X * _envelope_gain(target, y, window)
         y = torch.istft(X, N_FFT, HOP, window=window, length=n)
-    y = y.cpu().numpy()
-    return [np.clip(y[i, : len(f.f0) * HOP], -1.0, 1.0).astype(np.float32) for i, f in enumerate(frames)]
+    return y
 
 
 VOCODERS = {"griffin_lim": lambda frames, device: griffin_lim([f.mel for f in frames], device),
-            "source_filter": source_filter}
+            "source_filter": source_filter,
+            "harmonic_gl": harmonic_griffin_lim}
+DEFAULT_VOCODER = "harmonic_gl"

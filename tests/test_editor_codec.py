@@ -20,7 +20,7 @@ from editor.decoder import TokenDecoder
 from editor.evaluate import evaluate, heldout_clips
 from editor.fsq import FSQ
 from editor.tokenizer import DualCodebookTokenizer, block_frames
-from editor.vocoder import griffin_lim, source_filter
+from editor.vocoder import griffin_lim, harmonic_griffin_lim, source_filter
 
 HELD_OUT = "en_m2"
 SHIPPED = Path(__file__).resolve().parent.parent / "editor" / "artifacts"
@@ -88,6 +88,20 @@ def test_vocoder_inverts_log_mel(shards):
     voiced = (fr.f0 > 0) & (back.f0 > 0)
     semitones = 12 * np.abs(np.log2(back.f0[voiced] / fr.f0[voiced]))
     assert voiced.sum() > 20 and np.mean(semitones < 1.0) > 0.7     # pitch kept (dio octave slips aside)
+
+
+def test_harmonic_griffin_lim_keeps_mel_and_pitch(shards):
+    """Griffin-Lim started from the source-filter phase: the mel of griffin_lim, the pitch of the frames' F0."""
+    for x, _ in heldout_clips(shards, {HELD_OUT}, 2):
+        fr = features.analyze(x)
+        y = harmonic_griffin_lim([fr])[0]
+        assert len(y) == len(fr) * features.HOP and np.isfinite(y).all()
+        back = features.analyze(y)
+        speech = fr.mel.mean(1) > np.percentile(fr.mel.mean(1), 30)
+        assert np.abs(back.mel - fr.mel)[speech].mean() < 0.5
+        voiced = (fr.f0 > 0) & (back.f0 > 0)
+        semitones = 12 * np.abs(np.log2(back.f0[voiced] / fr.f0[voiced]))
+        assert voiced.sum() > 20 and np.mean(semitones < 1.0) > 0.85
 
 
 def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):

@@ -1,0 +1,74 @@
+"""Print the round-trip and speed tables of docs/editor.md from the JSON results in bench/results/editor/.
+
+    python bench/editor_tables.py
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results" / "editor"
+
+
+def load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def by_speaker(report: dict, row: str, metric: str) -> str:
+    """'en_f2 x / zh_m2 y' means over the clips of each speaker (None values skipped)."""
+    parts = []
+    for sp in report["speakers"]:
+        v = [c[f"{row}_{metric}"] for c in report["per_clip"] if c["speaker"] == sp and c.get(f"{row}_{metric}") is not None]
+        parts.append(f"{np.mean(v):.2f}")
+    return " / ".join(parts)
+
+
+def roundtrip_table(runs: list[tuple[str, str, str]]) -> str:
+    lines = ["| system | file | speaker sim (en_f2 / zh_m2) | F0 corr (en_f2 / zh_m2) | MCD dB | WER (original) | WER − original |",
+             "|---|---|---|---|---|---|---|"]
+    for label, name, row in runs:
+        r = load(name)
+        if r is None:
+            continue
+        s = r[row]
+        lines.append(f"| {label} | `{name}.json` | {s['speaker_sim']:.3f} ({by_speaker(r, row, 'speaker_sim')}) | "
+                     f"{s['f0_corr']:.3f} ({by_speaker(r, row, 'f0_corr')}) | {s['mcd_db']:.2f} | "
+                     f"{s['wer']:.3f} ({r['wer_original']:.3f}) | {s['wer_delta']:+.3f} |")
+    return "\n".join(lines)
+
+
+def speed_table(names: list[tuple[str, str]]) -> str:
+    lines = ["| machine, vocoder | file | audio s | tokenize, 1 clip | tokenize, batched | decode, 1 clip | decode, batched |",
+             "|---|---|---|---|---|---|---|"]
+    for label, name in names:
+        r = load(name)
+        if r is None:
+            continue
+        s, b = r["single"], r["batched"]
+        lines.append(f"| {label} | `{name}.json` | {r['audio_s']} | {s['tokenize_x_realtime']:.0f}× | {b['tokenize_x_realtime']:.0f}× | "
+                     f"{s['decode_x_realtime']:.0f}× | {b['decode_x_realtime']:.0f}× |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(roundtrip_table([
+        ("vocoder only (true frames, harmonic_gl): the ceiling", "roundtrip_v2", "vocoder"),
+        ("**codec, harmonic_gl (default)**", "roundtrip_v2", "self"),
+        ("codec, harmonic_gl, another clip as reference", "roundtrip_v2", "other"),
+        ("codec, griffin_lim", "roundtrip_v2_griffin_lim", "self"),
+        ("vocoder only (true frames, griffin_lim)", "roundtrip_v2_griffin_lim", "vocoder"),
+        ("codec, source_filter", "roundtrip_v2_source_filter", "self"),
+    ]))
+    print()
+    print(roundtrip_table([
+        ("flow decoder, griffin_lim (earlier clip set)", "roundtrip_v2_flow", "self"),
+        ("3000-step budgets, griffin_lim (earlier clip set)", "roundtrip_v2_3000steps", "self"),
+        ("v1: k-means tokenizer (earlier clip set)", "roundtrip_v1", "self"),
+    ]))
+    print()
+    print(speed_table([
+        ("H200, harmonic_gl", "speed_h200"), ("H200, griffin_lim", "speed_h200_griffin_lim"),
+        ("H100, griffin_lim (earlier bench code)", "speed_h100"),
+        ("2-core CPU, harmonic_gl", "speed_cpu"), ("2-core CPU, griffin_lim", "speed_cpu_griffin_lim"),
+    ]))

@@ -59,6 +59,7 @@ if __name__ == "__main__":
         ("codec, griffin_lim", "roundtrip_v2_griffin_lim", "self"),
         ("vocoder only (true frames, griffin_lim)", "roundtrip_v2_griffin_lim", "vocoder"),
         ("codec, source_filter", "roundtrip_v2_source_filter", "self"),
+        ("experiment, not shipped: 6 warp factors, other corpus (harmonic_gl)", "roundtrip_v3_vtlp6", "self"),
     ]))
     print()
     print(roundtrip_table([

@@ -4,7 +4,9 @@
         [--speakers en_f2,zh_m2] [--batch 32] [--out bench/editor_speed_<device>.json]
 
 --audio is a folder of 16 kHz .flac/.wav clips, or shards (anything `data=` takes), from which the first
---batch distinct clips of --speakers (the held-out ones by default) are drawn.
+--batch distinct clips of --speakers (the held-out ones by default) are drawn. --save-audio DIR
+writes the clips used as DIR/NN.flac, a folder small enough to carry to the GPU machine, where
+`--audio DIR` then times the same clips.
 
 Tokenization = analysis (dio F0 + log-mel, CPU; batched runs use a process pool over all cores) +
 quantization (on --device). Decoding = decoder network (on --device) + the --vocoder (on --device;
@@ -49,6 +51,15 @@ def load_clips(path: str, n: int, speakers: str) -> list[np.ndarray]:
     return clips
 
 
+def save_clips(clips: list[np.ndarray], folder: Path) -> None:
+    import soundfile as sf
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, x in enumerate(clips):
+        tmp = folder / f".{i:02d}.flac.part"     # renamed when whole: no half-written clip is ever listed
+        sf.write(str(tmp), x, features.SAMPLE_RATE, format="FLAC")
+        tmp.rename(folder / f"{i:02d}.flac")
+
+
 def _one_thread():
     torch.set_num_threads(1)  # one analysis per core: the pool is the parallelism
 
@@ -73,10 +84,13 @@ def main():
     ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--save-audio", default=None, help="write the clips used here as NN.flac")
     a = ap.parse_args()
     dev = torch.device(a.device)
     codec = Codec.load(a.tokenizer, a.decoder, dev)
     clips = load_clips(a.audio, a.batch, a.speakers)
+    if a.save_audio:
+        save_clips(clips, Path(a.save_audio))
     audio_s = sum(len(c) for c in clips) / features.SAMPLE_RATE
     block = codec.tokenizer.block
     # warm-up: kernels, allocator, process pool

@@ -10,9 +10,8 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results" / "editor"
 
 
-def load(name: str) -> dict | None:
-    p = RESULTS / f"{name}.json"
-    return json.loads(p.read_text()) if p.exists() else None
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
 
 
 def by_speaker(report: dict, row: str, metric: str) -> str:
@@ -29,8 +28,6 @@ def roundtrip_table(runs: list[tuple[str, str, str]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for label, name, row in runs:
         r = load(name)
-        if r is None:
-            continue
         s = r[row]
         lines.append(f"| {label} | `{name}.json` | {s['speaker_sim']:.3f} ({by_speaker(r, row, 'speaker_sim')}) | "
                      f"{s['f0_corr']:.3f} ({by_speaker(r, row, 'f0_corr')}) | {s['mcd_db']:.2f} | "
@@ -43,8 +40,6 @@ def speed_table(names: list[tuple[str, str]]) -> str:
              "|---|---|---|---|---|---|---|"]
     for label, name in names:
         r = load(name)
-        if r is None:
-            continue
         s, b = r["single"], r["batched"]
         lines.append(f"| {label} | `{name}.json` | {r['audio_s']} | {s['tokenize_x_realtime']:.0f}× | {b['tokenize_x_realtime']:.0f}× | "
                      f"{s['decode_x_realtime']:.0f}× | {b['decode_x_realtime']:.0f}× |")

@@ -23,8 +23,11 @@ def by_speaker(report: dict, row: str, metric: str) -> str:
     return " / ".join(parts)
 
 
-def roundtrip_table(runs: list[tuple[str, str, str]]) -> str:
-    lines = ["| system | file | speaker sim (en_f2 / zh_m2) | F0 corr (en_f2 / zh_m2) | MCD dB | WER (original) | WER − original |",
+def roundtrip_table(runs: list[tuple[str, str, str]], speakers: str = "en_f2 / zh_m2") -> str:
+    for _, name, _ in runs:
+        if " / ".join(load(name)["speakers"]) != speakers:
+            raise ValueError(f"{name}.json: speakers {load(name)['speakers']}, the table's columns are {speakers}")
+    lines = [f"| system | file | speaker sim ({speakers}) | F0 corr ({speakers}) | MCD dB | WER (original) | WER − original |",
              "|---|---|---|---|---|---|---|"]
     for label, name, row in runs:
         r = load(name)
@@ -48,14 +51,20 @@ def speed_table(names: list[tuple[str, str]]) -> str:
 
 if __name__ == "__main__":
     print(roundtrip_table([
-        ("vocoder only (true frames, harmonic_gl): the ceiling", "roundtrip_v2", "vocoder"),
-        ("**codec, harmonic_gl (default)**", "roundtrip_v2", "self"),
-        ("codec, harmonic_gl, another clip as reference", "roundtrip_v2", "other"),
-        ("codec, griffin_lim", "roundtrip_v2_griffin_lim", "self"),
-        ("vocoder only (true frames, griffin_lim)", "roundtrip_v2_griffin_lim", "vocoder"),
-        ("codec, source_filter", "roundtrip_v2_source_filter", "self"),
-        ("experiment, not shipped: 6 warp factors, other corpus (harmonic_gl)", "roundtrip_v3_vtlp6", "self"),
+        ("vocoder only (true frames, harmonic_gl): the ceiling", "roundtrip_v3", "vocoder"),
+        ("**v3 codec, harmonic_gl (default)**", "roundtrip_v3", "self"),
+        ("v3 codec, another clip as reference", "roundtrip_v3", "other"),
+        ("v3 codec, griffin_lim", "roundtrip_v3_griffin_lim", "self"),
+        ("experiment, not shipped: phone head on the transformer (`phone_head=context`)", "roundtrip_v3_phone_context", "self"),
+        ("v2 codec (no phone labels), harmonic_gl", "roundtrip_v2", "self"),
+        ("v2 codec, griffin_lim", "roundtrip_v2_griffin_lim", "self"),
+        ("v2 codec, source_filter", "roundtrip_v2_source_filter", "self"),
+        ("experiment on v2, not shipped: 6 warp factors (harmonic_gl)", "roundtrip_v3_vtlp6", "self"),
     ]))
+    print()
+    print(roundtrip_table([
+        ("v2 codec on two training speakers (harmonic_gl)", "roundtrip_v2_training_speakers", "self"),
+    ], speakers="en_f1 / en_m1"))
     print()
     print(roundtrip_table([
         ("flow decoder, griffin_lim (earlier clip set)", "roundtrip_v2_flow", "self"),
@@ -65,6 +74,6 @@ if __name__ == "__main__":
     print()
     print(speed_table([
         ("H200, harmonic_gl", "speed_h200"), ("H200, griffin_lim", "speed_h200_griffin_lim"),
-        ("H100, griffin_lim (earlier bench code)", "speed_h100"),
+        ("H100, griffin_lim (v2, earlier bench code)", "speed_h100"),
         ("2-core CPU, harmonic_gl", "speed_cpu"), ("2-core CPU, griffin_lim", "speed_cpu_griffin_lim"),
     ]))

@@ -1,5 +1,6 @@
 """The editor's training corpus: every audio member of a set of WebDataset shards, as frames
-(log-mel + F0, editor/features.py).
+(log-mel + F0, editor/features.py), and for English clips with a transcript, a phone label per frame
+by forced alignment (editor/phones.py).
 
 `data` is a shards folder, one .tar, a glob, or a comma-separated list of those; or a corpus .npz
 written by this module (that is how the GPU machine gets data: analysis is CPU work, done once).
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from editor import features
+from editor import features, phones
 
 AUDIO_SUFFIXES = (".flac", ".wav")
 
@@ -31,6 +32,7 @@ class Corpus:
     mel: np.ndarray         # (N, N_MELS) float32 log-mel
     offsets: np.ndarray     # (U+1,) int64
     meta: list[dict]        # per utterance: member, speaker, language, text
+    phones: np.ndarray      # (N,) int8 index into phones.PHONES, phones.UNKNOWN where unlabelled
 
     def __len__(self):
         return len(self.meta)
@@ -39,10 +41,15 @@ class Corpus:
         a, b = self.offsets[i], self.offsets[i + 1]
         return features.Frames(self.f0[a:b], self.mel[a:b])
 
+    def phone_labels(self, i: int) -> np.ndarray:
+        return self.phones[self.offsets[i]:self.offsets[i + 1]]
+
     def select(self, keep) -> "Corpus":
-        idx = [i for i in range(len(self)) if keep(self.meta[i])]
-        parts = [self.frames(i) for i in idx]
-        return from_frames(parts, [self.meta[i] for i in idx])
+        return self._take([i for i in range(len(self)) if keep(self.meta[i])])
+
+    def _take(self, idx: list[int]) -> "Corpus":
+        return from_frames([self.frames(i) for i in idx], [self.meta[i] for i in idx],
+                           [self.phone_labels(i) for i in idx])
 
     def speakers(self) -> list[str]:
         return sorted({m["speaker"] for m in self.meta})
@@ -58,7 +65,7 @@ class Corpus:
         # hour of audio travels to the GPU machine in ~30 MB
         q = np.round((np.clip(self.mel, *MEL_RANGE) - MEL_RANGE[0]) / _MEL_STEP).astype(np.uint8)
         np.savez_compressed(tmp, f0=self.f0.astype(np.float32), mel_q=q, offsets=self.offsets,
-                            meta=np.array(json.dumps(self.meta)))
+                            phones=self.phones.astype(np.int8), meta=np.array(json.dumps(self.meta)))
         os.replace(tmp, path)  # never a half-written corpus under the final name
 
 
@@ -66,18 +73,21 @@ MEL_RANGE = (-12.0, 6.0)
 _MEL_STEP = (MEL_RANGE[1] - MEL_RANGE[0]) / 255
 
 
-def from_frames(parts: list[features.Frames], meta: list[dict]) -> Corpus:
+def from_frames(parts: list[features.Frames], meta: list[dict], labels: list[np.ndarray] | None = None) -> Corpus:
+    """labels: per clip phone labels (phones.align); None: no clip is labelled."""
     if not parts:
         raise ValueError("corpus is empty: no utterances left")
     lengths = np.array([len(p) for p in parts])
+    flat = (np.concatenate(labels) if labels is not None else np.full(lengths.sum(), phones.UNKNOWN)).astype(np.int8)
     return Corpus(np.concatenate([p.f0 for p in parts]), np.concatenate([p.mel for p in parts]),
-                  np.concatenate([[0], np.cumsum(lengths)]), meta)
+                  np.concatenate([[0], np.cumsum(lengths)]), meta, flat)
 
 
 def load_npz(path) -> Corpus:
     z = np.load(path)
     mel = z["mel_q"].astype(np.float32) * _MEL_STEP + MEL_RANGE[0]
-    return Corpus(z["f0"], mel, z["offsets"], json.loads(str(z["meta"])))
+    labels = z["phones"] if "phones" in z.files else np.full(len(z["f0"]), phones.UNKNOWN, np.int8)  # older corpora
+    return Corpus(z["f0"], mel, z["offsets"], json.loads(str(z["meta"])), labels)
 
 
 def shard_paths(data: str) -> list[Path]:
@@ -137,16 +147,19 @@ def decode_audio(data: bytes) -> np.ndarray:
     return resample(x.mean(axis=1), sr, features.SAMPLE_RATE)
 
 
-def _analyze_bytes(args) -> features.Frames | None:
-    data, block_frames = args
+def _analyze_bytes(args) -> tuple[features.Frames, np.ndarray] | None:
+    data, block_frames, meta = args
     x = decode_audio(data)
     if len(x) < features.SAMPLE_RATE * 0.3:
         return None
-    return features.analyze(x, block_frames)
+    fr = features.analyze(x, block_frames)
+    labels = (phones.align(x, meta["text"], len(fr)) if meta["language"] == "en"
+              else np.full(len(fr), phones.UNKNOWN, np.int8))
+    return fr, labels
 
 
 def _cache_path(shards: list[Path], cache_dir, block_frames: int) -> Path:
-    h = hashlib.sha1(f"mel{features.N_MELS}/{block_frames}".encode())
+    h = hashlib.sha1(f"mel{features.N_MELS}/{block_frames}/phones{phones.VERSION}".encode())
     for s in shards:
         st = s.stat()
         h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -177,9 +190,10 @@ def build(data: str, cache_dir, block_frames: int, workers: int | None = None) -
     # spawn, not fork: a forked child of a threaded parent (torch, Ray) can deadlock in its first torch op
     with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_one_thread) as pool:
-        frames = list(pool.map(_analyze_bytes, [(b, block_frames) for b, _ in jobs], chunksize=8))
-    kept = [(f, m) for f, (_, m) in zip(frames, jobs) if f is not None]
-    corpus = from_frames([f for f, _ in kept], [m for _, m in kept])
+        done = list(pool.map(_analyze_bytes, [(b, block_frames, m) for b, m in jobs], chunksize=8))
+    kept = [(d, m) for d, (_, m) in zip(done, jobs) if d is not None]
+    corpus = from_frames([d[0] for d, _ in kept], [m for _, m in kept], [d[1] for d, _ in kept])
+    print(f"corpus: {phones.coverage(corpus.phones):.0%} of frames phone-labelled")
     corpus.save(cache)
     return corpus
 
@@ -194,7 +208,7 @@ def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:
     for a in factors:
         parts += [features.warp_voice(c.frames(i), a) for i in range(len(c))]
         meta += [{**m, "speaker": f"{m['speaker']}~vtlp{a:g}"} for m in c.meta]
-    return from_frames(parts, meta)
+    return from_frames(parts, meta, [c.phones] * (1 + len(factors)))   # durations kept: so are the phones
 
 
 def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, seed: int = 0) -> Corpus:
@@ -211,7 +225,7 @@ def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, s
             break
         keep.add(i)
         hours += lengths[i]
-    return from_frames([c.frames(i) for i in sorted(keep)], [c.meta[i] for i in sorted(keep)])
+    return c._take(sorted(keep))
 
 
 def main(argv=None):
@@ -230,7 +244,7 @@ def main(argv=None):
         c = subset(c, a.max_hours, set(a.heldout.split(",")), a.heldout_clips)
     c.save(a.out)
     print(f"{a.out}: {len(c)} clips, {c.hours():.2f} h, speakers {c.speakers()}, "
-          f"{Path(a.out).stat().st_size / 1e6:.1f} MB")
+          f"{phones.coverage(c.phones):.0%} of frames phone-labelled, {Path(a.out).stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

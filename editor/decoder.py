@@ -6,6 +6,10 @@ the 10 ms frame rate and summed; the reference clip is summarised
 as speaker statistics (log-mel mean/spread over speech, log-F0 mean/spread) and added to every
 frame; a bidirectional transformer with a convolutional position embedding then regresses the
 frames (log-mel, plus log F0 and a voicing logit as auxiliary outputs that keep pitch explicit).
+With n_phones, a training-only head also names each frame's phone (editor/phones.py). By default
+(phone_head=local) it reads the token embeddings within about two tokens, so the tokens themselves
+must say which phone is spoken; phone_head=context reads the transformer's output instead, which
+sees whole sentences (on the held-out round trip: lower WER, but F0 correlation falls, docs/editor.md).
 The weight-free vocoders are in editor/vocoder.py.
 """
 import math
@@ -25,10 +29,10 @@ from editor.tokenizer import speech_mask
 class DecoderConfig(PretrainedConfig):
     model_type = "lms_token_decoder"
 
-    def __init__(self, version="decoder-v2", tokenizer_version="tokenizer-v2", ling_levels=(8, 8, 4, 4),
+    def __init__(self, version="decoder-v3", tokenizer_version="tokenizer-v3", ling_levels=(8, 8, 4, 4),
                  sem_levels=(8, 8, 8, 8), ling_hop=6, sem_hop=4, n_mels=80, hidden=384, layers=6,
                  heads=6, ff_mult=4, dropout=0.1, pos_kernel=15, kind="regression", flow_steps=16,
-                 flow_temperature=0.667, **kwargs):
+                 flow_temperature=0.667, n_phones=0, phone_head="local", **kwargs):
         self.version, self.tokenizer_version = version, tokenizer_version
         self.ling_levels, self.sem_levels = list(ling_levels), list(sem_levels)
         self.ling_hop, self.sem_hop = ling_hop, sem_hop
@@ -38,6 +42,9 @@ class DecoderConfig(PretrainedConfig):
         if kind not in ("regression", "flow"):
             raise ValueError(f"editor.decoder.kind={kind}: choose regression or flow")
         self.kind, self.flow_steps, self.flow_temperature = kind, flow_steps, flow_temperature
+        if phone_head not in ("local", "context"):
+            raise ValueError(f"editor.decoder.phone_head={phone_head}: choose local or context")
+        self.n_phones, self.phone_head = n_phones, phone_head   # n_phones 0: no phone head
         super().__init__(**kwargs)
 
     @property
@@ -64,6 +71,7 @@ def frame_targets(fr: Frames) -> np.ndarray:
 
 
 SIGMA_MIN = 1e-4
+PHONE_SPAN = 13   # frames the phone head reads: 130 ms, a linguistic token and its neighbours' edges
 TIME_DIM = 64
 
 
@@ -100,6 +108,12 @@ class TokenDecoder(PreTrainedModel):
         self.encoder = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(h)
         self.head = nn.Linear(h, config.out_dim)
+        self.phone_head = None
+        if config.n_phones and config.phone_head == "local":
+            self.phone_head = nn.Sequential(nn.Conv1d(h, h, PHONE_SPAN, padding=PHONE_SPAN // 2), nn.GELU(),
+                                            nn.Conv1d(h, config.n_phones, 1))
+        elif config.n_phones:
+            self.phone_head = nn.Linear(h, config.n_phones)
         if config.kind == "flow":   # the noisy mel and the flow time enter every frame
             self.mel_in = nn.Linear(config.n_mels, h)
             self.time_mlp = nn.Sequential(nn.Linear(TIME_DIM, h), nn.GELU(), nn.Linear(h, h))
@@ -117,48 +131,65 @@ class TokenDecoder(PreTrainedModel):
                 nn.init.zeros_(module.bias)
 
     def forward(self, ling: torch.Tensor, sem: torch.Tensor, ref: torch.Tensor, frame_mask: torch.Tensor | None = None,
-                x_t: torch.Tensor | None = None, t: torch.Tensor | None = None):
+                x_t: torch.Tensor | None = None, t: torch.Tensor | None = None, with_phones: bool = False):
         """ling (B, T/ling_hop), sem (B, T/sem_hop) ids, or their FSQ vectors (B, N, levels);
         ref (B, ref_dim) raw stats -> (B, T, out_dim), normalized; frame_mask (B, T) True where frames are real.
         A flow decoder also takes the noisy normalized mel x_t (B, T, n_mels) at flow times t (B,), and its
-        first n_mels outputs are then the velocity."""
+        first n_mels outputs are then the velocity. with_phones: also (B, T, n_phones) phone logits."""
         c = self.config
         if not ling.is_floating_point():
             ling, sem = self.ling_fsq.vectors(ling), self.sem_fsq.vectors(sem)
-        x = (self.ling_emb(ling).repeat_interleave(c.ling_hop, 1)
-             + self.sem_emb(sem).repeat_interleave(c.sem_hop, 1))
-        x = x + self.ref_proj((ref - self.ref_mean) / self.ref_std)[:, None, :]
+        tokens = (self.ling_emb(ling).repeat_interleave(c.ling_hop, 1)
+                  + self.sem_emb(sem).repeat_interleave(c.sem_hop, 1))
+        x = tokens + self.ref_proj((ref - self.ref_mean) / self.ref_std)[:, None, :]
         if c.kind == "flow":
             x = x + self.mel_in(x_t) + self.time_mlp(_time_embedding(t))[:, None, :]
         if frame_mask is not None:  # padding reads as the zeros past a clip's end: batch mates do not leak in
             x = x * frame_mask[..., None]
         x = x + self.pos_conv(x.transpose(1, 2)).transpose(1, 2)
         pad = None if frame_mask is None else ~frame_mask
-        x = self.encoder(x, src_key_padding_mask=pad)
-        return self.head(self.norm(x))
+        x = self.norm(self.encoder(x, src_key_padding_mask=pad))
+        if not with_phones:
+            return self.head(x)
+        if c.phone_head == "local":
+            return self.head(x), self.phone_head(tokens.transpose(1, 2)).transpose(1, 2)
+        return self.head(x), self.phone_head(x)
 
-    def training_terms(self, ling, sem, ref, frame_mask, target) -> dict[str, torch.Tensor]:
+    @staticmethod
+    def _outputs(out) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return out if isinstance(out, tuple) else (out, None)
+
+    def training_terms(self, ling, sem, ref, frame_mask, target, phones=None,
+                       phone_weight: float = 0.0) -> dict[str, torch.Tensor]:
         """Loss terms on raw targets (B, T, out_dim): regression, or conditional flow matching
-        (optimal-transport path from noise to the normalized mel; Lipman et al. 2023)."""
+        (optimal-transport path from noise to the normalized mel; Lipman et al. 2023). phones (B, T):
+        frame labels (editor/phones.py, negative where unknown), cross-entropy weighted by phone_weight."""
         d = self.config.n_mels
+        use_phones = self.phone_head is not None and phones is not None and phone_weight > 0
         tn = (target - self.target_mean) / self.target_std
         m = frame_mask.float()
         per = lambda e, w: (e * w).sum() / w.sum().clamp(min=1)
         if self.config.kind == "regression":
-            pred = self(ling, sem, ref, frame_mask)
+            pred, phone_logits = self._outputs(self(ling, sem, ref, frame_mask, with_phones=use_phones))
             mel_err = (pred[..., :d] - tn[..., :d]).abs().mean(-1)
         else:
             x1 = tn[..., :d]
             x0 = torch.randn_like(x1)
             t = torch.rand(len(x1), device=x1.device)
             s = t[:, None, None]
-            pred = self(ling, sem, ref, frame_mask, (1 - (1 - SIGMA_MIN) * s) * x0 + s * x1, t)
+            pred, phone_logits = self._outputs(
+                self(ling, sem, ref, frame_mask, (1 - (1 - SIGMA_MIN) * s) * x0 + s * x1, t, with_phones=use_phones))
             mel_err = ((pred[..., :d] - (x1 - (1 - SIGMA_MIN) * x0)) ** 2).mean(-1)
         voiced = target[..., d + 1] * m
         terms = {"mel": per(mel_err, m),
                  "lf0": per((pred[..., d] - tn[..., d]).abs(), voiced),
                  "vuv": per(F.binary_cross_entropy_with_logits(pred[..., d + 1].float(), target[..., d + 1], reduction="none"), m)}
         terms["total"] = terms["mel"] + 0.5 * terms["lf0"] + 0.2 * terms["vuv"]
+        if use_phones:
+            known = (phones >= 0) & frame_mask
+            ce = F.cross_entropy(phone_logits.float().transpose(1, 2), phones.clamp(min=0), reduction="none")
+            terms["phone"] = per(ce, known.float())
+            terms["total"] = terms["total"] + phone_weight * terms["phone"]
         return terms
 
     @torch.no_grad()

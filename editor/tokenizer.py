@@ -29,7 +29,7 @@ from editor.features import Frames
 from editor.fsq import FSQ
 
 DEFAULT = {
-    "version": "tokenizer-v2",
+    "version": "tokenizer-v3",
     "linguistic": {"hop_frames": 6, "codebook": 1024, "levels": [8, 8, 4, 4], "content_dims": 24},
     "semantic": {"hop_frames": 4, "codebook": 4096, "levels": [8, 8, 8, 8], "timbre_dims": 12},
     "encoder": {"hidden": 256, "frame_layers": 2, "token_layers": 3},

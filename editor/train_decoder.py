@@ -9,6 +9,8 @@ Two uses of one loop:
 The whole corpus lives on the device as flat tensors; a batch is a gather, so a step costs only the
 model. The reference is the clip itself half of the time (the editing case: the source is the voice
 prompt) and another clip of the same speaker otherwise, so the decoder learns to take timbre from it.
+Where the corpus has phone labels (editor/phones.py) and train.phone_weight > 0, the decoder also
+names each frame's phone: in the joint stage that pushes phone identity into the tokens.
 """
 import json
 import math
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from editor import phones
 from editor.corpus import Corpus
 from editor.decoder import DecoderConfig, TokenDecoder, frame_targets, reference_stats
 from editor.tokenizer import STREAMS, DualCodebookTokenizer
@@ -34,6 +37,7 @@ class Stream:
 class FrameSet:
     """A corpus as device tensors: targets per frame, the streams, a reference vector per clip."""
     targets: torch.Tensor
+    phones: torch.Tensor             # (N,) frame phone labels, negative where unknown
     frame_off: torch.Tensor
     streams: dict[str, Stream]
     refs: torch.Tensor
@@ -60,6 +64,7 @@ def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool) 
     for i, m in enumerate(corpus.meta):
         by_speaker.setdefault(m["speaker"], []).append(i)
     return FrameSet(targets=as_t(np.concatenate([frame_targets(f) for f in frames])),
+                    phones=as_t(corpus.phones, torch.long),
                     frame_off=as_t(corpus.offsets, torch.long), streams=streams,
                     refs=as_t(np.stack([reference_stats(f) for f in frames])),
                     n_blocks=as_t([len(f) // tok.block for f in frames], torch.long),
@@ -83,15 +88,19 @@ def batch(fs: FrameSet, block: int, crop_blocks: int, size: int, same_ref_prob: 
 
     streams = {s: gather(st.flat, st.off, st.per_block) for s, st in fs.streams.items()}
     target = gather(fs.targets, fs.frame_off, block)
+    phones = gather(fs.phones, fs.frame_off, block)
     u = utt.cpu().numpy()
     ref_idx = [i if rng.random() < same_ref_prob else rng.choice(fs.same_speaker[i]) for i in u]
-    return {"streams": streams, "ref": fs.refs[torch.as_tensor(ref_idx, device=dev)], "target": target, "mask": mask}
+    return {"streams": streams, "ref": fs.refs[torch.as_tensor(ref_idx, device=dev)], "target": target, "mask": mask,
+            "phones": phones}
 
 
-def step_loss(model: TokenDecoder, tok: DualCodebookTokenizer | None, b: dict) -> dict[str, torch.Tensor]:
+def step_loss(model: TokenDecoder, tok: DualCodebookTokenizer | None, b: dict,
+              phone_weight: float) -> dict[str, torch.Tensor]:
     """tok given: streams are frame inputs, quantized by its encoders (joint); else they are ids."""
     streams = b["streams"] if tok is None else tok.quantize(b["streams"])
-    return model.training_terms(streams["linguistic"], streams["semantic"], b["ref"], b["mask"], b["target"])
+    return model.training_terms(streams["linguistic"], streams["semantic"], b["ref"], b["mask"], b["target"],
+                                b["phones"], phone_weight)
 
 
 def fit_normalization(model: TokenDecoder, fs: FrameSet) -> None:
@@ -103,26 +112,27 @@ def fit_normalization(model: TokenDecoder, fs: FrameSet) -> None:
 
 
 def evaluate(model, fs: FrameSet, block: int, crop_blocks: int, size: int, batches: int, seed: int,
-             tok: DualCodebookTokenizer | None = None) -> float:
-    """Mean loss over seeded batches."""
+             tok: DualCodebookTokenizer | None = None, phone_weight: float = 0.0) -> dict[str, float]:
+    """Mean loss terms over seeded batches."""
     rng = np.random.default_rng(seed)
     model.eval()
-    total = 0.0
+    sums: dict[str, float] = {}
     with torch.no_grad(), _autocast(fs.targets.device):
         for _ in range(batches):
-            total += float(step_loss(model, tok, batch(fs, block, crop_blocks, size, 1.0, rng))["total"])
+            for k, v in step_loss(model, tok, batch(fs, block, crop_blocks, size, 1.0, rng), phone_weight).items():
+                sums[k] = sums.get(k, 0.0) + float(v) / batches
     model.train()
-    return total / batches
+    return sums
 
 
 def _autocast(device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def decoder_config(tok: DualCodebookTokenizer, n_mels: int, model_cfg: dict) -> DecoderConfig:
+def decoder_config(tok: DualCodebookTokenizer, n_mels: int, model_cfg: dict, n_phones: int = 0) -> DecoderConfig:
     return DecoderConfig(tokenizer_version=tok.cfg["version"], ling_levels=tok.cfg["linguistic"]["levels"],
                          sem_levels=tok.cfg["semantic"]["levels"], ling_hop=tok.cfg["linguistic"]["hop_frames"],
-                         sem_hop=tok.cfg["semantic"]["hop_frames"], n_mels=n_mels, **model_cfg)
+                         sem_hop=tok.cfg["semantic"]["hop_frames"], n_mels=n_mels, n_phones=n_phones, **model_cfg)
 
 
 def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookTokenizer, model_cfg: dict,
@@ -137,7 +147,11 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     vs = frame_set(val_corpus, tok, device, not joint) if val_corpus is not None and len(val_corpus) else None
     log(f"{'joint' if joint else 'decoder'}: {len(train_corpus)} clips ({train_corpus.hours():.2f} h) "
         f"prepared in {time.time() - t0:.1f} s")
-    model = TokenDecoder(decoder_config(tok, train_corpus.mel.shape[1], model_cfg)).to(device)
+    labelled = phones.coverage(train_corpus.phones)
+    phone_weight = float(train_cfg.get("phone_weight", 0.0)) if labelled > 0 else 0.0
+    log(f"phone labels on {labelled:.0%} of training frames; phone loss weight {phone_weight:g}")
+    model = TokenDecoder(decoder_config(tok, train_corpus.mel.shape[1], model_cfg,
+                                        len(phones.PHONES) if phone_weight else 0)).to(device)
     fit_normalization(model, fs)
     params = list(model.parameters())
     enc = tok if joint else None
@@ -159,7 +173,7 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     for step in range(1, steps + 1):
         b = batch(fs, tok.block, crop_blocks, train_cfg["batch_size"], train_cfg["same_ref_prob"], rng)
         with _autocast(device):
-            terms = step_loss(model, enc, b)
+            terms = step_loss(model, enc, b, phone_weight)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -170,7 +184,8 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
             row = {"step": step, "minutes": round((time.time() - t_start) / 60, 3), "lr": sched.get_last_lr()[0],
                    **{f"train_{k}": round(v.item(), 4) for k, v in terms.items()}}
             if vs is not None:
-                row["val_total"] = round(evaluate(model, vs, tok.block, crop_blocks, train_cfg["batch_size"], 2, 0, enc), 4)
+                val = evaluate(model, vs, tok.block, crop_blocks, train_cfg["batch_size"], 2, 0, enc, phone_weight)
+                row.update({f"val_{k}": round(v, 4) for k, v in val.items()})
             curve.append(row)
             log(json.dumps(row))
         if out_of_time:

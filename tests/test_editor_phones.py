@@ -1,0 +1,74 @@
+"""Issue 7: frame phone labels by forced alignment (editor/phones.py), carried by the editor's corpus."""
+import numpy as np
+import pytest
+
+from editor import corpus, features, phones
+from editor.evaluate import heldout_clips
+
+
+@pytest.fixture(scope="module")
+def shards(emotion_run):
+    return str(emotion_run[0] / "shards")
+
+
+def test_alignment_labels_speech_and_silence(shards):
+    x, meta = heldout_clips(shards, {"en_m1"}, 1)[0]
+    padded = np.concatenate([np.zeros(features.SAMPLE_RATE // 2, np.float32), x])   # half a second of silence first
+    fr = features.analyze(padded)
+    labels = phones.align(padded, meta["text"], len(fr))
+    assert len(labels) == len(fr) and phones.coverage(labels) > 0.9
+    assert len(set(labels[labels > 0])) >= 10                          # many different phones, not one
+    assert np.mean(labels[:40] == 0) > 0.9                              # the added silence is SIL
+    level = fr.mel.mean(1)
+    assert level[labels == 0].mean() < level[labels > 0].mean() - 2    # SIL frames are the quiet ones
+    # the same audio aligned to another sentence gets other labels where speech is
+    other = phones.align(padded, "the quick brown fox jumps over the lazy dog", len(fr))
+    speech = labels > 0
+    assert np.mean(other[speech] != labels[speech]) > 0.5
+
+
+def test_unalignable_text_is_unknown_not_an_error(shards):
+    x, _ = heldout_clips(shards, {"en_m1"}, 1)[0]
+    n = len(x) // features.HOP
+    for text in ("", "qzxv wrrbl", "？！"):                                # no words, words not in the dictionary
+        assert (phones.align(x, text, n) == phones.UNKNOWN).all()
+
+
+def test_corpus_keeps_labels_through_select_warp_and_save(shards, cache_dir, tmp_path):
+    c = corpus.build(shards, cache_dir, 12)
+    assert len(c.phones) == len(c.f0)
+    by_lang = {lang: [phones.coverage(c.phone_labels(i)) for i in range(len(c)) if c.meta[i]["language"] == lang]
+               for lang in ("en", "zh")}
+    assert np.median(by_lang["en"]) > 0.9 and max(by_lang["zh"]) == 0.0  # English aligned; no Mandarin model
+    en = c.select(lambda m: m["speaker"] == "en_m1")
+    warped = corpus.with_warped_voices(en, [1.1])
+    assert np.array_equal(warped.phones, np.concatenate([en.phones, en.phones]))
+    en.save(tmp_path / "c.npz")
+    back = corpus.load_npz(tmp_path / "c.npz")
+    assert np.array_equal(back.phones, en.phones) and np.array_equal(back.offsets, en.offsets)
+
+
+@pytest.mark.parametrize("head", ["local", "context"])
+def test_phone_head_reads_what_it_is_configured_to(head):
+    """local: the phone logits depend only on nearby tokens; context: on the whole sequence."""
+    import torch
+
+    from editor.decoder import DecoderConfig, TokenDecoder
+    torch.manual_seed(0)
+    model = TokenDecoder(DecoderConfig(ling_levels=[4, 4], sem_levels=[4, 4, 2], hidden=32, layers=1, heads=2,
+                                       ff_mult=2, n_phones=len(phones.PHONES), phone_head=head)).eval()
+    ling, sem = torch.randint(0, 16, (1, 20)), torch.randint(0, 32, (1, 30))
+    ref = torch.randn(1, model.config.ref_dim)
+    _, logits = model(ling, sem, ref, with_phones=True)
+    assert logits.shape == (1, 120, len(phones.PHONES))
+    far = ling.clone()
+    far[0, -1] = (far[0, -1] + 1) % 16                          # change only the last linguistic token
+    _, moved = model(far, sem, ref, with_phones=True)
+    early_changed = (moved[0, :60] - logits[0, :60]).abs().max() > 1e-5
+    assert early_changed == (head == "context")                 # a local head cannot see 1 s away
+    target = torch.randint(-1, len(phones.PHONES), (1, 120))
+    terms = model.training_terms(ling, sem, ref, torch.ones(1, 120, dtype=torch.bool),
+                                 torch.randn(1, 120, model.config.out_dim).abs(), target, phone_weight=0.1)
+    assert torch.isfinite(terms["phone"]) and terms["total"] > terms["mel"]
+    with pytest.raises(ValueError, match="phone_head=nearby"):
+        DecoderConfig(n_phones=4, phone_head="nearby")

@@ -36,7 +36,7 @@ def main(log_path: str, png: str) -> None:
             ax2.plot(steps, [r["val_phone"] for r in rows], "--", color="tab:red", label="phones, held-out")
         ax2.set_ylabel("phone cross-entropy (nats)")
     handles = [h for a in fig.axes for h in a.get_lines()]
-    ax.legend(handles, [h.get_label() for h in handles], loc="upper right", fontsize=7)
+    fig.axes[-1].legend(handles, [h.get_label() for h in handles], loc="center right", fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
 

@@ -78,6 +78,8 @@ def from_frames(parts: list[features.Frames], meta: list[dict], labels: list[np.
     if not parts:
         raise ValueError("corpus is empty: no utterances left")
     lengths = np.array([len(p) for p in parts])
+    if labels is not None and [len(x) for x in labels] != list(lengths):
+        raise ValueError("phone labels do not match the clips' frame counts")
     flat = (np.concatenate(labels) if labels is not None else np.full(lengths.sum(), phones.UNKNOWN)).astype(np.int8)
     return Corpus(np.concatenate([p.f0 for p in parts]), np.concatenate([p.mel for p in parts]),
                   np.concatenate([[0], np.cumsum(lengths)]), meta, flat)

@@ -44,6 +44,9 @@ class DecoderConfig(PretrainedConfig):
         self.kind, self.flow_steps, self.flow_temperature = kind, flow_steps, flow_temperature
         if phone_head not in ("local", "context"):
             raise ValueError(f"editor.decoder.phone_head={phone_head}: choose local or context")
+        if n_phones and kind == "flow" and phone_head == "context":
+            raise ValueError("editor.decoder.phone_head=context with kind=flow: the transformer sees the noisy "
+                             "target mel there, so the phones would not have to come from the tokens; use local")
         self.n_phones, self.phone_head = n_phones, phone_head   # n_phones 0: no phone head
         super().__init__(**kwargs)
 

@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from editor.features import HOP
+
 # CMU phones of pocketsphinx's en-us model; silence and its noise fillers map to SIL (index 0)
 PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
           "IH", "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW",
@@ -24,7 +26,6 @@ VERSION = 2   # of the labelling: part of the corpus cache key
 _INDEX = {p: i for i, p in enumerate(PHONES)}
 # pocketsphinx's frames are 25.6 ms windows starting at t*10 ms; ours are centred at t*10 ms: one frame later
 _FRAME_SHIFT = 1
-HOP = 160   # samples per frame at 16 kHz
 
 
 @lru_cache(maxsize=1)

@@ -149,7 +149,8 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
         f"prepared in {time.time() - t0:.1f} s")
     labelled = phones.coverage(train_corpus.phones)
     phone_weight = float(train_cfg.get("phone_weight", 0.0)) if labelled > 0 else 0.0
-    log(f"phone labels on {labelled:.0%} of training frames; phone loss weight {phone_weight:g}")
+    log(f"phone labels on {labelled:.0%} of training frames; phone loss weight {phone_weight:g}"
+        + (" (off: no English clip with an alignable transcript)" if train_cfg.get("phone_weight") and not labelled else ""))
     model = TokenDecoder(decoder_config(tok, train_corpus.mel.shape[1], model_cfg,
                                         len(phones.PHONES) if phone_weight else 0)).to(device)
     fit_normalization(model, fs)

@@ -56,6 +56,7 @@ if __name__ == "__main__":
         ("v3 codec, another clip as reference", "roundtrip_v3", "other"),
         ("v3 codec, griffin_lim", "roundtrip_v3_griffin_lim", "self"),
         ("experiment, not shipped: phone head on the transformer (`phone_head=context`)", "roundtrip_v3_phone_context", "self"),
+        ("experiment, not shipped: no phone loss in the decoder stage", "roundtrip_v3_decoder_without_phones", "self"),
         ("v2 codec (no phone labels), harmonic_gl", "roundtrip_v2", "self"),
         ("v2 codec, griffin_lim", "roundtrip_v2_griffin_lim", "self"),
         ("v2 codec, source_filter", "roundtrip_v2_source_filter", "self"),

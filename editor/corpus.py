@@ -210,7 +210,8 @@ def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:
     for a in factors:
         parts += [features.warp_voice(c.frames(i), a) for i in range(len(c))]
         meta += [{**m, "speaker": f"{m['speaker']}~vtlp{a:g}"} for m in c.meta]
-    return from_frames(parts, meta, [c.phones] * (1 + len(factors)))   # durations kept: so are the phones
+    labels = [c.phone_labels(i) for i in range(len(c))]
+    return from_frames(parts, meta, labels * (1 + len(factors)))   # durations kept: so are the phones
 
 
 def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, seed: int = 0) -> Corpus:

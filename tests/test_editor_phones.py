@@ -21,10 +21,10 @@ def test_alignment_labels_speech_and_silence(shards):
     assert np.mean(labels[:40] == 0) > 0.9                              # the added silence is SIL
     level = fr.mel.mean(1)
     assert level[labels == 0].mean() < level[labels > 0].mean() - 2    # SIL frames are the quiet ones
-    # the same audio aligned to another sentence gets other labels where speech is
-    other = phones.align(padded, "the quick brown fox jumps over the lazy dog", len(fr))
-    speech = labels > 0
-    assert phones.coverage(other) > 0.9 and np.mean(other[speech] != labels[speech]) > 0.5
+    # the labels follow the speech: without the added half second they come 50 frames earlier
+    plain = phones.align(x, meta["text"], len(features.analyze(x)))
+    n = min(len(plain), len(labels) - 50)
+    assert phones.coverage(plain) > 0.9 and np.mean(labels[50:50 + n] == plain[:n]) > 0.8
 
 
 def test_unalignable_text_is_unknown_not_an_error(shards):

@@ -25,8 +25,9 @@ def by_speaker(report: dict, row: str, metric: str) -> str:
 
 def roundtrip_table(runs: list[tuple[str, str, str]], speakers: str = "en_f2 / zh_m2") -> str:
     for _, name, _ in runs:
-        if " / ".join(load(name)["speakers"]) != speakers:
-            raise ValueError(f"{name}.json: speakers {load(name)['speakers']}, the table's columns are {speakers}")
+        found = load(name)["speakers"]
+        if " / ".join(found) != speakers:
+            raise ValueError(f"{name}.json: speakers {found}, the table's columns are {speakers}")
     lines = [f"| system | file | speaker sim ({speakers}) | F0 corr ({speakers}) | MCD dB | WER (original) | WER − original |",
              "|---|---|---|---|---|---|---|"]
     for label, name, row in runs:

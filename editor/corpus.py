@@ -246,8 +246,11 @@ def main(argv=None):
     if a.max_hours is not None:
         c = subset(c, a.max_hours, set(a.heldout.split(",")), a.heldout_clips)
     c.save(a.out)
+    english = [i for i in range(len(c)) if c.meta[i]["language"] == "en"]
+    unaligned = sum(phones.coverage(c.phone_labels(i)) == 0 for i in english)
     print(f"{a.out}: {len(c)} clips, {c.hours():.2f} h, speakers {c.speakers()}, "
-          f"{phones.coverage(c.phones):.0%} of frames phone-labelled, {Path(a.out).stat().st_size / 1e6:.1f} MB")
+          f"{phones.coverage(c.phones):.0%} of frames phone-labelled ({unaligned} of {len(english)} English clips "
+          f"unaligned), {Path(a.out).stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from editor.features import HOP
+from scorers.asr import decode_utterance, pcm16, words
 
 # CMU phones of pocketsphinx's en-us model; silence and its noise fillers map to SIL (index 0)
 PHONES = ("SIL", "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH",
@@ -35,15 +36,8 @@ def _aligner():
 
 
 def _pcm(x: np.ndarray) -> bytes:
-    # seeded dither of about one 16-bit step: pocketsphinx fails to align across stretches of digital zeros
-    y = x / max(float(np.abs(x).max()), 1e-6) * 0.9 + np.random.default_rng(0).normal(0, 3e-5, len(x))
-    return (np.clip(y, -1, 1) * 32767).astype(np.int16).tobytes()
-
-
-def _decode(d, pcm: bytes) -> None:
-    d.start_utt()
-    d.process_raw(pcm, full_utt=True)
-    d.end_utt()
+    # dither of about one 16-bit step: pocketsphinx fails to align across stretches of digital zeros
+    return pcm16(x, dither=3e-5)
 
 
 def _phone_pass(d, text: str, pcm: bytes):
@@ -51,14 +45,14 @@ def _phone_pass(d, text: str, pcm: bytes):
     gives up, (first, last + 1) frame of the aligned words or None)."""
     try:
         d.set_align_text(text)                  # raises on a word missing from the dictionary
-        _decode(d, pcm)
+        decode_utterance(d, pcm)
     except RuntimeError:
         return None, None
     spoken = [s for s in (d.seg() or []) if not s.word.startswith(("<", "["))]   # None: no hypothesis
     span = (spoken[0].start_frame, spoken[-1].end_frame + 1) if spoken else None
     try:
         d.set_alignment()
-        _decode(d, pcm)
+        decode_utterance(d, pcm)
     except RuntimeError:
         return None, span
     return d.get_alignment(), span
@@ -66,7 +60,6 @@ def _phone_pass(d, text: str, pcm: bytes):
 
 def align(x: np.ndarray, text: str, n_frames: int) -> np.ndarray:
     """(n_frames,) int8 phone indices of 16 kHz audio x speaking `text`; all UNKNOWN if it cannot be aligned."""
-    from scorers.asr import words
     labels = np.full(n_frames, UNKNOWN, np.int8)
     said = " ".join(words(text))
     if not said:

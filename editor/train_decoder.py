@@ -148,9 +148,10 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     log(f"{'joint' if joint else 'decoder'}: {len(train_corpus)} clips ({train_corpus.hours():.2f} h) "
         f"prepared in {time.time() - t0:.1f} s")
     labelled = phones.coverage(train_corpus.phones)
-    phone_weight = float(train_cfg.get("phone_weight", 0.0)) if labelled > 0 else 0.0
-    log(f"phone labels on {labelled:.0%} of training frames; phone loss weight {phone_weight:g}"
-        + (" (off: no English clip with an alignable transcript)" if train_cfg.get("phone_weight") and not labelled else ""))
+    asked = float(train_cfg.get("phone_weight", 0.0))
+    phone_weight = asked if labelled > 0 else 0.0
+    off = " (off: no English clip with an alignable transcript)" if asked and not labelled else ""
+    log(f"phone labels on {labelled:.0%} of training frames; phone loss weight {phone_weight:g}{off}")
     model = TokenDecoder(decoder_config(tok, train_corpus.mel.shape[1], model_cfg,
                                         len(phones.PHONES) if phone_weight else 0)).to(device)
     fit_normalization(model, fs)

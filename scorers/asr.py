@@ -13,13 +13,25 @@ def _decoder():
     return Decoder(samprate=16000, loglevel="FATAL")
 
 
-def transcribe(x: np.ndarray, sr: int) -> str:
-    x = resample(x, sr, 16000)
-    pcm = (np.clip(x / max(np.max(np.abs(x)), 1e-6) * 0.9, -1, 1) * 32767).astype(np.int16).tobytes()
-    d = _decoder()
+def pcm16(x: np.ndarray, dither: float = 0.0) -> bytes:
+    """16 kHz float audio -> the 16-bit PCM pocketsphinx reads, peak-normalized to 0.9, plus seeded
+    Gaussian dither of standard deviation `dither` (full scale 1)."""
+    y = x / max(float(np.max(np.abs(x))), 1e-6) * 0.9
+    if dither:
+        y = y + np.random.default_rng(0).normal(0, dither, len(y))
+    return (np.clip(y, -1, 1) * 32767).astype(np.int16).tobytes()
+
+
+def decode_utterance(d, pcm: bytes) -> None:
+    """One whole utterance through a pocketsphinx decoder, in whatever search mode it is set to."""
     d.start_utt()
     d.process_raw(pcm, full_utt=True)
     d.end_utt()
+
+
+def transcribe(x: np.ndarray, sr: int) -> str:
+    d = _decoder()
+    decode_utterance(d, pcm16(resample(x, sr, 16000)))
     hyp = d.hyp()
     return hyp.hypstr if hyp else ""
 

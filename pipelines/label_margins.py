@@ -6,11 +6,22 @@ shards/), a shards dir, one .tar shard or a manifest.parquet. Ratings go to a La
 
 The server only ever serves the page and the clips of the dataset it was given: a clip is asked
 for by sample key and side, looked up in the index built from the shards, and read at its offset
-inside the tar. No client-supplied path reaches the file system."""
+inside the tar. No client-supplied path reaches the file system.
+
+Hostile requests (docs/security.md): a request is answered only when its Host header names the
+address the server is bound to (so a DNS-rebinding page in a browser cannot reach it); a request
+body must declare its size (Content-Length) within ServerLimits.max_body_bytes before any of it is
+read, and arrive within read_timeout_s; ratings are integers on the scale by a plain, short
+annotator name. Every refusal is a JSON {"error": ...} answer, a busy label store a 503 to retry,
+and a fault of the server a 500: no request is left without an answer."""
+import ipaddress
 import json
 import logging
+import re
 import tarfile
 import threading
+import time
+from dataclasses import dataclass, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 
-from scorers.labels import LabelStore, shard_ref
+from scorers.labels import LabelStore, LabelStoreBusy, shard_ref
 
 log = logging.getLogger("lms")
 PAGE = Path(__file__).resolve().parent.parent / "scorers" / "label_page.html"
@@ -114,15 +125,71 @@ def _resolve(data) -> tuple[Path, list[Path], list[str] | None]:
     raise ValueError(f"data={data} is not a dataset dir, shards dir, .tar shard or manifest.parquet")
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request may cost the server (pipeline.* in configs/pipeline/label_margins.yaml)."""
+    max_body_bytes: int = 16_384  # a rating is ~100 bytes; larger declared bodies get 413 unread
+    read_timeout_s: float = 10.0  # each read of the request line and headers, and the whole body
+    max_annotator_chars: int = 64
+    db_timeout_s: float = 5.0  # how long a rating waits for another writer of the label database
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = (int, float) if f.type is float else int
+            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+                raise ValueError(f"pipeline.{f.name}={value!r}: must be a positive {f.type.__name__}")
+
+
+class RequestError(Exception):
+    """A request refused with an HTTP status and a message that names what was wrong with it."""
+
+    def __init__(self, status: HTTPStatus, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+# name or [IPv6], optional port; anything else (userinfo, paths, spaces) is not a Host this server has
+HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/@?#]+)(?::([0-9]{1,5}))?")
+
+
 class LabelServer(ThreadingHTTPServer):
     daemon_threads = True
+    # connections waiting to be accepted: socketserver's 5 resets a burst of ratings from a few open pages
+    request_queue_size = 1024
 
-    def __init__(self, addr, dataset: PairDataset, store: LabelStore, annotator: str | None = None):
-        self.dataset, self.store = dataset, store
+    def __init__(self, addr, dataset: PairDataset, store: LabelStore, annotator: str | None = None,
+                 limits: ServerLimits = ServerLimits()):
+        self.dataset, self.store, self.limits = dataset, store, limits
         config = json.dumps({"annotator": annotator, "task": store.task, "scale": store.scale})
         # '<' escaped so that no value can close the <script> element it is written into
         self.page = PAGE.read_text().replace("/*CONFIG*/null", config.replace("<", "\\u003c")).encode()
         super().__init__(addr, Handler)
+        bound = ipaddress.ip_address(self.server_address[0])
+        self.any_address = bound.is_unspecified  # bound to all interfaces: any IP literal of this host
+        # the names a browser may use for this server: as configured, as bound, and localhost when it listens there
+        self.host_names = {str(addr[0]).lower(), str(bound)} | (
+            {"localhost"} if bound.is_loopback or self.any_address else set())
+
+    @property
+    def url(self) -> str:
+        h, p = self.server_address[:2]
+        return f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
+
+    def accepts_host(self, value: str) -> bool:
+        """Whether a Host header names this server. A DNS-rebinding attack always sends its own domain
+        name; an IP literal is accepted only when it is the bound address (or any, when bound to all)."""
+        m = HOST_HEADER.fullmatch(value.strip())
+        if not m or int(m[2] or 80) != self.server_address[1]:
+            return False
+        name = m[1].strip("[]").lower()
+        if name in self.host_names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return self.any_address
 
     def server_close(self):
         super().server_close()
@@ -143,25 +210,90 @@ class LabelServer(ThreadingHTTPServer):
                 "counts": store.counts(), "agreement": store.agreement()}
 
 
+def annotator_name(value, max_chars: int) -> str:
+    """The annotator name as stored: a string, stripped, 1..max_chars printable characters (no control,
+    format, e.g. right-to-left override, separator other than space, surrogate or unassigned ones)."""
+    if not isinstance(value, str):
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"annotator must be a string, not {type(value).__name__}")
+    name = value.strip()
+    if not 1 <= len(name) <= max_chars:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"annotator must be 1 to {max_chars} characters, not {len(name)}")
+    if not name.isprintable():
+        raise RequestError(HTTPStatus.BAD_REQUEST,
+                           "annotator must not contain control or other non-printable characters")
+    return name
+
+
 class Handler(BaseHTTPRequestHandler):
+    """HTTP/1.0: one request per connection, so a refused request's unread body dies with its connection."""
     server: LabelServer
+    # a bare 'GET /' line is answered with a status line and headers, as HTTP/1.0, not HTTP/0.9's bare body
+    default_request_version = "HTTP/1.0"
+
+    def setup(self):
+        self.timeout = self.server.limits.read_timeout_s  # socketserver sets it on the connection: each read, write
+        self.responded = False
+        super().setup()
 
     def log_message(self, fmt, *args):  # the terminal shows the URL and errors, not every clip request
         pass
 
-    def _send(self, status, body: bytes = b"", ctype="text/plain; charset=utf-8"):
+    def _send(self, status, body: bytes, ctype: str, headers: dict | None = None):
+        self.responded = True
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    def _json(self, obj, status=HTTPStatus.OK):
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    def _json(self, obj, status=HTTPStatus.OK, headers: dict | None = None):
+        self._send(status, json.dumps(obj).encode(), "application/json", headers)
+
+    def send_error(self, code, message=None, explain=None):
+        # http.server's own refusals (malformed request line, oversized headers, unknown method) in JSON too
+        headers = {}
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # its answer to a method without a do_ handler: not a server fault
+            code, message = HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command!r} is not allowed"
+            headers = {"Allow": "GET, POST"}
+        self.close_connection = True
+        self._json({"error": message or HTTPStatus(code).phrase}, code, headers)
 
     def do_GET(self):
+        self._answer(self._get)
+
+    def do_POST(self):
+        self._answer(self._post)
+
+    def _answer(self, route):
+        """Every request gets an answer: its own, a JSON refusal, 503 to retry, or 500 for a server fault."""
+        try:
+            self._check_host()
+            route()
+        except RequestError as e:
+            self._json({"error": e.message}, e.status, e.headers)
+        except LabelStoreBusy:
+            self._json({"error": "label store busy, retry"}, HTTPStatus.SERVICE_UNAVAILABLE, {"Retry-After": "1"})
+        except ConnectionError:  # the client left: nobody to answer
+            pass
+        except Exception:
+            log.exception("label page: %s %.200s failed", self.command, self.path)
+            if not self.responded:  # else the connection just closes on a truncated answer
+                self._json({"error": "internal server error"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def _check_host(self):
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or not hosts[0].strip():
+            raise RequestError(HTTPStatus.BAD_REQUEST, "send exactly one non-empty Host header")
+        if not self.server.accepts_host(hosts[0]):
+            raise RequestError(HTTPStatus.MISDIRECTED_REQUEST,
+                               f"unexpected Host {hosts[0][:100]!r}: open {self.server.url}")
+
+    def _get(self):
         url = urlsplit(self.path)
         parts = [unquote(p) for p in url.path.split("/")[1:]]  # split before unquoting: %2F stays in a part
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -169,51 +301,112 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
         if len(parts) == 3 and parts[0] == "audio":  # /audio/<key>/<src|tgt>
             data = self.server.dataset.audio(parts[1], parts[2])
-            return self._send(HTTPStatus.OK, data, "audio/flac") if data is not None else self._send(404, b"not found")
+            if data is None:
+                raise RequestError(HTTPStatus.NOT_FOUND, "not found")
+            return self._send(HTTPStatus.OK, data, "audio/flac")
         if parts == ["api", "item"]:
             key = query.get("key")
             if key is not None and key not in self.server.dataset.position:
-                return self._send(HTTPStatus.NOT_FOUND, b"unknown key")
-            return self._json(self.server.state(key, query.get("annotator", "").strip()))
-        self._send(HTTPStatus.NOT_FOUND, b"not found")
+                raise RequestError(HTTPStatus.NOT_FOUND, "unknown key")
+            annotator = query.get("annotator", "").strip()  # none yet: the page shows the first item
+            if annotator:
+                annotator = annotator_name(annotator, self.server.limits.max_annotator_chars)
+            return self._json(self.server.state(key, annotator))
+        raise RequestError(HTTPStatus.NOT_FOUND, "not found")
 
-    def do_POST(self):
+    def _post(self):
         # JSON only: a cross-site form cannot send it without a CORS preflight, which this server refuses
         if urlsplit(self.path).path != "/api/rate":
-            return self._send(HTTPStatus.NOT_FOUND, b"not found")
+            raise RequestError(HTTPStatus.NOT_FOUND, "not found")
         if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
-            return self._send(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"send application/json")
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
+        body = self._json_body()
+        missing = [f for f in ("key", "annotator", "score") if f not in body]
+        if missing:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"bad rating: missing {', '.join(missing)}")
+        key, score = body["key"], body["score"]
+        annotator = annotator_name(body["annotator"], self.server.limits.max_annotator_chars)
+        if not isinstance(key, str) or key not in self.server.dataset.position:
+            raise RequestError(HTTPStatus.NOT_FOUND, "unknown key")
         try:
-            body = json.loads(self.rfile.read(min(int(self.headers.get("Content-Length", 0)), 10_000)))
-            key, annotator, score = body["key"], str(body["annotator"]).strip(), body["score"]
-            if key not in self.server.dataset.position:
-                return self._send(HTTPStatus.NOT_FOUND, b"unknown key")
             self.server.store.rate(key, annotator, score)
-        except (ValueError, KeyError, TypeError) as e:
-            return self._send(HTTPStatus.BAD_REQUEST, f"bad rating: {e}".encode())
+        except ValueError as e:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"bad rating: {e}") from None
         nxt = self.server.store.next_unrated(annotator, self.server.dataset.keys)
         self._json({"saved": True, "next": nxt})
 
+    def _json_body(self) -> dict:
+        try:
+            body = json.loads(self._body())
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not JSON: {str(e)[:200]}") from None
+        if not isinstance(body, dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "body must be a JSON object with key, annotator and score")
+        return body
 
-def start_server(data, db=None, host="127.0.0.1", port=0, annotator=None, max_items=None):
-    """Index the dataset, open the store and serve in a background thread. Returns (server, url);
+    def _body(self) -> bytes:
+        """The request body, read only once its declared size is known to be within the limit, and
+        within read_timeout_s in all: a client trickling bytes cannot hold a thread for longer."""
+        length, limits = self._content_length(), self.server.limits
+        deadline, body = time.monotonic() + limits.read_timeout_s, bytearray()
+        try:
+            while len(body) < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(length - len(body))
+                if not chunk:
+                    raise RequestError(HTTPStatus.BAD_REQUEST,
+                                       f"body ended after {len(body)} of its {length} bytes (Content-Length)")
+                body += chunk
+        except TimeoutError:
+            raise RequestError(HTTPStatus.REQUEST_TIMEOUT,
+                               f"body not received within {limits.read_timeout_s} s") from None
+        finally:
+            self.connection.settimeout(self.timeout)  # the answer gets the full time to be written
+        return bytes(body)
+
+    def _content_length(self) -> int:
+        if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
+            raise RequestError(HTTPStatus.BAD_REQUEST, "Transfer-Encoding is not accepted: send a Content-Length")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        if len(values) > 1:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "send one Content-Length header")
+        value, limit = values[0].strip(), self.server.limits.max_body_bytes
+        if not (value.isascii() and value.isdigit()):  # int() would also take '+5', '1_0' and non-ASCII digits
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {value[:40]!r} is not a non-negative integer")
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(limit)) or int(digits) > limit:
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                               f"body of {digits[:40]} bytes is over the limit of {limit} bytes")
+        return int(digits)
+
+
+def start_server(data, db=None, host="127.0.0.1", port=0, annotator=None, max_items=None, **limits):
+    """Index the dataset, open the store and serve in a background thread. limits: the ServerLimits
+    fields (max_body_bytes, read_timeout_s, max_annotator_chars, db_timeout_s). Returns (server, url);
     stop with server.shutdown(); server.server_close()."""
+    limits = ServerLimits(**limits)
     dataset = PairDataset(data, max_items)
-    store = LabelStore(db or dataset.root / "labels.sqlite", task="margin", scale=(1, 10))
+    store = LabelStore(db or dataset.root / "labels.sqlite", task="margin", scale=(1, 10), integer_scores=True,
+                       timeout_s=limits.db_timeout_s)
     store.add_items(dataset.store_items())
     try:
-        server = LabelServer((host, int(port)), dataset, store, annotator)
+        server = LabelServer((host, int(port)), dataset, store, annotator, limits)
     except OSError as e:
         store.close()
         raise ValueError(f"cannot listen on {host}:{port}: {e}") from e
     threading.Thread(target=server.serve_forever, daemon=True, name="label-server").start()
-    h, p = server.server_address[:2]
-    return server, f"http://{'[' + h + ']' if ':' in h else h}:{p}/"
+    return server, server.url
 
 
 def run(cfg):
     pc = cfg.pipeline
-    server, url = start_server(cfg.data, pc.db, pc.host, pc.port, pc.annotator, pc.max_items)
+    server, url = start_server(cfg.data, pc.db, pc.host, pc.port, pc.annotator, pc.max_items,
+                               **{f.name: pc[f.name] for f in fields(ServerLimits)})
     print(f"labelling {len(server.dataset.keys)} pairs of {server.dataset.root}, ratings -> {server.store.path}")
     print(f"open {url}   (Ctrl-C to stop; every rating is saved when given)", flush=True)
     try:

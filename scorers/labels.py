@@ -3,12 +3,15 @@
 One store per database file; a LabelStore object works on one task ("margin", later RL preference
 tasks) and its scale. Every rating is committed at once (autocommit, WAL, synchronous=FULL), so
 closing the browser or killing the server loses nothing. Re-rating an item replaces the old rating.
+A write that waits longer than timeout_s for another writer raises LabelStoreBusy: nothing is written,
+so the caller can answer "retry" instead of failing.
 
 Export: `python -m scorers.labels DB OUT.parquet|OUT.csv [TASK]`."""
 import itertools
 import sqlite3
 import sys
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,13 +39,32 @@ def shard_ref(shard: str | Path, key: str, suffix: str) -> str:
     return f"{Path(shard).resolve()}#{key}.{suffix}"
 
 
+class LabelStoreBusy(RuntimeError):
+    """Another writer held the database longer than the store's timeout; retrying later can succeed."""
+
+
+@contextmanager
+def _busy_as_error(store: "LabelStore"):
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        if (e.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # 0xFF: extended codes too
+            raise LabelStoreBusy(f"label database {store.path} stayed locked by another writer for "
+                                 f"over {store.timeout_s} s") from e
+        raise
+
+
 class LabelStore:
-    def __init__(self, path: str | Path, task: str = "margin", scale: tuple[float, float] = (1, 10)):
+    def __init__(self, path: str | Path, task: str = "margin", scale: tuple[float, float] = (1, 10),
+                 integer_scores: bool = False, timeout_s: float = 5.0):
+        """integer_scores: only whole numbers on the scale (a 1-10 rating page); otherwise any number in it.
+        timeout_s: how long a statement waits for another writer's lock before LabelStoreBusy."""
         self.path, self.task, self.scale = Path(path), task, tuple(scale)
+        self.integer_scores, self.timeout_s = integer_scores, timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # one connection shared by the server's threads, serialized by a lock
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
@@ -55,7 +77,7 @@ class LabelStore:
             self._db.close()
 
     def _q(self, sql: str, args=()) -> list[tuple]:
-        with self._lock:
+        with self._lock, _busy_as_error(self):
             return self._db.execute(sql, args).fetchall()
 
     # items
@@ -79,8 +101,10 @@ class LabelStore:
     # ratings
     def rate(self, item_id: str, annotator: str, score: float):
         lo, hi = self.scale
-        if not isinstance(score, (int, float)) or isinstance(score, bool) or not lo <= score <= hi:
-            raise ValueError(f"score {score!r} is outside the scale {lo}..{hi}")
+        kind = int if self.integer_scores else (int, float)
+        if not isinstance(score, kind) or isinstance(score, bool) or not lo <= score <= hi:
+            what = "an integer" if self.integer_scores else "a number"
+            raise ValueError(f"score {score!r:.40} is not {what} on the scale {lo}..{hi}")
         if not annotator or not annotator.strip():
             raise ValueError("annotator name is empty")
         if not self._q("SELECT 1 FROM items WHERE item_id=?", (item_id,)):

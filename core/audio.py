@@ -11,6 +11,14 @@ class BadAudio(ValueError):
     """Audio that cannot be used; the message names the input."""
 
 
+class TooLong(BadAudio):
+    """A file longer than the limit, judged from its header before any decoding."""
+
+    def __init__(self, path, seconds: float, limit_s: float, limit_key: str):
+        super().__init__(f"{path}: {seconds:.1f} s by the file header, limit {limit_s:g} s ({limit_key})")
+        self.seconds = seconds
+
+
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     if sr_in == sr_out:
         return x.astype(np.float32, copy=False)
@@ -31,13 +39,40 @@ def decode(data: bytes, name: str = "audio") -> tuple[np.ndarray, int]:
     return x.mean(axis=1), sr
 
 
-def load(path, sr: int) -> np.ndarray:
-    """Read any soundfile-supported file as mono float32 at `sr`."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.is_file():
         raise BadAudio(f"{path}: no such audio file")
     if path.stat().st_size == 0:
         raise BadAudio(f"{path}: empty file")
+
+
+def header_duration(path) -> float:
+    """Seconds of audio in `path` by its header (frames / sample rate), without decoding it."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile raises several types for garbage input
+        raise BadAudio(f"{path}: cannot decode audio ({e})") from e
+    if info.samplerate <= 0:
+        raise BadAudio(f"{path}: invalid sample rate {info.samplerate} in the header")
+    return info.frames / info.samplerate
+
+
+def check_duration(path, max_s: float, limit_key: str) -> None:
+    """Raise TooLong when the header says `path` is longer than `max_s` (named `limit_key` in the message)."""
+    seconds = header_duration(path)
+    if seconds > max_s:
+        raise TooLong(path, seconds, max_s, limit_key)
+
+
+def load(path, sr: int, max_s: float | None = None, limit_key: str = "filters.max_duration_s") -> np.ndarray:
+    """Read any soundfile-supported file as mono float32 at `sr`; with `max_s`, a longer file is
+    refused from its header (TooLong) before it is decoded."""
+    path = Path(path)
+    _check_file(path)
+    if max_s is not None:
+        check_duration(path, max_s, limit_key)
     try:
         x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:

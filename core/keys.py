@@ -4,9 +4,15 @@ import json
 import re
 
 
-def make_key(prefix_parts: list[str], identity: dict) -> str:
-    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
-    prefix = "_".join(re.sub(r"[^A-Za-z0-9-]", "-", p) for p in prefix_parts)
+# A key names tar members (`KEY.src.flac`), and a USTAR member name holds at most 100 characters;
+# the hash keeps keys unique, so the readable prefix can be cut without losing anything.
+MAX_PREFIX = 48
+
+
+def make_key(prefix_parts: list, identity: dict) -> str:
+    """`<readable prefix>_<hash of identity>`; parts may be any values (a numeric speaker id)."""
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()[:12]
+    prefix = "_".join(re.sub(r"[^A-Za-z0-9-]", "-", str(p)) for p in prefix_parts)[:MAX_PREFIX]
     return f"{prefix}_{digest}"  # no dots: webdataset splits member names at the first dot
 
 

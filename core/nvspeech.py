@@ -18,13 +18,16 @@ Corpora (`pipeline.corpus=PATH`), two layouts:
    Files directly under ROOT belong to a speaker named after ROOT (ROOT/speaker.json applies).
 
 Rows are read as they are; problems with one utterance (no transcript, unknown tag, no tag,
-unknown language) become rejects with the reason, decided by `check_utterance`.
+unknown language, no audio_path, a transcript that is not UTF-8, an unusable speaker.json) become
+rejects with the reason, decided by `check_utterance`. Control characters in transcripts are stripped.
 """
 import json
 import re
 from pathlib import Path
 
+from core.tables import UnknownLanguage, read_speaker_json, text_cell
 from core.tags import LANGUAGES, PARALINGUISTIC_TAGS
+from core.text_hygiene import read_transcript, strip_control
 
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3")
 TAG_RE = re.compile(r"\[([^\[\]]+)\]")
@@ -111,6 +114,10 @@ def has_clause(sentence: str) -> bool:
 
 def check_utterance(u: dict) -> tuple[str, str] | None:
     """None if the utterance is usable, else (reason, detail)."""
+    if u.get("problem"):
+        return tuple(u["problem"])
+    if not u.get("audio_path"):
+        return "missing_audio_path", f"speaker {u.get('speaker')}, text {u.get('text')!r}: no audio_path"
     if u.get("text") is None:
         return "no_transcript", f"{u['audio_path']}: no transcript"
     if u["language"] not in LANGUAGES:
@@ -160,28 +167,34 @@ def _read_manifest(p: Path, default_language: str) -> list[dict]:
                          "(needs audio_path, text, speaker; language optional)")
     out = []
     for r in t.to_dict("records"):
-        audio = Path(str(r["audio_path"]))
-        lang = r.get("language")
-        out.append({"audio_path": str(audio if audio.is_absolute() else p.parent / audio),
-                    "text": None if pd.isna(r["text"]) else str(r["text"]).strip(),
-                    "speaker": str(r["speaker"]),
-                    "language": str(lang) if isinstance(lang, str) and lang else default_language})
+        audio, text, lang = text_cell(r["audio_path"]), text_cell(r["text"]), text_cell(r.get("language"))
+        out.append({"audio_path": audio and str(Path(audio) if Path(audio).is_absolute() else p.parent / audio),
+                    "text": None if text is None else strip_control(text).strip(),
+                    "speaker": text_cell(r["speaker"]) or "unknown",
+                    "language": lang or default_language})
     return out
 
 
 def _read_folder(root: Path, default_language: str) -> list[dict]:
     out = []
     for d in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        info = d / "speaker.json"
-        try:
-            lang = json.loads(info.read_text(encoding="utf-8")).get("language", default_language) \
-                if info.is_file() else default_language
+        try:  # one folder's unusable speaker.json makes its utterances rejects, not the end of the run
+            lang, problem = read_speaker_json(d / "speaker.json", default_language)["language"], None
+        except UnknownLanguage as e:
+            lang, problem = None, ("unknown_language", str(e))
         except ValueError as e:
-            raise ValueError(f"{info}: invalid JSON ({e})") from e
+            lang, problem = None, ("bad_speaker_json", str(e))
         for f in sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXT):
+            u = {"audio_path": str(f), "speaker": d.name, "language": lang, "text": None}
             txt = f.with_suffix(".txt")
-            out.append({"audio_path": str(f), "speaker": d.name, "language": lang,
-                        "text": txt.read_text(encoding="utf-8").strip() if txt.is_file() else None})
+            if problem:
+                u["problem"] = problem
+            elif txt.is_file():
+                try:
+                    u["text"] = read_transcript(txt)
+                except ValueError as e:
+                    u["problem"] = "bad_transcript", str(e)
+            out.append(u)
     if not out:
         raise ValueError(f"pipeline.corpus={root}: no audio files ({', '.join(AUDIO_EXT)})")
     return out

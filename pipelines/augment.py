@@ -6,6 +6,7 @@ denoise: <text, source + reverb + noise, source>       (audiomentations; target 
 trim:    <text, source with silences, VAD-trimmed>     (Silero VAD)"""
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,9 @@ from omegaconf import OmegaConf
 
 from core import augment, noise_assets, splits
 from core.keys import config_hash, make_key
-from core.tables import read_table
+from core.tables import UnknownLanguage, read_speaker_json, read_table
 from core.tags import LANGUAGES, check_languages, instruction, speed_tag
+from core.text_hygiene import read_transcript, script_problem, strip_control
 from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
 from stages.augment_pair import AugmentPair
@@ -29,6 +31,7 @@ from tts.voice_bank import make_voice_bank
 
 EDIT_TYPE = {"speed": "speed", "denoise": "denoise", "trim": "vad"}
 TASK = {"speed": "speed_edit", "denoise": "denoise", "trim": "silence_trim"}
+log = logging.getLogger("lms")
 
 
 def _h(*parts) -> int:
@@ -43,44 +46,90 @@ def generated_sources(cfg, bank) -> list[dict]:
         same_lang = [s.id for s in bank.speakers if s.language == spk.language]
         block = splits.texts_for(pool, spk.id, same_lang, cfg.splits)
         start = _h("src", spk.id, cfg.seed) % len(block)
+        problem = _prompt_problem(bank, spk.id)
         for k in range(cfg.source.texts_per_speaker):
-            out.append({"text": block[(start + k) % len(block)], "language": spk.language, "speaker": spk.id,
-                        "base_voice": spk.base_voice, "prompt": bank.clip(spk.id, "neutral")})
+            src = {"text": block[(start + k) % len(block)], "language": spk.language, "speaker": spk.id,
+                   "base_voice": spk.base_voice}
+            if problem:
+                src["problem"] = problem
+            else:
+                src["prompt"] = bank.clip(spk.id, "neutral")
+            out.append(src)
     return out
 
 
+def _prompt_problem(bank, speaker_id: str) -> tuple[str, str] | None:
+    if not bank.has(speaker_id, "neutral"):
+        return "no_prompt", f"speaker {speaker_id} has no neutral prompt clip"
+    return bank.problem(speaker_id, "neutral")
+
+
 def folder_sources(cfg, languages) -> list[dict]:
-    """ROOT/<speaker>/<name>.wav|flac with <name>.txt, and ROOT/<speaker>/speaker.json {language}."""
+    """ROOT/<speaker>/<name>.wav|flac with <name>.txt, and ROOT/<speaker>/speaker.json {language}.
+
+    A folder whose speaker.json is unusable keeps its clips as sources with a `problem` (they
+    become rejects naming the file), so one bad folder does not stop the others."""
     root = Path(cfg.source.root)
     if not root.is_dir():
         raise ValueError(f"source.root={cfg.source.root}: not a directory")
-    out = []
+    if cfg.source.language not in LANGUAGES:
+        raise ValueError(f"source.language={cfg.source.language!r}: use one of {', '.join(LANGUAGES)}")
+    out, orphans = [], []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        info = json.loads((d / "speaker.json").read_text()) if (d / "speaker.json").is_file() else {}
-        lang = info.get("language", cfg.source.language)
-        if lang not in LANGUAGES:
-            raise ValueError(f"{d}: unknown language {lang!r} (set it in speaker.json or source.language)")
-        if lang not in languages:
+        try:
+            lang, problem = read_speaker_json(d / "speaker.json", cfg.source.language)["language"], None
+        except UnknownLanguage as e:
+            lang, problem = None, ("unknown_language", str(e))
+        except ValueError as e:
+            lang, problem = None, ("bad_speaker_json", str(e))
+        if problem is None and lang not in languages:
             continue
-        for f in sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT):
+        clips = sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT)
+        stems = {f.with_suffix("") for f in clips}
+        orphans += [t for t in sorted(d.glob("*.txt")) if t.with_suffix("") not in stems]
+        for f in clips:
+            src = {"text": "", "language": lang, "speaker": d.name, "audio_path": str(f)}
             txt = f.with_suffix(".txt")
-            out.append({"text": txt.read_text(encoding="utf-8").strip() if txt.is_file() else "",
-                        "language": lang, "speaker": d.name, "audio_path": str(f)})
+            if problem:
+                src["problem"] = problem
+            elif txt.is_file():
+                try:
+                    src["text"] = read_transcript(txt)
+                except ValueError as e:
+                    src["problem"] = "bad_transcript", str(e)
+            out.append(src)
+    if orphans:
+        log.warning("source.root=%s: %d transcript(s) without audio beside them, ignored: %s%s", root,
+                    len(orphans), ", ".join(str(t.relative_to(root)) for t in orphans[:5]),
+                    " ..." if len(orphans) > 5 else "")
     return out
 
 
 def manifest_sources(cfg, languages) -> list[dict]:
-    """A csv/parquet with columns audio_path, text, speaker, language."""
-    t = read_table(cfg.source.path, "source.path", {"audio_path", "text", "speaker", "language"})
+    """A csv/parquet with columns audio_path, text, speaker, language (read as text; empty cells None)."""
+    columns = ("audio_path", "text", "speaker", "language")
+    t = read_table(cfg.source.path, "source.path", set(columns), text_columns=columns)
     # unknown languages stay in: they become rejects with the reason, like any other bad request
-    return [r for r in t.to_dict("records") if r["language"] in languages or r["language"] not in LANGUAGES]
+    rows = [{**r, "text": strip_control(r["text"]) if r["text"] else r["text"]}
+            for r in ({c: rec[c] for c in columns} for rec in t.to_dict("records"))]
+    return [r for r in rows if r["language"] in languages or r["language"] not in LANGUAGES]
 
 
 def _check_source(src: dict) -> tuple[str, str] | None:
+    """(reason, detail) for a source that cannot be used, decided before any audio work."""
+    if src.get("problem"):
+        return tuple(src["problem"])
+    name = src.get("audio_path") or f"speaker {src.get('speaker')}"
     if src.get("language") not in LANGUAGES:
-        return "unknown_language", f"language {src.get('language')!r} is not one of {', '.join(LANGUAGES)}"
+        return "unknown_language", f"{name}: language {src.get('language')!r} is not one of {', '.join(LANGUAGES)}"
+    if "audio_path" in src and not src["audio_path"]:
+        return "missing_audio_path", f"speaker {src.get('speaker')}, text {src.get('text')!r}: no audio_path"
+    if not src.get("speaker"):
+        return "missing_speaker", f"{name}: no speaker"
     if not isinstance(src.get("text"), str) or not src["text"].strip():
-        return "empty_text", f"{src.get('audio_path') or src.get('speaker')}: no transcript"
+        return "empty_text", f"{name}: no transcript"
+    if bad_script := script_problem(src["text"], src["language"]):
+        return "wrong_script", f"{name}: {bad_script}"
     return None
 
 
@@ -99,7 +148,7 @@ def _plan_variants(cfg, kind: str, src: dict, i: int, assets: dict) -> list[dict
         recipe = []
         if assets["rirs"] and rng.uniform() < p.p_reverb:
             recipe.append(augment.Reverb(assets["rirs"][int(rng.integers(len(assets["rirs"])))]))
-        source = list(p.noise_sources)[int(rng.integers(len(p.noise_sources)))]
+        source = assets["noise_sources"][int(rng.integers(len(assets["noise_sources"])))]
         snr = round(float(rng.uniform(*p.snr_db)), 2)
         if source == "color":
             noise = augment.AddNoise("color", snr, seed, f_decay=round(float(rng.uniform(*p.f_decay)), 2))
@@ -116,25 +165,39 @@ def _plan_variants(cfg, kind: str, src: dict, i: int, assets: dict) -> list[dict
     raise ValueError(kind)
 
 
+def noise_sources(cfg, bank) -> list[str]:
+    """pipeline.noise_sources, where `auto` (or null) picks those that work for this source: color
+    always, babble with source=generated (it is made from the voice bank's speakers), folder when
+    pipeline.noise_dir is set."""
+    p = cfg.pipeline
+    if p.noise_sources is None or p.noise_sources == "auto":
+        return ["color", *(["babble"] if bank is not None else []), *(["folder"] if p.noise_dir else [])]
+    chosen = [p.noise_sources] if isinstance(p.noise_sources, str) else list(p.noise_sources)
+    unknown = set(chosen) - {"color", "babble", "folder"}
+    if unknown or not chosen:
+        raise ValueError(f"pipeline.noise_sources: unknown {sorted(unknown)}; use auto or a list of "
+                         "color, babble, folder")
+    return chosen
+
+
 def _assets(cfg, kind, bank) -> dict:
     p = cfg.pipeline
     if kind != "denoise":
         return {}
     cache = cfg.cache_dir
-    unknown = set(p.noise_sources) - {"color", "babble", "folder"}
-    if unknown:
-        raise ValueError(f"pipeline.noise_sources: unknown {sorted(unknown)}; use color, babble, folder")
-    a = {"rirs": (noise_assets.folder(p.rir_dir, "pipeline.rir_dir") if p.rir_dir else
+    sources = noise_sources(cfg, bank)
+    a = {"noise_sources": sources,
+         "rirs": (noise_assets.folder(p.rir_dir, "pipeline.rir_dir") if p.rir_dir else
                   noise_assets.generated_rirs(cache, cfg.sample_rate, p.n_generated_rirs, cfg.seed))}
-    if "folder" in p.noise_sources:
+    if "folder" in sources:
         if not p.noise_dir:
             raise ValueError("pipeline.noise_sources has 'folder': set pipeline.noise_dir=DIR (e.g. MUSAN noise)")
         a["folder"] = noise_assets.folder(p.noise_dir, "pipeline.noise_dir")
-    if "babble" in p.noise_sources:
+    if "babble" in sources:
         if bank is None:
-            raise ValueError("babble noise is made from the voice bank's speakers: use source=generated "
-                             "or drop babble from pipeline.noise_sources")
-        clips = [bank.clip(s.id, "neutral")["path"] for s in bank.speakers]
+            raise ValueError(f"babble noise is made from the voice bank's speakers: with source={cfg.source.kind} "
+                             "drop babble from pipeline.noise_sources (or use pipeline.noise_sources=auto)")
+        clips = [bank.clip(s.id, "neutral")["path"] for s in bank.speakers if _prompt_problem(bank, s.id) is None]
         a["babble"] = noise_assets.babble(cache, clips, cfg.sample_rate, p.n_babble, p.babble_talkers, cfg.seed)
     return a
 
@@ -161,19 +224,25 @@ def run(cfg, kind: str):
         raise ValueError(f"no source speech for languages {languages}")
     assets = _assets(cfg, kind, bank)
     pipe_cfg = OmegaConf.to_container(cfg.pipeline, resolve=True)
+    if kind == "denoise":  # the resolved list: `auto` with generated sources keys as [color, babble] did
+        pipe_cfg["noise_sources"] = assets["noise_sources"]
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     identity = {"pipeline": {k: v for k, v in pipe_cfg.items() if k != "name"}, "sr": cfg.sample_rate,
                 "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
                 "loudness": OmegaConf.to_container(cfg.loudness), "bank": bank.id if bank else None,
                 "tts": {k: v for k, v in tts_cfg.items() if k != "cache_dir"}}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
-    rows, pre_rejects = [], []
+    rows, pre_rejects, seen = [], [], set()
+
+    def plan_reject(key, reason, detail, meta):
+        pre_rejects.append({"key": key, "stage": "plan", "reason": reason, "detail": detail, "value": None,
+                            "meta": json.dumps(meta, ensure_ascii=False, default=str)})
+
     for i, src in enumerate(sources):
         problem = _check_source(src)
         if problem:  # at scale a bad request is a reject, not the end of the run
-            key = make_key([kind, str(src.get("speaker") or "unknown")], {"source": src, "seed": cfg.seed})
-            pre_rejects.append({"key": key, "stage": "plan", "reason": problem[0], "detail": problem[1],
-                                "value": None, "meta": json.dumps(src, ensure_ascii=False, default=str)})
+            plan_reject(make_key([kind, src.get("speaker") or "unknown"], {"source": src, "seed": cfg.seed}),
+                        *problem, src)
             continue
         # planned sources already respect the splits; given recordings are checked by text hash
         split, ok = splits.assign(src["speaker"], src["text"], cfg.splits) if "audio_path" in src else \
@@ -185,12 +254,16 @@ def run(cfg, kind: str):
             meta = {**src, **v, "edit_type": EDIT_TYPE[kind], "seed": cfg.seed, "config_hash": chash,
                     "split": split, "instruction": instruction(EDIT_TYPE[kind], v["edit_info"], src["text"])}
             if not ok:
-                pre_rejects.append({"key": key, "stage": "plan", "reason": "split_conflict",
-                                    "detail": f"text belongs to another split than speaker {src['speaker']} ({split})",
-                                    "value": None, "meta": json.dumps(meta, ensure_ascii=False)})
+                plan_reject(key, "split_conflict",
+                            f"text belongs to another split than speaker {src['speaker']} ({split})", meta)
                 continue
+            if key in seen:  # a manifest listing one recording with the same text twice
+                plan_reject(key, "duplicate", f"{src.get('audio_path')}: listed again with the same text", meta)
+                continue
+            seen.add(key)
             rows.append(new_row(key, meta))
-    stages = [(SourceSpeech, {"sample_rate": cfg.sample_rate, "tts": tts_cfg if cfg.source.kind == "generated" else None}),
+    stages = [(SourceSpeech, {"sample_rate": cfg.sample_rate, "max_duration_s": cfg.filters.max_duration_s,
+                              "tts": tts_cfg if cfg.source.kind == "generated" else None}),
               (AugmentPair, pipe_cfg)]
     if kind == "trim":
         stages.append((VadTrim, pipe_cfg))

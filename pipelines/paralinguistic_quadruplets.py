@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from core import nvspeech, splits
 from core.keys import config_hash, make_key
 from core.tags import PARALINGUISTIC_TAGS, check_languages, check_tags, instruction
+from core.text_hygiene import script_problem
 from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
 from stages.base import new_row
@@ -70,7 +71,8 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
                          # a generated speaker renders with its timbre; a folder bank's speaker with
                          # the voicing estimated from its neutral clip
                          timbre=spk.timbre.to_dict() if isinstance(bank, GeneratedVoiceBank) else None,
-                         prompt_neutral=bank.clip(spk.id, "neutral") if bank.has(spk.id, "neutral") else None)
+                         prompt_neutral=bank.clip(spk.id, "neutral") if bank.has(spk.id, "neutral")
+                         and bank.problem(spk.id, "neutral") is None else None)
                 out.append(u)
     return out
 
@@ -99,7 +101,8 @@ def stages(cfg) -> list[tuple[type, dict]]:
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     loud = OmegaConf.to_container(cfg.loudness)
     out = [
-        (NvSource, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
+        (NvSource, {"sample_rate": cfg.sample_rate, "max_duration_s": cfg.filters.max_duration_s,
+                    "frame_period": cfg.tts.frame_period,
                     "cache_dir": cfg.tts.cache_dir, "pause_s": list(cfg.pipeline.pause_s)}),
         (CloneTagFree, {"sample_rate": cfg.sample_rate, "tts": tts_cfg, "cut_events": cfg.pipeline.cut_events}),
         # one gain for src and tgt (and sub): the vocalizations' level is part of the edit
@@ -151,6 +154,11 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
         if key in seen:  # a manifest listing one recording twice
             continue
         seen.add(key)
+        if bad_script := script_problem(u["text"], u["language"]):  # a transcript or sentence in another script
+            rejects.append({"key": key, "stage": "plan", "reason": "wrong_script",
+                            "detail": f"{u.get('audio_path') or 'speaker ' + u['speaker']}: {bad_script}",
+                            "value": None, "meta": ""})
+            continue
         rows.append(new_row(key, {**u, "edit_type": "paralinguistic", "seed": cfg.seed, "config_hash": chash,
                                   "instruction": instruction("paralinguistic", None, text=u["text"],
                                                              new_text=u["text_with_tags"])}))

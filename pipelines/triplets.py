@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from core import splits
 from core.keys import config_hash, make_key
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
+from core.text_hygiene import script_problem
 from pipelines.runner import check_output_dir, execute, init_ray, quality_stages
 from stages.base import decode_row, encode_rows, map_stages, new_row
 from stages.basic_filter import BasicFilter
@@ -75,10 +76,15 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                         "edit_type": edit_type, "edit_info": tag, "instruction": instruction(edit_type, tag, text),
                         "base_voice": spk.base_voice, "seed": cfg.seed, "config_hash": chash}
                 meta["split"] = splits.speaker_split(spk.id, cfg.splits)
-                if not bank.has(spk.id, "neutral") or not bank.has(spk.id, tag):
-                    rejects.append({"key": key, "stage": "plan", "reason": "no_prompt",
-                                    "detail": f"speaker {spk.id} has no neutral or {tag} prompt clip", "value": None,
-                                    "meta": ""})
+                if bad_script := script_problem(text, spk.language):  # a user's sentence in another script
+                    problem = "wrong_script", f"{tag} sentence for speaker {spk.id}: {bad_script}"
+                elif not bank.has(spk.id, "neutral") or not bank.has(spk.id, tag):
+                    problem = "no_prompt", f"speaker {spk.id} has no neutral or {tag} prompt clip"
+                else:
+                    problem = bank.problem(spk.id, "neutral") or bank.problem(spk.id, tag)
+                if problem:
+                    rejects.append({"key": key, "stage": "plan", "reason": problem[0], "detail": problem[1],
+                                    "value": None, "meta": json.dumps(meta, ensure_ascii=False)})
                     continue
                 src, tgt = bank.clip(spk.id, "neutral"), bank.clip(spk.id, tag)
                 meta.update(prompt_src=src, prompt_tgt=tgt, intensity=tgt["intensity"])

@@ -40,7 +40,10 @@ class NvSource(Stage):
     def process(self, row):
         m = row["meta"]
         if m.get("audio_path"):  # real data: events are known by tag, not by time
-            x = audio.load(m["audio_path"], self.sr)
+            try:  # judged from its header: a far too long file is never decoded
+                x = audio.load(m["audio_path"], self.sr, self.params["max_duration_s"])
+            except audio.TooLong as e:
+                raise Reject("too_long", str(e), e.seconds) from e
             m["events"] = [{"tag": t, "start_s": None, "end_s": None} for t in m["tags"]]
         else:
             from tts.vocalizations import render_tagged

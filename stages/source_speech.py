@@ -1,7 +1,7 @@
 """Clean source speech for the augmentation pipelines: a neutral clone from the voice bank, or a
 user's recording. Output goes to `src`; later stages derive the other side from it."""
 from core import audio
-from stages.base import Resources, Stage
+from stages.base import Reject, Resources, Stage
 
 
 class SourceSpeech(Stage):
@@ -21,7 +21,10 @@ class SourceSpeech(Stage):
     def process(self, row):
         m = row["meta"]
         if m.get("audio_path"):  # a user's recording
-            x = audio.load(m["audio_path"], self.sr)
+            try:  # judged from its header: a far too long file is never decoded, let alone measured
+                x = audio.load(m["audio_path"], self.sr, self.params["max_duration_s"])
+            except audio.TooLong as e:
+                raise Reject("too_long", str(e), e.seconds) from e
         else:
             p = m["prompt"]
             if p["path"] not in self._prompts:

@@ -65,6 +65,7 @@ def test_texts_a_voice_cannot_speak_are_rejected(tmp_path, cache_dir, ray_local)
                             f"output_dir={tmp_path / 'out'}", "languages=[en]", "emotions=[happy]",
                             "texts_per_tag=9", *RAW, "ray.progress=false"])
     rej = pd.read_parquet(tmp_path / "out" / "emotion_triplets" / "rejects.parquet")
-    assert len(rej) == 4 and set(rej["reason"]) == {"bad_input"}
+    # caught while planning, before any rendering
+    assert len(rej) == 4 and set(rej["reason"]) == {"wrong_script"} and set(rej["stage"]) == {"plan"}
     assert rej["detail"].str.contains("not English").all()
     assert info["counts"]["kept"] == 32

@@ -3,6 +3,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from core.text_hygiene import strip_control
+
 ROOT = Path(__file__).resolve().parent.parent / "data" / "texts"
 
 
@@ -19,7 +21,11 @@ def prompt_text(language: str, tag: str) -> str:
 
 
 def sentences(language: str, tag: str, extra_dir: str | None = None) -> list[str]:
-    """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present."""
+    """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present.
+
+    A line ends at "\n" only (str.splitlines would also split at a vertical tab or form feed),
+    and control characters inside it are stripped. Whether a line fits the language is the
+    planner's check: a line in another script becomes a reject with its reason there."""
     out = list(corpus(language)[tag]["sentences"])
     if extra_dir:
         root = Path(extra_dir)
@@ -27,5 +33,9 @@ def sentences(language: str, tag: str, extra_dir: str | None = None) -> list[str
             raise ValueError(f"texts.extra_dir={extra_dir}: not a directory")
         f = root / language / f"{tag}.txt"
         if f.is_file():
-            out += [l.strip() for l in f.read_text(encoding="utf-8").splitlines() if l.strip()]
+            try:
+                lines = f.read_text(encoding="utf-8").split("\n")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{f}: not UTF-8 text ({e})") from e
+            out += [t for t in (strip_control(l).strip() for l in lines) if t]
     return out

@@ -6,9 +6,13 @@ Two sources share one interface:
       ROOT/<speaker_id>/speaker.json   {"language": "en", "gender": "female", "base_voice": "piper:joe"}
       ROOT/<speaker_id>/<tag>.wav|.flac  and  ROOT/<speaker_id>/<tag>.txt (the clip's transcript)
   with <tag> = neutral or any emotion/style tag ("base_voice" is optional).
+  A speaker folder whose speaker.json is missing or unusable is skipped with a warning; a clip
+  whose transcript is not UTF-8 or which is longer than voice_bank.max_prompt_s is a reject of
+  the samples that need it (`problem`).
 """
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from core import audio
-from core.tags import LANGUAGES
+from core.tables import read_speaker_json
+from core.text_hygiene import read_transcript, script_problem
 from tts import texts
 from tts.engine import ENGINE_VERSION
 from tts.presets import PRESETS, preset
 from tts.voicing import Voicing
+
+log = logging.getLogger("lms")
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,9 @@ class GeneratedVoiceBank:
     def has(self, speaker_id: str, tag: str) -> bool:
         return (self.root / speaker_id / f"{tag}.flac").is_file()
 
+    def problem(self, speaker_id: str, tag: str) -> tuple[str, str] | None:
+        return None  # rendered clips are checked when they are made
+
     def clip(self, speaker_id: str, tag: str) -> dict:
         path = self.root / speaker_id / f"{tag}.flac"
         meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
@@ -107,28 +117,31 @@ class GeneratedVoiceBank:
 
 
 class FolderVoiceBank:
-    def __init__(self, root: str, languages, sample_rate: int):
+    def __init__(self, root: str, languages, sample_rate: int, max_prompt_s: float = 60.0):
         self.root = Path(root)
         self.sr = sample_rate
+        self.max_prompt_s = max_prompt_s
         if not self.root.is_dir():
             raise ValueError(f"voice_bank.root={root}: not a directory")
         self.id = "folder-" + hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:10]
-        self.speakers = []
+        self.speakers, skipped = [], []
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            info_path = d / "speaker.json"
-            if not info_path.is_file():
-                raise ValueError(f"{d}: missing speaker.json (language, gender)")
             try:
-                info = json.loads(info_path.read_text(encoding="utf-8"))
-                lang = info["language"]
-            except (ValueError, KeyError) as e:
-                raise ValueError(f"{info_path}: invalid speaker.json ({e})") from e
-            if lang not in LANGUAGES:
-                raise ValueError(f"{info_path}: unknown language {lang!r}")
-            if lang in languages:
-                self.speakers.append(Speaker(d.name, lang, info.get("gender", "unknown"), info.get("base_voice")))
+                info = read_speaker_json(d / "speaker.json")
+            except ValueError as e:  # one bad folder is not the end of the bank
+                skipped.append(str(e))
+                continue
+            if info["language"] in languages:
+                self.speakers.append(Speaker(d.name, info["language"], str(info.get("gender", "unknown")),
+                                             info.get("base_voice")))
+        self._language = {s.id: s.language for s in self.speakers}
+        self._problems = {}
+        if skipped:
+            log.warning("voice_bank.root=%s: %d speaker folder(s) skipped: %s", root, len(skipped),
+                        "; ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else ""))
         if not self.speakers:
-            raise ValueError(f"voice_bank.root={root}: no speakers for languages {list(languages)}")
+            raise ValueError(f"voice_bank.root={root}: no speakers for languages {list(languages)}"
+                             + (f" ({len(skipped)} skipped, first: {skipped[0]})" if skipped else ""))
 
     def missing(self, tags) -> list[dict]:
         return []  # recordings are what they are; absent tags are skipped per speaker
@@ -144,9 +157,32 @@ class FolderVoiceBank:
         p = self._audio_path(speaker_id, tag)
         return p is not None and p.with_suffix(".txt").is_file()
 
+    def problem(self, speaker_id: str, tag: str) -> tuple[str, str] | None:
+        """(reason, detail) when the clip is present but unusable, decided before any work (once per
+        clip: a plan asks for every text a speaker says)."""
+        if (speaker_id, tag) not in self._problems:
+            self._problems[speaker_id, tag] = self._find_problem(speaker_id, tag)
+        return self._problems[speaker_id, tag]
+
+    def _find_problem(self, speaker_id: str, tag: str) -> tuple[str, str] | None:
+        p = self._audio_path(speaker_id, tag)
+        try:
+            text = read_transcript(p.with_suffix(".txt"))
+        except ValueError as e:
+            return "bad_transcript", str(e)
+        if bad_script := script_problem(text, self._language[speaker_id]):
+            return "wrong_script", f"{p.with_suffix('.txt')}: {bad_script}"
+        try:
+            audio.check_duration(p, self.max_prompt_s, "voice_bank.max_prompt_s")
+        except audio.TooLong as e:
+            return "too_long", str(e)
+        except audio.BadAudio:
+            pass  # a corrupt or empty clip is rejected with its error where it is decoded
+        return None
+
     def clip(self, speaker_id: str, tag: str) -> dict:
         p = self._audio_path(speaker_id, tag)
-        return {"path": str(p), "text": p.with_suffix(".txt").read_text(encoding="utf-8").strip(), "intensity": None}
+        return {"path": str(p), "text": read_transcript(p.with_suffix(".txt")), "intensity": None}
 
 
 def load_prompt(path: str, sr: int) -> np.ndarray:
@@ -157,5 +193,5 @@ def make_voice_bank(cfg, languages, sample_rate: int, seed: int):
     if cfg.kind == "generated":
         return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed)
     if cfg.kind == "folder":
-        return FolderVoiceBank(cfg.root, languages, sample_rate)
+        return FolderVoiceBank(cfg.root, languages, sample_rate, cfg.max_prompt_s)
     raise ValueError(f"unknown voice_bank.kind {cfg.kind!r}; use generated or folder")

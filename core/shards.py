@@ -62,3 +62,15 @@ class ShardWriter:
 
     def close(self):
         self.flush()
+
+    def abort(self):
+        """Drop the open shard (after an error, e.g. a full disk): its temp file goes, freeing the
+        space, and nothing half-written is ever renamed into place."""
+        if self._tar is None:
+            return
+        self._tar = None
+        try:
+            self._file.close()
+        except OSError:  # buffered bytes that do not fit: they are discarded with the file
+            pass
+        self._tmp.unlink(missing_ok=True)

@@ -27,6 +27,7 @@ from stages.measure_pair import MeasurePair
 from stages.source_speech import SourceSpeech
 from stages.vad_trim import VadTrim
 from tts import texts
+from tts.backends import audio_identity, make_backend
 from tts.voice_bank import make_voice_bank
 
 EDIT_TYPE = {"speed": "speed", "denoise": "denoise", "trim": "vad"}
@@ -211,6 +212,8 @@ def run(cfg, kind: str):
             raise ValueError(f"pipeline.factors must be positive and not 1.0: {list(cfg.pipeline.factors)}")
     bank = None
     if cfg.source.kind == "generated":
+        if cfg.tts.kind == "http":  # bad request settings: one error line now, not a failure in every worker
+            make_backend(cfg.tts, cfg.sample_rate)
         bank = make_voice_bank(cfg.voice_bank, languages, cfg.sample_rate, cfg.seed)
         build_voice_bank(cfg, bank, [])
         sources = generated_sources(cfg, bank)
@@ -230,7 +233,7 @@ def run(cfg, kind: str):
     identity = {"pipeline": {k: v for k, v in pipe_cfg.items() if k != "name"}, "sr": cfg.sample_rate,
                 "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
                 "loudness": OmegaConf.to_container(cfg.loudness), "bank": bank.id if bank else None,
-                "tts": {k: v for k, v in tts_cfg.items() if k != "cache_dir"}}
+                "tts": audio_identity(tts_cfg)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     rows, pre_rejects, seen = [], [], set()
 

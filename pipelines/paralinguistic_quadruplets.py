@@ -26,7 +26,7 @@ from stages.nv_source import NvSource
 from stages.speaker_similarity import SpeakerSimilarity
 from stages.substitution_level import SubstitutionLevel
 from tts import texts, vocalizations
-from tts.backends import make_backend
+from tts.backends import audio_identity, make_backend
 from tts.voice_bank import GeneratedVoiceBank, make_voice_bank
 
 # Where each tag may go in a sentence of the embedded corpus (one is picked per utterance).
@@ -123,7 +123,7 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
     tags = check_tags(p.tags, PARALINGUISTIC_TAGS, "paralinguistic tags")
     pipe_cfg = OmegaConf.to_container(p, resolve=True)
     identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution", "cut_events")}, "sr": cfg.sample_rate,
-                "tts": {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"},
+                "tts": audio_identity(OmegaConf.to_container(cfg.tts)),
                 "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters),
                 "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits)}
     bank, rejects = None, []

@@ -3,6 +3,7 @@
 Output of a pipeline goes to output_dir/<pipeline>/. A run writes into <pipeline>.partial/ and
 swaps it in only when complete, so a crash leaves the previous output intact and this run's
 finished shards in .partial/ (never a half-written shard under a .tar name)."""
+import errno
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from core import refs
 from core.releases import PipelineDir
 from core.shards import ShardWriter
 from pipelines.report import write_report
-from stages.base import decode_row, encode_rows, map_stages
+from stages.base import TTS_UNAVAILABLE, decode_row, encode_rows, map_stages
 
 log = logging.getLogger("lms")
 REPO = Path(__file__).resolve().parent.parent
@@ -105,8 +106,27 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     try:
         return _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects or [], extra_run_info or {},
                         report, t0)
+    except OSError as e:
+        if not _about_output(e, cfg.output_dir):
+            raise
+        raise ValueError(_output_error(cfg.output_dir, e)) from e
     finally:
         out.unlock()
+
+
+def _about_output(e: OSError, output_dir: str) -> bool:
+    """A full disk, or any failure on a file of output_dir: the condition of the machine, not a bug.
+    (Shard writes report no file name, hence the errno test.)"""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return bool(e.filename) and Path(os.path.abspath(e.filename)).is_relative_to(os.path.abspath(output_dir))
+
+
+def _output_error(output_dir: str, e: OSError) -> str:
+    keep = "the previous release and `latest` are untouched, finished shards are kept: rerun to resume"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on {output_dir} ({e}); free some space, {keep}"
+    return f"cannot write to output_dir={output_dir}: {e}; {keep}"
 
 
 def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0):
@@ -120,56 +140,77 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     partial = out.partial(fingerprint)
     done = out.progress(partial)
     manifest = [m for rec in done for m in rec["manifest"]]
-    rejects = list(pre_rejects) + [r for rec in done for r in rec["rejects"]]
+    # a row the TTS server was unavailable for is retried, first, by a resume too
+    retry = _still_unavailable(done)
+    rejects = list(pre_rejects) + [r for rec in done for r in rec["rejects"] if r["reason"] != TTS_UNAVAILABLE]
     start = done[-1]["plan_pos"] + 1 if done else 0
     if done:
-        print(f"resuming {pipeline}: {len(done)} finished shards kept, continuing at plan row {start}", flush=True)
+        print(f"resuming {pipeline}: {len(done)} finished shards kept, continuing at plan row {start}"
+              + (f" after retrying {len(retry)} rows the TTS server was unavailable for" if retry else ""),
+              flush=True)
     writer = ShardWriter(partial / "shards", pipeline, cfg.writer.max_samples_per_shard,
                          int(cfg.writer.max_mb_per_shard * 2**20), start_index=len(done))
 
     prev_kept, prev_rejects = _previous(out)
-    todo = [r for r in rows[start:] if r["key"] not in prev_kept and r["key"] not in prev_rejects]
-    results = iter(())
+    order = [pos for pos in range(start) if keys[pos] in retry] + list(range(start, len(rows)))
+    todo = [rows[pos] for pos in order if keys[pos] not in prev_kept and keys[pos] not in prev_rejects]
+    results, source = iter(()), None
     if todo:
         init_ray(cfg.ray)
         ds = ray.data.from_items(encode_rows(todo).to_dict("records"), override_num_blocks=min(len(todo), 256))
-        results = map(decode_row, map_stages(ds, stages, cfg.ray.max_actors).iter_rows())
+        source = iter(map_stages(ds, stages, cfg.ray.max_actors).iter_rows())
+        results = map(decode_row, source)
+    unavailable = Unavailable(cfg.tts.get("unavailable_window"), len(todo))
 
-    timings, kept, reused, since = defaultdict(float), len(manifest), 0, []
+    # since: (index in order, reject) of the rows rejected after the last finished shard
+    timings, kept, reused, since, last_written = defaultdict(float), len(manifest), 0, [], -1
     limit = cfg.limit
-    for pos in range(start, len(rows)):
-        if limit and kept >= limit:
-            break
-        key = rows[pos]["key"]
-        if key in prev_kept:
-            members, sample, entry = prev_kept[key]()
-            reused += 1
-        elif key in prev_rejects:
-            since.append(prev_rejects[key])
-            reused += 1
-            continue
-        else:
-            row = next(results)
-            assert row["key"] == key, f"order broken: {row['key']} != {key}"
-            for name, sec in row["meta"].pop("_timings", {}).items():
-                timings[name] += sec
-            if row["reject"]:
-                since.append({"key": key, **row["reject"], "value": _num(row["reject"].get("value")),
-                              "meta": json.dumps(row["meta"], ensure_ascii=False)})
+    try:
+        for i, pos in enumerate(order):
+            if limit and kept >= limit:
+                break
+            key = keys[pos]
+            if key in prev_kept:
+                members, sample, entry = prev_kept[key]()
+                reused += 1
+            elif key in prev_rejects:
+                since.append((i, prev_rejects[key]))
+                reused += 1
                 continue
-            members, sample = to_sample(row)
-            entry = _flatten(sample)
-        n_pub = len(writer.published)
-        shard = writer.write(key, {**members, "json": sample})
-        manifest.append({"key": key, "shard": shard, **entry})
-        kept += 1
-        if len(writer.published) > n_pub or (limit and kept >= limit) or pos == len(rows) - 1:
-            writer.flush()
-            rejects += since
-            _record(out, partial, writer, manifest, since, pos)
-            since = []
+            else:
+                row = next(results)
+                assert row["key"] == key, f"order broken: {row['key']} != {key}"
+                for name, sec in row["meta"].pop("_timings", {}).items():
+                    timings[name] += sec
+                if unavailable.add(i, row["reject"]):
+                    cut = unavailable.first
+                    _keep_before(out, partial, writer, manifest, since, cut, last_written,
+                                 max(order[cut] - 1, start - 1))
+                    raise ValueError(f"{row['reject']['detail']}; {unavailable.count} requests in a row failed, "
+                                     f"so the run stopped; finished shards are kept in {partial}, rerun to resume")
+                if row["reject"]:
+                    since.append((i, {"key": key, **row["reject"], "value": _num(row["reject"].get("value")),
+                                      "meta": json.dumps(row["meta"], ensure_ascii=False)}))
+                    continue
+                members, sample = to_sample(row)
+                entry = _flatten(sample)
+            n_pub = len(writer.published)
+            shard = writer.write(key, {**members, "json": sample})
+            manifest.append({"key": key, "shard": shard, **entry})
+            kept, last_written = kept + 1, i
+            if len(writer.published) > n_pub or (limit and kept >= limit) or i == len(order) - 1:
+                writer.flush()
+                rejects += [r for _, r in since]
+                _record(out, partial, writer, manifest, since, max(pos, start - 1))
+                since = []
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if source is not None:  # stop Ray work now, while Ray is up: at exit its shutdown would hang
+            source.close()
     writer.close()
-    rejects += since
+    rejects += [r for _, r in since]
     wall = time.time() - t0
     audio_s = sum(sum(json.loads(m["durations"]).values()) if isinstance(m.get("durations"), str) else 0
                   for m in manifest)
@@ -207,7 +248,50 @@ def _record(out, partial, writer, manifest, since, pos):
     """After a shard is published: its manifest rows and the rejects since the last record."""
     last = writer.published[-1]
     rows = [m for m in manifest if m["shard"] == last["shard"]]
-    out.record(partial, {"shard": last["shard"], "manifest": rows, "rejects": since, "plan_pos": pos})
+    out.record(partial, {"shard": last["shard"], "manifest": rows, "rejects": [r for _, r in since],
+                         "plan_pos": pos})
+
+
+def _keep_before(out, partial, writer, manifest, since, cut, last_written, plan_pos):
+    """Publish the open shard when all of it comes before row `cut` (an index into the run's order),
+    so a resume starts there; otherwise drop it and a resume starts after the last finished shard."""
+    if last_written >= cut:  # a sample reused from the previous release follows the failures
+        writer.abort()
+        return
+    n_pub = len(writer.published)
+    writer.flush()
+    if len(writer.published) > n_pub:
+        _record(out, partial, writer, manifest, [(i, r) for i, r in since if i < cut], plan_pos)
+
+
+def _still_unavailable(done: list[dict]) -> set[str]:
+    """Keys whose latest outcome in the finished shards' records is a tts_unavailable reject."""
+    latest = {}
+    for rec in done:
+        latest.update({r["key"]: r["reason"] for r in rec["rejects"]})
+        latest.update({m["key"]: "kept" for m in rec["manifest"]})
+    return {k for k, outcome in latest.items() if outcome == TTS_UNAVAILABLE}
+
+
+class Unavailable:
+    """Counts rows rejected as tts_unavailable in a row. `window` of them (or every row of a run
+    shorter than that) means the server is down or broken: the run stops instead of rejecting the
+    rest of the plan, and a rerun resumes."""
+
+    def __init__(self, window: int | None, n_todo: int):
+        if window is not None and window < 1:
+            raise ValueError(f"tts.unavailable_window must be at least 1, got {window}")
+        self.window = min(window or n_todo, n_todo)
+        self.first, self.count = None, 0
+
+    def add(self, i: int, reject: dict | None) -> bool:
+        """Count the outcome of computed row i; True when the window is full."""
+        if reject and reject["reason"] == TTS_UNAVAILABLE:
+            self.first = i if self.count == 0 else self.first
+            self.count += 1
+        else:
+            self.first, self.count = None, 0
+        return self.count >= self.window
 
 
 def _previous(out) -> tuple[dict, dict]:
@@ -218,7 +302,8 @@ def _previous(out) -> tuple[dict, dict]:
     man = pd.read_parquet(latest / "manifest.parquet")
     rej = pd.read_parquet(latest / "rejects.parquet")
     # rejects caused by transient conditions are retried; bad input stays rejected
-    prev_rejects = {r["key"]: r for r in rej.to_dict("records") if r["stage"] != "plan"}
+    prev_rejects = {r["key"]: r for r in rej.to_dict("records")
+                    if r["stage"] != "plan" and r["reason"] != TTS_UNAVAILABLE}
     kept = {}
     for rec in man.to_dict("records"):
         def load(rec=rec):

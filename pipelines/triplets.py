@@ -26,7 +26,7 @@ from stages.margin_select import MarginSelect
 from stages.render_prompts import RenderPrompts
 from stages.speaker_similarity import SpeakerSimilarity
 from tts import texts
-from tts.backends import make_backend
+from tts.backends import audio_identity, make_backend
 from tts.voice_bank import make_voice_bank
 
 log = logging.getLogger("lms")
@@ -50,7 +50,7 @@ def build_voice_bank(cfg, bank, tags):
 
 
 def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
-    tts_identity = {k: v for k, v in OmegaConf.to_container(cfg.tts).items() if k != "cache_dir"}
+    tts_identity = audio_identity(OmegaConf.to_container(cfg.tts))
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
                       "loudness": OmegaConf.to_container(cfg.loudness),
                       "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),

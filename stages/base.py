@@ -9,6 +9,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from tts.backends import TtsUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,10 @@ class Reject(Exception):
 # Errors that mean the input is bad (reject the row) rather than the code is broken.
 BAD_INPUT = (ValueError, OSError)
 
+# Reject reason of a row whose TTS server was unavailable: transient, so a later run retries the row
+# instead of reusing the reject, and many in a row stop the run (pipelines/runner.py).
+TTS_UNAVAILABLE = "tts_unavailable"
+
 
 class Stage:
     name = "stage"
@@ -64,6 +70,8 @@ class Stage:
                 row = self.process(row)
             except Reject as r:
                 row["reject"] = {"stage": self.name, "reason": r.reason, "detail": r.detail, "value": r.value}
+            except TtsUnavailable as e:
+                row["reject"] = {"stage": self.name, "reason": TTS_UNAVAILABLE, "detail": str(e), "value": None}
             except BAD_INPUT as e:
                 row["reject"] = {"stage": self.name, "reason": "bad_input", "detail": f"{type(e).__name__}: {e}",
                                  "value": None}

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import RAW, read_samples, run_pipeline
-from tts.backends import HttpBackend
+from tts.backends import HttpBackend, TtsUnavailable
 from tts.engine import LocalEngine
 from tts.presets import preset
 from tts.server import make_server
@@ -39,7 +39,7 @@ def test_http_bad_request_is_a_clear_error(server):
 
 
 def test_http_unreachable_server_fails_after_retries():
-    with pytest.raises(RuntimeError, match="failed after 2 tries"):
+    with pytest.raises(TtsUnavailable, match="unavailable after 2 tries"):
         HttpBackend("http://127.0.0.1:9", 16000, timeout_s=2, retries=1).clone(
             np.zeros(16000, np.float32), "x", "hello", "en")
 

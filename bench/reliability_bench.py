@@ -27,13 +27,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from bench.scripted_tts import ScriptedTtsServer  # noqa: E402
 
 PLAN = ["pipeline=emotion_triplets", "emotions=[happy,sad,angry]", "languages=[en]", "texts_per_tag=1",
         "margin.enabled=false", "splits.enabled=false", "quality.wer.enabled=false",
@@ -41,65 +39,6 @@ PLAN = ["pipeline=emotion_triplets", "emotions=[happy,sad,angry]", "languages=[e
 HTTP = ["tts=http", "tts.timeout_s=2", "tts.backoff_s=0.2", "tts.unavailable_window=4"]
 TRIES = 3  # tts.retries=2 (default) + the first
 PLANNED = 12
-
-
-class ScriptedServer:
-    """policy(n, request) -> 'ok' (forward upstream), '500' or 'slow' for the n-th POST /clone."""
-
-    def __init__(self, port: int, upstream: str):
-        self.port, self.upstream = port, upstream
-        self.policy = lambda n, req: "ok"
-        self.counts = {"ok": 0, "500": 0, "slow": 0}
-        self.lock, self.release, self.srv = threading.Lock(), threading.Event(), None
-
-    def start(self):
-        bench = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self._forward(None)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with bench.lock:
-                    what = bench.policy(sum(bench.counts.values()), json.loads(body))
-                    bench.counts[what] += 1
-                if what == "500":
-                    return self._reply(500, b'{"error": "RuntimeError: injected"}')
-                if what == "slow":  # no answer; the client gives up after tts.timeout_s
-                    bench.release.wait(10)
-                    return
-                self._forward(body)
-
-            def _forward(self, body):
-                req = urllib.request.Request(bench.upstream + self.path, data=body,
-                                             headers={"Content-Type": "application/json"})
-                try:
-                    with urllib.request.urlopen(req, timeout=120) as r:
-                        self._reply(r.status, r.read())
-                except urllib.error.HTTPError as e:
-                    self._reply(e.code, e.read())
-
-            def _reply(self, code, body):
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.release.clear()
-        self.srv = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.release.set()
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 def free_port() -> int:
@@ -196,7 +135,7 @@ def final_release(d: Path) -> dict:
     return {k: (v["src.flac"], v["tgt.flac"]) for k, v in samples.items()}, run
 
 
-def scenario_server(work: Path, server: ScriptedServer, url: str, faults: dict) -> Runs:
+def scenario_server(work: Path, server: ScriptedTtsServer, url: str, faults: dict) -> Runs:
     runs = Runs("server", work / "server", [*HTTP, f"tts.url={url}"])
     rc = runs.run("server down: closed port")
     assert rc != 0 and "connection refused" in runs.error
@@ -279,7 +218,7 @@ def main():
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = ScriptedServer(port, f"http://127.0.0.1:{upstream.server_address[1]}")
+    server = ScriptedTtsServer(port, f"http://127.0.0.1:{upstream.server_address[1]}")
     faults = {"server down (runs)": 0, "refused connections while down": 0, "killed driver": 0,
               "killed worker": 0, "disk full": 0}
     print(f"reliability bench: {PLANNED} planned triplets per scenario, work dir {work}", flush=True)

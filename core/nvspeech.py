@@ -25,9 +25,9 @@ import json
 import re
 from pathlib import Path
 
-from core.tables import UnknownLanguage, read_speaker_json, text_cell
+from core.tables import clip_transcript, folder_language, text_cell
 from core.tags import LANGUAGES, PARALINGUISTIC_TAGS
-from core.text_hygiene import read_transcript, strip_control
+from core.text_hygiene import strip_control
 
 AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3")
 TAG_RE = re.compile(r"\[([^\[\]]+)\]")
@@ -178,22 +178,12 @@ def _read_manifest(p: Path, default_language: str) -> list[dict]:
 def _read_folder(root: Path, default_language: str) -> list[dict]:
     out = []
     for d in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        try:  # one folder's unusable speaker.json makes its utterances rejects, not the end of the run
-            lang, problem = read_speaker_json(d / "speaker.json", default_language)["language"], None
-        except UnknownLanguage as e:
-            lang, problem = None, ("unknown_language", str(e))
-        except ValueError as e:
-            lang, problem = None, ("bad_speaker_json", str(e))
+        lang, problem = folder_language(d, default_language)
         for f in sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_EXT):
-            u = {"audio_path": str(f), "speaker": d.name, "language": lang, "text": None}
-            txt = f.with_suffix(".txt")
-            if problem:
-                u["problem"] = problem
-            elif txt.is_file():
-                try:
-                    u["text"] = read_transcript(txt)
-                except ValueError as e:
-                    u["problem"] = "bad_transcript", str(e)
+            text, bad_text = (None, None) if problem else clip_transcript(f)
+            u = {"audio_path": str(f), "speaker": d.name, "language": lang, "text": text}
+            if problem or bad_text:
+                u["problem"] = problem or bad_text
             out.append(u)
     if not out:
         raise ValueError(f"pipeline.corpus={root}: no audio files ({', '.join(AUDIO_EXT)})")

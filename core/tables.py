@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.tags import LANGUAGES
+from core.text_hygiene import read_transcript
 
 
 def read_table(path, what: str, required: set[str], text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -60,3 +61,25 @@ def read_speaker_json(path: Path, default_language: str | None = None) -> dict:
     if lang not in LANGUAGES:
         raise UnknownLanguage(f"{path}: unknown language {lang!r} (use one of {', '.join(LANGUAGES)})")
     return {**info, "language": lang}
+
+
+def folder_language(folder: Path, default_language: str) -> tuple[str | None, tuple[str, str] | None]:
+    """A speaker folder's language, or the (reason, detail) reject of all its clips: one folder's
+    unusable speaker.json makes its clips rejects, not the end of the run."""
+    try:
+        return read_speaker_json(folder / "speaker.json", default_language)["language"], None
+    except UnknownLanguage as e:
+        return None, ("unknown_language", str(e))
+    except ValueError as e:
+        return None, ("bad_speaker_json", str(e))
+
+
+def clip_transcript(clip: Path) -> tuple[str | None, tuple[str, str] | None]:
+    """The transcript beside a clip (None when there is none), or the (reason, detail) reject."""
+    txt = clip.with_suffix(".txt")
+    if not txt.is_file():
+        return None, None
+    try:
+        return read_transcript(txt), None
+    except ValueError as e:
+        return None, ("bad_transcript", str(e))

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 
 from core import augment, noise_assets, splits
 from core.keys import config_hash, make_key
-from core.tables import UnknownLanguage, read_speaker_json, read_table
+from core.tables import clip_transcript, folder_language, read_table
 from core.tags import LANGUAGES, check_languages, instruction, speed_tag
-from core.text_hygiene import read_transcript, script_problem, strip_control
+from core.text_hygiene import script_problem, strip_control
 from pipelines.runner import check_output_dir, execute, quality_stages
 from pipelines.triplets import build_voice_bank
 from stages.augment_pair import AugmentPair
@@ -77,27 +77,17 @@ def folder_sources(cfg, languages) -> list[dict]:
         raise ValueError(f"source.language={cfg.source.language!r}: use one of {', '.join(LANGUAGES)}")
     out, orphans = [], []
     for d in sorted(p for p in root.iterdir() if p.is_dir()):
-        try:
-            lang, problem = read_speaker_json(d / "speaker.json", cfg.source.language)["language"], None
-        except UnknownLanguage as e:
-            lang, problem = None, ("unknown_language", str(e))
-        except ValueError as e:
-            lang, problem = None, ("bad_speaker_json", str(e))
+        lang, problem = folder_language(d, cfg.source.language)
         if problem is None and lang not in languages:
             continue
         clips = sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT)
         stems = {f.with_suffix("") for f in clips}
         orphans += [t for t in sorted(d.glob("*.txt")) if t.with_suffix("") not in stems]
         for f in clips:
-            src = {"text": "", "language": lang, "speaker": d.name, "audio_path": str(f)}
-            txt = f.with_suffix(".txt")
-            if problem:
-                src["problem"] = problem
-            elif txt.is_file():
-                try:
-                    src["text"] = read_transcript(txt)
-                except ValueError as e:
-                    src["problem"] = "bad_transcript", str(e)
+            text, bad_text = (None, None) if problem else clip_transcript(f)
+            src = {"text": text or "", "language": lang, "speaker": d.name, "audio_path": str(f)}
+            if problem or bad_text:
+                src["problem"] = problem or bad_text
             out.append(src)
     if orphans:
         log.warning("source.root=%s: %d transcript(s) without audio beside them, ignored: %s%s", root,

@@ -7,9 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from bench.scripted_tts import ScriptedTtsServer
 from conftest import RAW, REPO, read_samples, run_pipeline
 from stages.clone_pair import ClonePair
 from tts.backends import TtsUnavailable
@@ -33,64 +31,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class FaultyServer:
-    """A TTS server whose answer to the n-th POST /clone the test scripts: policy(n) -> 'ok'
-    (forwarded to the real cloning server of tts/server.py), '500' or 'slow' (no reply within
-    the client's timeout). Stopped, its port is closed: the server is down."""
-
-    def __init__(self, port: int, policy, upstream: str | None = None, slow_s: float = 3.0):
-        self.policy, self.upstream, self.slow_s = policy, upstream, slow_s
-        self.requests, self.lock = 0, threading.Lock()
-        self.release = threading.Event()  # ends the sleeps of 'slow' answers at shutdown
-        faulty = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                self._forward(None)
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with faulty.lock:
-                    n, faulty.requests = faulty.requests, faulty.requests + 1
-                what = faulty.policy(n)
-                if what == "500":
-                    return self._reply(500, b'{"error": "RuntimeError: engine crashed"}')
-                if what == "slow":  # answers nothing; the client gives up after its timeout
-                    faulty.release.wait(faulty.slow_s)
-                    return
-                self._forward(body)
-
-            def _forward(self, body):
-                req = urllib.request.Request(faulty.upstream + self.path, data=body,
-                                             headers={"Content-Type": "application/json"})
-                try:
-                    with urllib.request.urlopen(req, timeout=60) as r:
-                        self._reply(r.status, r.read())
-                except urllib.error.HTTPError as e:
-                    self._reply(e.code, e.read())
-
-            def _reply(self, code, body):
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{port}"
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.release.set()
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
 @pytest.fixture(scope="module")
 def upstream():
     srv = make_server("127.0.0.1", 0)
@@ -105,8 +45,9 @@ def faulty(upstream):
     started = []
 
     def start(policy, port=None, slow_s=3.0):
-        started.append(FaultyServer(port or _free_port(), policy, upstream, slow_s))
-        return started[-1]
+        started.append(ScriptedTtsServer(port or _free_port(), upstream, slow_s))
+        started[-1].policy = policy
+        return started[-1].start()
 
     yield start
     for s in started:
@@ -136,7 +77,7 @@ def test_unavailable_server_makes_a_tts_unavailable_reject(fault, status, faulty
     if fault == "down":
         url, server = f"http://127.0.0.1:{_free_port()}", None
     else:
-        server = faulty(lambda n: fault)
+        server = faulty(lambda n, request: fault)
         url = server.url
     [row] = _clone_stage(url).process_rows([_clone_row(tmp_path)])
     assert row["reject"]["reason"] == "tts_unavailable" and row["reject"]["stage"] == "clone_pair"
@@ -153,14 +94,14 @@ def test_unavailable_error_crosses_processes_intact():
 def test_sporadic_failures_are_rejects_that_a_later_run_retries(faulty, tmp_path, cache_dir, ray_local):
     """One row's requests all get a 500 (the 3rd to 5th request; one actor keeps plan order): that row
     is a tts_unavailable reject with the status, the others are kept; the next run retries it."""
-    server = faulty(lambda n: "500" if 2 <= n <= 4 else "ok")
+    server = faulty(lambda n, request: "500" if 2 <= n <= 4 else "ok")
     args = [*TINY, *FAST_HTTP, f"tts.url={server.url}", f"output_dir={tmp_path}", "ray.max_actors=1"]
     info, _ = run_pipeline(args)
     d = tmp_path / "emotion_triplets"
     rej = pd.read_parquet(d / "rejects.parquet")
     assert info["counts"]["kept"] == 3 and list(rej["reason"]) == ["tts_unavailable"]
     assert "(last: HTTP 500: " in rej["detail"][0] and "engine crashed" in rej["detail"][0]
-    server.policy = lambda n: "ok"
+    server.policy = lambda n, request: "ok"
     info, _ = run_pipeline(args)
     assert info["counts"]["kept"] == 4 and info["counts"]["rejected"] == 0
     assert info["counts"]["reused_from_previous"] == 3
@@ -198,7 +139,7 @@ def test_server_breaking_mid_run_stops_it_and_a_rerun_resumes(faulty, tmp_path, 
     """One actor keeps plan order: row 0 is made, every try of row 1 gets a 500, row 2 is made, then
     every answer is a 500. The run stops with rows 0 and 2 in finished shards; the rerun retries
     row 1 and makes the rest."""
-    server = faulty(lambda n: "ok" if n < 2 or 5 <= n < 7 else "500")
+    server = faulty(lambda n, request: "ok" if n < 2 or 5 <= n < 7 else "500")
     args = [*TINY, "emotions=[happy,sad]", *FAST_HTTP, f"tts.url={server.url}", "tts.unavailable_window=2",
             f"output_dir={tmp_path}", "ray.max_actors=1", "writer.max_samples_per_shard=1"]
     d = tmp_path / "emotion_triplets"
@@ -209,7 +150,7 @@ def test_server_breaking_mid_run_stops_it_and_a_rerun_resumes(faulty, tmp_path, 
     assert "2 requests in a row failed" in errors[0] and not (d / "latest").exists()
     assert len(list(d.glob("releases/*.partial/shards/*.tar"))) == 2  # finished shards kept
 
-    server.policy = lambda n: "ok"
+    server.policy = lambda n, request: "ok"
     info, _ = run_pipeline(args)
     assert info["counts"]["resumed_shards"] == 2 and info["counts"]["kept"] == 8
     assert info["counts"]["rejected"] == 0

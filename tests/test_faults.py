@@ -100,7 +100,7 @@ def test_sporadic_failures_are_rejects_that_a_later_run_retries(faulty, tmp_path
     d = tmp_path / "emotion_triplets"
     rej = pd.read_parquet(d / "rejects.parquet")
     assert info["counts"]["kept"] == 3 and list(rej["reason"]) == ["tts_unavailable"]
-    assert "(last: HTTP 500: " in rej["detail"][0] and "engine crashed" in rej["detail"][0]
+    assert "(last: HTTP 500: " in rej["detail"][0] and "injected" in rej["detail"][0]
     server.policy = lambda n, request: "ok"
     info, _ = run_pipeline(args)
     assert info["counts"]["kept"] == 4 and info["counts"]["rejected"] == 0

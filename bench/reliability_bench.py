@@ -124,15 +124,11 @@ def kill_tree(proc):
 
 def final_release(d: Path) -> dict:
     """key -> (src.flac, tgt.flac) of the released shards, and the release's run counts."""
-    from core import refs
-    samples = {}
-    for shard in sorted((d / "shards").glob("*.tar")):
-        members = refs.shard_members(str(shard))
-        for name, blob in members.items():
-            key, suffix = name.split(".", 1)
-            samples.setdefault(key, {})[suffix] = blob
+    from core.reader import Release
+    samples = {s.key: (s.members["src.flac"], s.members["tgt.flac"])
+               for s in Release(d / "shards").samples(members=["src.flac", "tgt.flac"], decode=False)}
     run = json.loads((d / "run.json").read_text())
-    return {k: (v["src.flac"], v["tgt.flac"]) for k, v in samples.items()}, run
+    return samples, run
 
 
 def scenario_server(work: Path, server: ScriptedTtsServer, url: str, faults: dict) -> Runs:

@@ -1,18 +1,17 @@
 """Audio references used by label tables: a file path, or '<shard.tar>#<member>' inside a shard."""
-import tarfile
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from core import audio
+from core.reader import Release
 
 
 @lru_cache(maxsize=8)
-def shard_members(shard: str) -> dict:
-    """All members of a shard by name (cached: references come in runs from the same shard)."""
-    with tarfile.open(shard) as t:
-        return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+def _shard(shard: str) -> Release:
+    """One shard's index (cached: references come in runs from the same shard)."""
+    return Release(shard)
 
 
 def read_bytes(ref: str) -> bytes:
@@ -20,10 +19,11 @@ def read_bytes(ref: str) -> bytes:
         shard, member = ref.split("#", 1)
         if not Path(shard).is_file():
             raise ValueError(f"{ref}: shard {shard} not found")
-        data = shard_members(shard).get(member)
-        if data is None:
-            raise ValueError(f"{ref}: no member {member} in {shard}")
-        return data
+        key, _, suffix = member.partition(".")
+        try:
+            return _shard(shard).read(key, suffix)
+        except KeyError:
+            raise ValueError(f"{ref}: no member {member} in {shard}") from None
     p = Path(ref)
     if not p.is_file():
         raise ValueError(f"{ref}: no such file")

@@ -1,25 +1,28 @@
-"""The editor's training corpus: every audio member of a set of WebDataset shards, as frames
-(log-mel + F0, editor/features.py), and for English clips with a transcript, a phone label per frame
-by forced alignment (editor/phones.py).
+"""The editor's training corpus: every audio member of a release, as frames (log-mel + F0,
+editor/features.py), and for English clips with a transcript, a phone label per frame by forced
+alignment (editor/phones.py).
 
-`data` is a shards folder, one .tar, a glob, or a comma-separated list of those; or a corpus .npz
-written by this module (that is how the GPU machine gets data: analysis is CPU work, done once).
-Members with identical audio (a triplet's source reused across intensities) are analysed once.
-The analysis is cached in cache_dir under a hash of the shards' names, sizes and mtimes.
+`data` is anything core/reader.py reads (a release or pipeline dir, a shards folder, one .tar, a glob,
+a comma-separated list of those); or a corpus .npz written by this module (that is how the GPU machine
+gets data: analysis is CPU work, done once). Members with identical audio (a triplet's source reused
+across intensities) are analysed once. The analysis is cached in cache_dir under a hash of the shards'
+and manifests' names, sizes and mtimes.
+
+Each clip keeps its sample's train/validation/test `split` (None when the release was made without
+splits); with_splits() applies the editor.split_* overrides, by speaker.
 """
-import glob
 import hashlib
 import io
 import json
 import multiprocessing
 import os
-import tarfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from core.reader import Release
 from editor import features, phones
 
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -31,7 +34,7 @@ class Corpus:
     f0: np.ndarray          # (N,) float32 Hz, 0 = unvoiced
     mel: np.ndarray         # (N, N_MELS) float32 log-mel
     offsets: np.ndarray     # (U+1,) int64
-    meta: list[dict]        # per utterance: member, speaker, language, text
+    meta: list[dict]        # per utterance: member, role, speaker, language, text, instruction, split, margin, shard
     phones: np.ndarray      # (N,) int8 index into phones.PHONES, phones.UNKNOWN where unlabelled
 
     def __len__(self):
@@ -92,47 +95,33 @@ def load_npz(path) -> Corpus:
     return Corpus(z["f0"], mel, z["offsets"], json.loads(str(z["meta"])), labels)
 
 
-def shard_paths(data: str) -> list[Path]:
-    out = []
-    for part in str(data).split(","):
-        p = Path(part)
-        if p.is_dir():
-            out += sorted(p.glob("*.tar"))
-        elif any(c in part for c in "*?["):
-            out += [Path(x) for x in sorted(glob.glob(part))]
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ValueError(f"data={part}: no such shard, folder or glob")
-    if not out:
-        raise ValueError(f"data={data}: no .tar shards found")
-    return out
+SPLITS = ("train", "validation", "test")
 
 
-def _member_meta(name: str, sample_json: dict) -> dict:
-    """Who speaks a member: the sample's speaker, except a margin-bootstrap target voiced by another."""
+def member_meta(name: str, sample_json: dict) -> dict:
+    """Who speaks a member, and what of its sample the editor keeps: the sample's speaker, except a
+    margin-bootstrap target voiced by another."""
     role = name.split(".", 1)[1].rsplit(".", 1)[0] if "." in name else ""
     speaker = sample_json.get("speaker", "unknown")
     if role == "tgt" and sample_json.get("other_speaker"):
         speaker = sample_json["other_speaker"]
     return {"member": name, "role": role, "speaker": speaker, "language": sample_json.get("language", ""),
-            "text": sample_json.get("text", "")}
+            "text": sample_json.get("text", ""), "instruction": sample_json.get("instruction"),
+            "split": sample_json.get("split"), "margin": sample_json.get("margin")}
 
 
-def _shard_jobs(shard: Path) -> list[tuple[bytes, dict]]:
-    """(audio bytes, meta) of every audio member of one shard."""
-    try:
-        with tarfile.open(shard) as t:
-            members = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError) as e:
-        raise ValueError(f"{shard}: not a readable tar shard ({e})") from e
-    jobs = []
-    for name, data in members.items():
-        if name.endswith(AUDIO_SUFFIXES):
-            key = name.split(".", 1)[0]
-            js = json.loads(members.get(f"{key}.json", b"{}"))
-            jobs.append((data, {**_member_meta(name, js), "shard": shard.name}))
-    return jobs
+def audio_members(release: Release):
+    """(audio bytes, meta) of every audio member of the release, in manifest order."""
+    for s in release.samples(decode=False):
+        for suffix, data in s.members.items():
+            if suffix.endswith(AUDIO_SUFFIXES):
+                yield data, {**member_meta(f"{s.key}.{suffix}", s.json), "shard": s.shard.name}
+
+
+def split_speakers(data: str, split: str) -> list[str]:
+    """The speakers of one split of a release (its `split` column)."""
+    rows = Release(data).select(split=split)
+    return sorted(set(rows["speaker"].dropna()))
 
 
 def _one_thread():
@@ -160,9 +149,10 @@ def _analyze_bytes(args) -> tuple[features.Frames, np.ndarray] | None:
     return fr, labels
 
 
-def _cache_path(shards: list[Path], cache_dir, block_frames: int) -> Path:
-    h = hashlib.sha1(f"mel{features.N_MELS}/{block_frames}/phones{phones.VERSION}".encode())
-    for s in shards:
+def _cache_path(release: Release, cache_dir, block_frames: int) -> Path:
+    h = hashlib.sha1(f"mel{features.N_MELS}/{block_frames}/phones{phones.VERSION}/meta2".encode())
+    manifests = [r / "manifest.parquet" for r in release.roots if (r / "manifest.parquet").is_file()]
+    for s in release.shards + manifests:
         st = s.stat()
         h.update(f"{s.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     return Path(cache_dir) / "editor_corpus" / f"{h.hexdigest()[:16]}.npz"
@@ -177,18 +167,17 @@ def build(data: str, cache_dir, block_frames: int, workers: int | None = None) -
         if (np.diff(corpus.offsets) % block_frames).any():
             raise ValueError(f"data={data}: clips are not padded to {block_frames}-frame token blocks")
         return corpus
-    shards = shard_paths(data)
-    cache = _cache_path(shards, cache_dir, block_frames)
+    release = Release(data)
+    cache = _cache_path(release, cache_dir, block_frames)
     if cache.is_file():
         return load_npz(cache)
     seen, jobs = set(), []
-    for s in shards:
-        for audio_bytes, meta in _shard_jobs(s):
-            digest = hashlib.sha1(audio_bytes).hexdigest()
-            if digest not in seen:
-                seen.add(digest)
-                jobs.append((audio_bytes, meta))
-    print(f"corpus: analysing {len(jobs)} distinct clips from {len(shards)} shards")
+    for audio_bytes, meta in audio_members(release):
+        digest = hashlib.sha1(audio_bytes).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            jobs.append((audio_bytes, meta))
+    print(f"corpus: analysing {len(jobs)} distinct clips from {len(release.shards)} shards")
     # spawn, not fork: a forked child of a threaded parent (torch, Ray) can deadlock in its first torch op
     with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=multiprocessing.get_context("spawn"),
                              initializer=_one_thread) as pool:
@@ -214,13 +203,33 @@ def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:
     return from_frames(parts, meta, labels * (1 + len(factors)))   # durations kept: so are the phones
 
 
-def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, seed: int = 0) -> Corpus:
-    """At most max_hours of training speakers' clips (a seeded random pick) plus heldout_clips clips of the
-    held-out speakers (validation curve only): how a corpus is cut down to travel to the GPU machine."""
+def with_splits(c: Corpus, speakers: dict[str, list[str] | None]) -> Corpus:
+    """The corpus with each clip's split set: the overrides' (split -> speakers, for experiments) where
+    they name its speaker, else the release's; a release made without splits trains on everything."""
+    moved = {}
+    for split, names in speakers.items():
+        if split not in SPLITS:
+            raise ValueError(f"split override {split!r}: the splits are {', '.join(SPLITS)}")
+        for name in names or []:
+            if moved.setdefault(name, split) != split:
+                raise ValueError(f"speaker {name} is given to two splits: {moved[name]} and {split}")
+    meta = [{**m, "split": moved.get(m["speaker"].split("~", 1)[0], m.get("split") or "train")} for m in c.meta]
+    return Corpus(c.f0, c.mel, c.offsets, meta, c.phones)
+
+
+def held_out_speakers(c: Corpus) -> list[str]:
+    """Speakers never trained on: those of the validation and test splits."""
+    return sorted({m["speaker"] for m in c.meta if m.get("split", "train") != "train"})
+
+
+def subset(c: Corpus, max_hours: float, heldout_clips: int, seed: int = 0) -> Corpus:
+    """At most max_hours of training-split clips (a seeded random pick) plus heldout_clips clips of the other
+    splits (validation curve only): how a corpus is cut down to travel to the GPU machine."""
     rng = np.random.default_rng(seed)
     lengths = np.diff(c.offsets) * features.FRAME_MS / 1000 / 3600
-    train = [i for i in rng.permutation(len(c)) if c.meta[i]["speaker"] not in heldout]
-    held = [i for i in rng.permutation(len(c)) if c.meta[i]["speaker"] in heldout][:heldout_clips]
+    is_train = [m.get("split", "train") == "train" for m in c.meta]
+    train = [i for i in rng.permutation(len(c)) if is_train[i]]
+    held = [i for i in rng.permutation(len(c)) if not is_train[i]][:heldout_clips]
     keep = set(held)
     hours = 0.0
     for i in train:
@@ -234,21 +243,24 @@ def subset(c: Corpus, max_hours: float, heldout: set[str], heldout_clips: int, s
 def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(description="Analyse shards into a corpus .npz (optionally cut down).")
-    ap.add_argument("data", help="shards folder, .tar, glob, or a comma-separated list")
+    ap.add_argument("data", help="release or pipeline dir, shards folder, .tar, glob, or a comma-separated list")
     ap.add_argument("out", help="corpus .npz to write")
     ap.add_argument("--cache-dir", default=".cache")
     ap.add_argument("--block-frames", type=int, default=12)
     ap.add_argument("--max-hours", type=float, default=None)
-    ap.add_argument("--heldout", default="en_f2,zh_m2")
+    for split in SPLITS:
+        ap.add_argument(f"--{split}", default=None, help=f"speakers (comma-separated) put in the {split} split "
+                                                        "instead of the release's own")
     ap.add_argument("--heldout-clips", type=int, default=60)
     a = ap.parse_args(argv)
-    c = build(a.data, a.cache_dir, a.block_frames)
+    c = with_splits(build(a.data, a.cache_dir, a.block_frames),
+                    {s: getattr(a, s).split(",") for s in SPLITS if getattr(a, s)})
     if a.max_hours is not None:
-        c = subset(c, a.max_hours, set(a.heldout.split(",")), a.heldout_clips)
+        c = subset(c, a.max_hours, a.heldout_clips)
     c.save(a.out)
     english = [i for i in range(len(c)) if c.meta[i]["language"] == "en"]
     unaligned = sum(phones.coverage(c.phone_labels(i)) == 0 for i in english)
-    print(f"{a.out}: {len(c)} clips, {c.hours():.2f} h, speakers {c.speakers()}, "
+    print(f"{a.out}: {len(c)} clips, {c.hours():.2f} h, speakers {c.speakers()} (held out {held_out_speakers(c)}), "
           f"{phones.coverage(c.phones):.0%} of frames phone-labelled ({unaligned} of {len(english)} English clips "
           f"unaligned), {Path(a.out).stat().st_size / 1e6:.1f} MB")
 

@@ -1,9 +1,11 @@
 """Round-trip quality of the codec on held-out speakers: audio -> tokens -> audio.
 
-    python -m editor.evaluate --tokenizer DIR --decoder DIR --data SHARDS --speakers en_f2,en_m2 \
+    python -m editor.evaluate --tokenizer DIR --decoder DIR --data RELEASE [--speakers en_f2,en_m2] \
         [--max-clips 60] [--vocoder harmonic_gl|griffin_lim|source_filter] [--out docs/editor_roundtrip.json]
 
-For every clip of the given speakers (identical audio once), three reconstructions are scored
+The held-out speakers are the release's test split, unless --speakers names others (a release made
+without splits has none: name them). For every clip of theirs (identical audio once), three
+reconstructions are scored
 against the original:
   vocoder the vocoder from the original's own frames (log-mel, F0), no tokens: its ceiling;
   self    tokens decoded with the clip itself as the voice reference (the editing case: the source
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.reader import Release
 from editor import corpus, features
 from editor.codec import Codec, synthesize
 from editor.features import Frames
@@ -32,14 +35,16 @@ TARGETS = {"wer_delta_max": 0.10, "speaker_sim_min": 0.80, "f0_corr_min": 0.8}
 MCD_DIMS = 24
 
 
-def heldout_clips(data: str, speakers: set[str], max_clips: int, seed: int = 0) -> list[tuple[np.ndarray, dict]]:
+def heldout_clips(data: str, speakers: set[str] | None, max_clips: int, seed: int = 0) -> list[tuple[np.ndarray, dict]]:
+    """A seeded pick of max_clips distinct clips of the speakers (None: the test split's speakers)."""
+    if speakers is None:
+        speakers = set(corpus.split_speakers(data, "test"))
     seen, out = set(), []
-    for shard in corpus.shard_paths(data):
-        for raw, meta in corpus._shard_jobs(shard):
-            digest = hashlib.sha1(raw).hexdigest()
-            if meta["speaker"] in speakers and digest not in seen:
-                seen.add(digest)
-                out.append((corpus.decode_audio(raw), meta))
+    for raw, meta in corpus.audio_members(Release(data)):
+        digest = hashlib.sha1(raw).hexdigest()
+        if meta["speaker"] in speakers and digest not in seen:
+            seen.add(digest)
+            out.append((corpus.decode_audio(raw), meta))
     if not out:
         raise ValueError(f"data={data}: no clips of speakers {sorted(speakers)}")
     rng = np.random.default_rng(seed)
@@ -134,8 +139,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--decoder", required=True)
-    ap.add_argument("--data", required=True, help="shards with the held-out speakers' clips")
-    ap.add_argument("--speakers", default="en_f2,en_m2")
+    ap.add_argument("--data", required=True, help="the release (or shards) with the held-out speakers' clips")
+    ap.add_argument("--speakers", default=None, help="comma-separated; default: the release's test split")
     ap.add_argument("--max-clips", type=int, default=60)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
@@ -143,7 +148,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     t0 = time.time()
     codec = Codec.load(a.tokenizer, a.decoder, a.device)
-    clips = heldout_clips(a.data, set(a.speakers.split(",")), a.max_clips)
+    clips = heldout_clips(a.data, set(a.speakers.split(",")) if a.speakers else None, a.max_clips)
     report = evaluate(codec, clips, a.vocoder)
     report.update({"command": " ".join(["python -m editor.evaluate", *(argv or sys.argv[1:])]),
                    "tokenizer": codec.tokenizer.cfg["version"], "decoder": codec.decoder.config.version,

@@ -5,7 +5,7 @@ shards/), a shards dir, one .tar shard or a manifest.parquet. Ratings go to a La
 (scorers/labels.py), committed one by one; export them with `python -m scorers.labels DB OUT`.
 
 The server only ever serves the page and the clips of the dataset it was given: a clip is asked
-for by sample key and side, looked up in the index built from the shards, and read at its offset
+for by sample key and side, looked up among the release's samples (core/reader.py), and read at its offset
 inside the tar. No client-supplied path reaches the file system.
 
 Hostile requests (docs/security.md): a request is answered only when its Host header names the
@@ -18,7 +18,6 @@ import ipaddress
 import json
 import logging
 import re
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -27,8 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import pandas as pd
-
+from core.reader import Release
 from scorers.labels import LabelStore, LabelStoreBusy, shard_ref
 
 log = logging.getLogger("lms")
@@ -37,92 +35,49 @@ SIDES = ("src", "tgt")
 
 
 class PairDataset:
-    """Pairs of one dataset in order: key -> where its clips lie in the shards, and what to show."""
+    """Pairs of one dataset in order: key -> what to show; the clips are read through the release's index."""
 
     def __init__(self, data, max_items: int | None = None):
-        self.root, tars, manifest = _resolve(data)
+        if not data:
+            raise ValueError("data= is required: a pipeline output dir, a shards dir, a .tar shard or a manifest.parquet")
+        try:
+            self.release = Release(data)
+        except ValueError as e:
+            raise ValueError(f"data: {e}") from e
+        self.root = self.release.root
         if self.root.parent.name == "releases":  # labels belong to the pipeline, not to one release
             self.root = self.root.parent.parent
-        self.index: dict[str, dict] = {}  # key -> {"shard", "src": (offset, size), "tgt": ..., meta}
-        for tar in tars:
-            self._index_tar(tar)
-        order = list(self.index)
-        if manifest is not None:  # the manifest fixes the order and the set of samples
-            missing = [k for k in manifest if k not in self.index]
-            if missing:
-                log.warning("%d manifest samples are not in the shards (first %s); skipped", len(missing), missing[0])
-            order = [k for k in manifest if k in self.index]
-        self.keys = order[:max_items] if max_items else order
-        self.index = {k: self.index[k] for k in self.keys}
+        self.index: dict[str, dict] = {}  # key -> what the page shows; the manifest fixes order and set
+        missing = []
+        for key in self.release.manifest["key"]:
+            if max_items and len(self.index) >= max_items:
+                break
+            try:
+                sides = self.release.locate(key)
+            except ValueError:
+                missing.append(key)
+                continue
+            if all(f"{side}.flac" in sides for side in SIDES):
+                meta = self.release.sample(key, members=[]).json
+                self.index[key] = {"shard": sides["src.flac"].shard,
+                                   **{f: meta.get(f) for f in ("edit_info", "edit_type", "text", "instruction")}}
+        if missing:
+            log.warning("%d manifest samples are not in the shards (first %s); skipped", len(missing), missing[0])
+        self.keys = list(self.index)
         if not self.keys:
             raise ValueError(f"data={data}: no pairs (samples with src.flac and tgt.flac) found")
         self.position = {k: i for i, k in enumerate(self.keys)}
 
-    def _index_tar(self, tar: Path):
-        members: dict[str, dict] = {}
-        try:
-            with tarfile.open(tar, "r:") as tf:  # plain tar: member offsets are file offsets
-                for m in tf:
-                    if m.isfile() and "." in m.name:
-                        key, suffix = m.name.split(".", 1)
-                        members.setdefault(key, {})[suffix] = m
-                        if suffix == "json":
-                            members[key]["meta"] = json.loads(tf.extractfile(m).read())
-        except (OSError, tarfile.TarError, ValueError) as e:
-            raise ValueError(f"data: shard {tar} is not a readable plain tar: {e}") from e
-        for key, m in members.items():
-            if "src.flac" in m and "tgt.flac" in m:
-                meta = m.get("meta", {})
-                self.index[key] = {
-                    "shard": tar, "src": (m["src.flac"].offset_data, m["src.flac"].size),
-                    "tgt": (m["tgt.flac"].offset_data, m["tgt.flac"].size),
-                    **{f: meta.get(f) for f in ("edit_info", "edit_type", "text", "instruction")}}
-
     def audio(self, key: str, side: str) -> bytes | None:
         """The clip's bytes, or None for an unknown key or side (the only way to read a file)."""
-        entry = self.index.get(key)
-        if entry is None or side not in SIDES:
+        if key not in self.index or side not in SIDES:
             return None
-        offset, size = entry[side]
-        with open(entry["shard"], "rb") as f:
-            f.seek(offset)
-            return f.read(size)
+        return self.release.read(key, f"{side}.flac")
 
     def store_items(self) -> list[dict]:
         return [{"item_id": k, "src": shard_ref(e["shard"], k, "src.flac"), "tgt": shard_ref(e["shard"], k, "tgt.flac"),
                  "tag": e["edit_info"], "text": e["text"], "dataset": str(self.root)}
                 for k, e in self.index.items()]
-
-
-def _resolve(data) -> tuple[Path, list[Path], list[str] | None]:
-    """(dataset dir, tar shards, manifest keys or None) of a data= argument."""
-    if not data:
-        raise ValueError("data= is required: a pipeline output dir, a shards dir, a .tar shard or a manifest.parquet")
-    p = Path(str(data)).expanduser().resolve()
-    if not p.exists():
-        raise ValueError(f"data={data} does not exist")
-    if p.is_dir() and (p / "manifest.parquet").is_file():
-        return _resolve(p / "manifest.parquet")
-    if p.is_file() and p.suffix == ".parquet":
-        try:
-            m = pd.read_parquet(p, columns=["key", "shard"])
-        except Exception as e:
-            raise ValueError(f"data={data}: manifest is not readable (needs key and shard columns): {e}") from e
-        shards = p.parent / "shards"
-        tars = [shards / Path(s).name for s in dict.fromkeys(m["shard"])]  # name only: stay inside shards/
-        for t in tars:
-            if not t.is_file():
-                raise ValueError(f"data={data}: shard {t} listed in the manifest is missing")
-        return p.parent, tars, list(m["key"])
-    if p.is_file() and p.suffix == ".tar":
-        return (p.parent.parent if p.parent.name == "shards" else p.parent), [p], None
-    if p.is_dir():
-        shards = p / "shards" if (p / "shards").is_dir() else p
-        tars = sorted(shards.glob("*.tar"))
-        if not tars:
-            raise ValueError(f"data={data}: no .tar shards in {shards}")
-        return (shards.parent if shards.name == "shards" else shards), tars, None
-    raise ValueError(f"data={data} is not a dataset dir, shards dir, .tar shard or manifest.parquet")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core import refs
+from core.reader import Release
 from core.releases import PipelineDir
 from core.shards import ShardWriter
 from pipelines.report import write_report
@@ -299,25 +299,18 @@ def _previous(out) -> tuple[dict, dict]:
     latest = out.latest()
     if latest is None or not (latest / "manifest.parquet").is_file():
         return {}, {}
-    man = pd.read_parquet(latest / "manifest.parquet")
+    release = Release(latest)
     rej = pd.read_parquet(latest / "rejects.parquet")
     # rejects caused by transient conditions are retried; bad input stays rejected
     prev_rejects = {r["key"]: r for r in rej.to_dict("records")
                     if r["stage"] != "plan" and r["reason"] != TTS_UNAVAILABLE}
     kept = {}
-    for rec in man.to_dict("records"):
+    for rec in release.manifest.drop(columns="shard_path").to_dict("records"):
         def load(rec=rec):
-            members = _members(latest / "shards" / rec["shard"], rec["key"])
-            sample = json.loads(members.pop("json"))
-            return members, sample, {k: v for k, v in rec.items() if k not in ("key", "shard")}
+            s = release.sample(rec["key"], decode=False)  # raw members: copied byte for byte
+            return s.members, s.json, {k: v for k, v in rec.items() if k not in ("key", "shard")}
         kept[rec["key"]] = load
     return kept, prev_rejects
-
-
-def _members(shard: Path, key: str) -> dict:
-    data = refs.shard_members(str(shard))
-    prefix = key + "."
-    return {name[len(prefix):]: blob for name, blob in data.items() if name.startswith(prefix)}
 
 
 def _num(v):

@@ -1,6 +1,7 @@
 """pipeline=train_decoder data=<shards>: train the token-to-audio decoder for a trained tokenizer.
 
-Held-out speakers give the validation loss curve only; nothing is selected on them. The artifact is
+The release's validation split gives the loss curve only; nothing is selected on it. The test split is
+never seen (pipelines/train_tokenizer.py). The artifact is
 a save_pretrained directory plus training_log.jsonl (the curve) and training.json (how it was made).
 """
 import json
@@ -23,7 +24,7 @@ def run(cfg):
         raise ValueError(f"tokenizer={tok_dir} has {block_frames(tok.cfg)}-frame token blocks, editor.tokenizer "
                          f"has {block_frames(e['tokenizer'])}: use the editor config it was trained with")
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / e["decoder"]["version"])
-    train, val = train_corpus(cfg)
+    train, val, held = train_corpus(cfg)
     t0 = time.time()
     model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False)
     seconds = time.time() - t0
@@ -34,7 +35,8 @@ def run(cfg):
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     info = run_info(cfg, dev, seconds, {"tokenizer": str(tok_dir), "tokenizer_version": tok.cfg["version"],
                                         "clips": len(train), "hours": round(train.hours(), 3),
-                                        "steps": curve[-1]["step"] if curve else 0, "train": e["train"],
+                                        "held_out_speakers": held, "steps": curve[-1]["step"] if curve else 0,
+                                        "train": e["train"],
                                         "final": curve[-1] if curve else {}})
     (tmp / "training.json").write_text(json.dumps(info, indent=1))
     artifacts.publish(tmp, out)

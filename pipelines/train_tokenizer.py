@@ -2,9 +2,10 @@
 
 Its encoders learn jointly with a decoder that reconstructs the frames from the quantized streams
 (editor.train with editor.joint on top); the decoder of this stage is discarded, pipeline=train_decoder
-trains the one that ships on the frozen ids. The editor's held-out speakers (editor.holdout_speakers)
-are left out, so the round-trip evaluation on them measures unseen voices. Writes a versioned
-artifact directory (config.json + safetensors + training.json + training_log.jsonl).
+trains the one that ships on the frozen ids. It trains on the release's train split; the validation
+split gives the held-out loss curve, and the test split is left for the round-trip evaluation, so that
+it measures unseen voices (editor.split_train/split_val/split_test move named speakers, for experiments).
+Writes a versioned artifact directory (config.json + safetensors + training.json + training_log.jsonl).
 """
 import json
 import sys
@@ -37,18 +38,26 @@ def data_source(cfg) -> str:
     return str(default)
 
 
-def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus]:
-    """(training clips, held-out-speaker clips) of the configured data."""
+def split_overrides(cfg) -> dict:
+    """split -> speakers moved into it (editor.split_*), empty when the release's own splits hold."""
+    e = cfg.editor
+    return {"train": e.get("split_train"), "validation": e.get("split_val"), "test": e.get("split_test")}
+
+
+def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus | None, list[str]]:
+    """(training-split clips, validation-split clips or None, held-out speakers) of the configured data."""
     tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
-    full = corpus.build(data_source(cfg), cfg.cache_dir, block_frames(tok_cfg))
-    held = set(cfg.editor.holdout_speakers)
-    train = corpus.with_warped_voices(full.select(lambda m: m["speaker"] not in held),
+    full = corpus.with_splits(corpus.build(data_source(cfg), cfg.cache_dir, block_frames(tok_cfg)),
+                              {k: list(v) for k, v in split_overrides(cfg).items() if v})
+    train = corpus.with_warped_voices(full.select(lambda m: m["split"] == "train"),
                                       list(cfg.editor.augment.vtlp_factors))
-    heldout = [m for m in full.meta if m["speaker"] in held]
-    val = full.select(lambda m: m["speaker"] in held) if heldout else None
+    has_val = any(m["split"] == "validation" for m in full.meta)
+    val = full.select(lambda m: m["split"] == "validation") if has_val else None
+    held = corpus.held_out_speakers(full)
     print(f"corpus: {len(full)} clips, {full.hours():.2f} h, speakers {full.speakers()}; training on "
-          f"{len(train)} clips ({train.hours():.2f} h, warped voices included), holding out {sorted(held)}")
-    return train, val
+          f"{len(train)} clips ({train.hours():.2f} h, warped voices included), holding out {held}"
+          f" ({len(val) if val else 0} validation clips)")
+    return train, val, held
 
 
 def run_info(cfg, dev, seconds: float, extra: dict) -> dict:
@@ -62,7 +71,7 @@ def run(cfg):
     tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / tok_cfg["version"])
     e = OmegaConf.to_container(cfg.editor, resolve=True)
-    train, val = train_corpus(cfg)
+    train, val, held = train_corpus(cfg)
     t0 = time.time()
     tok = DualCodebookTokenizer(tok_cfg)
     # the throwaway decoder is a regression one whatever editor.decoder.kind says: one pass per step
@@ -73,7 +82,8 @@ def run(cfg):
     tok.save(tmp)
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     info = run_info(cfg, dev, seconds, {"clips": len(train), "hours": round(train.hours(), 3),
-                                        "speakers": train.speakers(), "steps": curve[-1]["step"] if curve else 0,
+                                        "speakers": train.speakers(), "held_out_speakers": held,
+                                        "steps": curve[-1]["step"] if curve else 0,
                                         "train": {**e["train"], **e["joint"]}, "final": curve[-1] if curve else {}})
     (tmp / "training.json").write_text(json.dumps(info, indent=1))
     artifacts.publish(tmp, out)

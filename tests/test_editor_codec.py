@@ -24,7 +24,7 @@ from editor.vocoder import griffin_lim, harmonic_griffin_lim, source_filter
 
 HELD_OUT = "en_m2"
 SHIPPED = Path(__file__).resolve().parent.parent / "editor" / "artifacts"
-TINY = ["editor=tiny", f"editor.holdout_speakers=[{HELD_OUT}]", "editor.train.steps=100", "editor.joint.steps=60",
+TINY = ["editor=tiny", f"editor.split_val=[{HELD_OUT}]", "editor.train.steps=100", "editor.joint.steps=60",
         "editor.train.batch_size=8"]
 
 
@@ -140,7 +140,7 @@ def test_train_save_load_round_trip(trained, shards):
         assert (d / "config.json").is_file() and list(d.glob("*.safetensors"))
         assert not list(d.parent.glob(".*tmp*"))                    # no staging leftovers
     assert json.loads((tok_dir / "config.json").read_text())["version"] == "tokenizer-tiny"
-    assert HELD_OUT not in tok_info["speakers"]
+    assert HELD_OUT not in tok_info["speakers"] and tok_info["held_out_speakers"] == [HELD_OUT]
     for d in (tok_dir, dec_dir):
         curve = [json.loads(line) for line in (d / "training_log.jsonl").read_text().splitlines()]
         assert curve[-1]["step"] in (60, 100) and "val_total" in curve[-1]

@@ -38,6 +38,19 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def tts_server():
+    """The embedded engine behind a real cloning server (tts/server.py) on 127.0.0.1: its URL."""
+    import threading
+
+    from tts.server import make_server
+    srv = make_server("127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
 def run_pipeline(overrides):
     import importlib
     cfg = make_cfg(overrides)

@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ from bench.scripted_tts import ScriptedTtsServer
 from conftest import RAW, REPO, read_samples, run_pipeline
 from stages.clone_pair import ClonePair
 from tts.backends import TtsUnavailable
-from tts.server import make_server
 
 TINY = ["pipeline=emotion_triplets", "emotions=[happy]", "languages=[en]", "texts_per_tag=1", *RAW,
         "ray.progress=false"]
@@ -31,21 +29,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    srv = make_server("127.0.0.1", 0)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-
-
 @pytest.fixture
-def faulty(upstream):
+def faulty(tts_server):
     started = []
 
     def start(policy, port=None, slow_s=3.0):
-        started.append(ScriptedTtsServer(port or _free_port(), upstream, slow_s))
+        started.append(ScriptedTtsServer(port or _free_port(), tts_server, slow_s))
         started[-1].policy = policy
         return started[-1].start()
 

@@ -19,13 +19,13 @@ import json
 import logging
 import re
 import threading
-import time
 from dataclasses import dataclass, fields
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from core.http_body import BodyRefused, declared_length, read_body
 from core.reader import Release
 from scorers.labels import LabelStore, LabelStoreBusy, shard_ref
 
@@ -300,44 +300,13 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _body(self) -> bytes:
-        """The request body, read only once its declared size is known to be within the limit, and
-        within read_timeout_s in all: a client trickling bytes cannot hold a thread for longer."""
-        length, limits = self._content_length(), self.server.limits
-        deadline, body = time.monotonic() + limits.read_timeout_s, bytearray()
-        try:
-            while len(body) < length:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.connection.settimeout(left)
-                chunk = self.rfile.read1(length - len(body))
-                if not chunk:
-                    raise RequestError(HTTPStatus.BAD_REQUEST,
-                                       f"body ended after {len(body)} of its {length} bytes (Content-Length)")
-                body += chunk
-        except TimeoutError:
-            raise RequestError(HTTPStatus.REQUEST_TIMEOUT,
-                               f"body not received within {limits.read_timeout_s} s") from None
-        finally:
-            self.connection.settimeout(self.timeout)  # the answer gets the full time to be written
-        return bytes(body)
-
-    def _content_length(self) -> int:
         if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
             raise RequestError(HTTPStatus.BAD_REQUEST, "Transfer-Encoding is not accepted: send a Content-Length")
-        values = self.headers.get_all("Content-Length") or []
-        if not values:
-            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-        if len(values) > 1:
-            raise RequestError(HTTPStatus.BAD_REQUEST, "send one Content-Length header")
-        value, limit = values[0].strip(), self.server.limits.max_body_bytes
-        if not (value.isascii() and value.isdigit()):  # int() would also take '+5', '1_0' and non-ASCII digits
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {value[:40]!r} is not a non-negative integer")
-        digits = value.lstrip("0") or "0"
-        if len(digits) > len(str(limit)) or int(digits) > limit:
-            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                               f"body of {digits[:40]} bytes is over the limit of {limit} bytes")
-        return int(digits)
+        limits = self.server.limits
+        try:
+            return read_body(self, declared_length(self.headers, limits.max_body_bytes), limits.read_timeout_s)
+        except BodyRefused as e:
+            raise RequestError(HTTPStatus(e.status), str(e)) from None
 
 
 def start_server(data, db=None, host="127.0.0.1", port=0, annotator=None, max_items=None, **limits):

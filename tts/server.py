@@ -16,9 +16,7 @@ import base64
 import binascii
 import io
 import json
-import re
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
+from core.http_body import BodyRefused, declared_length, read_body
 from core.tags import LANGUAGES
 from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
@@ -188,45 +187,16 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
             else:
                 self._error(404, f"unknown path {self.path[:100]!r}; POST /clone or GET /health")
 
-        def _body_length(self) -> int:
-            if "Transfer-Encoding" in self.headers:
+        def _body(self) -> bytes:
+            if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
                 raise BadRequest("Transfer-Encoding is not supported: send a Content-Length", 411)
-            values = self.headers.get_all("Content-Length") or []
-            if not values:
-                raise BadRequest("Content-Length is missing", 411)
-            if len(values) > 1:
-                raise BadRequest("Content-Length is given more than once")
-            digits = values[0].strip()
-            if not re.fullmatch(r"[0-9]+", digits):
-                raise BadRequest(f"Content-Length {values[0][:30]!r} is not a non-negative integer")
-            n = int(digits) if len(digits) <= 18 else s.max_body_bytes + 1
-            if n > s.max_body_bytes:
-                raise BadRequest(f"body of {n} bytes is over the limit of {s.max_body_bytes} bytes", 413)
-            return n
-
-        def _read_body(self, n: int) -> bytes:
-            """n bytes, within read_timeout_s in all: a client that trickles its body is cut off too."""
-            deadline = time.monotonic() + s.read_timeout_s
-            parts, left = [], n
             try:
-                while left:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError
-                    self.connection.settimeout(remaining)
-                    part = self.rfile.read1(min(left, 1 << 16))
-                    if not part:
-                        raise BadRequest(f"body ended after {n - left} of {n} bytes (Content-Length)")
-                    parts.append(part)
-                    left -= len(part)
-            except TimeoutError:
-                raise BadRequest(f"body not received within {s.read_timeout_s} s", 408) from None
-            finally:
-                self.connection.settimeout(s.read_timeout_s)
-            return b"".join(parts)
+                return read_body(self, declared_length(self.headers, s.max_body_bytes), s.read_timeout_s)
+            except BodyRefused as e:
+                raise BadRequest(str(e), e.status) from None
 
         def _clone(self) -> bytes:
-            req = parse_request(self._read_body(self._body_length()), s)
+            req = parse_request(self._body(), s)
             prompt = decode_prompt(req["prompt_audio"], s)
             with lock:
                 y, _ = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],

@@ -70,9 +70,10 @@ def load(path, sr: int, max_s: float | None = None, limit_key: str = "filters.ma
     """Read any soundfile-supported file as mono float32 at `sr`; with `max_s`, a longer file is
     refused from its header (TooLong) before it is decoded."""
     path = Path(path)
-    _check_file(path)
-    if max_s is not None:
-        check_duration(path, max_s, limit_key)
+    if max_s is None:
+        _check_file(path)
+    else:
+        check_duration(path, max_s, limit_key)  # checks the file too
     try:
         x, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.reader import Release
+from core.reader import Release, flatten
 from core.releases import PipelineDir
 from core.shards import ShardWriter
 from pipelines.report import write_report
@@ -81,11 +81,6 @@ def versions() -> dict:
         except Exception:
             out[pkg] = None
     return out
-
-
-def _flatten(sample: dict) -> dict:
-    return {k: (json.dumps(v, ensure_ascii=False, sort_keys=True) if isinstance(v, (dict, list)) else v)
-            for k, v in sample.items()}
 
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
@@ -193,7 +188,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
                                       "meta": json.dumps(row["meta"], ensure_ascii=False)}))
                     continue
                 members, sample = to_sample(row)
-                entry = _flatten(sample)
+                entry = flatten(sample)  # the manifest row, as the reader reads it back
             n_pub = len(writer.published)
             shard = writer.write(key, {**members, "json": sample})
             manifest.append({"key": key, "shard": shard, **entry})

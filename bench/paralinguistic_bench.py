@@ -66,12 +66,10 @@ def main():
     import ray
     cores = int(ray.cluster_resources().get("CPU", 1))
 
-    def to_sample(row):
-        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, {"durations": row["meta"]["durations"]}
     # the runner reuses samples of a previous release: start from none, so everything is computed
     shutil.rmtree(Path(cfg.output_dir) / "bench_paralinguistic", ignore_errors=True)
     t = time.time()
-    info = execute(cfg, "bench_paralinguistic", copy.deepcopy(rows), stages, to_sample)
+    info = execute(cfg, "bench_paralinguistic", copy.deepcopy(rows), stages, pq.sample_builder(cfg, bank))
     ray_wall = time.time() - t
 
     n = len(kept)

@@ -28,6 +28,7 @@ def main():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from core.sample import SAMPLE_VERSION, Sample, prompt_info
     from core.tags import EMOTIONS
     from pipelines import triplets
     from pipelines.runner import execute, init_ray
@@ -73,7 +74,15 @@ def main():
     t = time.time()
 
     def to_sample(row):
-        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, {"durations": row["meta"]["durations"]}
+        # this chain stops before loudness and quality, so a row is written as what it is complete
+        # for: the clone example of its neutral side (prompt.flac, and the neutral clone as tgt.flac)
+        m, mem = row["meta"], row["members"]
+        members = {"prompt.flac": mem["prompt.flac"], "tgt.flac": mem["src.flac"]}
+        return Sample(row["key"], {
+            "task": "clone", "sample_version": SAMPLE_VERSION, "text": m["text"], "language": m["language"],
+            "speaker": m["speaker"], "split": m["split"], "sample_rate": cfg.sample_rate,
+            "durations": {"tgt": m["durations"]["src"]}, "provenance": {"bench": "triplets_bench"},
+            "source_key": None, "prompt": prompt_info(members, m["prompt_src"]["text"], "tgt.flac")}, members)
     info = execute(cfg, "bench_triplets", copy.deepcopy(rows), stages, to_sample)
     ray_wall = time.time() - t
 

@@ -15,24 +15,18 @@ import glob
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
+from core.sample import Sample
+
 AUDIO_SUFFIXES = (".flac", ".wav")
 # filter name -> manifest column; `tag` is what the pipelines call edit_info (an emotion, a style, ...)
 FILTERS = {"split": "split", "task": "task", "tag": "edit_info", "language": "language", "speaker": "speaker"}
-
-
-@dataclass
-class Sample:
-    key: str
-    json: dict
-    members: dict = field(default_factory=dict)  # suffix ('src.flac') -> decoded value, or bytes when raw
-    shard: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +70,10 @@ class Release:
             self.roots.append(root)
             frames.append(manifest)
         man = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        if "tokenizer_version" in man and man["tokenizer_version"].nunique() > 1:
+            found = sorted(man["tokenizer_version"].dropna().unique())
+            raise ValueError(f"data={self.data}: token releases of different tokenizers ({', '.join(found)}) "
+                             "cannot be read together: their ids mean different sounds")
         # the same sample reached twice (a release and its own shards folder): keys hash its content
         self.manifest = man.drop_duplicates("key", ignore_index=True)
         self.root = self.roots[0]
@@ -128,7 +126,7 @@ class Release:
         if missing:
             raise ValueError(f"data={self.data}: sample {key} has no member {', '.join(sorted(missing))}")
         out = {s: _decode(s, b) for s, b in raw.items()} if decode else raw
-        return Sample(key, sample_json, out, self._where[key])
+        return Sample(key, sample_json, out, shard=self._where[key])
 
     def read(self, key: str, suffix: str) -> bytes:
         """One member's raw bytes; KeyError for a key or member the release does not have."""

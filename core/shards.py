@@ -1,10 +1,12 @@
 """WebDataset shard writer: one sample = one key with contiguous members, bounded shards,
-published by rename so that a shard is visible only when complete."""
+published by rename so that a shard is visible only when complete. Every sample is validated
+against its task's schema (core/sample.py) before any of it is written."""
 import io
-import json
 import os
 import tarfile
 from pathlib import Path
+
+from core.sample import Sample
 
 
 class ShardWriter:
@@ -31,18 +33,16 @@ class ShardWriter:
         self._tar.addfile(info, io.BytesIO(data))
         self._bytes += len(data) + 1024
 
-    def write(self, key: str, members: dict[str, bytes | dict]) -> str:
-        """members: suffix -> bytes (e.g. 'src.flac') or dict (written as JSON). Returns the shard name."""
-        if "." in key or "/" in key:
-            raise ValueError(f"invalid key {key!r}: keys contain no dots or slashes")
+    def write(self, sample: Sample) -> str:
+        """Validate the sample (core.sample.SampleError names its key and the field), then write its
+        members and JSON as KEY.<suffix>. Returns the shard name."""
+        files = sample.validate().files()
         if self._tar is None:
             self._open()
-        for suffix, data in members.items():
-            if isinstance(data, dict):
-                data = json.dumps(data, ensure_ascii=False, sort_keys=True).encode()
-            self._add(f"{key}.{suffix}", data)
+        for suffix, data in files.items():
+            self._add(f"{sample.key}.{suffix}", data)
         self._count += 1
-        self._keys.append(key)
+        self._keys.append(sample.key)
         name = self.name
         if self._count >= self.max_samples or self._bytes >= self.max_bytes:
             self.flush()

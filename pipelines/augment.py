@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from core import augment, noise_assets, splits
 from core.keys import config_hash, make_key
+from core.sample import SAMPLE_VERSION, Sample, prompt_info
 from core.tables import clip_transcript, folder_language, read_table
 from core.tags import LANGUAGES, check_languages, instruction, speed_tag
 from core.text_hygiene import script_problem, strip_control
@@ -32,6 +33,8 @@ from tts.voice_bank import make_voice_bank
 
 EDIT_TYPE = {"speed": "speed", "denoise": "denoise", "trim": "vad"}
 TASK = {"speed": "speed_edit", "denoise": "denoise", "trim": "silence_trim"}
+# the member holding the clean source, a clone of the text by the voice-bank prompt (generated sources)
+CLEAN = {"speed": "src.flac", "denoise": "tgt.flac", "trim": "tgt.flac"}
 log = logging.getLogger("lms")
 
 
@@ -267,15 +270,18 @@ def run(cfg, kind: str):
 
     def to_sample(row):
         m = row["meta"]
-        sample = {"task": TASK[kind], "edit_type": EDIT_TYPE[kind], "edit_info": m["edit_info"], "text": m["text"],
-                  "split": m["split"], "quality": m.get("quality", {}),
+        members = {k: v for k, v in row["members"].items() if k in ("src.flac", "tgt.flac", "prompt.flac")}
+        sample = {"task": TASK[kind], "sample_version": SAMPLE_VERSION, "edit_type": EDIT_TYPE[kind],
+                  "edit_info": m["edit_info"], "text": m["text"], "split": m["split"], "quality": m.get("quality", {}),
                   "instruction": m["instruction"], "speaker": m["speaker"], "language": m["language"],
                   "durations": m["durations"], "sample_rate": cfg.sample_rate, "recipe": m["recipe"],
                   "loudness": m["loudness"], "acoustics": m["acoustics"],
                   "source": m.get("audio_path") or {"prompt": m["prompt"]},
+                  # a user's recording has no prompt
+                  "prompt": prompt_info(members, (m.get("prompt") or {}).get("text"), CLEAN[kind]),
                   **{k: m.get(k) for k in extra_keys},
                   "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "source": cfg.source.kind,
                                  "voice_bank": bank.id if bank else None}}
-        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
+        return Sample(row["key"], sample, members)
 
     return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, pre_rejects, {"sources": len(sources)})

@@ -6,13 +6,13 @@ core/nvspeech.py and docs/paralinguistic.md), or by default an utterance rendere
 engine for a voice-bank speaker with each tag's vocalization at its place (tts/vocalizations.py).
 src.flac is a zero-shot clone of the tag-free text prompted by that recording. sub.flac is the
 seed's substitution baseline: the tags spoken as words ([Laughter] -> "haha"), same prompt."""
-import base64
 import hashlib
 
 from omegaconf import OmegaConf
 
 from core import nvspeech, splits
 from core.keys import config_hash, make_key
+from core.sample import SAMPLE_VERSION, Sample, prompt_info
 from core.tags import PARALINGUISTIC_TAGS, check_languages, check_tags, instruction
 from core.text_hygiene import script_problem
 from pipelines.runner import check_output_dir, execute, quality_stages
@@ -165,10 +165,8 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
     return rows, rejects, bank
 
 
-def run(cfg):
-    check_output_dir(cfg.output_dir)
-    languages = check_languages(cfg.languages)
-    rows, pre_rejects, bank = plan(cfg, languages)
+def sample_builder(cfg, bank):
+    """to_sample(row) -> Sample for rows that went through stages(cfg)."""
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     from tts.engine import LocalEngine
     local_versions = LocalEngine.versions()
@@ -176,21 +174,25 @@ def run(cfg):
 
     def to_sample(row):
         m = row["meta"]
-        members = {"src.flac": row["src"], "tgt.flac": row["tgt"]}
+        members = {k: v for k, v in row["members"].items() if k in ("src.flac", "tgt.flac", "prompt.flac")}
         durations = dict(m["durations"])
         substitution = None
         if m.get("substitution_text") is not None:
             # [Breathing] alone has no word: its substitution is the tag-free clone itself
-            members["sub.flac"] = base64.b64decode(m["sub_flac_b64"]) if m.get("sub_flac_b64") else row["src"]
+            members["sub.flac"] = row["members"].get("sub.flac") or members["src.flac"]
             durations["sub"] = m.get("sub_duration_s", durations["src"])
             substitution = {"text": m["substitution_text"], "member": "sub.flac"}
         sample = {
-            "task": "paralinguistic_edit", "edit_type": "paralinguistic", "edit_info": m["tags"], "split": m["split"],
+            "task": "paralinguistic_edit", "sample_version": SAMPLE_VERSION, "edit_type": "paralinguistic",
+            "edit_info": m["tags"], "split": m["split"],
             "text": m["text"], "text_with_tags": m["text_with_tags"], "instruction": m["instruction"],
             "events": m["events"], "speaker": m["speaker"], "gender": m.get("gender"), "language": m["language"],
             "durations": durations, "sample_rate": cfg.sample_rate,
             "prompts": {"src": {"member": "tgt.flac", "text": m["text"], "events_cut": m["prompt_events_cut"]},
                         "neutral": m.get("prompt_neutral")},
+            # the speaker's neutral voice-bank clip (rendered rows; it gave tgt.flac its voice), and
+            # the tag-free text in that voice; a real corpus's recording has none
+            "prompt": prompt_info(members, (m.get("prompt_neutral") or {}).get("text"), "src.flac"),
             "source": m.get("audio_path") or "rendered", "substitution": substitution,
             "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
             "quality": m.get("quality", {}),
@@ -200,8 +202,15 @@ def run(cfg):
                            "voice_bank": bank.id if bank else None,
                            "corpus": cfg.pipeline.corpus},
         }
-        return members, sample
+        return Sample(row["key"], sample, members)
 
-    return execute(cfg, cfg.pipeline.name, rows, stages(cfg), to_sample, pre_rejects,
+    return to_sample
+
+
+def run(cfg):
+    check_output_dir(cfg.output_dir)
+    languages = check_languages(cfg.languages)
+    rows, pre_rejects, bank = plan(cfg, languages)
+    return execute(cfg, cfg.pipeline.name, rows, stages(cfg), sample_builder(cfg, bank), pre_rejects,
                    {"voice_bank": bank.id if bank else None, "corpus": cfg.pipeline.corpus,
                     "tags": list(cfg.pipeline.tags), "languages": languages})

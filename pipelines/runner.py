@@ -18,9 +18,10 @@ import pandas as pd
 
 from core.reader import Release, flatten
 from core.releases import PipelineDir
+from core.sample import SAMPLE_VERSION, Sample, SampleError
 from core.shards import ShardWriter
 from pipelines.report import write_report
-from stages.base import TTS_UNAVAILABLE, decode_row, encode_rows, map_stages
+from stages.base import TTS_UNAVAILABLE, decode_row, map_stages, rows_dataset
 
 log = logging.getLogger("lms")
 REPO = Path(__file__).resolve().parent.parent
@@ -84,11 +85,16 @@ def versions() -> dict:
 
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
-            pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None) -> dict:
+            pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None,
+            plan_identity=None) -> dict:
     """Run rows through stages on Ray and release the output contract (core/releases.py).
 
-    to_sample(row) -> (members, sample_json): members maps suffix ('src.flac') to bytes.
+    to_sample(row) -> core.sample.Sample (key, JSON, members by suffix). The writer validates each
+    sample against its task's schema: one that breaks it is a bug in the pipeline, and stops the run
+    with an error naming the key and the field (finished shards are kept).
     report(manifest, rejects) -> (dict for run.json, summary lines), optional.
+    plan_identity: what else makes the samples, when the keys do not say it (a tokenizer version):
+    a partial run of another identity is never resumed.
 
     Rows are written in plan order. Samples (and rejects) whose key is already in the latest
     release are copied from it instead of recomputed: keys hash everything that makes a sample, so
@@ -100,7 +106,7 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     out.lock()
     try:
         return _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects or [], extra_run_info or {},
-                        report, t0)
+                        report, t0, plan_identity)
     except OSError as e:
         if not _about_output(e, cfg.output_dir):
             raise
@@ -124,14 +130,13 @@ def _output_error(output_dir: str, e: OSError) -> str:
     return f"cannot write to output_dir={output_dir}: {e}; {keep}"
 
 
-def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0):
-    import ray
-
+def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0, plan_identity):
     keys = [r["key"] for r in rows]
     if len(set(keys)) != len(keys):
         raise RuntimeError(f"{pipeline}: the plan has duplicate keys")
-    fingerprint = hashlib.sha1(json.dumps([pipeline, keys, cfg.writer.max_samples_per_shard,
-                                           cfg.writer.max_mb_per_shard, cfg.limit]).encode()).hexdigest()[:12]
+    plan = [pipeline, keys, cfg.writer.max_samples_per_shard, cfg.writer.max_mb_per_shard, cfg.limit, SAMPLE_VERSION]
+    plan += [plan_identity] if plan_identity is not None else []
+    fingerprint = hashlib.sha1(json.dumps(plan).encode()).hexdigest()[:12]
     partial = out.partial(fingerprint)
     done = out.progress(partial)
     manifest = [m for rec in done for m in rec["manifest"]]
@@ -147,13 +152,14 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
                          int(cfg.writer.max_mb_per_shard * 2**20), start_index=len(done))
 
     prev_kept, prev_rejects = _previous(out)
+    current = _current_version_keys(out)
+    prev_kept = {k: load for k, load in prev_kept.items() if k in current}
     order = [pos for pos in range(start) if keys[pos] in retry] + list(range(start, len(rows)))
     todo = [rows[pos] for pos in order if keys[pos] not in prev_kept and keys[pos] not in prev_rejects]
     results, source = iter(()), None
     if todo:
         init_ray(cfg.ray)
-        ds = ray.data.from_items(encode_rows(todo).to_dict("records"), override_num_blocks=min(len(todo), 256))
-        source = iter(map_stages(ds, stages, cfg.ray.max_actors).iter_rows())
+        source = iter(map_stages(rows_dataset(todo, 256), stages, cfg.ray.max_actors).iter_rows())
         results = map(decode_row, source)
     unavailable = Unavailable(cfg.tts.get("unavailable_window"), len(todo))
 
@@ -166,7 +172,8 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
                 break
             key = keys[pos]
             if key in prev_kept:
-                members, sample, entry = prev_kept[key]()
+                members, sample_json, entry = prev_kept[key]()
+                sample = Sample(key, sample_json, members)
                 reused += 1
             elif key in prev_rejects:
                 since.append((i, prev_rejects[key]))
@@ -187,10 +194,16 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
                     since.append((i, {"key": key, **row["reject"], "value": _num(row["reject"].get("value")),
                                       "meta": json.dumps(row["meta"], ensure_ascii=False)}))
                     continue
-                members, sample = to_sample(row)
-                entry = flatten(sample)  # the manifest row, as the reader reads it back
+                sample = to_sample(row)
+                if sample.key != key:
+                    raise SampleError(f"sample {sample.key}: built from row {key}: to_sample must keep the row's key")
+                entry = flatten(sample.json)  # the manifest row, as the reader reads it back
             n_pub = len(writer.published)
-            shard = writer.write(key, {**members, "json": sample})
+            try:
+                shard = writer.write(sample)
+            except SampleError as e:
+                raise SampleError(f"{e} -- a bug in pipeline {pipeline} (schemas: docs/samples.md): the run stopped, "
+                                  f"finished shards are kept in {partial}, the previous release is unchanged") from e
             manifest.append({"key": key, "shard": shard, **entry})
             kept, last_written = kept + 1, i
             if len(writer.published) > n_pub or (limit and kept >= limit) or i == len(order) - 1:
@@ -237,6 +250,20 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     info["release"] = release_id
     _summary(info, final, extra_lines)
     return info
+
+
+def _current_version_keys(out) -> set[str]:
+    """Keys of the latest release's samples written at this SAMPLE_VERSION: older ones lack members
+    or fields of today's samples, so they are recomputed (same keys, same audio) instead of reused."""
+    latest = out.latest()
+    if latest is None or not (latest / "manifest.parquet").is_file():
+        return set()
+    import pyarrow.parquet as pq
+    names = pq.read_schema(latest / "manifest.parquet").names
+    if "sample_version" not in names:
+        return set()
+    m = pq.read_table(latest / "manifest.parquet", columns=["key", "sample_version"]).to_pydict()
+    return {k for k, v in zip(m["key"], m["sample_version"]) if v == SAMPLE_VERSION}
 
 
 def _record(out, partial, writer, manifest, since, pos):

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import ray
 
 from core import refs
 from core.keys import make_key
+from core.sample import SAMPLE_VERSION, Sample
 from core.tables import read_table
 from core.tags import EMOTIONS, STYLES, check_languages
 from pipelines.runner import check_output_dir, execute, init_ray
 from scorers import bootstrap, evaluate
 from scorers.margin import fit, raw_features
-from stages.base import decode_row, encode_rows, map_stages, new_row
+from stages.base import decode_row, map_stages, new_row, rows_dataset
 from stages.measure_pair import MeasurePair
 from stages.render_pair import RenderPair
 from stages.speaker_similarity import SpeakerSimilarity
@@ -42,7 +42,8 @@ def _bootstrap_rows(cfg) -> pd.DataFrame:
         m = row["meta"]
         keep = ("speaker", "language", "tag", "text", "kind", "label", "intensity", "acoustics", "durations",
                 "speaker_sim", "rendered_tag", "other_speaker")
-        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, {k: m.get(k) for k in keep}
+        return Sample(row["key"], {"task": "margin_bootstrap", "sample_version": SAMPLE_VERSION,
+                                   **{k: m.get(k) for k in keep}}, row["members"])
 
     print(f"bootstrap: rendering {len(rows)} labelled pairs ({len(speakers)} speakers, {len(tags)} tags)")
     execute(cfg, "margin_bootstrap", rows, stages, to_sample, extra_run_info={"label_rule": bootstrap.__doc__})
@@ -75,11 +76,11 @@ def _labelled_rows(cfg) -> pd.DataFrame:
                       {"tag": r.tag, "text": info.get("text", ""), "language": info.get("language", "en"),
                        "label": float(r.score), "src_ref": r.src, "tgt_ref": r.tgt,
                        "speaker": info.get("speaker", "unknown")})
-        row["src"], row["tgt"] = refs.read_bytes(r.src), refs.read_bytes(r.tgt)
+        # measured only, never written: the audio may be any format soundfile reads
+        row["members"] = {"src.flac": refs.read_bytes(r.src), "tgt.flac": refs.read_bytes(r.tgt)}
         rows.append(row)
     init_ray(cfg.ray)
-    ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=min(len(rows), 64))
-    ds = map_stages(ds, [(MeasurePair, {}), (SpeakerSimilarity, {})], cfg.ray.max_actors)
+    ds = map_stages(rows_dataset(rows, 64), [(MeasurePair, {}), (SpeakerSimilarity, {})], cfg.ray.max_actors)
     out = [decode_row(r) for r in ds.iter_rows()]
     bad = [r for r in out if r["reject"]]
     if bad:

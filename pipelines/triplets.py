@@ -7,15 +7,15 @@ import logging
 
 import numpy as np
 
-import ray
 from omegaconf import OmegaConf
 
 from core import splits
 from core.keys import config_hash, make_key
+from core.sample import SAMPLE_VERSION, Sample, prompt_info
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
 from core.text_hygiene import script_problem
 from pipelines.runner import check_output_dir, execute, init_ray, quality_stages
-from stages.base import decode_row, encode_rows, map_stages, new_row
+from stages.base import decode_row, map_stages, new_row, rows_dataset
 from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
 from stages.measure_pair import MeasurePair
@@ -40,10 +40,9 @@ def build_voice_bank(cfg, bank, tags):
     print(f"voice bank {bank.id}: rendering {len(jobs)} prompt clips (cached for later runs)", flush=True)
     init_ray(cfg.ray)
     rows = [new_row(f"{j['speaker']}-{j['tag']}", j) for j in jobs]
-    ds = ray.data.from_items(encode_rows(rows).to_dict("records"), override_num_blocks=len(rows))
-    ds = map_stages(ds, [(RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
-                                         "cache_dir": cfg.tts.cache_dir})],
-                    cfg.ray.max_actors)
+    render = (RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
+                              "cache_dir": cfg.tts.cache_dir})
+    ds = map_stages(rows_dataset(rows, len(rows)), [render], cfg.ray.max_actors)
     failed = [r for r in map(decode_row, ds.iter_rows()) if r["reject"]]
     if failed:
         raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
@@ -127,18 +126,22 @@ def run(cfg, edit_type: str):
 
     def to_sample(row):
         m = row["meta"]
+        members = {k: row["members"][k] for k in ("src.flac", "tgt.flac", "prompt.flac")}
         sample = {
-            "task": f"{edit_type}_edit", "edit_type": edit_type, "edit_info": m["edit_info"], "split": m["split"],
+            "task": f"{edit_type}_edit", "sample_version": SAMPLE_VERSION, "edit_type": edit_type,
+            "edit_info": m["edit_info"], "split": m["split"],
             "text": m["text"], "instruction": m["instruction"], "speaker": m["speaker"], "gender": m["gender"],
             "language": m["language"], "intensity": m["intensity"], "margin": m.get("margin"),
             "durations": m["durations"], "sample_rate": cfg.sample_rate,
             "prompts": {"src": m["prompt_src"], "tgt": m["prompt_tgt"]},
+            # the neutral clip src was cloned from: `text` in its voice is src.flac
+            "prompt": prompt_info(members, m["prompt_src"]["text"], "src.flac"),
             "acoustics": m["acoustics"], "speaker_sim": m.get("speaker_sim"), "loudness": m["loudness"],
             "quality": m.get("quality", {}),
             "provenance": {"config_hash": m["config_hash"], "seed": m["seed"], "tts": tts_cfg["kind"],
                            "engine": engine_versions, "voice_bank": bank.id, "margin_scorer": scorer_version},
         }
-        return {"src.flac": row["src"], "tgt.flac": row["tgt"]}, sample
+        return Sample(row["key"], sample, members)
 
     return execute(cfg, cfg.pipeline.name, rows, stages, to_sample, pre_rejects,
                    {"voice_bank": bank.id, "tags": tags, "languages": languages, "margin_scorer": scorer_version},

@@ -15,6 +15,6 @@ class AsrWer(Stage):
             return row
         q = m.setdefault("quality", {})
         for role in self.params["roles"]:
-            x, sr = audio.decode(row[role], f"{row['key']}.{role}")
+            x, sr = audio.decode(row["members"][f"{role}.flac"], f"{row['key']}.{role}.flac")
             q[f"wer_{role}"] = round(wer_of(x, sr, m["text"]), 4)
         return row

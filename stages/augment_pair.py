@@ -49,14 +49,15 @@ class AugmentPair(Stage):
 
     def process(self, row):
         m = row["meta"]
-        x, sr = audio.decode(row["src"], f"{row['key']}.src")
+        mem = row["members"]
+        x, sr = audio.decode(mem["src.flac"], f"{row['key']}.src.flac")
         recipe = [augment.from_dict(d) for d in m["recipe"]]
         if m["edit_type"] == "speed":
-            row["tgt"] = audio.encode_flac(augment.replay(m["recipe"], x, sr), sr)
+            mem["tgt.flac"] = audio.encode_flac(augment.replay(m["recipe"], x, sr), sr)
         elif m["edit_type"] == "denoise":
             y = augment.replay(m["recipe"], x, sr)
             # the clean source is the target; the degraded copy is the input
-            row["src"], row["tgt"] = audio.encode_flac(y, sr), row["src"]
+            mem["src.flac"], mem["tgt.flac"] = audio.encode_flac(y, sr), mem["src.flac"]
         elif m["edit_type"] == "vad":
             if m.get("insert"):
                 rng = np.random.default_rng(m["seed_int"])
@@ -70,7 +71,7 @@ class AugmentPair(Stage):
                 recipe = [ins]
                 m["recipe"] = [augment.to_dict(ins)]
                 m["inserted_silences_s"] = [list(s) for s in ins.inserted_spans()]
-                row["src"] = audio.encode_flac(ins(x, sr), sr)
+                mem["src.flac"] = audio.encode_flac(ins(x, sr), sr)
         else:
             raise ValueError(f"augment_pair: unknown edit_type {m['edit_type']!r}")
         m["recipe"] = [augment.to_dict(t) for t in recipe]

@@ -1,13 +1,18 @@
 """Stage: a small class with declared resources and setup/process hooks, run by Ray Data or a loop.
 
-Rows flowing between stages have a fixed schema so that every Ray block has the same columns:
-    key (str), meta (dict, JSON in Ray), src (bytes), tgt (bytes), reject (dict or None, JSON in Ray)
-A rejected row passes through later stages untouched and lands in rejects.parquet.
+A row is a dict: key (str), meta (dict), members (dict: suffix -> bytes, e.g. row["members"]["src.flac"];
+any number of them, the members of the sample it becomes, core/sample.py) and reject (dict or None).
+In Ray every block has the same Arrow schema (ROW_SCHEMA): meta and reject are JSON text, members
+a list of (suffix, data) pairs. A rejected row passes through later stages untouched and lands in
+rejects.parquet.
 """
 import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+
+import pyarrow as pa
 
 from tts.backends import TtsUnavailable
 
@@ -81,24 +86,44 @@ class Stage:
         return out
 
 
-def encode_rows(rows: list[dict]):
-    import pandas as pd
-    return pd.DataFrame({
+MEMBERS = pa.list_(pa.struct([("suffix", pa.string()), ("data", pa.large_binary())]))
+ROW_SCHEMA = pa.schema([("key", pa.string()), ("meta", pa.large_string()), ("members", MEMBERS),
+                        ("reject", pa.string())])
+
+
+def encode_rows(rows: list[dict]) -> pa.Table:
+    return pa.table({
         "key": [r["key"] for r in rows],
         "meta": [json.dumps(r["meta"], ensure_ascii=False) for r in rows],
-        "src": [r.get("src") or b"" for r in rows],
-        "tgt": [r.get("tgt") or b"" for r in rows],
+        "members": [[{"suffix": k, "data": v} for k, v in r["members"].items()] for r in rows],
         "reject": [json.dumps(r["reject"]) if r.get("reject") else "" for r in rows],
-    })
+    }, schema=ROW_SCHEMA)
 
 
 def decode_row(rec) -> dict:
-    return {"key": rec["key"], "meta": json.loads(rec["meta"]), "src": rec["src"], "tgt": rec["tgt"],
+    return {"key": rec["key"], "meta": json.loads(rec["meta"]),
+            "members": {m["suffix"]: m["data"] for m in rec["members"]},
             "reject": json.loads(rec["reject"]) if rec["reject"] else None}
 
 
 def new_row(key: str, meta: dict) -> dict:
-    return {"key": key, "meta": meta, "src": b"", "tgt": b"", "reject": None}
+    return {"key": key, "meta": meta, "members": {}, "reject": None}
+
+
+def rows_dataset(rows: list[dict], max_blocks: int):
+    """A Ray dataset of rows in order, in at most max_blocks blocks, every block with ROW_SCHEMA."""
+    import ray
+    table, n = encode_rows(rows), max(1, min(len(rows), max_blocks))
+    bounds = [len(rows) * i // n for i in range(n + 1)]
+    return ray.data.from_arrow([table.slice(a, b - a) for a, b in zip(bounds, bounds[1:])])
+
+
+@lru_cache(maxsize=64)
+def prompt_flac(path: str, sr: int) -> bytes:
+    """A voice-bank prompt clip as the sample member `prompt.flac`: the clip at the run's sample
+    rate, as the TTS got it (no loudness change). Cached per worker: a bank has few prompts."""
+    from core import audio
+    return audio.encode_flac(audio.load(path, sr), sr)
 
 
 def ray_udf(stages: list[tuple[type, dict]]):
@@ -112,7 +137,7 @@ def ray_udf(stages: list[tuple[type, dict]]):
                 s.setup()
 
         def __call__(self, batch):
-            rows = [decode_row(r) for r in batch.to_dict("records")]
+            rows = [decode_row(r) for r in batch.to_pylist()]
             for s in self.stages:
                 rows = s.process_rows(rows)
             return encode_rows(rows)
@@ -148,7 +173,7 @@ def map_stages(ds, stages: list[tuple[type, dict]], max_actors: int | None = Non
         if max_actors is None:
             avail = ray.cluster_resources()
             max_actors = int(avail.get("GPU", 0) // gpus) if gpus else int(avail.get("CPU", 1) // max(cpus, 1e-3))
-        ds = ds.map_batches(ray_udf(group), batch_format="pandas", batch_size=batch, num_cpus=cpus,
+        ds = ds.map_batches(ray_udf(group), batch_format="pyarrow", batch_size=batch, num_cpus=cpus,
                             num_gpus=gpus or None,
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, max_actors)))
     return ds

@@ -1,7 +1,8 @@
 """Zero-shot clone the same text twice from one speaker: with the neutral prompt (src) and with
-the emotional/styled prompt plus the instruction (tgt)."""
+the emotional/styled prompt plus the instruction (tgt). The neutral prompt goes along as
+prompt.flac, the voice prompt of the sample's clone example (core/sample.py)."""
 from core import audio
-from stages.base import Reject, Resources, Stage
+from stages.base import Reject, Resources, Stage, prompt_flac
 
 
 class ClonePair(Stage):
@@ -33,5 +34,6 @@ class ClonePair(Stage):
             if len(x) < 0.3 * self.sr:
                 raise Reject("tts_empty", f"{role} clone is {len(x) / self.sr:.2f} s", len(x) / self.sr)
             out[role] = audio.encode_flac(x, self.sr)
-        row["src"], row["tgt"] = out["src"], out["tgt"]
+        row["members"].update({"src.flac": out["src"], "tgt.flac": out["tgt"],
+                               "prompt.flac": prompt_flac(m["prompt_src"]["path"], self.sr)})
         return row

@@ -1,13 +1,11 @@
 """Zero-shot clone of the tag-free transcript (src), prompted by the tagged recording with the
 tag-free text as prompt text, as the seed does; and, optionally, of the substitution baseline's
-text (tags spoken as words) with the same prompt, kept in meta until written.
+text (tags spoken as words) with the same prompt, as the member sub.flac.
 
 cut_events: where the events' spans are known (rendered corpus), they are cut out of the prompt.
 A prompt analysis reads vocalizations as speech: the local engine's clones came out 10-25% slower,
 and their F0 and formant estimates moved with the interjections' pitch. A real corpus's
 recording (no spans) is always the prompt as it is."""
-import base64
-
 import numpy as np
 
 from core import audio
@@ -33,7 +31,7 @@ class CloneTagFree(Stage):
 
     def process(self, row):
         m = row["meta"]
-        prompt, sr = audio.decode(row["tgt"], f"{row['key']}.tgt")
+        prompt, sr = audio.decode(row["members"]["tgt.flac"], f"{row['key']}.tgt.flac")
         prompt = audio.resample(prompt, sr, self.sr)
         spans = [(e["start_s"], e["end_s"]) for e in m["events"] if e["start_s"] is not None]
         if self.params.get("cut_events") and spans:
@@ -42,8 +40,8 @@ class CloneTagFree(Stage):
                 keep[int(a * self.sr): int(b * self.sr)] = False
             prompt = prompt[keep]
         m["prompt_events_cut"] = bool(self.params.get("cut_events") and spans)
-        row["src"] = self._clone(prompt, m, m["text"], "tag-free")
+        row["members"]["src.flac"] = self._clone(prompt, m, m["text"], "tag-free")
         sub = m.get("substitution_text")
         if sub is not None and sub != m["text"]:
-            m["sub_flac_b64"] = base64.b64encode(self._clone(prompt, m, sub, "substitution")).decode()
+            row["members"]["sub.flac"] = self._clone(prompt, m, sub, "substitution")
         return row

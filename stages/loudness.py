@@ -46,7 +46,9 @@ class Loudness(Stage):
 
     def process(self, row):
         p = self.params
-        clips = {r: audio.decode(row[r], f"{row['key']}.{r}") for r in ("src", "tgt") if row.get(r)}
+        mem = row["members"]
+        clips = {r: audio.decode(mem[f"{r}.flac"], f"{row['key']}.{r}.flac") for r in ("src", "tgt")
+                 if mem.get(f"{r}.flac")}
         info = {}
         for role, (x, sr) in clips.items():
             if p["mode"] == "pair" and role == "tgt" and "src" in info:
@@ -60,6 +62,6 @@ class Loudness(Stage):
                 g = loudness_gain(x, sr, p["target_lufs"], p["peak_db"], self._meter(sr))
             info[role] = g
         for role, (x, sr) in clips.items():
-            row[role] = audio.encode_flac(x * 10 ** (info[role]["gain_db"] / 20), sr)
+            mem[f"{role}.flac"] = audio.encode_flac(x * 10 ** (info[role]["gain_db"] / 20), sr)
         row["meta"]["loudness"] = {"target_lufs": p["target_lufs"], "peak_db": p["peak_db"], "mode": p["mode"], **info}
         return row

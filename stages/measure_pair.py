@@ -30,11 +30,12 @@ class MeasurePair(Stage):
         m = row["meta"]
         acoustics = {}
         for role in ("src", "tgt"):
-            ident = (row[role], m["text"], m["language"])
+            data = row["members"][f"{role}.flac"]
+            ident = (data, m["text"], m["language"])
             if self._last[0] == ident:
                 acoustics[role] = self._last[1]
                 continue
-            x, sr = audio.decode(row[role], f"{row['key']}.{role}")
+            x, sr = audio.decode(data, f"{row['key']}.{role}.flac")
             acoustics[role] = clip_stats(x, sr, m["text"], m["language"])
             self._last = (ident, acoustics[role])
         m["acoustics"] = acoustics

@@ -1,7 +1,9 @@
 """The tagged recording (the 'nv_source', tgt): a corpus file, or rendered by the local engine
-from the tagged transcript with each tag's vocalization in its place (tts/vocalizations.py)."""
+from the tagged transcript with each tag's vocalization in its place (tts/vocalizations.py). A
+rendered row's speaker has a neutral voice-bank clip: it goes along as prompt.flac, the voice prompt
+of the sample's clone example (core/sample.py)."""
 from core import audio
-from stages.base import Reject, Resources, Stage
+from stages.base import Reject, Resources, Stage, prompt_flac
 
 
 class NvSource(Stage):
@@ -51,5 +53,7 @@ class NvSource(Stage):
             x, m["events"] = render_tagged(engine, m["text_with_tags"], m["language"], self._voicing(m),
                                            m.get("base_voice"), m["render_seed"], tuple(self.params["pause_s"]),
                                            vocalizer=self.vocalizer)
-        row["tgt"] = audio.encode_flac(x, self.sr)
+        row["members"]["tgt.flac"] = audio.encode_flac(x, self.sr)
+        if m.get("prompt_neutral"):
+            row["members"]["prompt.flac"] = prompt_flac(m["prompt_neutral"]["path"], self.sr)
         return row

@@ -21,7 +21,7 @@ class PromptSimilarity(Stage):
             return row
         if self._prompt[0] != prompt["path"]:
             self._prompt = (prompt["path"], audio.load(prompt["path"], 16000))
-        x, sr = audio.decode(row["src"], f"{row['key']}.src")
+        x, sr = audio.decode(row["members"]["src.flac"], f"{row['key']}.src.flac")
         m.setdefault("quality", {})["prompt_sim"] = round(
             speaker_similarity(audio.resample(x, sr, 16000), self._prompt[1], 16000, self.encoder), 4)
         return row

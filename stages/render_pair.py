@@ -19,11 +19,11 @@ class RenderPair(Stage):
         for role in ("src", "tgt"):
             ident = (m["text"], m["language"], str(m[f"{role}_voicing"]), m[f"{role}_base_voice"])
             if role == "src" and self._last_src[0] == ident:
-                row[role] = self._last_src[1]
+                row["members"]["src.flac"] = self._last_src[1]
                 continue
             x = self.engine.render(m["text"], m["language"], Voicing.from_dict(m[f"{role}_voicing"]),
                                    m[f"{role}_base_voice"], seed=0)
-            row[role] = audio.encode_flac(x, self.engine.sr)
+            row["members"][f"{role}.flac"] = audio.encode_flac(x, self.engine.sr)
             if role == "src":
-                self._last_src = (ident, row[role])
+                self._last_src = (ident, row["members"]["src.flac"])
         return row

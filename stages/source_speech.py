@@ -1,7 +1,8 @@
 """Clean source speech for the augmentation pipelines: a neutral clone from the voice bank, or a
-user's recording. Output goes to `src`; later stages derive the other side from it."""
+user's recording. Output goes to src.flac; later stages derive the other side from it. A clone's
+voice-bank prompt goes along as prompt.flac (core/sample.py); a recording has none."""
 from core import audio
-from stages.base import Reject, Resources, Stage
+from stages.base import Reject, Resources, Stage, prompt_flac
 
 
 class SourceSpeech(Stage):
@@ -31,5 +32,6 @@ class SourceSpeech(Stage):
                 self._prompts = {p["path"]: audio.load(p["path"], self.sr)}  # rows come grouped by speaker
             x = self.backend.clone(self._prompts[p["path"]], p["text"], m["text"], m["language"], None,
                                    m.get("base_voice"), m["seed"])
-        row["src"] = audio.encode_flac(x, self.sr)
+            row["members"]["prompt.flac"] = prompt_flac(p["path"], self.sr)
+        row["members"]["src.flac"] = audio.encode_flac(x, self.sr)
         return row

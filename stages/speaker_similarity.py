@@ -14,7 +14,7 @@ class SpeakerSimilarity(Stage):
 
     def process(self, row):
         from scorers.margin import speaker_similarity
-        src, sr = audio.decode(row["src"], f"{row['key']}.src")
-        tgt, _ = audio.decode(row["tgt"], f"{row['key']}.tgt")
+        src, sr = audio.decode(row["members"]["src.flac"], f"{row['key']}.src.flac")
+        tgt, _ = audio.decode(row["members"]["tgt.flac"], f"{row['key']}.tgt.flac")
         row["meta"]["speaker_sim"] = round(speaker_similarity(src, tgt, sr, self.encoder), 4)
         return row

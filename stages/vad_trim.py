@@ -43,12 +43,12 @@ class VadTrim(Stage):
         return [round(max(0.0, a / 100 - pad), 3), round(min(len(x16) / 16000, b / 100 + pad), 3)]
 
     def process(self, row):
-        x, sr = audio.decode(row["src"], f"{row['key']}.src")
+        x, sr = audio.decode(row["members"]["src.flac"], f"{row['key']}.src.flac")
         segs = self.segments(x, sr)
         if not segs:
             raise Reject("no_speech", "VAD found no speech in the source", 0.0)
         join = augment.JoinSegments(segs, self.params["padding_s"])
-        row["tgt"] = audio.encode_flac(join(x, sr), sr)
+        row["members"]["tgt.flac"] = audio.encode_flac(join(x, sr), sr)
         row["meta"]["vad_segments_s"] = segs
         row["meta"]["recipe"] = row["meta"]["recipe"] + [augment.to_dict(join)]
         return row

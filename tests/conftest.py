@@ -75,6 +75,50 @@ def style_run(tmp_path_factory, cache_dir, ray_local):
     return out / "style_triplets", info
 
 
+# Speed, denoise and trim runs (tests/test_augment_pipelines.py, tests/test_sample_contract.py).
+AUGMENT_BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", *RAW, "ray.progress=false"]
+
+
+@pytest.fixture(scope="session")
+def speed_run(tmp_path_factory, cache_dir, ray_local):
+    out = tmp_path_factory.mktemp("speed")
+    info, _ = run_pipeline(["pipeline=speed_triplets", f"output_dir={out}", *AUGMENT_BASE])
+    return read_samples(out / "speed_triplets"), info
+
+
+@pytest.fixture(scope="session")
+def denoise_run(tmp_path_factory, cache_dir, ray_local):
+    import numpy as np
+    import soundfile as sf
+    out = tmp_path_factory.mktemp("denoise")
+    noise_dir = out / "noise"
+    noise_dir.mkdir()
+    sf.write(noise_dir / "hum.wav", (0.1 * np.sin(2 * np.pi * 60 * np.arange(48000) / 16000)
+                                     + 0.02 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32), 16000)
+    info, _ = run_pipeline(["pipeline=denoise_triplets", f"output_dir={out}", *AUGMENT_BASE,
+                            "source.texts_per_speaker=3", "pipeline.noise_sources=[color,babble,folder]",
+                            f"pipeline.noise_dir={noise_dir}"])
+    return read_samples(out / "denoise_triplets"), info
+
+
+@pytest.fixture(scope="session")
+def trim_run(tmp_path_factory, cache_dir, ray_local):
+    out = tmp_path_factory.mktemp("trim")
+    info, _ = run_pipeline(["pipeline=trim_triplets", f"output_dir={out}", *AUGMENT_BASE,
+                            "source.texts_per_speaker=2"])
+    return read_samples(out / "trim_triplets"), info
+
+
+@pytest.fixture(scope="session")
+def para(tmp_path_factory, cache_dir, ray_local):
+    """Every tag once for one English and one Mandarin speaker: 20 quadruplets."""
+    out = tmp_path_factory.mktemp("para")
+    info, _ = run_pipeline(["pipeline=paralinguistic_quadruplets", f"output_dir={out}", "pipeline.texts_per_tag=1",
+                            "pipeline.speakers=[en_f1,zh_m1]", "ray.progress=false"])
+    d = out / "paralinguistic_quadruplets"
+    return read_samples(d), info, d
+
+
 def read_samples(pipeline_dir: Path) -> list[dict]:
     """Read shards back with plain webdataset, decoding audio with soundfile."""
     import io
@@ -88,8 +132,23 @@ def read_samples(pipeline_dir: Path) -> list[dict]:
         src, sr = sf.read(io.BytesIO(s["src.flac"]), dtype="float32")
         tgt, sr2 = sf.read(io.BytesIO(s["tgt.flac"]), dtype="float32")
         out.append({"key": s["__key__"], "src": src, "tgt": tgt, "sr": sr, "json": json.loads(s["json"]),
-                    "raw_src": s["src.flac"], "raw_tgt": s["tgt.flac"]})
+                    "raw_src": s["src.flac"], "raw_tgt": s["tgt.flac"],
+                    "members": {k: v for k, v in s.items() if not k.startswith("__") and k != "json"}})
     return out
+
+
+def clone_sample(key: str, text: str = "Hello there.", seconds: float = 0.5):
+    """A small valid Sample (task clone: the smallest schema) with real FLAC members."""
+    import numpy as np
+
+    from core.audio import encode_flac
+    from core.sample import SAMPLE_VERSION, Sample, prompt_info
+    x = (0.1 * np.sin(2 * np.pi * 220 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
+    members = {"prompt.flac": encode_flac(x, 16000), "tgt.flac": encode_flac(x[::-1].copy(), 16000)}
+    return Sample(key, {"task": "clone", "sample_version": SAMPLE_VERSION, "text": text, "language": "en",
+                        "speaker": "en_f1", "split": "train", "sample_rate": 16000, "durations": {"tgt": seconds},
+                        "provenance": {}, "source_key": None,
+                        "prompt": prompt_info(members, "A prompt.", "tgt.flac")}, members)
 
 
 def _cli_run(*args):

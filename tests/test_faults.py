@@ -48,7 +48,7 @@ def _clone_row(tmp_path) -> dict:
     t = np.arange(16000) / 16000
     sf.write(prompt, (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     clip = {"path": str(prompt), "text": "A prompt."}
-    return {"key": "k0", "src": b"", "tgt": b"", "reject": None,
+    return {"key": "k0", "members": {}, "reject": None,
             "meta": {"prompt_src": clip, "prompt_tgt": clip, "text": "Hello there.", "language": "en",
                      "instruction": "Say it happily.", "seed": 0}}
 
@@ -150,7 +150,7 @@ def test_server_breaking_mid_run_stops_it_and_a_rerun_resumes(faulty, tmp_path, 
 def small_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True,
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(disk)], capture_output=True,
                        text=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {r.stderr.strip()}")
@@ -163,8 +163,8 @@ def _files(d: Path) -> dict:
 
 
 def test_full_disk_exits_promptly_and_resumes(small_disk, cache_dir, ray_local):
-    """A one-sample release fits in 300 KB; an eight-sample run (~110 KB per sample) does not, and
-    fails with rows still in flight on Ray (what used to hang the driver at exit)."""
+    """A one-sample release fits in 700 KB; an eight-sample run (~250 KB per sample with its prompt.flac)
+    does not, and fails with rows still in flight on Ray (what used to hang the driver at exit)."""
     args = [*TINY, "emotions=[happy,sad]", f"output_dir={small_disk}", "writer.max_samples_per_shard=1"]
     d = small_disk / "emotion_triplets"
     run_pipeline([*args, "limit=1"])

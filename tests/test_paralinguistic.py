@@ -17,16 +17,6 @@ SR = 16000
 VOICED = ("Uhm", "Confirmation-en", "Surprise-oh", "Surprise-ah", "Surprise-wa", "Question-ei", "Dissatisfaction-hnn")
 
 
-@pytest.fixture(scope="module")
-def para(tmp_path_factory, cache_dir, ray_local):
-    """Every tag once for one English and one Mandarin speaker: 20 quadruplets."""
-    out = tmp_path_factory.mktemp("para")
-    info, _ = run_pipeline(["pipeline=paralinguistic_quadruplets", f"output_dir={out}", "pipeline.texts_per_tag=1",
-                            "pipeline.speakers=[en_f1,zh_m1]", "ray.progress=false"])
-    d = out / "paralinguistic_quadruplets"
-    return read_samples(d), info, d
-
-
 def _frames_db(x, hop=160):
     n = len(x) // hop
     return 10 * np.log10(np.mean(x[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1) + 1e-12)
@@ -258,6 +248,7 @@ def test_real_corpus_folder(tmp_path, para, ray_local):
     assert j["speaker"] == "alice" and j["text_with_tags"] == s["json"]["text_with_tags"]
     assert j["events"] == [{"tag": "Laughter", "start_s": None, "end_s": None}]
     assert j["source"].endswith("take1.flac") and j["provenance"]["voice_bank"] is None
+    assert j["prompt"] is None and "prompt.flac" not in out[0]["members"]  # a recording has no bank prompt
     assert len(out[0]["src"]) < len(out[0]["tgt"]) and j["speaker_sim"] > 0.7
     rej = pd.read_parquet(d / "rejects.parquet").set_index("reason")
     assert "[Cough]" in rej.loc["unknown_tag", "detail"] and "take2" in rej.loc["unknown_tag", "detail"]

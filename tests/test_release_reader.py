@@ -14,6 +14,7 @@ import soundfile as sf
 from conftest import make_cfg
 
 from core.reader import Release, flatten
+from core.sample import SAMPLE_VERSION, Sample
 from core.shards import ShardWriter
 
 RATE = 16000
@@ -40,11 +41,15 @@ def release(tmp_path_factory):
         tag = "happy" if i % 2 else "sad"
         js = {"task": "emotion_edit", "edit_type": "emotion", "edit_info": tag, "split": SPLIT_OF[speaker],
               "speaker": speaker, "language": language, "text": f"text {i}", "instruction": f"make it {tag}",
-              "margin": 5.0 + i, "durations": {"src": 0.6, "tgt": 0.6}}
+              "margin": 5.0 + i, "durations": {"src": 0.6, "tgt": 0.6},
+              # the rest of an emotion_edit sample's schema (core/sample.py)
+              "sample_version": SAMPLE_VERSION, "sample_rate": RATE, "provenance": {}, "prompt": None,
+              "acoustics": {}, "loudness": {}, "quality": {}, "gender": None, "intensity": None,
+              "prompts": {"src": {}, "tgt": {}}, "speaker_sim": None}
         tokens = io.BytesIO()
         np.save(tokens, np.arange(i, i + 5, dtype=np.int32))
         members = {"src.flac": _flac(180 + 20 * i), "tgt.flac": _flac(260 + 20 * i), "src.tok.npy": tokens.getvalue()}
-        shard = writer.write(key, {**members, "json": js})
+        shard = writer.write(Sample(key, js, members))
         rows.append({"key": key, "shard": shard, **flatten(js)})
         written[key] = (members, js)
     writer.close()

@@ -10,9 +10,13 @@ Each schema also says how a sample of the task becomes an example for the audio 
 (`llm_example`), and every sample that carries the voice prompt its source side was cloned from
 (`prompt.flac`) also yields a zero-shot cloning example (`clone_example`)."""
 import hashlib
+import io
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from core.keys import make_key
 
@@ -21,9 +25,13 @@ from core.keys import make_key
 # of an older release instead of reusing them.
 SAMPLE_VERSION = 2
 
-PROMPT = "prompt.flac"
 NUM = (int, float)
 NONE = type(None)
+PROMPT = "prompt.flac"
+TOKENS = ".tok.npy"
+# Fields a token release (pipeline=tokenize) adds to its source sample's JSON; their presence is what
+# makes a sample a token sample, whose audio members are replaced by `<stem>.tok.npy` members.
+TOKEN_FIELDS = {"tokenizer_version": str, "token_counts": dict, "tokens_per_second": NUM}
 _SUFFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
@@ -83,6 +91,9 @@ TASK_SCHEMAS: dict[str, TaskSchema] = {
     # zero-shot cloning: prompt.flac (saying prompt.text) gives the voice, tgt.flac says `text` in it
     "clone": TaskSchema({**COMMON, "prompt": dict, "source_key": (str, NONE)}, (PROMPT, "tgt.flac"),
                         PROMPT_REFS, LlmMapping("clone", None, PROMPT, "tgt.flac", "prompt.text", "text")),
+    # one recording of a user's folder (pipeline=tokenize source=folder): speech for pre-training or
+    # as edit sources; not an example by itself
+    "recording": TaskSchema({**COMMON, "source": str}, ("audio.flac",)),
     # the margin scorer's bootstrap pairs (pipelines/train_margin_scorer.py): scorer data, not LLM data
     "margin_bootstrap": TaskSchema(
         {"task": str, "sample_version": int, "text": str, "language": str, "speaker": str, "tag": str,
@@ -119,11 +130,17 @@ def _get(doc: dict, dotted: str):
 class Sample:
     key: str
     json: dict
-    members: dict[str, bytes] = field(default_factory=dict)
+    members: dict = field(default_factory=dict)  # suffix -> bytes (written; read raw) or decoded value (read)
+    shard: Path | None = None                     # the shard it was read from, if any
 
     @property
     def task(self):
         return self.json.get("task")
+
+    @property
+    def tokenized(self) -> bool:
+        """A token release's sample: `<stem>.tok.npy` members instead of audio."""
+        return "tokenizer_version" in self.json
 
     @property
     def schema(self) -> TaskSchema:
@@ -153,11 +170,14 @@ class Sample:
                 raise self._error(name, "is empty", "member")
             if name.endswith(".flac") and bytes(data[:4]) != b"fLaC":
                 raise self._error(name, "is not FLAC audio", "member")
-        for name in schema.members:
+            if name.endswith(TOKENS) and bytes(data[:6]) != b"\x93NUMPY":
+                raise self._error(name, "is not a .npy array", "member")
+        tokenized = self.tokenized
+        for name in map(token_member, schema.members) if tokenized else schema.members:
             if name not in self.members:
                 raise self._error(name, f"is missing (a {self.task} sample has {', '.join(schema.members)})",
                                   "member")
-        for name, types in schema.fields.items():
+        for name, types in {**schema.fields, **(TOKEN_FIELDS if tokenized else {})}.items():
             present, value = _get(self.json, name)
             parent = name.rpartition(".")[0]
             if not present and parent and _get(self.json, parent)[1] is None:
@@ -170,12 +190,13 @@ class Sample:
             raise self._error("sample_version", f"is {self.json['sample_version']}, this code writes {SAMPLE_VERSION}")
         for name in schema.member_fields:
             present, value = _get(self.json, name)
-            if present and value not in self.members:
-                raise self._error(name, f"names member {value!r}, which the sample does not have")
-        if PROMPT in self.members and self.json.get("prompt") is None:
+            if present and (token_member(value) if tokenized else value) not in self.members:
+                raise self._error(name, f"names member {value!r}, which the sample does not have"
+                                  + (f" (as {token_member(value)})" if tokenized else ""))
+        if (token_member(PROMPT) if tokenized else PROMPT) in self.members and self.json.get("prompt") is None:
             raise self._error("prompt", f"is null, but the sample has a {PROMPT} member")
         prompt = self.json.get("prompt")
-        if prompt and prompt["member"] in self.members and \
+        if not tokenized and prompt and prompt["member"] in self.members and \
                 hashlib.sha256(self.members[prompt["member"]]).hexdigest() != prompt["sha256"]:
             raise self._error("prompt.sha256", f"is not the hash of member {prompt['member']!r}")
         return self
@@ -213,6 +234,11 @@ class Sample:
         return j.get("text")
 
 
+def token_member(member: str) -> str:
+    """The token release's member for an audio member: src.flac -> src.tok.npy."""
+    return member.split(".")[0] + TOKENS
+
+
 def _dumps_ok(v) -> bool:
     try:
         json.dumps(v)
@@ -238,11 +264,12 @@ def llm_example(sample: Sample) -> dict | None:
     if llm is None:
         return None
     j = sample.json
+    member = token_member if sample.tokenized else (lambda m: m)  # a token sample names its token members
     out = {"system": llm.system, "instruction": j[llm.instruction] if llm.instruction else None,
-           "source": llm.source, "target": llm.target, "text": _get(j, llm.text)[1],
-           "target_text": _get(j, llm.target_text)[1]}
+           "source": member(llm.source), "target": member(llm.target), "text": _get(j, llm.text)[1],
+           "target_text": _get(j, llm.target_text)[1], "language": j["language"]}
     if llm.system == "clone":  # the speaker block of the clone system prompt
-        out["speaker"] = {"name": j["speaker"], "prompt_text": j["prompt"]["text"], "prompt_audio": PROMPT}
+        out["speaker"] = {"name": j["speaker"], "prompt_text": j["prompt"]["text"], "prompt_audio": member(PROMPT)}
     return out
 
 
@@ -255,14 +282,34 @@ def clone_example(sample: Sample) -> Sample | None:
     p = sample.json.get("prompt")
     if not p:
         return None
-    target = sample.members[p["target"]]
+    member = token_member if sample.tokenized else (lambda m: m)
+    target = sample.members[member(p["target"])]
     j = sample.json
     text = sample.transcript(p["target"])
-    key = make_key(["clone", j["speaker"]], {"prompt": p["sha256"], "target": hashlib.sha256(target).hexdigest()})
-    return Sample(key, {
+    key = make_key(["clone", j["speaker"]], {"prompt": p["sha256"], "target": _content_hash(target)})
+    out = {
         "task": "clone", "sample_version": SAMPLE_VERSION, "text": text, "language": j["language"],
         "speaker": j["speaker"], "split": j["split"], "sample_rate": j["sample_rate"],
         "durations": {"tgt": j["durations"].get(p["target"].split(".")[0])},
         "prompt": {**p, "target": "tgt.flac"}, "source_key": sample.key,
         "provenance": {**j["provenance"], "from_task": j["task"]},
-    }, {PROMPT: sample.members[PROMPT], "tgt.flac": target}).validate()
+    }
+    if sample.tokenized:
+        stem = p["target"].split(".")[0]
+        out.update({k: j[k] for k in TOKEN_FIELDS},
+                   token_counts={"prompt": j["token_counts"]["prompt"], "tgt": j["token_counts"][stem]})
+    clone = Sample(key, out, {member(PROMPT): sample.members[member(PROMPT)], member("tgt.flac"): target})
+    # a sample read with decoded members gives a decoded clone example: the schema checks bytes
+    return clone.validate() if isinstance(target, (bytes, bytearray, memoryview)) else clone
+
+
+def _content_hash(value) -> str:
+    """The same hash for a member's content whether it was read raw or decoded: token arrays hash
+    their ids (raw .npy bytes are parsed first), audio files their bytes."""
+    if isinstance(value, (bytes, bytearray, memoryview)) and bytes(value[:6]) == b"\x93NUMPY":
+        value = np.load(io.BytesIO(bytes(value)), allow_pickle=False)
+    if isinstance(value, np.ndarray):
+        return hashlib.sha256(np.ascontiguousarray(value, dtype="<i2").tobytes()).hexdigest()
+    if isinstance(value, tuple):  # decoded audio: (samples, rate)
+        return hashlib.sha256(np.ascontiguousarray(value[0]).tobytes() + str(value[1]).encode()).hexdigest()
+    return hashlib.sha256(bytes(value)).hexdigest()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from core.reader import Release
+from core.sample import SampleError
 from editor import features, phones
 
 AUDIO_SUFFIXES = (".flac", ".wav")
@@ -115,7 +116,16 @@ def audio_members(release: Release):
     for s in release.samples(decode=False):
         for suffix, data in s.members.items():
             if suffix.endswith(AUDIO_SUFFIXES):
-                yield data, {**member_meta(f"{s.key}.{suffix}", s.json), "shard": s.shard.name}
+                # each member's own transcript: a prompt.flac says the prompt's text, not the sample's
+                yield data, {**member_meta(f"{s.key}.{suffix}", s.json), "text": _transcript(s, suffix),
+                             "shard": s.shard.name}
+
+
+def _transcript(sample, suffix: str) -> str:
+    try:
+        return sample.transcript(suffix) or ""
+    except SampleError:  # a task this code does not know: the sample's text
+        return sample.json.get("text", "")
 
 
 def split_speakers(data: str, split: str) -> list[str]:

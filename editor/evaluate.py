@@ -17,6 +17,7 @@ and mel-cepstral distortion (c1..c24 of the 80-band log-mel, speech frames, dB).
 """
 import argparse
 import hashlib
+import io
 import json
 import sys
 import time
@@ -77,14 +78,27 @@ def mcd(a: Frames, b: Frames) -> float:
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * (d ** 2).sum(1))))
 
 
-def evaluate(codec: Codec, clips, vocoder: str = DEFAULT_VOCODER, log=print) -> dict:
+def stored_tokens(codec: Codec, clips, tokens: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each clip's ids as a token release stores them (pipeline=tokenize), for the round trip of
+    the tokens the audio LLM reads instead of a fresh encoding."""
+    from core.sample import token_member
+    rel = Release(tokens)
+    out = []
+    for _, m in clips:
+        key, suffix = m["member"].split(".", 1)
+        ids = np.load(io.BytesIO(rel.read(key, token_member(suffix))), allow_pickle=False)
+        out.append(codec.tokenizer.deinterleave(ids))
+    return out
+
+
+def evaluate(codec: Codec, clips, vocoder: str = DEFAULT_VOCODER, log=print, tokens: str | None = None) -> dict:
     from resemblyzer import VoiceEncoder
 
     from scorers import asr
     from scorers.margin import speaker_similarity
     enc = VoiceEncoder("cpu", verbose=False)
     frames = [codec.analyze(x) for x, _ in clips]
-    tokens = codec.encode_frames(frames)
+    tokens = stored_tokens(codec, clips, tokens) if tokens else codec.encode_frames(frames)
     by_speaker: dict[str, list[int]] = {}
     for i, (_, m) in enumerate(clips):
         by_speaker.setdefault(m["speaker"], []).append(i)
@@ -144,12 +158,14 @@ def main(argv=None):
     ap.add_argument("--max-clips", type=int, default=60)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
+    ap.add_argument("--tokens", default=None, help="a token release of --data: decode its stored ids "
+                    "(pipeline=tokenize) instead of encoding the clips")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     a = ap.parse_args(argv)
     t0 = time.time()
     codec = Codec.load(a.tokenizer, a.decoder, a.device)
     clips = heldout_clips(a.data, set(a.speakers.split(",")) if a.speakers else None, a.max_clips)
-    report = evaluate(codec, clips, a.vocoder)
+    report = evaluate(codec, clips, a.vocoder, tokens=a.tokens)
     report.update({"command": " ".join(["python -m editor.evaluate", *(argv or sys.argv[1:])]),
                    "tokenizer": codec.tokenizer.cfg["version"], "decoder": codec.decoder.config.version,
                    "synthesis": a.vocoder,

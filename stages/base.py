@@ -24,6 +24,7 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     memory_gb: float = 0.0
+    cpu_fallback: bool = False  # with no GPU in the cluster, run on CPU actors instead of waiting for one
 
     def __post_init__(self):
         if self.cpus < 0 or self.gpus < 0 or self.memory_gb < 0:
@@ -155,11 +156,26 @@ def _limit_threads(cpus: float) -> None:
         pass
 
 
+def _on_cpu(stage: tuple[type, dict]) -> tuple[type, dict]:
+    """A GPU stage that may fall back to CPU, as a CPU stage; a GPU-only one is a named error (Ray would
+    wait forever for a GPU that the cluster does not have)."""
+    cls, params = stage
+    if not cls.resources.gpus:
+        return stage
+    if not cls.resources.cpu_fallback:
+        raise ValueError(f"stage {cls.name} needs a GPU and this Ray cluster has none")
+    log.info("stage %s: no GPU in the Ray cluster, running on CPU actors", cls.name)
+    cpu = type(cls.__name__, (cls,), {"resources": Resources(cpus=max(cls.resources.cpus, 1.0))})
+    return cpu, params
+
+
 def map_stages(ds, stages: list[tuple[type, dict]], max_actors: int | None = None):
     """Add stages to a Ray dataset. Consecutive stages with the same kind of resource (CPU or GPU)
     are fused into one actor pool: light stages (measure, filter) then ride along with the heavy
     one instead of reserving CPUs of their own, which on small machines starves the heavy stage."""
     import ray
+    if not ray.cluster_resources().get("GPU"):
+        stages = [_on_cpu(st) for st in stages]
     groups: list[list[tuple[type, dict]]] = []
     for st in stages:
         if groups and (groups[-1][-1][0].resources.gpus > 0) == (st[0].resources.gpus > 0):

@@ -76,3 +76,9 @@ def _small_tokenizer(tmp_path):
     d.mkdir()
     tok.save(str(d / "tokenizer.json"))
     return d
+
+
+def test_presets_are_a_hydra_group():
+    from conftest import make_cfg
+    assert make_cfg([]).llm.hidden_size == load_preset("small").hidden_size
+    assert make_cfg(["llm=tiny", "llm.init_from=/some/dir"]).llm.init_from == "/some/dir"

@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor.llm import chat, packing  # noqa: E402
-from editor.llm.model import build_model, count_params, flops_per_token, load_preset  # noqa: E402
+from editor.llm.model import build_model, count_params, flops_per_token, load_preset, PRESETS  # noqa: E402
 from editor.llm.vocab import load_vocab  # noqa: E402
 
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12}
@@ -32,7 +32,12 @@ def main(preset="small", row_len=4096, rows=16, steps=20):
     batch = {k: t.to(dev) for k, t in packing.collate([[exs[i] for i in b] for b in bins], row_len, v.pad).items()}
     lens = np.array([len(exs[i]["input_ids"]) for b in bins for i in b])
     context = float((lens ** 2).sum() / lens.sum())
-    model = build_model(load_preset(preset), v).to(dev).train()
+    try:
+        cfg = load_preset(preset)
+    except ImportError:  # a bare GPU machine without omegaconf: the preset is plain YAML
+        import yaml
+        cfg = yaml.safe_load((PRESETS / f"{preset}.yaml").read_text())
+    model = build_model(cfg, v).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev == "cuda")
     tokens = int(lens.sum())
     for step in range(steps + 3):

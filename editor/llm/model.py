@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from editor.llm.vocab import Vocab
 
@@ -23,6 +22,7 @@ _SHAPE = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_va
 
 def load_preset(name: str):
     """configs/llm/<name>.yaml (or a path to a yaml) as an OmegaConf config."""
+    from omegaconf import OmegaConf
     p = Path(name) if str(name).endswith(".yaml") else PRESETS / f"{name}.yaml"
     if not p.is_file():
         raise ValueError(f"no LLM preset {name!r} ({p}); presets: {sorted(f.stem for f in PRESETS.glob('*.yaml'))}")
@@ -44,17 +44,19 @@ def model_config(cfg, vocab: Vocab):
         raise ValueError(f"unknown arch {arch!r}; known: {', '.join(_ARCH)}")
     conf = getattr(transformers, _ARCH[arch][0])(
         # rope_theta: transformers 5 files it under rope_parameters itself
-        vocab_size=vocab.size, rope_theta=float(cfg.rope_theta), **{k: cfg[k] for k in _SHAPE},
+        vocab_size=vocab.size, rope_theta=float(cfg["rope_theta"]), **{k: cfg[k] for k in _SHAPE},
         bos_token_id=vocab.bos, eos_token_id=vocab.eos, pad_token_id=vocab.pad)
     return conf
 
 
 def build_model(cfg, vocab: Vocab):
-    """A fresh model from the preset, or the `cfg.init_from` checkpoint resized to the joint vocab."""
+    """A fresh model from the preset, or the `cfg.init_from` checkpoint resized to the joint vocab.
+
+    cfg: a preset (load_preset, the Hydra group `llm`) or a plain dict with the same keys."""
     import transformers
     dtype = _dtype(cfg)
     if cfg.get("init_from"):
-        src = Path(cfg.init_from)
+        src = Path(cfg["init_from"])
         if not (src / "config.json").is_file():
             raise ValueError(f"init_from={src}: not a checkpoint directory (no config.json)")
         model = transformers.AutoModelForCausalLM.from_pretrained(
@@ -69,7 +71,7 @@ def build_model(cfg, vocab: Vocab):
         model.resize_token_embeddings(vocab.size, mean_resizing=False)
     else:
         conf = model_config(cfg, vocab)
-        model = getattr(transformers, _ARCH[cfg.arch][1])._from_config(conf, attn_implementation="sdpa", dtype=dtype)
+        model = getattr(transformers, _ARCH[cfg["arch"]][1])._from_config(conf, attn_implementation="sdpa", dtype=dtype)
     model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id = vocab.bos, vocab.eos, vocab.pad
     model.generation_config.bos_token_id = vocab.bos
     model.generation_config.eos_token_id = vocab.eos

@@ -1,0 +1,354 @@
+"""The audio editor users call: zero-shot clone and instruction edits, as upstream Step-Audio-EditX.
+
+    ed = Editor.load("runs/llm/final")              # shipped codec artifacts by default
+    wav = ed.clone(prompt_wav, "prompt words", "new words to say")
+    outs = ed.edit(wav, "the words in it", "emotion", "happy", n_iter=2)   # one array per iteration
+
+Pipeline per request: 16 kHz audio -> codec ids (interleaved) -> chat prompt -> our decode loop
+(generate.py) -> codec ids -> decoder (voice from a reference: the source clip for an edit, the
+prompt clip for a clone) -> 16 kHz audio.
+
+Iterative editing (upstream's n_edit_iter): iteration k feeds iteration k-1's output back as the
+source; prompt_fixed=True feeds the first source every time (the ablation). The decoder reference
+stays the original source either way, so the voice cannot drift across iterations.
+
+Audio over `max_chunk_s` (30 s, upstream's advice) is cut at pauses (Silero VAD; the quietest
+10 ms near the limit when there is no pause), each chunk edited with its share of the text
+(words in proportion to the chunk's duration), and the outputs joined with a short cross-fade.
+
+Version check: the LLM dir records the codec tokenizer it was trained on, in `codec.json`
+({"tokenizer_version": ...}, written by `write_codec_meta`) or `training.json`'s
+"tokenizer_version"; tokenizer, decoder and LLM must agree or loading raises ArtifactMismatch.
+"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core import audio, tags
+from core.nvspeech import tags_in
+from editor.llm import chat, model as llm_model
+from editor.llm.generate import Layout, SampleConfig, generate
+from editor.llm.vocab import AUDIO_SIZE
+
+SR = 16000
+EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
+EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
+MIN_S = 0.3
+MAX_TEXT = 1000
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+DEFAULT_TOKENIZER, DEFAULT_DECODER = ARTIFACTS / "tokenizer-v3", ARTIFACTS / "decoder-v3"
+
+
+class ArtifactMismatch(ValueError):
+    """LLM, codec tokenizer and decoder were not made for each other."""
+
+
+def write_codec_meta(llm_dir, tokenizer_version: str) -> Path:
+    """Record the codec tokenizer an LLM was trained on (the trainer calls this)."""
+    p = Path(llm_dir) / "codec.json"
+    p.write_text(json.dumps({"tokenizer_version": tokenizer_version}) + "\n")
+    return p
+
+
+def codec_version_of(llm_dir) -> str | None:
+    d = Path(llm_dir)
+    for name in ("codec.json", "training.json"):
+        if (d / name).is_file():
+            v = json.loads((d / name).read_text()).get("tokenizer_version")
+            if v:
+                return v
+    return None
+
+
+def _json_version(d: Path, key: str, what: str) -> str:
+    f = Path(d) / "config.json"
+    if not f.is_file():
+        raise ValueError(f"{what}={d}: not an artifact directory (no config.json)")
+    v = json.loads(f.read_text()).get(key)
+    if not v:
+        raise ArtifactMismatch(f"{what}={d}: config.json has no {key!r}")
+    return v
+
+
+# ---- input checks ------------------------------------------------------------------------------
+def check_audio(wav, sr: int, name: str, max_s: float | None = None) -> np.ndarray:
+    """Any mono float clip -> float32 at 16 kHz, or a ValueError saying what is wrong with it."""
+    x = np.asarray(wav, dtype=np.float32) if wav is not None else np.zeros(0, np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"{name}: need a mono 1-D waveform, got shape {x.shape}")
+    if not isinstance(sr, (int, np.integer)) or sr <= 0:
+        raise ValueError(f"{name}: invalid sample rate {sr!r}")
+    if len(x) < MIN_S * sr:
+        raise ValueError(f"{name}: too short ({len(x) / sr:.3f} s; at least {MIN_S} s needed)")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or infinite samples")
+    if np.max(np.abs(x)) < 1e-4:
+        raise ValueError(f"{name}: silent (peak {np.max(np.abs(x)):.2g})")
+    if max_s is not None and len(x) > max_s * sr:
+        raise ValueError(f"{name}: {len(x) / sr:.1f} s is longer than {max_s:g} s")
+    return audio.resample(x, int(sr), SR)
+
+
+def check_text(text, name: str, required: bool = True) -> str:
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise ValueError(f"{name}: need a string, got {type(text).__name__}")
+    text = text.strip()
+    if required and not text:
+        raise ValueError(f"{name}: empty")
+    if len(text) > MAX_TEXT:
+        raise ValueError(f"{name}: {len(text)} characters, limit {MAX_TEXT}")
+    return text
+
+
+def check_edit(edit_type: str, edit_info):
+    """Validate (edit_type, edit_info). For paralinguistic, edit_info is the new text with [Tag] marks
+    (upstream's generated text), e.g. "So [Laughter] that was it"."""
+    if edit_type not in EDIT_TYPES:
+        raise ValueError(f"unknown edit_type {edit_type!r}; valid: {', '.join(EDIT_TYPES)}")
+    if edit_type in EDIT_INFO:
+        if edit_info not in EDIT_INFO[edit_type]:
+            raise ValueError(f"unknown edit_info {edit_info!r} for {edit_type}; valid: {', '.join(EDIT_INFO[edit_type])}")
+    elif edit_type == "paralinguistic":
+        found = tags_in(edit_info) if isinstance(edit_info, str) else []
+        bad = [t for t in found if t not in tags.PARALINGUISTIC_TAGS]
+        if not found or bad:
+            raise ValueError(f"paralinguistic edit_info must be the new text with [Tag] marks, got {edit_info!r}"
+                             f"{f' (unknown tags {bad})' if bad else ''}; valid tags: {', '.join(tags.PARALINGUISTIC_TAGS)}")
+        check_text(edit_info, "edit_info")
+    elif edit_info is not None:
+        raise ValueError(f"edit_type {edit_type!r} takes no edit_info, got {edit_info!r}")
+
+
+# ---- long audio --------------------------------------------------------------------------------
+def split_points(x: np.ndarray, max_s: float, pauses: list[int], min_s: float = 1.0) -> list[tuple[int, int]]:
+    """[start, end) sample ranges of at most max_s each, cut at pause centres (samples) where one
+    lies far enough into the window, else at the quietest 10 ms of the window's last quarter."""
+    n, max_n, min_n = len(x), int(max_s * SR), int(min_s * SR)
+    out, start = [], 0
+    while n - start > max_n:
+        end = min(start + max_n, n - min_n)           # leave a usable last chunk
+        cands = [p for p in pauses if start + min_n <= p <= end]
+        if cands:
+            cut = max(cands)
+        else:
+            lo = max(start + min_n, end - max_n // 4)
+            hop = 160
+            k = (end - lo) // hop
+            energy = (x[lo:lo + k * hop].reshape(k, hop) ** 2).mean(1) if k > 0 else np.zeros(1)
+            cut = lo + int(np.argmin(energy)) * hop + hop // 2
+        out.append((start, cut))
+        start = cut
+    return out + [(start, n)]
+
+
+def split_text(text: str, weights: list[float]) -> list[str]:
+    """The text in len(weights) consecutive pieces, sized by weight (words, or characters without spaces)."""
+    if len(weights) == 1:
+        return [text]
+    units, sep = (text.split(), " ") if " " in text.strip() else (list(text), "")
+    bounds = np.round(np.cumsum([0.0, *weights]) / sum(weights) * len(units)).astype(int)
+    return [sep.join(units[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def crossfade_join(pieces: list[np.ndarray], fade_s: float = 0.02) -> np.ndarray:
+    out = np.zeros(0, np.float32)
+    for p in pieces:
+        p = np.asarray(p, np.float32)
+        f = min(int(fade_s * SR), len(out), len(p))
+        if f:
+            ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
+            out[-f:] = out[-f:] * (1 - ramp) + p[:f] * ramp
+            p = p[f:]
+        out = np.concatenate([out, p])
+    return out
+
+
+def _seed(*parts) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class Editor:
+    max_chunk_s = 30.0       # longer edits are split at pauses
+    batch_size = 16          # rows per decode batch
+    margin_tokens = 50       # added to every length limit (about 1.2 s)
+
+    def __init__(self, model, vocab, codec, sample: SampleConfig | None = None):
+        self.model, self.vocab, self.codec = model.eval(), vocab, codec
+        self.sample = sample or SampleConfig()
+        self.layout = Layout.of(codec.tokenizer)
+        self._vad = None
+
+    @classmethod
+    def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto") -> "Editor":
+        from editor.codec import Codec
+        tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
+        decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
+        llm_dir = Path(llm_dir)
+        if not (llm_dir / "llm_vocab.json").is_file():
+            raise ValueError(f"llm_dir={llm_dir}: not an LLM checkpoint (no llm_vocab.json)")
+        tok_v = _json_version(tokenizer_dir, "version", "tokenizer")
+        dec_v = _json_version(decoder_dir, "tokenizer_version", "decoder")
+        llm_v = codec_version_of(llm_dir)
+        if llm_v is None:
+            raise ArtifactMismatch(f"llm_dir={llm_dir}: no codec.json or training.json 'tokenizer_version': "
+                                   "cannot tell which codec tokenizer the LLM was trained on")
+        if llm_v != tok_v:
+            raise ArtifactMismatch(f"LLM {llm_dir} was trained on codec tokenizer {llm_v}, not {tok_v} ({tokenizer_dir})")
+        if dec_v != tok_v:
+            raise ArtifactMismatch(f"decoder {decoder_dir} was trained on tokenizer {dec_v}, not {tok_v} ({tokenizer_dir})")
+        dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        codec = Codec.load(tokenizer_dir, decoder_dir, dev)
+        c = codec.tokenizer.cfg
+        if c["linguistic"]["codebook"] + c["semantic"]["codebook"] != AUDIO_SIZE:
+            raise ArtifactMismatch(f"tokenizer {tok_v} has {c['linguistic']['codebook']}+{c['semantic']['codebook']} "
+                                   f"ids, the LLM's audio block {AUDIO_SIZE}")
+        model, vocab = llm_model.load(llm_dir)
+        return cls(model.to(dev), vocab, codec)
+
+    # ---- generation ------------------------------------------------------------------------------
+    def _generate(self, prompts, max_new, seeds, temps) -> list[np.ndarray]:
+        """Decode in batches of similar prompt length; results in input order."""
+        out = [None] * len(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        for k in range(0, len(order), self.batch_size):
+            idx = order[k:k + self.batch_size]
+            res = generate(self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
+                           [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
+            for i, r in zip(idx, res):
+                out[i] = r
+        return out
+
+    def _limit(self, n: float) -> int:
+        b = self.layout.block
+        return int(math.ceil((n + self.margin_tokens) / b) * b)
+
+    def _encode(self, wavs) -> list[np.ndarray]:
+        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode(list(wavs))]
+
+    def _decode(self, ids_list, refs) -> list[np.ndarray]:
+        """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
+        keep = [i for i, ids in enumerate(ids_list) if len(ids)]
+        out = [np.zeros(0, np.float32) for _ in ids_list]
+        if keep:
+            wavs = self.codec.decode([self.codec.tokenizer.deinterleave(ids_list[i]) for i in keep], [refs[i] for i in keep])
+            for i, w in zip(keep, wavs):
+                out[i] = np.asarray(w, np.float32)
+        return out
+
+    # ---- clone -----------------------------------------------------------------------------------
+    def clone(self, prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0,
+              temperature=0.7) -> np.ndarray:
+        return self.clone_many([dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, prompt_sr=prompt_sr,
+                                     speaker_name=speaker_name, seed=seed, temperature=temperature)])[0]
+
+    def clone_many(self, requests: list[dict]) -> list[np.ndarray]:
+        reqs = [_call(_clone_request, r) for r in requests]
+        if not reqs:
+            return []
+        ids = self._encode([r["prompt_wav"] for r in reqs])
+        prompts, limits = [], []
+        for r, p in zip(reqs, ids):
+            ex = {"system": "clone", "speaker": {"name": r["speaker_name"], "prompt_text": r["prompt_text"]},
+                  "source_tokens": p, "target_text": r["text"]}
+            prompts.append(chat.build_prompt(ex, self.vocab))
+            # the prompt's speaking rate, doubled: room for a slow reading, still a bound on run-away output
+            limits.append(self._limit(len(p) / len(r["prompt_text"]) * len(r["text"]) * 2))
+        out = self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs])
+        return self._decode(out, [self.codec.analyze(r["prompt_wav"]) for r in reqs])
+
+    # ---- edit ------------------------------------------------------------------------------------
+    def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0,
+             temperature=0.7) -> list[np.ndarray]:
+        return self.edit_many([dict(wav=wav, text=text, edit_type=edit_type, edit_info=edit_info, n_iter=n_iter,
+                                    prompt_fixed=prompt_fixed, sr=sr, seed=seed, temperature=temperature)])[0]
+
+    def _vad_pauses(self, x: np.ndarray) -> list[int]:
+        from silero_vad import get_speech_timestamps, load_silero_vad
+        if self._vad is None:
+            self._vad = load_silero_vad(onnx=True)
+        ts = get_speech_timestamps(torch.from_numpy(x), self._vad, sampling_rate=SR)
+        return [(a["end"] + b["start"]) // 2 for a, b in zip(ts[:-1], ts[1:])]
+
+    def _chunks(self, x: np.ndarray) -> list[tuple[int, int]]:
+        if len(x) <= self.max_chunk_s * SR:
+            return [(0, len(x))]
+        return split_points(x, self.max_chunk_s, self._vad_pauses(x))
+
+    def edit_many(self, requests: list[dict]) -> list[list[np.ndarray]]:
+        """Each request: edit()'s keyword arguments as a dict. All rows of one iteration decode together."""
+        reqs = [_call(_edit_request, r) for r in requests]
+        items = []   # one per (request, chunk)
+        for ri, r in enumerate(reqs):
+            spans = self._chunks(r["wav"])
+            if len(spans) > 1 and r["edit_type"] == "paralinguistic":
+                raise ValueError(f"request {ri}: paralinguistic edits need audio of at most {self.max_chunk_s:g} s "
+                                 "(the tagged text cannot be split with the audio); split it yourself")
+            texts = split_text(r["text"], [b - a for a, b in spans])
+            items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
+        if not items:
+            return []
+        for it, ids in zip(items, self._encode([it["wav"] for it in items])):
+            it["src"], it["outs"] = ids, []
+        for k in range(max(r["n_iter"] for r in reqs)):
+            todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
+            prompts, limits = [], []
+            for it in todo:
+                r = reqs[it["req"]]
+                fed = it["src"] if (k == 0 or r["prompt_fixed"]) else it["outs"][-1]
+                text = it["text"]
+                if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
+                    text = r["edit_info"]       # the fed audio already says the tagged text
+                ins = tags.instruction(r["edit_type"], r["edit_info"], text, new_text=r["edit_info"])
+                prompts.append(chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": fed}, self.vocab))
+                limits.append(self._limit(2 * len(fed)))   # room for "more slower" (about 1.5-2x longer)
+            res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
+                                 [reqs[it["req"]]["temperature"] for it in todo])
+            for it, ids in zip(todo, res):
+                it["outs"].append(ids)
+            for it in items:      # rows that stopped early (an empty answer) stay empty
+                if reqs[it["req"]]["n_iter"] > k and len(it["outs"]) < k + 1:
+                    it["outs"].append(np.zeros(0, np.int32))
+        flat = [(it, k) for it in items for k in range(len(it["outs"]))]
+        wavs = self._decode([it["outs"][k] for it, k in flat], [self.codec.analyze(it["wav"]) for it, _ in flat])
+        result = [[[] for _ in range(r["n_iter"])] for r in reqs]
+        for (it, k), w in zip(flat, wavs):
+            result[it["req"]][k].append(w)
+        return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+
+
+def _call(fn, r):
+    if not isinstance(r, dict):
+        raise ValueError(f"a request must be a dict of keyword arguments, got {type(r).__name__}")
+    try:
+        return fn(**r)
+    except TypeError as e:    # unknown or missing keys
+        raise ValueError(f"bad request keys {sorted(r)}: {e}") from None
+
+
+def _common(seed, temperature):
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+
+
+def _clone_request(prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0, temperature=0.7):
+    _common(seed, temperature)
+    return dict(prompt_wav=check_audio(prompt_wav, prompt_sr, "prompt_wav", max_s=Editor.max_chunk_s),
+                prompt_text=check_text(prompt_text, "prompt_text"), text=check_text(text, "text"),
+                speaker_name=check_text(speaker_name, "speaker_name"), seed=int(seed), temperature=float(temperature))
+
+
+def _edit_request(wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0, temperature=0.7):
+    _common(seed, temperature)
+    check_edit(edit_type, edit_info)
+    if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
+    text = check_text(text, "text", required=edit_type not in ("denoise", "vad"))
+    return dict(wav=check_audio(wav, sr, "wav"), text=text, edit_type=edit_type, edit_info=edit_info,
+                n_iter=int(n_iter), prompt_fixed=bool(prompt_fixed), seed=int(seed), temperature=float(temperature))

@@ -1,0 +1,208 @@
+"""The Editor API on a tiny random LLM with the shipped codec: clone, iterative edits, batching,
+long-audio splitting, artifact version checks and every bad-input error."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from editor.llm import model as llm_model
+from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR, Editor, crossfade_join,
+                               split_points, split_text, write_codec_meta)
+from editor.llm.vocab import AUDIO_SIZE, load_vocab
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: one thread is ~10x faster than two under load."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def voiced(seconds, sr=SR, f0=140.0, seed=0):
+    """A vowel-like clip: harmonics of a wobbling F0 under a smooth envelope."""
+    t = np.arange(int(seconds * sr)) / sr
+    f = f0 + 20 * np.sin(2 * np.pi * 1.5 * t + seed)
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * ph) / k for k in range(1, 12)) * (0.5 - 0.5 * np.cos(2 * np.pi * t / seconds))
+    return (0.2 * x).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def llm_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    vocab = load_vocab()
+    d = tmp_path_factory.mktemp("llm")
+    llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
+    write_codec_meta(d, "tokenizer-v3")
+    return d
+
+
+@pytest.fixture(scope="module")
+def ed(llm_dir):
+    e = Editor.load(llm_dir, device="cpu")
+    e.margin_tokens = 10      # a random model never says <|eos|>: keep its outputs short
+    return e
+
+
+@pytest.fixture
+def spy(ed, monkeypatch):
+    """Record what is generated, and skip the (slow) decoder: each output -> 384 samples per token."""
+    calls = {"prompts": [], "limits": [], "out": [], "decoded": []}
+    real = ed._generate
+
+    def gen(prompts, limits, seeds, temps):
+        out = real(prompts, limits, seeds, temps)
+        calls["prompts"].append(prompts), calls["limits"].append(limits), calls["out"].append(out)
+        return out
+
+    def dec(ids_list, refs):
+        calls["decoded"].append(ids_list)
+        return [np.ones(len(i) * 384, np.float32) for i in ids_list]
+    monkeypatch.setattr(ed, "_generate", gen)
+    monkeypatch.setattr(ed, "_decode", dec)
+    return calls
+
+
+def test_clone_gives_audio_of_bounded_length(ed):
+    prompt = voiced(1.0)
+    y = ed.clone(prompt, "hello there", "hi", seed=1)
+    n_prompt = 42   # ~41.67 tokens per second
+    limit = (n_prompt / len("hello there") * 2 * 2 + ed.margin_tokens + 5) / 41.67
+    assert y.ndim == 1 and y.dtype == np.float32 and np.isfinite(y).all()
+    assert 0 < len(y) / SR <= limit
+
+
+def test_edit_two_iterations(ed):
+    x = voiced(0.6)
+    outs = ed.edit(x, "hello", "emotion", "happy", n_iter=2, seed=3)
+    assert len(outs) == 2 and all(o.ndim == 1 and np.isfinite(o).all() for o in outs)
+    src_tokens = 25
+    first_max = (2 * src_tokens + ed.margin_tokens + 5) / 41.67
+    assert 0 < len(outs[0]) / SR <= first_max + 0.1
+    assert 0 < len(outs[1]) / SR <= (2 * first_max * 41.67 + ed.margin_tokens + 5) / 41.67 + 0.1
+
+
+def test_iterations_feed_previous_output_unless_prompt_fixed(ed, spy):
+    vocab = ed.vocab
+    x = voiced(0.6)
+    ed.edit(x, "hello", "style", "whisper", n_iter=2, temperature=0)
+    p1, p2 = spy["prompts"][0][0], spy["prompts"][1][0]
+    out1 = spy["out"][0][0]
+    assert not np.array_equal(p1, p2)
+    assert vocab.audio_to_ids(out1).tolist() == [int(i) for i in p2[vocab.is_audio(p2)]]   # fed back
+    ed.edit(x, "hello", "style", "whisper", n_iter=2, prompt_fixed=True, temperature=0)
+    np.testing.assert_array_equal(spy["prompts"][2][0], spy["prompts"][3][0])       # the first source every time
+    np.testing.assert_array_equal(spy["prompts"][2][0], p1)
+
+
+def test_edit_many_matches_single_requests(ed, spy):
+    reqs = [dict(wav=voiced(0.6), text="hello", edit_type="speed", edit_info="more slower", temperature=0),
+            dict(wav=voiced(0.9, seed=2), text="", edit_type="denoise", seed=4),
+            dict(wav=voiced(0.5, seed=1), text="so it goes", edit_type="paralinguistic",
+                 edit_info="so [Laughter] it goes", n_iter=2, seed=7)]
+    many = ed.edit_many(reqs)
+    batched = spy["decoded"][0]
+    assert [len(m) for m in many] == [1, 1, 2]
+    singles = []
+    for r in reqs:
+        ed.edit_many([r])
+        singles += spy["decoded"][-1]
+    assert len(singles) == len(batched)
+    for a in batched:    # same token outputs whether batched or alone (order differs)
+        assert any(np.array_equal(a, b) for b in singles)
+
+
+def test_resampled_input(ed, spy):
+    ed.edit(voiced(0.6, sr=24000), "hello", "emotion", "sad", sr=24000)
+    ed.edit(voiced(0.6), "hello", "emotion", "sad")
+    a, b = spy["prompts"][0][0], spy["prompts"][1][0]
+    assert abs(len(a) - len(b)) <= 5
+
+
+def test_long_audio_split_at_pause_and_joined(ed, spy, monkeypatch):
+    monkeypatch.setattr(ed, "max_chunk_s", 1.5)
+    x = np.concatenate([voiced(1.2), np.zeros(int(0.4 * SR), np.float32), voiced(1.0, seed=3)])
+    out = ed.edit(x, "one two three four", "emotion", "angry", seed=0)[0]
+    assert len(spy["prompts"][0]) == 2                     # two chunks, generated in one batch
+    pieces = spy["decoded"][0]
+    assert len(out) == sum(len(p) * 384 for p in pieces) - int(0.02 * SR)
+
+
+def test_split_points_and_text():
+    x = np.concatenate([voiced(25), np.zeros(SR // 2, np.float32), voiced(20), np.zeros(SR, np.float32), voiced(5)])
+    gap1 = (25 * SR, 25 * SR + SR // 2)
+    spans = split_points(x, 30.0, pauses=[])               # no VAD pauses: the quietest spot near the limit
+    assert spans[0][0] == 0 and spans[-1][1] == len(x) and all(b - a <= 30 * SR for a, b in spans)
+    assert all(a == b for (_, a), (b, _) in zip(spans[:-1], spans[1:]))
+    assert gap1[0] <= spans[0][1] <= gap1[1]
+    spans = split_points(x, 30.0, pauses=[gap1[0] + 4000, 41 * SR])
+    assert spans[0] == (0, gap1[0] + 4000)
+    assert split_text("a b c d", [1, 1]) == ["a b", "c d"]
+    assert split_text("你好世界", [3, 1]) == ["你好世", "界"]
+    assert len(crossfade_join([np.ones(1000), np.ones(1000)])) == 2000 - int(0.02 * SR)
+
+
+def test_version_checks(llm_dir, tmp_path):
+    bad = tmp_path / "llm"
+    shutil.copytree(llm_dir, bad)
+    write_codec_meta(bad, "tokenizer-v2")
+    with pytest.raises(ArtifactMismatch, match="trained on codec tokenizer tokenizer-v2"):
+        Editor.load(bad, device="cpu")
+    (bad / "codec.json").unlink()
+    with pytest.raises(ArtifactMismatch, match="cannot tell"):
+        Editor.load(bad, device="cpu")
+    (bad / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3"}))
+    dec = tmp_path / "dec"
+    dec.mkdir()
+    cfg = json.loads((DEFAULT_DECODER / "config.json").read_text())
+    (dec / "config.json").write_text(json.dumps({**cfg, "tokenizer_version": "tokenizer-v1"}))
+    with pytest.raises(ArtifactMismatch, match="decoder .* tokenizer-v1"):
+        Editor.load(bad, decoder_dir=dec, device="cpu")
+    with pytest.raises(ValueError, match="not an LLM checkpoint"):
+        Editor.load(tmp_path, device="cpu")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(edit_type="pitch"), "unknown edit_type 'pitch'; valid: " + ", ".join(EDIT_TYPES)),
+    (dict(edit_type="emotion", edit_info="joyful"), "unknown edit_info 'joyful' for emotion; valid: happy, angry"),
+    (dict(edit_type="emotion", edit_info=None), "unknown edit_info None for emotion"),
+    (dict(edit_type="style", edit_info="happy"), "for style; valid: serious"),
+    (dict(edit_type="speed", edit_info="fast"), "for speed; valid: faster, slower, more faster, more slower"),
+    (dict(edit_type="paralinguistic", edit_info="Laughter"), "valid tags: Breathing, Laughter"),
+    (dict(edit_type="paralinguistic", edit_info="ha [Giggle] ha"), r"unknown tags \['Giggle'\]"),
+    (dict(edit_type="denoise", edit_info="hard"), "takes no edit_info"),
+    (dict(wav=np.zeros(0, np.float32)), "too short"),
+    (dict(wav=voiced(0.2)), r"too short \(0.200 s; at least 0.3 s"),
+    (dict(wav=np.zeros(SR, np.float32)), "silent"),
+    (dict(wav=np.full(SR, np.nan, np.float32)), "NaN"),
+    (dict(wav=np.zeros((2, SR), np.float32)), "mono"),
+    (dict(sr=0), "sample rate"),
+    (dict(text="x" * 1001), "1001 characters, limit 1000"),
+    (dict(text=""), "text: empty"),
+    (dict(n_iter=0), "n_iter"),
+    (dict(temperature=-1.0), "temperature"),
+    (dict(seed=-1), "seed"),
+])
+def test_edit_bad_input(ed, kwargs, match):
+    args = dict(wav=voiced(0.6), text="hello", edit_type="emotion", edit_info="happy")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ed.edit(**args)
+
+
+def test_clone_and_batch_bad_input(ed):
+    with pytest.raises(ValueError, match="longer than 30 s"):
+        ed.clone(voiced(31.0), "a", "b")
+    with pytest.raises(ValueError, match="prompt_text: empty"):
+        ed.clone(voiced(1.0), " ", "b")
+    with pytest.raises(ValueError, match="text: 1001 characters"):
+        ed.clone(voiced(1.0), "a", "b" * 1001)
+    with pytest.raises(ValueError, match="bad request keys"):
+        ed.edit_many([dict(wav=voiced(0.6), text="a", edit_type="vad", colour="red")])
+    with pytest.raises(ValueError, match="must be a dict"):
+        ed.clone_many(["hello"])
+    assert ed.edit_many([]) == [] and ed.clone_many([]) == []

@@ -1,0 +1,185 @@
+"""The decode loop: a tiny model trained here to memorise three answers must reproduce them greedily,
+batched or one at a time; limits, <|eos|>, the audio-only restriction and the repetition guard."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from editor.llm.chat import IGNORE, build_example, build_prompt
+from editor.llm.generate import Layout, SampleConfig, generate, pick
+from editor.llm.model import build_model, load_preset
+from editor.llm.vocab import AUDIO_SIZE, load_vocab
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls on a shared 2-core machine: one thread is ~10x faster than two under load."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def examples(n=3, src_len=20, tgt_len=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"system": "edit", "instruction": f"Make the following audio more {tag}.",
+             "source_tokens": rng.integers(0, AUDIO_SIZE, src_len), "target_tokens": rng.integers(0, AUDIO_SIZE, tgt_len)}
+            for tag in ("happy", "sad", "angry")[:n]]
+
+
+def train_tiny(exs, vocab, steps=400, seed=0):
+    """Plain full-sequence cross-entropy on the answer tokens until every answer is memorised."""
+    torch.manual_seed(seed)
+    model = build_model(load_preset("tiny"), vocab)
+    rows = [build_example(e, vocab) for e in exs]
+    L = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), L), vocab.pad, dtype=torch.long)
+    labels = torch.full((len(rows), L), IGNORE, dtype=torch.long)
+    for i, r in enumerate(rows):   # right padding: causal attention never looks at it
+        ids[i, :len(r["input_ids"])] = torch.as_tensor(r["input_ids"], dtype=torch.long)
+        labels[i, :len(r["labels"])] = torch.as_tensor(r["labels"], dtype=torch.long)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    answer = labels[:, 1:] != IGNORE          # the lm_head only where there is a label: much cheaper
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                  # tiny matmuls: threads cost more than they give
+    try:
+        model.train()
+        for step in range(steps):
+            hidden = model.model(input_ids=ids).last_hidden_state[:, :-1][answer]
+            logits = model.lm_head(hidden)
+            loss = torch.nn.functional.cross_entropy(logits, labels[:, 1:][answer])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if bool((logits.argmax(-1) == labels[:, 1:][answer]).all()) and loss.item() < 0.05:
+                break
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return load_vocab()
+
+
+@pytest.fixture(scope="module")
+def trained(vocab):
+    exs = examples()
+    return train_tiny(exs, vocab), exs
+
+
+@pytest.fixture(scope="module")
+def untrained(vocab):
+    torch.manual_seed(1)
+    return build_model(load_preset("tiny"), vocab).eval()
+
+
+class ConstLM(torch.nn.Module):
+    """A 'model' whose next-token logits are always the same vector: a controlled distribution."""
+
+    def __init__(self, config, logits):
+        super().__init__()
+        self.config, self.logits, self.w = config, logits, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, **kw):
+        return SimpleNamespace(logits=self.logits.expand(input_ids.shape[0], input_ids.shape[1], -1))
+
+
+def test_trained_model_reproduces_targets_greedily(trained, vocab):
+    model, exs = trained
+    prompts = [build_prompt(e, vocab) for e in exs]
+    out = generate(model, vocab, prompts, 100, temperature=0)
+    for o, e in zip(out, exs):
+        np.testing.assert_array_equal(o, e["target_tokens"])   # <|eos|> stopped it, stripped
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_batched_equals_one_at_a_time(trained, vocab, static):
+    model, exs = trained
+    # prompts of different lengths: left padding must not change anything
+    prompts = [build_prompt({**e, "source_tokens": e["source_tokens"][:k]}, vocab) for e, k in zip(exs, (20, 7, 13))]
+    for temp in (0, 0.7):
+        batch = generate(model, vocab, prompts, [60, 45, 30], seeds=[5, 6, 7], temperature=temp, static_cache=static)
+        one = [generate(model, vocab, [p], n, seeds=s, temperature=temp, static_cache=static)[0]
+               for p, n, s in zip(prompts, [60, 45, 30], [5, 6, 7])]
+        for a, b in zip(batch, one):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_seed_reproducible_and_temperature_samples(untrained, vocab):
+    p = [build_prompt(examples(1)[0], vocab)]
+    a = generate(untrained, vocab, p, 40, seeds=3, temperature=1.0)[0]
+    np.testing.assert_array_equal(a, generate(untrained, vocab, p, 40, seeds=3, temperature=1.0)[0])
+    assert not np.array_equal(a, generate(untrained, vocab, p, 40, seeds=4, temperature=1.0)[0])
+
+
+def test_limits_and_whole_blocks(untrained, vocab):
+    p = build_prompt(examples(1)[0], vocab)
+    out = generate(untrained, vocab, [p, p, p], [7, 23, 50], temperature=1.0)
+    assert [len(o) for o in out] == [5, 20, 50]   # random weights never pick eos: runs to the limit, cut to blocks
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate(untrained, vocab, [p], 0)
+    with pytest.raises(ValueError, match="2 values for 1"):
+        generate(untrained, vocab, [p], [3, 4])
+    assert generate(untrained, vocab, [], 10) == []
+
+
+def test_eos_stops_one_row_while_others_continue(trained, vocab):
+    model, exs = trained
+    prompts = [build_prompt(e, vocab) for e in exs]
+    stats = {}
+    out = generate(model, vocab, prompts, [100, 10, 100], temperature=0, stats=stats)
+    np.testing.assert_array_equal(out[1], exs[1]["target_tokens"][:10])
+    assert len(out[0]) == len(out[2]) == 30
+    assert stats["steps"] == 31      # 30 answers + the <|eos|> step, not the 100 allowed
+
+
+def test_only_audio_ids_even_when_text_is_likelier(untrained, vocab):
+    logits = torch.zeros(vocab.size)
+    logits[:vocab.audio_offset] = 30.0                       # text ids dominate...
+    logits[vocab.special_offset:] = 30.0                     # ...and so do specials other than eos
+    logits[vocab.eos] = -30.0
+    model = ConstLM(untrained.config, logits)
+    p = build_prompt(examples(1)[0], vocab)
+    out = generate(model, vocab, [p, p], 25, seeds=[0, 1], temperature=1.0)
+    assert all(len(o) == 25 and o.min() >= 0 and o.max() < AUDIO_SIZE for o in out)
+
+
+def test_layout_grammar(untrained, vocab):
+    p = build_prompt(examples(1)[0], vocab)
+    lay = Layout(2, 3, 1024)
+    out = generate(untrained, vocab, [p], 60, temperature=1.0, layout=lay)[0].reshape(-1, 5)
+    assert (out[:, :2] < 1024).all() and (out[:, 2:] >= 1024).all()
+
+
+def test_repetition_guard_fires_on_degenerate_distribution(untrained, vocab):
+    x = 77
+    logits = torch.full((vocab.size,), -1e4)
+    audio = slice(vocab.audio_offset, vocab.special_offset)
+    logits[audio] = 0.0
+    logits[vocab.audio_offset + x] = np.log(0.6 * (AUDIO_SIZE - 1) / 0.4)   # p(x) = 0.6 untempered
+    model = ConstLM(untrained.config, logits)
+    p = build_prompt(examples(1)[0], vocab)
+    cold = 0.05                                              # tempered, x is certain
+    off, on = {}, {}
+    loop = generate(model, vocab, [p], 100, temperature=cold, cfg=SampleConfig(repeat_max=0), stats=off)[0]
+    assert (loop == x).all() and off["guard_fired"] == [0]
+    guarded = generate(model, vocab, [p], 100, temperature=cold, cfg=SampleConfig(repeat_max=3), stats=on)[0]
+    assert on["guard_fired"][0] > 10
+    assert 10 < (guarded != x).sum() < 90                    # broken up by draws from the untempered distribution
+    # greedy stays greedy: the guard is part of sampling only
+    assert (generate(model, vocab, [p], 20, temperature=0, stats=on)[0] == x).all() and on["guard_fired"] == [0]
+
+
+def test_pick_window_counts_only_recent_tokens():
+    logits = torch.full((1, 6), -10.0)
+    logits[0, 2] = 10.0
+    noise = torch.rand(2, 1, 6, generator=torch.Generator().manual_seed(0))
+    cfg = SampleConfig(repeat_window=4, repeat_max=2)
+    t = torch.tensor([0.7])
+    old = torch.tensor([[2, 2, 2, 0, 1, 0, 1]])             # 2s only outside the last 4
+    assert not pick(logits, old, 7, t, cfg, noise)[1].item()
+    recent = torch.tensor([[0, 1, 0, 2, 1, 2, 0]])
+    assert pick(logits, recent, 7, t, cfg, noise)[1].item()

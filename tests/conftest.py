@@ -155,3 +155,51 @@ def _cli_run(*args):
     """run.py as a user runs it: a subprocess in the repository."""
     import subprocess
     return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=180)
+
+
+def write_token_release(pipe_dir: Path, examples: list[dict], per_shard: int = 4) -> Path:
+    """A token release as pipeline=tokenize writes it (shards, manifest, latest), from examples
+    {key, split, speaker, tag, text, src (ids), tgt (ids), prompt (ids) or None}: for trainer tests
+    that need exact, small token sequences."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    from core.reader import flatten
+    from core.sample import SAMPLE_VERSION, Sample
+    from core.shards import ShardWriter
+    from core.tags import instruction
+
+    def npy(ids):
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(ids, dtype="<i2"))
+        return buf.getvalue()
+
+    rel = pipe_dir / "releases" / "r1"
+    writer = ShardWriter(rel / "shards", pipe_dir.name, per_shard, 2**30)
+    rows = []
+    for e in examples:
+        members = {"src.tok.npy": npy(e["src"]), "tgt.tok.npy": npy(e["tgt"])}
+        counts = {"src": len(e["src"]), "tgt": len(e["tgt"])}
+        prompt = None
+        if e.get("prompt") is not None:
+            members["prompt.tok.npy"] = npy(e["prompt"])
+            counts["prompt"] = len(e["prompt"])
+            prompt = {"member": "prompt.flac", "text": e.get("prompt_text", "A prompt."), "target": "src.flac",
+                      "sha256": f"{abs(hash(tuple(e['prompt']))):064x}"[:64]}
+        js = {"task": "emotion_edit", "sample_version": SAMPLE_VERSION, "text": e["text"], "language": "en",
+              "speaker": e["speaker"], "split": e["split"], "sample_rate": 16000,
+              "durations": {"src": len(e["src"]) / 41.6667, "tgt": len(e["tgt"]) / 41.6667}, "provenance": {},
+              "prompt": prompt, "instruction": instruction("emotion", e["tag"], e["text"]), "edit_type": "emotion",
+              "edit_info": e["tag"], "acoustics": {}, "loudness": {}, "quality": {}, "gender": None,
+              "intensity": None, "margin": 8.0, "prompts": {"src": {}, "tgt": {}}, "speaker_sim": None,
+              "tokenizer_version": "tokenizer-v3", "token_counts": counts, "tokens_per_second": 41.6667}
+        shard = writer.write(Sample(e["key"], js, members))
+        rows.append({"key": e["key"], "shard": shard, **flatten(js)})
+    writer.close()
+    pd.DataFrame(rows).to_parquet(rel / "manifest.parquet")
+    (pipe_dir / "latest").symlink_to("releases/r1")
+    for name in ("shards", "manifest.parquet"):
+        (pipe_dir / name).symlink_to(f"latest/{name}")
+    return pipe_dir

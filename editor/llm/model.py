@@ -79,10 +79,11 @@ def build_model(cfg, vocab: Vocab):
     return model
 
 
-def save(model, vocab: Vocab, out) -> Path:
-    """save_pretrained (safetensors) + the text tokenizer + the vocab layout, in one directory."""
+def save(model, vocab: Vocab, out, max_shard_size: str | None = None) -> Path:
+    """save_pretrained (safetensors, in shards of at most max_shard_size) + the text tokenizer + the
+    vocab layout, in one directory."""
     out = Path(out)
-    model.save_pretrained(out)
+    model.save_pretrained(out, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     vocab.text.backend_tokenizer.save(str(out / "tokenizer.json"))
     (out / "llm_vocab.json").write_text(json.dumps({"version": vocab.version, "text_size": vocab.text_size}) + "\n")
     return out

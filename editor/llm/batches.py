@@ -1,0 +1,78 @@
+"""Fixed-shape packed batches from the mixture stream: [rows, max_len] every step.
+
+Examples are drawn in stream order and placed first-fit into `rows` rows of `max_len` tokens; the
+first one that fits nowhere waits for the next step (it is part of the stream's state). Fixed shapes
+keep torch.compile from recompiling and CUDA graphs valid; packing fills rows to ~95 %."""
+import numpy as np
+
+from editor.llm import chat, packing
+
+
+class Batches:
+    def __init__(self, mixture, vocab, rows: int, max_len: int):
+        self.mixture, self.vocab, self.rows, self.max_len = mixture, vocab, rows, max_len
+        self.pending = None          # (task, index) of the example that did not fit the last batch
+        self._seq = {}               # (task, index) -> built sequence (examples are few and reused)
+
+    def _build(self, ref):
+        if ref not in self._seq:
+            task, i = ref
+            self._seq[ref] = chat.build_example(self.mixture.examples[task][i], self.vocab)
+        return self._seq[ref]
+
+    def next(self) -> tuple[dict, dict]:
+        """(model inputs of one step, stats: examples, tokens, target tokens per task)."""
+        placed = [[] for _ in range(self.rows)]
+        free = [self.max_len] * self.rows
+        stats = {"examples": 0, "tokens": 0, "loss_tokens": 0, "tasks": {}}
+        while True:
+            ref = self.pending if self.pending is not None else self.mixture.next_ref()
+            self.pending = None
+            seq = self._build(ref)
+            n = len(seq["input_ids"])
+            row = next((r for r in range(self.rows) if free[r] >= n), None)
+            if row is None:
+                self.pending = ref
+                break
+            placed[row].append(seq)
+            free[row] -= n
+            stats["examples"] += 1
+            stats["tokens"] += n
+            stats["loss_tokens"] += int((seq["labels"] != chat.IGNORE).sum())
+            stats["tasks"][ref[0]] = stats["tasks"].get(ref[0], 0) + 1
+        return packing.collate(placed, self.max_len, self.vocab.pad), stats
+
+    def state(self) -> dict:
+        return {"mixture": self.mixture.state(), "pending": list(self.pending) if self.pending else None}
+
+    def load_state(self, st: dict) -> None:
+        self.mixture.load_state(st["mixture"])
+        self.pending = tuple(st["pending"]) if st["pending"] else None
+
+
+def eval_batches(examples: list[dict], vocab, rows: int, max_len: int, n_batches: int) -> list[dict]:
+    """The validation examples packed once (deterministic), cut into at most n_batches batches."""
+    seqs = [chat.build_example(e, vocab) for e in examples]
+    seqs = [s for s in seqs if len(s["input_ids"]) <= max_len]
+    if not seqs:
+        return []
+    packed = packing.pack([len(s["input_ids"]) for s in seqs], max_len)
+    out = []
+    for b in range(0, min(len(packed), rows * n_batches), rows):
+        group = [[seqs[i] for i in r] for r in packed[b:b + rows]]
+        group += [[] for _ in range(rows - len(group))]
+        out.append(packing.collate(group, max_len, vocab.pad))
+    return out
+
+
+def too_long(examples: dict[str, list[dict]], vocab, max_len: int) -> dict[str, list[dict]]:
+    """Drop examples whose sequence exceeds max_len (counted, never cut: cutting loses the source
+    audio or <|eos|>). Returns the kept examples per task and prints nothing: callers report."""
+    kept = {}
+    for task, exs in examples.items():
+        kept[task] = [e for e in exs if len(chat.build_example(e, vocab)["input_ids"]) <= max_len]
+    return kept
+
+
+def lengths(examples: list[dict], vocab) -> np.ndarray:
+    return np.array([len(chat.build_example(e, vocab)["input_ids"]) for e in examples])

@@ -1,0 +1,128 @@
+"""Token releases -> the audio LLM's chat examples, and a resumable mixture stream over them.
+
+Every sample of a token release gives its edit example (core.sample.llm_example) and, when it carries a
+voice prompt, the clone example it yields (core.sample.clone_example; shared prompts and targets give
+one). Examples are plain dicts, the input of editor/llm/chat.py:
+
+    {"task", "key", "system": "edit"|"clone", "instruction", "text", "target_text", "language",
+     "source_tokens", "target_tokens", "speaker": {"name", "prompt_text"} (clone)}
+
+Token releases are small (83 bytes per second of audio), so a split is read into memory once."""
+from collections import defaultdict
+
+import numpy as np
+
+from core.reader import Release
+from core.sample import clone_example, llm_example
+
+TASKS = ("emotion_edit", "style_edit", "speed_edit", "denoise", "silence_trim", "paralinguistic_edit", "clone")
+
+
+def _example(sample) -> dict:
+    ex = llm_example(sample)
+    out = {"task": sample.task, "key": sample.key, "system": ex["system"], "instruction": ex["instruction"],
+           "text": ex["text"], "target_text": ex["target_text"], "language": ex["language"],
+           "speaker_id": sample.json["speaker"],
+           "source_tokens": np.asarray(sample.members[ex["source"]], dtype=np.int64),
+           "target_tokens": np.asarray(sample.members[ex["target"]], dtype=np.int64)}
+    if ex["system"] == "clone":
+        out["speaker"] = {"name": ex["speaker"]["name"], "prompt_text": ex["speaker"]["prompt_text"]}
+    return out
+
+
+def load_examples(data, split: str | None, tasks=TASKS) -> dict[str, list[dict]]:
+    """task -> examples of one split (None: every split) of the token releases in `data` (anything
+    core/reader.py reads; a list is joined). Only tasks in `tasks`."""
+    if isinstance(data, (list, tuple)):
+        data = ",".join(map(str, data))
+    rel = Release(data)
+    if "tokenizer_version" not in rel.manifest:
+        raise ValueError(f"data={data}: not a token release (run `python run.py pipeline=tokenize data=...` first)")
+    out: dict[str, list[dict]] = defaultdict(list)
+    clones = set()
+    rows = rel.manifest if split is None else rel.manifest[rel.manifest["split"] == split]
+    for key in rows["key"]:
+        s = rel.sample(key)
+        if llm_example(s) is None:
+            continue
+        if s.task in tasks:
+            out[s.task].append(_example(s))
+        c = clone_example(s) if "clone" in tasks else None
+        if c is not None and c.key not in clones:
+            clones.add(c.key)
+            out["clone"].append(_example(c))
+    return dict(out)
+
+
+def codec(data) -> dict:
+    """The codec tokenizer of the token releases in `data` (the reader refuses a mix): its version
+    and token rate."""
+    if isinstance(data, (list, tuple)):
+        data = ",".join(map(str, data))
+    man = Release(data).manifest
+    return {"tokenizer_version": str(man["tokenizer_version"].dropna().iloc[0]),
+            "tokens_per_second": float(man["tokens_per_second"].dropna().iloc[0])}
+
+
+class Mixture:
+    """An endless stream of examples: each draw picks a task with probability proportional to its
+    weight (tasks without examples drop out), then that task's next example in a per-pass shuffle.
+    Its whole position is `state()`, so a resumed run draws exactly what the killed one would have."""
+
+    def __init__(self, examples: dict[str, list[dict]], weights: dict[str, float], seed: int):
+        unknown = set(weights) - set(TASKS)
+        if unknown:
+            raise ValueError(f"mixture weights for unknown tasks {sorted(unknown)}; tasks are {', '.join(TASKS)}")
+        self.tasks = [t for t in TASKS if examples.get(t) and weights.get(t, 0) > 0]
+        if not self.tasks:
+            raise ValueError(f"no examples for any weighted task (have {sorted(k for k, v in examples.items() if v)}, "
+                             f"weights {weights})")
+        self.examples = examples
+        p = np.array([weights[t] for t in self.tasks], dtype=np.float64)
+        self.p = p / p.sum()
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.cursor = {t: 0 for t in self.tasks}
+        self.passes = {t: 0 for t in self.tasks}
+        self._orders = {}
+
+    def _order(self, task: str) -> np.ndarray:
+        key = (task, self.passes[task])
+        if self._orders.get(task, (None,))[0] != key:
+            perm = np.random.default_rng([self.seed, TASKS.index(task), self.passes[task]]).permutation(
+                len(self.examples[task]))
+            self._orders[task] = (key, perm)
+        return self._orders[task][1]
+
+    def next_ref(self) -> tuple[str, int]:
+        """(task, index into examples[task]) of the next example."""
+        task = self.tasks[int(self.rng.choice(len(self.tasks), p=self.p))]
+        order = self._order(task)
+        i = int(order[self.cursor[task]])
+        self.cursor[task] += 1
+        if self.cursor[task] == len(order):
+            self.cursor[task], self.passes[task] = 0, self.passes[task] + 1
+        return task, i
+
+    def next(self) -> dict:
+        task, i = self.next_ref()
+        return self.examples[task][i]
+
+    def state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "cursor": dict(self.cursor), "passes": dict(self.passes)}
+
+    def load_state(self, st: dict) -> None:
+        self.rng.bit_generator.state = st["rng"]
+        self.cursor.update(st["cursor"])
+        self.passes.update(st["passes"])
+
+
+def summary(examples: dict[str, list[dict]], tokens_per_second: float) -> dict:
+    """Per task: examples, hours of target audio, speakers, distinct texts (training.json)."""
+    out = {}
+    for task, exs in examples.items():
+        out[task] = {"examples": len(exs),
+                     "target_hours": round(sum(len(e["target_tokens"]) for e in exs) / tokens_per_second / 3600, 4),
+                     "speakers": sorted({e["speaker_id"] for e in exs}),
+                     "texts": len({e["text"] for e in exs})}
+    return out

@@ -1,0 +1,267 @@
+"""Supervised fine-tuning of the audio LLM on token releases: one process, or N workers via Ray Train.
+
+Each step packs examples of the task mixture into a fixed [rows, max_len] batch (batches.py). With N
+workers every worker draws the same global batch and takes rows[rank::N]; each scales its summed
+token loss by N / (loss tokens of the global batch), so DDP's gradient mean is exactly the global
+per-token mean: N workers train the model one worker would, on the same global batch.
+
+Checkpoints (model, optimizer, scheduler, step, data position, elapsed time, curve) are written
+atomically every `ckpt_every` steps; `resume` continues from the last one. The finished model is
+published as an artifact directory (editor/artifacts.py): config + safetensors + tokenizer,
+training.json, training_log.jsonl and loss_curve.png."""
+import hashlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from editor import artifacts
+from editor.llm import data as llm_data
+from editor.llm.batches import Batches, eval_batches, too_long
+from editor.llm.chat import IGNORE
+from editor.llm.model import build_model, count_params, flops_per_token, save
+from editor.llm.vocab import DEFAULT_TEXT_TOKENIZER, load_vocab
+
+H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of the H200 SXM (MFU denominator)
+
+
+def token_loss_sum(model, batch: dict) -> torch.Tensor:
+    """Summed cross-entropy of the labelled tokens (labels aligned with input_ids; we shift)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                   position_ids=batch["position_ids"]).logits
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def loss_tokens(batch: dict) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def _rows(batch: dict, rank: int, world: int) -> dict:
+    return {k: v[rank::world] for k, v in batch.items()}
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def optimizer(model, tc: dict, device) -> torch.optim.Optimizer:
+    """AdamW; weight decay on matrices only (not norms or biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": tc["weight_decay"]},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    fused = torch.device(device).type == "cuda"
+    return torch.optim.AdamW(groups, lr=tc["lr"], betas=tuple(tc["betas"]), fused=fused)
+
+
+def lr_factor(step: int, tc: dict, progress: float) -> float:
+    """Linear warm-up, then cosine from lr to min_lr over `progress` (steps or time, whichever ends first)."""
+    if step < tc["warmup"]:
+        return (step + 1) / tc["warmup"]
+    floor = tc["min_lr"] / tc["lr"]
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def fingerprint(tc: dict, llm_cfg: dict, data: list[str], vocab_version: str) -> str:
+    """What a checkpoint must match to be resumed (budgets and worker count may change)."""
+    keep = {k: v for k, v in tc.items() if k not in ("steps", "max_minutes", "log_every", "eval_every",
+                                                     "ckpt_every", "workers", "compile")}
+    blob = json.dumps([keep, llm_cfg, sorted(map(str, data)), vocab_version], sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint
+
+
+def _unwrap(model):
+    return getattr(model, "module", model)
+
+
+@torch.no_grad()
+def evaluate(model, batches: list[dict], device, autocast) -> float | None:
+    if not batches:
+        return None
+    model.eval()
+    total, n = 0.0, 0
+    for b in batches:
+        with autocast():
+            total += token_loss_sum(model, _to(b, device)).item()
+        n += loss_tokens(b)
+    model.train()
+    return total / max(n, 1)
+
+
+def prepare(tc: dict, data: list[str], log=print):
+    """(vocab, training examples per task, validation examples) with over-long examples dropped."""
+    vocab = load_vocab(tc.get("text_tokenizer") or DEFAULT_TEXT_TOKENIZER)
+    train = llm_data.load_examples(data, "train")
+    val = llm_data.load_examples(data, "validation")
+    if not train:
+        raise ValueError(f"data={data}: no training-split examples (the token releases' split column has no 'train')")
+    kept = too_long(train, vocab, tc["max_len"])
+    dropped = {t: len(train[t]) - len(kept[t]) for t in train if len(train[t]) != len(kept[t])}
+    if dropped:
+        log(f"dropped examples longer than max_len={tc['max_len']}: {dropped}")
+    val_kept = [e for exs in too_long(val, vocab, tc["max_len"]).values() for e in exs]
+    return vocab, kept, val_kept
+
+
+def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Path, device, resume: bool,
+               rank: int = 0, world: int = 1, wrap=None, log=print, run_info: dict | None = None) -> dict:
+    """The training loop of one worker. wrap(model) -> the DDP model (Ray Train), None alone.
+    run_info (command, data) goes into training.json."""
+    device = torch.device(device)
+    torch.manual_seed(tc["seed"])
+    vocab, train, val = prepare(tc, data, log if rank == 0 else (lambda *_: None))
+    codec = llm_data.codec(data)
+    mixture = llm_data.Mixture(train, dict(tc["mixture"]), tc["seed"])
+    if tc["rows"] % world:
+        raise ValueError(f"editor.train.rows={tc['rows']} must be a multiple of the {world} workers")
+    batches = Batches(mixture, vocab, tc["rows"], tc["max_len"])
+    model = build_model(llm_cfg, vocab).to(device)
+    opt = optimizer(model, tc, device)
+    fp = fingerprint(tc, llm_cfg, data, vocab.version)
+    ckpt = ckpt_dir / "checkpoint.pt"
+    step, elapsed, curve = 0, 0.0, []
+    if resume and ckpt.is_file():
+        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if st["fingerprint"] != fp:
+            raise ValueError(f"resume: {ckpt} was written by a run with other data, model or training settings "
+                             f"({st['fingerprint']} != {fp}); start without resume=true or use another output")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        batches.load_state(st["data"])
+        step, elapsed, curve = st["step"], st["elapsed_s"], st["curve"]
+        torch.set_rng_state(st["torch_rng"])
+        if rank == 0:
+            log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
+    elif resume and rank == 0:
+        log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
+    cuda = device.type == "cuda"
+    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    net = wrap(model) if wrap else model
+    fwd = torch.compile(net) if (tc["compile"] is True or (tc["compile"] == "auto" and cuda)) else net
+    val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"]) if rank == 0 else []
+    flops_tok = flops_per_token(model, tc["max_len"] // 2)
+    budget_s = 60.0 * tc["max_minutes"]
+    n_params = count_params(model)
+    if rank == 0:
+        log(f"LLM: {n_params / 1e6:.2f} M parameters, vocab {vocab.size}; {sum(map(len, train.values()))} training "
+            f"examples {({t: len(v) for t, v in train.items()})}, {len(val)} validation; {world} worker(s) on {device}")
+    model.train()
+    t_run, window = time.time() - elapsed, {"tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+    while step < tc["steps"]:
+        progress = max(step / tc["steps"], (time.time() - t_run) / budget_s)
+        for g in opt.param_groups:
+            g["lr"] = tc["lr"] * lr_factor(step, tc, progress)
+        full, stats = batches.next()
+        n_global = max(loss_tokens(full), 1)
+        mine = _to(_rows(full, rank, world), device)
+        with autocast():
+            loss_sum = token_loss_sum(fwd, mine)
+        (loss_sum * (world / n_global)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        window["tokens"] += stats["tokens"]
+        window["loss"] += loss_sum.item()
+        window["n"] += loss_tokens(_rows(full, rank, world))
+        out_of_time = time.time() - t_run > budget_s
+        last = step == tc["steps"] or out_of_time
+        if rank == 0 and (step % tc["log_every"] == 0 or last):
+            if cuda:
+                torch.cuda.synchronize()
+            dt = time.time() - window["t"]
+            tok_s = window["tokens"] / dt if dt else 0.0
+            row = {"step": step, "minutes": round((time.time() - t_run) / 60, 3), "lr": opt.param_groups[0]["lr"],
+                   "train_loss": round(window["loss"] / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1)}
+            if cuda:
+                row["mfu"] = round(flops_tok * tok_s / H200_BF16_PEAK, 4)
+            if step % tc["eval_every"] == 0 or last:
+                row["val_loss"] = evaluate(model, val_batches, device, autocast)
+            curve.append(row)
+            log(json.dumps(row))
+            window = {"tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+        if rank == 0 and (step % tc["ckpt_every"] == 0 or last):
+            save_checkpoint(ckpt, {"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "data": batches.state(), "step": step, "elapsed_s": time.time() - t_run,
+                                   "curve": curve, "torch_rng": torch.get_rng_state()})
+        if out_of_time:
+            if rank == 0:
+                log(f"stopped at the time budget ({tc['max_minutes']} min) after {step} steps")
+            break
+    model.eval()
+    result = {**(run_info or {}), "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+              "workers": world, "steps": step, "seconds": round(time.time() - t_run, 1), "parameters": n_params,
+              "final": curve[-1] if curve else {}, "curve": curve,
+              "data": llm_data.summary(train, codec["tokens_per_second"]), **codec, "validation_examples": len(val), "vocab": vocab.version}
+    if rank == 0:
+        publish_artifact(model, vocab, out, result, tc, llm_cfg)
+    return result
+
+
+def publish_artifact(model, vocab, out: Path, result: dict, tc: dict, llm_cfg: dict) -> Path:
+    tmp = artifacts.staging_dir(out)
+    model = model.to(torch.bfloat16) if tc.get("save_dtype") == "bfloat16" else model
+    save(model, vocab, tmp, max_shard_size=tc.get("max_shard_size", "15MB"))
+    curve = result.pop("curve")
+    (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
+    (tmp / "training.json").write_text(json.dumps({**result, "train": tc, "llm": llm_cfg}, indent=1, default=str))
+    loss_curve_png(curve, tmp / "loss_curve.png")
+    return artifacts.publish(tmp, out)
+
+
+def loss_curve_png(curve: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    steps = [r["step"] for r in curve]
+    ax.plot(steps, [r["train_loss"] for r in curve], label="train")
+    val = [(r["step"], r["val_loss"]) for r in curve if r.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss per target token (nats)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def ray_worker(config: dict) -> None:
+    """Ray Train's per-worker function: the same loop, DDP through ray.train.torch."""
+    import ray.train
+    import ray.train.torch
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    result = train_loop(config["tc"], config["llm"], config["data"], Path(config["out"]), Path(config["ckpt_dir"]),
+                        device, config["resume"], rank, world, wrap=ray.train.torch.prepare_model,
+                        run_info=config["run_info"])
+    ray.train.report({"steps": result["steps"], "seconds": result["seconds"],
+                      "final": json.dumps(result["final"]), "data": json.dumps(result["data"])})
+
+
+def train_with_ray(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Path, resume: bool,
+                   use_gpu: bool, storage: Path, run_info: dict | None = None) -> dict:
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    trainer = TorchTrainer(
+        ray_worker,
+        train_loop_config={"tc": tc, "llm": llm_cfg, "data": [str(d) for d in data], "out": str(out),
+                           "ckpt_dir": str(ckpt_dir), "resume": resume, "run_info": run_info or {}},
+        scaling_config=ScalingConfig(num_workers=tc["workers"], use_gpu=use_gpu),
+        run_config=RunConfig(storage_path=str(storage.resolve()), name=f"train_editor-{int(time.time())}"))
+    res = trainer.fit()
+    m = res.metrics
+    return {"steps": m["steps"], "seconds": m["seconds"], "final": json.loads(m["final"]),
+            "data": json.loads(m["data"])}

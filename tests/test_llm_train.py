@@ -1,0 +1,159 @@
+"""pipeline=train_editor: the tiny LLM learns edits and clones from token releases exactly; a killed run
+resumes to the weights an uninterrupted run reaches; 2 Ray Train workers (gloo) train what 1 worker
+trains on the same global batch; artifacts and bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import REPO, make_cfg, write_token_release
+
+torch.set_num_threads(1)  # tiny models: one thread is several times faster on a loaded 2-core machine
+
+BASE = ["pipeline=train_editor", "llm=tiny", "editor=tiny", "pipeline.train.rows=4", "pipeline.train.max_len=256",
+        "pipeline.train.warmup=5", "pipeline.train.log_every=5", "pipeline.train.eval_every=10",
+        "pipeline.train.ckpt_every=5", "pipeline.train.max_minutes=30", "pipeline.train.save_dtype=float32"]
+
+
+def _ids(seed: int, n: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 5120, n)
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    """Four speakers: three train (one edit each, distinct tags and targets; two with a voice prompt,
+    so two clone examples), one validation."""
+    d = tmp_path_factory.mktemp("tok") / "emotion_triplets_tokens"
+    ex = []
+    for i, (spk, split, tag) in enumerate([("a", "train", "happy"), ("b", "train", "sad"), ("c", "train", "angry"),
+                                           ("d", "validation", "happy")]):
+        src = _ids(i, 30)
+        ex.append({"key": f"emotion_{spk}_{i:04d}", "split": split, "speaker": spk, "tag": tag,
+                   "text": f"Sentence number {i}.", "src": src, "tgt": _ids(100 + i, 25 + 5 * i),
+                   "prompt": _ids(200 + i, 20) if i < 2 else None})
+    return write_token_release(d, ex), ex
+
+
+def _run(overrides):
+    import importlib
+    cfg = make_cfg(overrides)
+    return importlib.import_module("pipelines.train_editor").run(cfg), cfg
+
+
+def _teacher_forced_exact(art_dir, data) -> tuple[int, int]:
+    """(exactly reproduced examples, examples): greedy decoding reproduces an example exactly iff the
+    argmax at every target position (audio ids and <|eos|>) is the target, given the target so far."""
+    from editor.llm import chat
+    from editor.llm.data import load_examples
+    from editor.llm.model import load
+    model, vocab = load(art_dir)
+    model.eval()
+    exs = [e for v in load_examples(str(data), "train").values() for e in v]
+    good = 0
+    for e in exs:
+        seq = chat.build_example(e, vocab)
+        x = torch.as_tensor(seq["input_ids"], dtype=torch.long)[None]
+        with torch.no_grad():
+            pred = model(input_ids=x).logits[0, :-1].argmax(-1).numpy()
+        want = seq["labels"][1:]
+        on = want != chat.IGNORE
+        good += bool((pred[on] == want[on]).all())
+    return good, len(exs)
+
+
+def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
+    data, _ = tokens
+    out = tmp_path / "llm"
+    info, _ = _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}",
+                    "pipeline.train.steps=150", "pipeline.train.lr=0.003"])
+    good, n = _teacher_forced_exact(out, data)
+    assert n == 5, "3 edits + 2 clone examples of the train split"
+    assert good == n, f"{good}/{n} examples reproduced exactly"
+    tj = json.loads((out / "training.json").read_text())
+    assert tj["steps"] == 150 and tj["data"]["emotion_edit"]["examples"] == 3 and tj["data"]["clone"]["examples"] == 2
+    assert tj["validation_examples"] >= 1 and tj["final"]["val_loss"] is not None
+    assert tj["command"].startswith("python run.py") and tj["device"] == "cpu"
+    for f in ("config.json", "tokenizer.json", "llm_vocab.json", "training_log.jsonl", "loss_curve.png"):
+        assert (out / f).is_file(), f
+    assert list(out.glob("*.safetensors"))
+    curve = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert curve[-1]["train_loss"] < 0.1 * curve[0]["train_loss"]
+
+
+def _params(art_dir):
+    from editor.llm.model import load
+    model, _ = load(art_dir)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_killed_run_resumes_to_the_uninterrupted_weights(tokens, tmp_path):
+    data, _ = tokens
+    args = [*BASE, f"data=[{data}]", "pipeline.train.steps=80", "pipeline.train.ckpt_every=4"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    a = tmp_path / "a"
+    cmd = [sys.executable, "run.py", *args, f"output_dir={a}", f"pipeline.artifact_out={a / 'llm'}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    ckpt = a / "llm.checkpoints" / "checkpoint.pt"
+    t0 = time.time()
+    while not ckpt.is_file():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() - t0 < 300
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    step = torch.load(ckpt, weights_only=False)["step"]
+    assert step < 80 and not (a / "llm").exists(), "killed before the end: nothing published"
+    r = subprocess.run([*cmd, "resume=true"], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"resumed from {ckpt} at step {step}" in r.stdout + r.stderr
+    b = tmp_path / "b"
+    _run([*args, f"output_dir={b}", f"pipeline.artifact_out={b / 'llm'}"])
+    pa, pb = _params(a / "llm"), _params(b / "llm")
+    for k in pb:
+        assert torch.allclose(pa[k], pb[k], atol=1e-5, rtol=1e-4), k
+
+
+def test_two_ray_train_workers_match_one(tokens, tmp_path, ray_local):
+    data, _ = tokens
+    args = [*BASE, f"data=[{data}]", "pipeline.train.steps=12", "pipeline.train.ckpt_every=100"]
+    one, _ = _run([*args, f"output_dir={tmp_path / 'one'}", f"pipeline.artifact_out={tmp_path / 'one' / 'llm'}"])
+    two, _ = _run([*args, "editor.train.workers=2", f"output_dir={tmp_path / 'two'}",
+                   f"pipeline.artifact_out={tmp_path / 'two' / 'llm'}"])
+    tj = json.loads((tmp_path / "two" / "llm" / "training.json").read_text())
+    assert tj["workers"] == 2 and tj["steps"] == 12
+    p1, p2 = _params(tmp_path / "one" / "llm"), _params(tmp_path / "two" / "llm")
+    start = _params_at_init(data)
+    moved = sum(float((p1[k] - start[k]).abs().sum()) for k in p1)
+    assert moved > 0
+    for k in p1:
+        assert torch.allclose(p1[k], p2[k], atol=2e-5, rtol=1e-3), k
+
+
+def _params_at_init(data):
+    from editor.llm.model import build_model, load_preset
+    from editor.llm.vocab import load_vocab
+    torch.manual_seed(0)
+    return {k: v.detach().clone() for k, v in build_model(load_preset("tiny"), load_vocab()).state_dict().items()}
+
+
+def test_bad_input_is_named(tokens, tmp_path):
+    data, _ = tokens
+    with pytest.raises(ValueError, match="data= is required"):
+        _run([*BASE, f"output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="no such token release"):
+        _run([*BASE, f"data=[{tmp_path / 'nothing'}]", f"output_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="unknown tasks"):
+        _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", "+pipeline.train.mixture.karaoke=1.0"])
+    with pytest.raises(ValueError, match="multiple of the 3 workers"):
+        from editor.llm.train import train_loop
+        tc = OmegaConf.to_container(make_cfg([*BASE]).pipeline.train, resolve=True)
+        train_loop(tc, OmegaConf.to_container(make_cfg([*BASE]).llm), [str(data)], tmp_path / "x", tmp_path, "cpu",
+                   False, rank=0, world=3)

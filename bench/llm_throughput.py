@@ -1,6 +1,6 @@
 """Training-step throughput of an LLM preset on packed rows (GPU): tokens/s, MFU, peak memory.
 
-    python bench/llm_throughput.py [preset] [row_len] [rows] [steps]
+    python bench/llm_throughput.py [preset] [row_len] [rows] [steps] [compile: 0|1]
 Random audio examples of 2-12 s (clone-sized), packed with the block-diagonal mask, bf16 autocast.
 """
 import sys
@@ -18,8 +18,8 @@ from editor.llm.vocab import load_vocab  # noqa: E402
 PEAK_BF16 = {"H200": 989e12, "H100": 989e12}
 
 
-def main(preset="small", row_len=4096, rows=16, steps=20):
-    row_len, rows, steps = int(row_len), int(rows), int(steps)
+def main(preset="small", row_len=4096, rows=16, steps=20, compiled=0):
+    row_len, rows, steps, compiled = int(row_len), int(rows), int(steps), bool(int(compiled))
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     v, rng = load_vocab(), np.random.default_rng(0)
     exs = []
@@ -39,13 +39,14 @@ def main(preset="small", row_len=4096, rows=16, steps=20):
         cfg = yaml.safe_load((PRESETS / f"{preset}.yaml").read_text())
     model = build_model(cfg, v).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev == "cuda")
+    fwd = torch.compile(model) if compiled else model
     tokens = int(lens.sum())
     for step in range(steps + 3):
         if step == 3:
             torch.cuda.synchronize() if dev == "cuda" else None
             t0 = time.time()
         with torch.autocast(dev, dtype=torch.bfloat16):
-            loss = model(**batch).loss
+            loss = fwd(**batch).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -54,7 +55,7 @@ def main(preset="small", row_len=4096, rows=16, steps=20):
     fpt = flops_per_token(model, context)
     name = torch.cuda.get_device_name() if dev == "cuda" else "cpu"
     peak = next((p for k, p in PEAK_BF16.items() if k in name), None)
-    print(f"{preset} on {name}: {count_params(model) / 1e6:.1f} M params, {rows}x{row_len} rows, {tokens} real tokens, "
+    print(f"{preset}{' compiled' if compiled else ''} on {name}: {count_params(model) / 1e6:.1f} M params, {rows}x{row_len} rows, {tokens} real tokens, "
           f"context {context:.0f}, {dt * 1e3:.0f} ms/step, {tokens / dt:,.0f} tok/s, "
           f"{fpt * tokens / dt / 1e12:.1f} TFLOP/s" + (f", MFU {fpt * tokens / dt / peak:.1%}" if peak else "")
           + (f", peak mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if dev == "cuda" else "")

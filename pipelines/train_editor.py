@@ -6,13 +6,12 @@
 
 Examples of every task in the data (edits and the clone examples of their prompts) in the configured
 mixture; the train split trains, the validation split gives the eval loss (editor/llm/train.py)."""
-import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from editor.llm import train as llm_train
-from pipelines.train_tokenizer import device as pick_device
+from editor.training import command as run_command, pick_device
 
 
 def data_list(cfg) -> list[str]:
@@ -35,7 +34,7 @@ def run(cfg):
     out = Path(p.artifact_out or Path(cfg.output_dir) / "editor" / p.version)
     ckpt_dir = Path(p.checkpoint_dir or out.with_name(out.name + ".checkpoints"))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    command = " ".join(["python", "run.py", *sys.argv[1:]])
+    command = run_command()
     if tc["workers"] > 1:
         from pipelines.runner import init_ray
         import ray
@@ -45,7 +44,7 @@ def run(cfg):
                                           ckpt_dir / "ray", {"command": command, "data": data})
         where = f"{tc['workers']} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
     else:
-        dev = pick_device(cfg)
+        dev = pick_device(cfg.editor.device)
         result = llm_train.train_loop(tc, llm_cfg, data, out, ckpt_dir, dev, bool(cfg.resume),
                                       run_info={"command": command, "data": data})
         where = str(dev)

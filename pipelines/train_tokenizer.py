@@ -8,7 +8,6 @@ it measures unseen voices (editor.split_train/split_val/split_test move named sp
 Writes a versioned artifact directory (config.json + safetensors + training.json + training_log.jsonl).
 """
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -16,16 +15,12 @@ import torch
 from omegaconf import OmegaConf
 
 from editor import artifacts, corpus, train_decoder
+from editor.training import command, device_name, pick_device
 from editor.tokenizer import DualCodebookTokenizer, block_frames
 
 
 def device(cfg) -> torch.device:
-    want = cfg.editor.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"editor.device={want}: no CUDA device here (use editor.device=cpu or auto)")
-    return torch.device(want)
+    return pick_device(cfg.editor.device)
 
 
 def data_source(cfg) -> str:
@@ -61,8 +56,7 @@ def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus | None, list[str]]:
 
 
 def run_info(cfg, dev, seconds: float, extra: dict) -> dict:
-    return {"command": " ".join(["python", "run.py", *sys.argv[1:]]), "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+    return {"command": command(), "device": str(dev), "device_name": device_name(dev),
             "seconds": round(seconds, 1), "data": data_source(cfg), **extra}
 
 

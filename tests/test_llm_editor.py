@@ -10,7 +10,7 @@ import torch
 from editor.llm import model as llm_model
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR, Editor, crossfade_join,
                                split_points, split_text, write_codec_meta)
-from editor.llm.vocab import AUDIO_SIZE, load_vocab
+from editor.llm.vocab import load_vocab
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -22,13 +22,13 @@ def test_tiny_builds_over_the_joint_vocab():
 def test_preset_sizes():
     # counted on the meta device: no memory for the weights
     sizes = {}
-    for name in ("small", "base_0p5b", "base_1p5b"):
+    for name in ("small", "medium", "base_0p5b", "base_1p5b"):
         cfg = load_preset(name)
         with torch.device("meta"):
             m = getattr(transformers, {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[cfg.arch])(
                 model_config(cfg, V))
         sizes[name] = count_params(m) / 1e6
-    assert 28 < sizes["small"] < 40 and 300 < sizes["base_0p5b"] < 520 and 1200 < sizes["base_1p5b"] < 1600
+    assert 7 < sizes["small"] < 10 and 28 < sizes["medium"] < 40 and 300 < sizes["base_0p5b"] < 520 and 1200 < sizes["base_1p5b"] < 1600
     with pytest.raises(ValueError, match="no LLM preset 'huge'"):
         load_preset("huge")
 

@@ -7,7 +7,6 @@ CPU and GPU. Checkpoints are save_pretrained directories (safetensors) plus the 
 the vocab layout, so a reader rebuilds exactly the ids the model was trained on.
 """
 import json
-import shutil
 from pathlib import Path
 
 import torch

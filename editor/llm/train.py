@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from editor import artifacts
+from editor.training import device_name
 from editor.llm import data as llm_data
 from editor.llm.batches import Batches, eval_batches, too_long
 from editor.llm.chat import IGNORE
@@ -199,7 +200,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
                 log(f"stopped at the time budget ({tc['max_minutes']} min) after {step} steps")
             break
     model.eval()
-    result = {**(run_info or {}), "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+    result = {**(run_info or {}), "device": device_name(device),
               "workers": world, "steps": step, "seconds": round(time.time() - t_run, 1), "parameters": n_params,
               "final": curve[-1] if curve else {}, "curve": curve,
               "data": llm_data.summary(train, codec["tokens_per_second"]), **codec, "validation_examples": len(val), "vocab": vocab.version}
@@ -247,8 +248,7 @@ def ray_worker(config: dict) -> None:
     result = train_loop(config["tc"], config["llm"], config["data"], Path(config["out"]), Path(config["ckpt_dir"]),
                         device, config["resume"], rank, world, wrap=ray.train.torch.prepare_model,
                         run_info=config["run_info"])
-    ray.train.report({"steps": result["steps"], "seconds": result["seconds"],
-                      "final": json.dumps(result["final"]), "data": json.dumps(result["data"])})
+    ray.train.report({"steps": result["steps"]})
 
 
 def train_with_ray(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Path, resume: bool,
@@ -261,7 +261,7 @@ def train_with_ray(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir
                            "ckpt_dir": str(ckpt_dir), "resume": resume, "run_info": run_info or {}},
         scaling_config=ScalingConfig(num_workers=tc["workers"], use_gpu=use_gpu),
         run_config=RunConfig(storage_path=str(storage.resolve()), name=f"train_editor-{int(time.time())}"))
-    res = trainer.fit()
-    m = res.metrics
-    return {"steps": m["steps"], "seconds": m["seconds"], "final": json.loads(m["final"]),
-            "data": json.loads(m["data"])}
+    trainer.fit()
+    # rank 0 published the artifact; its training.json is the run's record (Ray's own result
+    # metrics depend on the Train version)
+    return json.loads((out / "training.json").read_text())

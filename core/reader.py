@@ -84,6 +84,13 @@ class Release:
         return len(self.manifest)
 
     @property
+    def pipeline(self) -> str:
+        """The name of the pipeline that wrote the (first) release read, from its run.json."""
+        run = self.root / "run.json"
+        name = json.loads(run.read_text()).get("pipeline") if run.is_file() else None
+        return name or self.root.name
+
+    @property
     def shards(self) -> list[Path]:
         return list(dict.fromkeys(self.manifest["shard_path"]))
 

@@ -94,6 +94,13 @@ TASK_SCHEMAS: dict[str, TaskSchema] = {
     # one recording of a user's folder (pipeline=tokenize source=folder): speech for pre-training or
     # as edit sources; not an example by itself
     "recording": TaskSchema({**COMMON, "source": str}, ("audio.flac",)),
+    # the audio LLM's outputs over a release (pipeline=edit, pipeline=clone): the source's JSON plus
+    # which model made them; not training data
+    "edited": TaskSchema({**COMMON, "source_key": str, "source_task": str, "edit_type": str, "instruction": str,
+                          "llm": str, "n_iter": int, "prompt_fixed": bool, "seed": int, "temperature": NUM},
+                         ("src.flac", "edit1.flac")),
+    "cloned": TaskSchema({**COMMON, "source_key": str, "source_task": str, "llm": str, "seed": int,
+                          "temperature": NUM}, ("prompt.flac", "clone.flac")),
     # the margin scorer's bootstrap pairs (pipelines/train_margin_scorer.py): scorer data, not LLM data
     "margin_bootstrap": TaskSchema(
         {"task": str, "sample_version": int, "text": str, "language": str, "speaker": str, "tag": str,

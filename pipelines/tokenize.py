@@ -54,9 +54,7 @@ def release_rows(data: str) -> tuple[list[dict], str]:
         audio = {suffix: [str(sp.shard), sp.offset, sp.size] for suffix, sp in spans.items()
                  if suffix.endswith(AUDIO_SUFFIXES)}
         rows.append(new_row(key, {"json": s.json, "spans": audio}))
-    run_json = rel.root / "run.json"
-    name = json.loads(run_json.read_text()).get("pipeline") if run_json.is_file() else None
-    return rows, name or rel.root.name
+    return rows, rel.pipeline
 
 
 def recording_rows(cfg) -> tuple[list[dict], list[dict]]:

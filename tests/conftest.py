@@ -83,7 +83,7 @@ AUGMENT_BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", *RAW, "ray.pr
 def speed_run(tmp_path_factory, cache_dir, ray_local):
     out = tmp_path_factory.mktemp("speed")
     info, _ = run_pipeline(["pipeline=speed_triplets", f"output_dir={out}", *AUGMENT_BASE])
-    return read_samples(out / "speed_triplets"), info
+    return read_samples(out / "speed_triplets"), info, out / "speed_triplets"
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def denoise_run(tmp_path_factory, cache_dir, ray_local):
     info, _ = run_pipeline(["pipeline=denoise_triplets", f"output_dir={out}", *AUGMENT_BASE,
                             "source.texts_per_speaker=3", "pipeline.noise_sources=[color,babble,folder]",
                             f"pipeline.noise_dir={noise_dir}"])
-    return read_samples(out / "denoise_triplets"), info
+    return read_samples(out / "denoise_triplets"), info, out / "denoise_triplets"
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +106,7 @@ def trim_run(tmp_path_factory, cache_dir, ray_local):
     out = tmp_path_factory.mktemp("trim")
     info, _ = run_pipeline(["pipeline=trim_triplets", f"output_dir={out}", *AUGMENT_BASE,
                             "source.texts_per_speaker=2"])
-    return read_samples(out / "trim_triplets"), info
+    return read_samples(out / "trim_triplets"), info, out / "trim_triplets"
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def _undo_gain(x, loud):
 
 
 def test_speed_factors_hold(speed_run):
-    samples, info = speed_run
+    samples, info, _ = speed_run
     assert len(samples) == 16 and len({s["key"] for s in samples}) == 16
     for s in samples:
         j = s["json"]
@@ -57,7 +57,7 @@ def test_sox_speed_effect_changes_pitch_and_length():
 
 
 def test_denoise_inputs_have_the_recorded_snr(denoise_run):
-    samples, _ = denoise_run
+    samples, _, _ = denoise_run
     assert len(samples) == 24
     assert {s["json"]["noise_source"] for s in samples} == {"color", "babble", "folder"}
     assert any(r["op"] == "reverb" for s in samples for r in s["json"]["recipe"])
@@ -80,7 +80,7 @@ def test_denoise_target_is_loudness_matched(denoise_run):
 
 
 def test_vad_finds_inserted_silences_within_100ms(trim_run):
-    samples, _ = trim_run
+    samples, _, _ = trim_run
     assert len(samples) >= 14
     for s in samples:
         j = s["json"]

@@ -133,7 +133,8 @@ def test_eos_stops_one_row_while_others_continue(trained, vocab):
     out = generate(model, vocab, prompts, [100, 10, 100], temperature=0, stats=stats)
     np.testing.assert_array_equal(out[1], exs[1]["target_tokens"][:10])
     assert len(out[0]) == len(out[2]) == 30
-    assert stats["steps"] == 31      # 30 answers + the <|eos|> step, not the 100 allowed
+    # 30 answers + the <|eos|> step, rounded up to the every-8-steps stop check; not the 100 allowed
+    assert 31 <= stats["steps"] <= 38
 
 
 def test_only_audio_ids_even_when_text_is_likelier(untrained, vocab):

@@ -40,7 +40,7 @@ class Batches:
             stats["tokens"] += n
             stats["loss_tokens"] += int((seq["labels"] != chat.IGNORE).sum())
             stats["tasks"][ref[0]] = stats["tasks"].get(ref[0], 0) + 1
-        return packing.collate(placed, self.max_len, self.vocab.pad), stats
+        return packing.collate(placed, self.max_len, self.vocab.pad, mask=False), stats  # mask: on the device
 
     def state(self) -> dict:
         return {"mixture": self.mixture.state(), "pending": list(self.pending) if self.pending else None}
@@ -61,7 +61,7 @@ def eval_batches(examples: list[dict], vocab, rows: int, max_len: int, n_batches
     for b in range(0, min(len(packed), rows * n_batches), rows):
         group = [[seqs[i] for i in r] for r in packed[b:b + rows]]
         group += [[] for _ in range(rows - len(group))]
-        out.append(packing.collate(group, max_len, vocab.pad))
+        out.append(packing.collate(group, max_len, vocab.pad, mask=False))
     return out
 
 

@@ -17,8 +17,8 @@ Sampling (upstream's: temperature 0.7; temperature 0 is argmax exactly):
 - repetition-aware sampling (VALL-E 2): if the sampled token already occurs `repeat_max` times in
   the row's last `repeat_window` generated tokens, it is resampled from the untempered distribution
   (temperature 1, no top-p) over the same allowed ids. That breaks loops without banning the token.
-- every row has its own torch.Generator (seeded from `seeds`), drawing the same noise whatever
-  else is in the batch: a request gives the same result alone or batched (up to float rounding).
+- every row draws counter-based noise (`uniform_noise`: a function of its seed, the step and the
+  index), the same whatever else is in the batch: a request gives the same result alone or batched (up to float rounding).
 """
 from dataclasses import dataclass
 
@@ -68,6 +68,23 @@ def _gumbel_pick(logp: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     return torch.argmax(logp - torch.log(-torch.log(noise.clamp_min(1e-20))), dim=-1)
 
 
+_MIX = [c - 2**64 if c >= 2**63 else c for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)]
+
+
+def uniform_noise(seeds: torch.Tensor, step: int, n: int) -> torch.Tensor:
+    """[B, n] uniforms in (0, 1), a pure function of (row seed, step, index): a counter-based
+    generator (splitmix64's finalizer over int64, which wraps), so a row draws the same noise alone
+    or in any batch, with a few kernels per step for the whole batch instead of one per row."""
+    c = torch.tensor(_MIX, dtype=torch.long, device=seeds.device)  # tensors: int64 products wrap
+    idx = torch.arange(n, device=seeds.device, dtype=torch.long)
+    x = (seeds[:, None] * c[1] + step) * c[0] + idx[None, :] * c[2]
+    for shift, mul in ((30, c[1]), (27, c[2])):  # torch's >> is arithmetic: mask the sign bits
+        x = (x ^ ((x >> shift) & ((1 << (64 - shift)) - 1))) * mul
+    x = x ^ ((x >> 31) & ((1 << 33) - 1))
+    u = (((x >> 11) & ((1 << 53) - 1)).double().add_(0.5) / float(1 << 53)).float()
+    return u.clamp_(max=1.0 - 2.0 ** -24)  # float32 would round the top values to 1.0 (log 0 in Gumbel-max)
+
+
 def pick(logits: torch.Tensor, history: torch.Tensor, n_hist: int, temperature: torch.Tensor,
          cfg: SampleConfig, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One sampling step over the candidate logits [B, C] (disallowed ids already -inf).
@@ -87,8 +104,8 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist: int, temperature: 
     if cfg.repeat_max > 0 and n_hist > 0:
         window = history[:, max(0, n_hist - cfg.repeat_window):n_hist]
         fired = ((window == tok[:, None]).sum(-1) >= cfg.repeat_max) & ~greedy
-        if fired.any():
-            tok = torch.where(fired, _gumbel_pick(torch.log_softmax(logits, -1), noise[1]), tok)
+        # both draws always: asking whether the guard fired would stall the GPU every step
+        tok = torch.where(fired, _gumbel_pick(torch.log_softmax(logits, -1), noise[1]), tok)
     return tok, fired
 
 
@@ -142,7 +159,7 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     ids, valid = ids.to(dev), valid.to(dev)
     plen = torch.tensor([len(p) for p in prompts], device=dev)
     temps_t = torch.tensor(temps, dtype=torch.float32, device=dev)
-    gens = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
+    seeds_t = torch.tensor([int(x) for x in seeds], dtype=torch.long, device=dev)
     allowed = _allowed(layout, dev)
     block = layout.block if layout else 5
     cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
@@ -170,15 +187,14 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
         logits = out.logits[:, -1, :]
         cand = torch.cat([logits[:, vocab.audio_offset:vocab.special_offset], logits[:, vocab.eos:vocab.eos + 1]], -1)
         cand = cand.float().masked_fill(~allowed[t % allowed.shape[0]], float("-inf"))
-        noise = torch.stack([torch.stack([torch.rand(AUDIO_SIZE + 1, generator=g, device=dev) for g in gens])
-                             for _ in range(2)])
+        noise = torch.stack([uniform_noise(seeds_t, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, hist, t, temps_t, cfg, noise)
         fired_n += (fired & ~done).long()
         hist[:, t] = tok
         stop = ~done & ((tok == AUDIO_SIZE) | (t + 1 >= lim))
         n_out = torch.where(~done & (tok == AUDIO_SIZE), torch.full_like(n_out, t), n_out)
         done |= stop
-        if bool(done.all()):
+        if t % 8 == 7 and bool(done.all()):  # a device sync: not every step
             break
         slot = P + t
         valid[:, slot] = True

@@ -23,6 +23,7 @@ from editor import artifacts
 from editor.training import device_name
 from editor.llm import data as llm_data
 from editor.llm.batches import Batches, eval_batches, too_long
+from editor.llm import packing
 from editor.llm.chat import IGNORE
 from editor.llm.model import build_model, count_params, flops_per_token, save
 from editor.llm.vocab import DEFAULT_TEXT_TOKENIZER, load_vocab
@@ -47,7 +48,12 @@ def _rows(batch: dict, rank: int, world: int) -> dict:
 
 
 def _to(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """The batch on the device, with its block-diagonal attention mask built there: the [B, 1, L, L]
+    mask follows from the position ids (each example, and the padding, starts again at 0) and would
+    be the largest tensor to build on the CPU and copy every step."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "attention_mask"}
+    out["attention_mask"] = packing.block_causal_mask((out["position_ids"] == 0).cumsum(-1))
+    return out
 
 
 def optimizer(model, tc: dict, device) -> torch.optim.Optimizer:
@@ -131,6 +137,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     fp = fingerprint(tc, llm_cfg, data, vocab.version)
     ckpt = ckpt_dir / "checkpoint.pt"
     step, elapsed, curve = 0, 0.0, []
+    best = {"val_loss": float("inf"), "step": None, "state": None}  # the weights published when keep_best
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
         if st["fingerprint"] != fp:
@@ -139,7 +146,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         batches.load_state(st["data"])
-        step, elapsed, curve = st["step"], st["elapsed_s"], st["curve"]
+        step, elapsed, curve, best = st["step"], st["elapsed_s"], st["curve"], st["best"]
         torch.set_rng_state(st["torch_rng"])
         if rank == 0:
             log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
@@ -173,7 +180,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         opt.zero_grad(set_to_none=True)
         step += 1
         window["tokens"] += stats["tokens"]
-        window["loss"] += loss_sum.item()
+        window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(_rows(full, rank, world))
         out_of_time = time.time() - t_run > budget_s
         last = step == tc["steps"] or out_of_time
@@ -183,27 +190,36 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
             dt = time.time() - window["t"]
             tok_s = window["tokens"] / dt if dt else 0.0
             row = {"step": step, "minutes": round((time.time() - t_run) / 60, 3), "lr": opt.param_groups[0]["lr"],
-                   "train_loss": round(window["loss"] / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1)}
+                   "train_loss": round(float(window["loss"]) / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1)}
             if cuda:
                 row["mfu"] = round(flops_tok * tok_s / H200_BF16_PEAK, 4)
             if step % tc["eval_every"] == 0 or last:
                 row["val_loss"] = evaluate(model, val_batches, device, autocast)
+                if row["val_loss"] is not None and row["val_loss"] < best["val_loss"]:
+                    best = {"val_loss": row["val_loss"], "step": step,
+                            "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             curve.append(row)
             log(json.dumps(row))
             window = {"tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
         if rank == 0 and (step % tc["ckpt_every"] == 0 or last):
             save_checkpoint(ckpt, {"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "data": batches.state(), "step": step, "elapsed_s": time.time() - t_run,
-                                   "curve": curve, "torch_rng": torch.get_rng_state()})
+                                   "curve": curve, "best": best, "torch_rng": torch.get_rng_state()})
         if out_of_time:
             if rank == 0:
                 log(f"stopped at the time budget ({tc['max_minutes']} min) after {step} steps")
             break
     model.eval()
-    result = {**(run_info or {}), "device": device_name(device),
-              "workers": world, "steps": step, "seconds": round(time.time() - t_run, 1), "parameters": n_params,
+    if tc["keep_best"] and best["state"] is not None:
+        model.load_state_dict(best["state"])  # the weights of the lowest validation loss, not the last ones
+    kept_best = tc["keep_best"] and best["state"] is not None
+    result = {**(run_info or {}), "device": device_name(device), "workers": world, "steps": step,
+              "published_step": best["step"] if kept_best else step,
+              "best_val_loss": best["val_loss"] if best["step"] else None,
+              "seconds": round(time.time() - t_run, 1), "parameters": n_params,
               "final": curve[-1] if curve else {}, "curve": curve,
-              "data": llm_data.summary(train, codec["tokens_per_second"]), **codec, "validation_examples": len(val), "vocab": vocab.version}
+              "data": llm_data.summary(train, codec["tokens_per_second"]), **codec,
+              "validation_examples": len(val), "vocab": vocab.version}
     if rank == 0:
         publish_artifact(model, vocab, out, result, tc, llm_cfg)
     return result

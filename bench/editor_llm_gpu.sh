@@ -8,19 +8,22 @@
 set -eo pipefail
 OUT=${OUT:-/tmp/out}
 MINUTES=${MINUTES:-5.0}
+EXTRA=${EXTRA:-}         # more train_editor overrides, e.g. "pipeline.train.eval_every=50"
 mkdir -p "$OUT" /tmp/res
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/*.tar.gz
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee /tmp/res/gpu.txt
-python3 bench/tokenize_throughput.py --data .gpu_data/audio --device cuda --max-samples 100 \
-  --out /tmp/res/tokenize_h200.json 2>&1 | tail -20
-for p in "small 2048 32 30 1" "base_0p5b 2048 16 20 1"; do
-  python3 bench/llm_throughput.py $p 2>&1 | tail -2 | tee -a /tmp/res/llm_throughput.txt
-done
+if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
+  python3 bench/tokenize_throughput.py --data .gpu_data/audio --device cuda --max-samples 100 \
+    --out /tmp/res/tokenize_h200.json 2>&1 | tail -20
+  for p in "small 2048 32 30 1" "base_0p5b 2048 16 20 1"; do
+    python3 bench/llm_throughput.py $p 2>&1 | tail -2 | tee -a /tmp/res/llm_throughput.txt
+  done
+fi
 DATA=$(ls -d .gpu_data/tokens/* | paste -sd, -)
 python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=/tmp/o/editor-llm-v1 \
-  editor.device=cuda pipeline.train.max_minutes=$MINUTES 2>&1 | tee /tmp/res/train.log | grep -v "^{" | tail -20
+  editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA 2>&1 | tee /tmp/res/train.log | grep -v "^{" | tail -20
 tail -3 /tmp/res/train.log
 python3 bench/editor_llm_speed.py --llm /tmp/o/editor-llm-v1 --data "$DATA" --batch 64 \
   --out /tmp/res/speed_h200.json 2>&1 | tail -30

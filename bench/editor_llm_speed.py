@@ -38,12 +38,12 @@ def voiced(seconds=3.0, f0=140.0, sr=16000):
     return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
-def run(model, vocab, prompts, limits, dev, layout, batch, codec=None, ref=None) -> dict:
+def run(model, vocab, prompts, limits, dev, layout, batch, codec=None, ref=None, cuda_graphs=False) -> dict:
     n_tok, t0 = 0, time.perf_counter()
     decode_s = 0.0
     for i in range(0, len(prompts), batch):
         outs = generate(model, vocab, prompts[i:i + batch], limits[i:i + batch], seeds=list(range(i, i + batch))[:len(prompts[i:i + batch])],
-                        temperature=0.7, layout=layout)
+                        temperature=0.7, layout=layout, cuda_graphs=cuda_graphs)
         _sync(dev)
         n_tok += sum(len(o) for o in outs)
         if codec is not None:
@@ -91,6 +91,16 @@ def main(argv=None):
            "batch1": run(model, vocab, prompts[:a.single], limits[:a.single], dev, layout, 1, codec, ref),
            "batched": run(model, vocab, prompts[:a.batch], limits[:a.batch], dev, layout, a.batch, codec, ref),
            "command": " ".join(sys.argv)}
+    if dev.type == "cuda":  # the same with each decode step as a captured CUDA graph
+        try:
+            run(model, vocab, prompts[:2], limits[:2], dev, layout, 1, cuda_graphs=True)  # capture
+            res["batch1_cuda_graphs"] = run(model, vocab, prompts[:a.single], limits[:a.single], dev, layout, 1,
+                                            codec, ref, cuda_graphs=True)
+            run(model, vocab, prompts[:a.batch], limits[:a.batch], dev, layout, a.batch, cuda_graphs=True)
+            res["batched_cuda_graphs"] = run(model, vocab, prompts[:a.batch], limits[:a.batch], dev, layout,
+                                             a.batch, codec, ref, cuda_graphs=True)
+        except Exception as e:  # record why, keep the eager figures
+            res["cuda_graphs_error"] = f"{type(e).__name__}: {str(e)[:500]}"
     if dev.type == "cuda":
         res["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     print(json.dumps(res, indent=1))

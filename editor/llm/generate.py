@@ -109,6 +109,30 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist: int, temperature: 
     return tok, fired
 
 
+GRAPH_LEN = 256          # cache lengths are rounded up to this with CUDA graphs: few shapes, few captures
+_GRAPHS: dict = {}       # (model, batch, cache length) -> (static cache, compiled one-token step)
+
+
+def _graph_step(model, B: int, L: int):
+    """A static cache and the compiled one-token step over it, kept per (model, batch, length): the
+    captured graph replays on the same cache tensors (reset, not reallocated, between calls)."""
+    key = (id(model), B, L)
+    if key not in _GRAPHS:
+        import torch._dynamo
+        from transformers import StaticCache
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        cache = StaticCache(config=model.config, max_cache_len=L)
+
+        def step(tok_ids, attn, position, cache_pos):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return model(input_ids=tok_ids, attention_mask=attn, position_ids=position, past_key_values=cache,
+                             cache_position=cache_pos, use_cache=True).logits[:, -1, :].float()
+        _GRAPHS[key] = (cache, torch.compile(step, mode="reduce-overhead", dynamic=False))
+    cache, step = _GRAPHS[key]
+    cache.reset()
+    return cache, step
+
+
 def _make_cache(model, max_len: int, static: bool):
     from transformers import DynamicCache
     if static:
@@ -123,12 +147,14 @@ def _make_cache(model, max_len: int, static: bool):
 @torch.no_grad()
 def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
              cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
-             stats: dict | None = None) -> list[np.ndarray]:
+             stats: dict | None = None, cuda_graphs: bool = False) -> list[np.ndarray]:
     """Prompts (LLM id arrays ending in <|assistant|>) -> codec audio ids [0, 5120) per prompt.
 
     max_new_tokens, seeds, temperature: one value for all rows or one per row. A row stops at
     <|eos|> (stripped) or at its limit; its output is cut to whole blocks (layout.block, default 5).
-    `stats`, if given, gets "guard_fired" (per-row counts) and "steps"."""
+    `stats`, if given, gets "guard_fired" (per-row counts) and "steps".
+    cuda_graphs: on CUDA with the static cache, each one-token step runs as a captured CUDA graph
+    (torch.compile "reduce-overhead"): the launch overhead of a small model's ~100 kernels goes away."""
     cfg = cfg or SampleConfig()
     B = len(prompts)
     if B == 0:
@@ -150,7 +176,8 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
 
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)
-    L = P + T
+    graphs = cuda_graphs and static_cache and dev.type == "cuda"
+    L = -(-(P + T) // GRAPH_LEN) * GRAPH_LEN if graphs else P + T  # graphs: a few cache lengths, reused
     ids = torch.full((B, P), vocab.pad, dtype=torch.long)
     valid = torch.zeros(B, L, dtype=torch.bool)               # which cache slots hold real tokens
     for b, p in enumerate(prompts):
@@ -164,7 +191,8 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     block = layout.block if layout else 5
     cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
                           torch.tensor([vocab.eos], device=dev)])   # candidate index -> LLM id
-    cache, is_static = _make_cache(model, L, static_cache)
+    graph_step = _graph_step(model, B, L) if graphs else None
+    cache, is_static = (graph_step[0], True) if graphs else _make_cache(model, L, static_cache)
     slots = torch.arange(L, device=dev)
 
     def mask(q_slots):   # [B, 1, q, kv]: real keys up to the query's slot, plus the query itself
@@ -173,6 +201,12 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
         return (m | (slots[None, None, :kv] == q_slots[None, :, None]))[:, None]
 
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+
+    def eager_step(tok_ids, attn, position, cache_pos):
+        with autocast:
+            return model(input_ids=tok_ids, attention_mask=attn, position_ids=position, past_key_values=cache,
+                         cache_position=cache_pos, use_cache=True).logits[:, -1, :]
+    one_step = graph_step[1] if graphs else eager_step
     pos = (torch.arange(P, device=dev)[None, :] - (P - plen)[:, None]).clamp_min(0)
     with autocast:
         out = model(input_ids=ids, attention_mask=mask(slots[:P]), position_ids=pos,
@@ -184,7 +218,7 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     fired_n = torch.zeros(B, dtype=torch.long, device=dev)
     t = 0
     for t in range(T):
-        logits = out.logits[:, -1, :]
+        logits = out.logits[:, -1, :] if t == 0 else out
         cand = torch.cat([logits[:, vocab.audio_offset:vocab.special_offset], logits[:, vocab.eos:vocab.eos + 1]], -1)
         cand = cand.float().masked_fill(~allowed[t % allowed.shape[0]], float("-inf"))
         noise = torch.stack([uniform_noise(seeds_t, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
@@ -198,9 +232,7 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
             break
         slot = P + t
         valid[:, slot] = True
-        with autocast:
-            out = model(input_ids=cand_ids[tok][:, None], attention_mask=mask(slots[slot:slot + 1]),
-                        position_ids=(plen + t)[:, None], past_key_values=cache, use_cache=True)
+        out = one_step(cand_ids[tok][:, None], mask(slots[slot:slot + 1]), (plen + t)[:, None], slots[slot:slot + 1])
     if stats is not None:
         stats.update(guard_fired=fired_n.tolist(), steps=t + 1)
     hist, n_out = hist.cpu().numpy(), n_out.cpu().numpy()

@@ -41,12 +41,12 @@ def run(cfg):
         init_ray(cfg.ray)
         use_gpu = bool(ray.cluster_resources().get("GPU"))
         result = llm_train.train_with_ray(tc, llm_cfg, data, out, ckpt_dir, bool(cfg.resume), use_gpu,
-                                          ckpt_dir / "ray", {"command": command, "data": data})
+                                          ckpt_dir / "ray", {"command": command, "data": data, "version": p.version})
         where = f"{tc['workers']} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
     else:
         dev = pick_device(cfg.editor.device)
         result = llm_train.train_loop(tc, llm_cfg, data, out, ckpt_dir, dev, bool(cfg.resume),
-                                      run_info={"command": command, "data": data})
+                                      run_info={"command": command, "data": data, "version": p.version})
         where = str(dev)
     print(f"editor LLM: {result['steps']} steps in {result['seconds'] / 60:.1f} min on {where} -> {out}")
     return {"artifact": str(out), **result}

@@ -51,6 +51,17 @@ def tts_server():
     srv.server_close()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: one torch thread is several times faster than two under
+    load. Modules of tiny-LLM tests use it (pytestmark)."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def run_pipeline(overrides):
     import importlib
     cfg = make_cfg(overrides)

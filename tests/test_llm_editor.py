@@ -13,13 +13,7 @@ from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR
 from editor.llm.vocab import load_vocab
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls on a shared 2-core machine: one thread is ~10x faster than two under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def voiced(seconds, sr=SR, f0=140.0, seed=0):

@@ -12,13 +12,7 @@ from editor.llm.model import build_model, load_preset
 from editor.llm.vocab import AUDIO_SIZE, load_vocab
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny matmuls on a shared 2-core machine: one thread is ~10x faster than two under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def examples(n=3, src_len=20, tgt_len=30, seed=0):

@@ -10,7 +10,7 @@ import torch
 from conftest import run_pipeline
 from core.reader import Release
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from conftest import REPO, make_cfg, write_token_release
 
-torch.set_num_threads(1)  # tiny models: one thread is several times faster on a loaded 2-core machine
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BASE = ["pipeline=train_editor", "llm=tiny", "editor=tiny", "pipeline.train.rows=4", "pipeline.train.max_len=256",
         "pipeline.train.warmup=5", "pipeline.train.log_every=5", "pipeline.train.eval_every=10",
@@ -72,11 +72,12 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     data, _ = tokens
     out = tmp_path / "llm"
     info, _ = _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}",
-                    "pipeline.train.steps=150", "pipeline.train.lr=0.003"])
+                    "pipeline.train.steps=150", "pipeline.train.lr=0.003", "pipeline.train.keep_best=false"])
     good, n = _teacher_forced_exact(out, data)
     assert n == 5, "3 edits + 2 clone examples of the train split"
     assert good == n, f"{good}/{n} examples reproduced exactly"
     tj = json.loads((out / "training.json").read_text())
+    assert tj["published_step"] == 150, "keep_best=false publishes the last weights"
     assert tj["steps"] == 150 and tj["data"]["emotion_edit"]["examples"] == 3 and tj["data"]["clone"]["examples"] == 2
     assert tj["validation_examples"] >= 1 and tj["final"]["val_loss"] is not None
     assert tj["command"].startswith("python run.py") and tj["device"] == "cpu"
@@ -116,6 +117,11 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tokens, tmp_path):
     assert f"resumed from {ckpt} at step {step}" in r.stdout + r.stderr
     b = tmp_path / "b"
     _run([*args, f"output_dir={b}", f"pipeline.artifact_out={b / 'llm'}"])
+    # early stopping (keep_best, the default): the published weights are those of the lowest validation loss
+    curve = [json.loads(line) for line in (b / "llm" / "training_log.jsonl").read_text().splitlines()]
+    evals = [(r["val_loss"], r["step"]) for r in curve if r.get("val_loss") is not None]
+    tj = json.loads((b / "llm" / "training.json").read_text())
+    assert (tj["best_val_loss"], tj["published_step"]) == min(evals)
     pa, pb = _params(a / "llm"), _params(b / "llm")
     for k in pb:
         assert torch.allclose(pa[k], pb[k], atol=1e-5, rtol=1e-4), k

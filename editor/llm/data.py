@@ -124,5 +124,5 @@ def summary(examples: dict[str, list[dict]], tokens_per_second: float) -> dict:
         out[task] = {"examples": len(exs),
                      "target_hours": round(sum(len(e["target_tokens"]) for e in exs) / tokens_per_second / 3600, 4),
                      "speakers": sorted({e["speaker_id"] for e in exs}),
-                     "texts": len({e["text"] for e in exs})}
+                     "texts": len({e["target_text"] for e in exs})}  # what the answers say
     return out

@@ -1,13 +1,15 @@
 """A cloning server with scripted faults, for the fault tests and the reliability benchmark.
 
 policy(n, request) -> 'ok' (forwarded to a real cloning server, tts/server.py), '500' or 'slow' (no
-reply until slow_s has passed or the server stops) decides the answer to the n-th POST /clone.
+reply until slow_s has passed or the server stops) decides the answer to the n-th POST /clone; the
+request is its multipart fields by name (prompt_audio as bytes).
 Stopped, its port is closed: the server is down; started again on the same port, it is back."""
-import json
 import threading
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from core.http_body import parse_multipart
 
 
 class ScriptedTtsServer:
@@ -31,8 +33,9 @@ class ScriptedTtsServer:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                fields, files = parse_multipart(self.headers["Content-Type"], body)
                 with scripted.lock:
-                    what = scripted.policy(scripted.requests, json.loads(body))
+                    what = scripted.policy(scripted.requests, {**fields, **files})
                     scripted.counts[what] += 1
                 if what == "500":
                     return self._reply(500, b'{"error": "RuntimeError: injected"}')
@@ -42,8 +45,8 @@ class ScriptedTtsServer:
                 self._forward(body)
 
             def _forward(self, body):
-                req = urllib.request.Request(scripted.upstream + self.path, data=body,
-                                             headers={"Content-Type": "application/json"})
+                headers = {"Content-Type": self.headers["Content-Type"]} if body is not None else {}
+                req = urllib.request.Request(scripted.upstream + self.path, data=body, headers=headers)
                 try:
                     with urllib.request.urlopen(req, timeout=120) as r:
                         self._reply(r.status, r.read())

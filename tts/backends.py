@@ -1,7 +1,6 @@
 """TTS backend protocol. Every backend clones: prompt audio + prompt text + target text
 (+ optional instruction) -> audio. `tts=local` is the embedded engine; `tts=http` posts the same
 request to a user's cloning server (see tts/server.py for the wire format)."""
-import base64
 import http.client
 import json
 import time
@@ -12,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from core import audio
+from core.http_body import encode_multipart
 
 
 class CloneBackend(Protocol):
@@ -55,7 +55,8 @@ class TtsUnavailable(Exception):
 
 
 class HttpBackend:
-    """POST {url}/clone with JSON; the reply body is the audio (any soundfile format).
+    """POST {url}/clone as multipart/form-data (the clip as a FLAC file part); the reply body is the
+    audio (any soundfile format).
 
     4xx means the request is bad (ValueError, no retry); a refused connection, a timeout or a 5xx
     is retried `retries` times with exponential back-off, then raises TtsUnavailable."""
@@ -73,16 +74,17 @@ class HttpBackend:
         self.backoff_s = backoff_s
 
     def clone(self, prompt, prompt_text, text, language, instruction=None, base_voice=None, seed=0):
-        body = json.dumps({
-            "prompt_audio": base64.b64encode(audio.encode_flac(prompt, self.sample_rate)).decode(),
-            "prompt_text": prompt_text, "text": text, "language": language,
-            "instruction": instruction, "base_voice": base_voice, "seed": seed,
-        }).encode()
+        optional = {"instruction": instruction, "base_voice": base_voice}
+        ctype, body = encode_multipart([
+            ("prompt_audio", audio.encode_flac(prompt, self.sample_rate)),
+            ("prompt_text", prompt_text), ("text", text), ("language", language),
+            *((k, v) for k, v in optional.items() if v is not None),  # absent, not null: form data has no null
+            ("seed", str(seed))])
         last = None
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            req = urllib.request.Request(self.url + "/clone", data=body, headers={"Content-Type": "application/json"})
+            req = urllib.request.Request(self.url + "/clone", data=body, headers={"Content-Type": ctype})
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
                     reply = r.read()

@@ -1,9 +1,12 @@
 """A small HTTP cloning server around the embedded engine (and the reference for `tts=http`).
 
-POST /clone  JSON {prompt_audio: base64 audio file, prompt_text, text, language,
-                   instruction?, base_voice?, seed?}  ->  200 audio/flac, or JSON {error}:
-             4xx for a request that is wrong (do not retry), 5xx for a server failure or a full
-             queue (retry)
+POST /clone  multipart/form-data: a file part prompt_audio (the clip: WAV, FLAC, any format soundfile
+             reads) and text parts prompt_text, text, language, instruction?, base_voice?, seed?
+             ->  200 audio/flac, or JSON {error}: 4xx for a request that is wrong (do not retry),
+             5xx for a server failure or a full queue (retry)
+
+    curl -F prompt_audio=@prompt.wav -F prompt_text='...' -F text='...' -F language=en \
+         http://127.0.0.1:8765/clone
 GET  /health ->  JSON versions
 
     python -m tts.server --host 127.0.0.1 --port 8765 [key=value ...]
@@ -12,10 +15,9 @@ The limits (body size, text lengths, prompt duration, read timeout, queue) are i
 configs/tts_server.yaml; any of them can be overridden as key=value, e.g. max_text_chars=300.
 """
 import argparse
-import base64
-import binascii
 import io
 import json
+import re
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
-from core.http_body import BodyRefused, declared_length, read_body
+from core.http_body import BodyRefused, declared_length, multipart_boundary, parse_multipart, read_body
 from core.tags import LANGUAGES
 from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
@@ -66,55 +68,51 @@ class BadRequest(ValueError):
         self.status = status
 
 
-def _type_name(v) -> str:
-    return "null" if v is None else {dict: "object", list: "array", str: "string", bool: "boolean",
-                                     int: "integer", float: "number"}.get(type(v), type(v).__name__)
-
-
-def _string(req: dict, name: str, limit: int | None = None, optional: bool = False) -> str | None:
-    if name not in req or (optional and req[name] is None):
+def _string(fields: dict, files: dict, name: str, limit: int | None = None, optional: bool = False) -> str | None:
+    if name in files:
+        raise BadRequest(f"field {name!r}: must be a text part, got a file part")
+    if name not in fields:
         if optional:
             return None
         raise BadRequest(f"field {name!r}: missing")
-    v = req[name]
-    if not isinstance(v, str):
-        raise BadRequest(f"field {name!r}: must be a string{' or null' if optional else ''}, got {_type_name(v)}")
+    v = fields[name]
     if limit is not None and len(v) > limit:
         raise BadRequest(f"field {name!r}: {len(v)} characters, over the limit of {limit}")
     return v
 
 
-def _seed(req: dict) -> int:
-    v = req.get("seed", 0)
-    # bool is an int in Python, not in JSON
-    if not isinstance(v, int) or isinstance(v, bool):
-        raise BadRequest(f"field 'seed': must be an integer, got {_type_name(v)}")
-    if not 0 <= v < MAX_SEED:
-        raise BadRequest(f"field 'seed': must be in [0, 2**63), got {v}")
-    return v
+def _seed(fields: dict, files: dict) -> int:
+    v = _string(fields, files, "seed", optional=True) or "0"
+    if not re.fullmatch(r"-?[0-9]+", v):  # int() would also take '+5', '1_0', ' 5' and non-ASCII digits
+        raise BadRequest(f"field 'seed': must be an integer, got {v[:40]!r}")
+    if v.startswith("-") or len(v.lstrip("0")) > len(str(MAX_SEED)) or int(v) >= MAX_SEED:  # no int() of a huge number
+        raise BadRequest(f"field 'seed': must be in [0, 2**63), got {v[:40]}")
+    return int(v)
 
 
 FIELDS = ("prompt_audio", "prompt_text", "text", "language", "instruction", "base_voice", "seed")
 
 
-def parse_request(body: bytes, s: ServerSettings) -> dict:
+def parse_request(content_type: str | None, body: bytes, s: ServerSettings) -> dict:
     """The checked fields of a /clone body; BadRequest names the first wrong field."""
     try:
-        req = json.loads(body)
-    except (ValueError, RecursionError) as e:  # deep nesting is a RecursionError
-        raise BadRequest(f"body is not JSON: {str(e)[:200]}") from None
-    if not isinstance(req, dict):
-        raise BadRequest(f"body must be a JSON object, got {_type_name(req)}")
-    unknown = sorted(set(req) - set(FIELDS))
+        fields, files = parse_multipart(content_type, body)
+    except BodyRefused as e:
+        raise BadRequest(str(e), e.status) from None
+    unknown = sorted((set(fields) | set(files)) - set(FIELDS))
     if unknown:
         raise BadRequest(f"unknown field {unknown[0][:50]!r}; fields: {', '.join(FIELDS)}")
-    out = {"prompt_audio": _string(req, "prompt_audio"),
-           "prompt_text": _string(req, "prompt_text", s.max_prompt_text_chars),
-           "text": _string(req, "text", s.max_text_chars),
-           "language": _string(req, "language"),
-           "instruction": _string(req, "instruction", optional=True),
-           "base_voice": _string(req, "base_voice", optional=True),
-           "seed": _seed(req)}
+    if "prompt_audio" in fields:
+        raise BadRequest("field 'prompt_audio': must be a file part (with a filename), got a text part")
+    if "prompt_audio" not in files:
+        raise BadRequest("field 'prompt_audio': missing (a file part)")
+    out = {"prompt_audio": files["prompt_audio"],
+           "prompt_text": _string(fields, files, "prompt_text", s.max_prompt_text_chars),
+           "text": _string(fields, files, "text", s.max_text_chars),
+           "language": _string(fields, files, "language"),
+           "instruction": _string(fields, files, "instruction", optional=True),
+           "base_voice": _string(fields, files, "base_voice", optional=True),
+           "seed": _seed(fields, files)}
     if out["language"] not in LANGUAGES:
         raise BadRequest(f"field 'language': {out['language'][:50]!r} is not one of {', '.join(LANGUAGES)}")
     if out["base_voice"] is not None:
@@ -125,13 +123,9 @@ def parse_request(body: bytes, s: ServerSettings) -> dict:
     return out
 
 
-def decode_prompt(b64: str, s: ServerSettings) -> np.ndarray:
+def decode_prompt(data: bytes, s: ServerSettings) -> np.ndarray:
     """The prompt clip, mono at the server's rate. Its header is checked before it is decoded, and the
     decoder never reads more than the allowed duration whatever the header claims."""
-    try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise BadRequest(f"field 'prompt_audio': not base64 ({e})") from None
     try:
         info = sf.info(io.BytesIO(data))
     except Exception as e:  # soundfile raises several types for garbage input
@@ -191,12 +185,14 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
             if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
                 raise BadRequest("Transfer-Encoding is not supported: send a Content-Length", 411)
             try:
-                return read_body(self, declared_length(self.headers, s.max_body_bytes), s.read_timeout_s)
+                n = declared_length(self.headers, s.max_body_bytes)
+                multipart_boundary(self.headers.get("Content-Type"))  # a JSON or boundless body is refused unread
+                return read_body(self, n, s.read_timeout_s)
             except BodyRefused as e:
                 raise BadRequest(str(e), e.status) from None
 
         def _clone(self) -> bytes:
-            req = parse_request(self._body(), s)
+            req = parse_request(self.headers.get("Content-Type"), self._body(), s)
             prompt = decode_prompt(req["prompt_audio"], s)
             with lock:
                 y, _ = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],

@@ -60,11 +60,15 @@ MULTIPART = "multipart/form-data"
 _NAME = re.compile(r'[^"\\\r\n]+')  # what the encoder puts in a quoted name="..." without escaping
 
 
+def _one_line(header: str | None) -> str:
+    return (header or "").replace("\r", " ").replace("\n", " ")  # no header of ours can be injected into
+
+
 def multipart_boundary(content_type: str | None) -> str:
     """The boundary of a multipart/form-data Content-Type: 415 for another type, 400 without one.
     Cheap, so a server checks it before it reads the body."""
     msg = email.message.EmailMessage(policy=email.policy.HTTP)
-    msg["Content-Type"] = (content_type or "").replace("\r", " ").replace("\n", " ")
+    msg["Content-Type"] = _one_line(content_type)
     if msg.get_content_type() != MULTIPART:
         raise BodyRefused(415, f"Content-Type must be {MULTIPART} (got {(content_type or 'none')[:60]!r})")
     boundary = msg.get_boundary()
@@ -81,9 +85,18 @@ def parse_multipart(content_type: str | None, body: bytes, max_parts: int = 32) 
     # counted before parsing: a body of many empty parts would become many message objects
     if body.count(b"--" + boundary.encode("latin-1", "replace")) > max_parts + 1:
         raise BodyRefused(400, f"multipart body has more than {max_parts} parts")
+    try:
+        return _form_parts(_one_line(content_type), body)
+    except BodyRefused:
+        raise
+    except Exception as e:  # the email package's header parser has failed on hostile input before
+        raise BodyRefused(400, f"malformed {MULTIPART} body ({type(e).__name__})") from None
+
+
+def _form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     # The email package is the standard library's MIME parser; the multipart body gets the header it
     # came with, and the HTTP policy keeps header lines unfolded.
-    head = f"Content-Type: {MULTIPART}; boundary=\"{boundary}\"\r\n\r\n".encode("latin-1", "replace")
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1", "replace")
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
     defects = [type(d).__name__ for m in msg.walk() for d in m.defects]
     if defects or not msg.is_multipart():

@@ -1,6 +1,5 @@
 """The cloning server and the engine against hostile input: a real server (python -m tts.server) in a
 subprocess on 127.0.0.1, so that its memory can be measured, and real espeak-ng/Piper behind it."""
-import base64
 import http.client
 import json
 import re
@@ -14,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.http_body import encode_multipart
+
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "The weather today is mild, with a light breeze from the west and a few clouds in the afternoon."
 LIMITS = {"read_timeout_s": 1.5, "max_text_chars": 200, "max_prompt_text_chars": 200, "max_prompt_s": 12,
@@ -26,12 +27,27 @@ def espeak_wav(text: str, voice: str = "en-us") -> bytes:
                           capture_output=True, check=True).stdout
 
 
-PROMPT_B64 = base64.b64encode(espeak_wav(PROMPT)).decode()
+PROMPT_WAV = espeak_wav(PROMPT)
+MULTIPART_HEADER = b"Content-Type: multipart/form-data; boundary=b\r\n"  # for requests written byte by byte
 
 
 def clone_body(**fields) -> dict:
-    return {"prompt_audio": PROMPT_B64, "prompt_text": PROMPT, "text": "Close the door right now.",
+    """Form fields of a /clone request: bytes are file parts, str text parts."""
+    return {"prompt_audio": PROMPT_WAV, "prompt_text": PROMPT, "text": "Close the door right now.",
             "language": "en", **fields}
+
+
+def form(parts, boundary: str = "b") -> tuple[str, bytes]:
+    """A multipart body written by hand, hostile parts included: (name, value bytes, filename or None)."""
+    body = b"".join(b"--%s\r\nContent-Disposition: form-data; name=\"%s\"%s\r\n\r\n%s\r\n"
+                    % (boundary.encode(), name.encode("utf-8", "surrogatepass"),
+                       b"" if filename is None else b'; filename="%s"' % filename.encode(), value)
+                    for name, value, filename in parts)
+    return f"multipart/form-data; boundary={boundary}", body + f"--{boundary}--\r\n".encode()
+
+
+def without(name: str) -> dict:
+    return {k: v for k, v in clone_body().items() if k != name}
 
 
 class Server:
@@ -48,8 +64,9 @@ class Server:
             conn.close()
 
     def clone(self, req, timeout=60):
-        body = req if isinstance(req, bytes) else json.dumps(req).encode()
-        return self.request("POST", "/clone", body, {"Content-Type": "application/json"}, timeout)
+        """req: form fields (dict), or (Content-Type, body) as they are."""
+        ctype, body = encode_multipart(req.items()) if isinstance(req, dict) else req
+        return self.request("POST", "/clone", body, {"Content-Type": ctype}, timeout)
 
     def raw(self, data: bytes, wait_s: float = 6) -> tuple[int, dict]:
         """Send `data` as it is, keep the connection open, and read the reply."""
@@ -135,7 +152,8 @@ def test_bad_content_length(server, length, status, pattern):
 
 def test_slow_body_times_out(server):
     t0 = time.monotonic()
-    code, err = server.raw(b"POST /clone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"text\":")
+    code, err = server.raw(b"POST /clone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n" + MULTIPART_HEADER +
+                           b"\r\n--b\r\n")
     assert code == 408 and "not received within 1.5 s" in err["error"]
     assert time.monotonic() - t0 < LIMITS["read_timeout_s"] + 2
 
@@ -151,7 +169,7 @@ def test_silent_client_is_cut_off_while_sending_headers(server):
 def test_requests_over_the_in_flight_limit_get_503(server):
     slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(LIMITS["max_requests_in_flight"])]
     for sock in slow:  # admitted, then silent: they hold their places until the read timeout
-        sock.sendall(b"POST /clone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        sock.sendall(b"POST /clone HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n" + MULTIPART_HEADER + b"\r\n--b")
     time.sleep(0.3)
     assert_error(server.clone(clone_body()), 503, r"server busy: 2 requests in flight")
     for sock in slow:
@@ -168,7 +186,7 @@ def test_long_text_is_refused_with_the_limit(server):
 
 def test_long_prompt_audio_is_refused(server):
     long = espeak_wav(" ".join([PROMPT] * 3))  # ~18 s
-    assert_error(server.clone(clone_body(prompt_audio=base64.b64encode(long).decode())), 400,
+    assert_error(server.clone(clone_body(prompt_audio=long)), 400,
                  r"field 'prompt_audio': 1\d\.\d s, over the limit of 12")
 
 
@@ -198,31 +216,43 @@ def test_engine_renders_long_text_in_chunks():
     assert 0.8 < len(chunked) / len(whole) < 1.5
 
 
-# --- JSON of the wrong shape --------------------------------------------------------------------
+# --- requests of the wrong shape -----------------------------------------------------------------
 
-@pytest.mark.parametrize("body, pattern", [
-    (b"[]", r"must be a JSON object, got array"),
-    (b'"clone me"', r"must be a JSON object, got string"),
-    (b"null", r"must be a JSON object, got null"),
-    (b"{", r"not JSON"),
-    (b"\xff\xfe{}", r"not JSON"),
-    (b"[" * 100000, r"not JSON"),
-    (json.dumps(clone_body(prompt_audio=12345)).encode(), r"field 'prompt_audio': must be a string, got integer"),
-    (json.dumps(clone_body(prompt_audio="not base64!")).encode(), r"field 'prompt_audio': not base64"),
-    (json.dumps(clone_body(prompt_audio=base64.b64encode(b"RIFFjunk").decode())).encode(),
-     r"field 'prompt_audio': cannot decode audio"),
-    (json.dumps(clone_body(seed=None)).encode(), r"field 'seed': must be an integer, got null"),
-    (json.dumps(clone_body(seed="3")).encode(), r"field 'seed': must be an integer, got string"),
-    (json.dumps(clone_body(seed=True)).encode(), r"field 'seed': must be an integer, got boolean"),
-    (json.dumps(clone_body(seed=-1)).encode(), r"field 'seed': must be in"),
-    (json.dumps(clone_body(text=["a"])).encode(), r"field 'text': must be a string, got array"),
-    (json.dumps(clone_body(instruction={})).encode(), r"field 'instruction': must be a string or null, got object"),
-    (json.dumps(clone_body(language="fr")).encode(), r"field 'language': 'fr' is not one of en, zh, yue"),
-    (json.dumps({k: v for k, v in clone_body().items() if k != "text"}).encode(), r"field 'text': missing"),
-    (json.dumps(clone_body(voice="x")).encode(), r"unknown field 'voice'"),
+WAV = ("prompt_audio", PROMPT_WAV, "prompt.wav")
+TEXTS = [("prompt_text", PROMPT.encode(), None), ("text", b"Close the door.", None), ("language", b"en", None)]
+
+
+@pytest.mark.parametrize("req, status, pattern", [
+    (("application/json", json.dumps({"text": "hi"}).encode()), 415, r"Content-Type must be multipart/form-data"),
+    (("multipart/form-data", b"--b\r\n"), 400, r"needs a boundary parameter"),
+    (("multipart/form-data; boundary=b", b"not multipart"), 400, r"malformed multipart/form-data body"),
+    (("multipart/form-data; boundary=b", form([WAV, *TEXTS])[1][:-8]), 400, r"malformed .*CloseBoundaryNotFound"),
+    (("multipart/form-data; boundary=b", b"--b\r\n" * 40 + b"--b--\r\n"), 400, r"more than 32 parts"),
+    (form([("", b"x", None), WAV, *TEXTS]), 400, r"Content-Disposition: form-data; name="),
+    (form([WAV, *TEXTS, ("text", b"Again.", None)]), 400, r"field 'text': given more than once"),
+    (form([WAV, WAV, *TEXTS]), 400, r"field 'prompt_audio': given more than once"),
+    (form([WAV, *TEXTS[:2], ("language", b"\xff\xfe", None)]), 400, r"field 'language': not UTF-8 text"),
+    (form([("prompt_audio", b"RIFF", None), *TEXTS]), 400, r"field 'prompt_audio': must be a file part"),
+    (form([WAV, ("text", b"Close the door.", "t.txt"), *TEXTS[::2]]), 400, r"field 'text': must be a text part"),
+    (without("prompt_audio"), 400, r"field 'prompt_audio': missing"),
+    (clone_body(prompt_audio=b"RIFFjunk"), 400, r"field 'prompt_audio': cannot decode audio"),
+    (clone_body(prompt_audio=b""), 400, r"field 'prompt_audio': cannot decode audio"),
+    (clone_body(seed=""), 400, r"field 'seed': must be an integer, got ''"),
+    (clone_body(seed="3.5"), 400, r"field 'seed': must be an integer"),
+    (clone_body(seed="true"), 400, r"field 'seed': must be an integer"),
+    (clone_body(seed="+5"), 400, r"field 'seed': must be an integer"),
+    (clone_body(seed="-1"), 400, r"field 'seed': must be in"),
+    (clone_body(seed="9" * 30), 400, r"field 'seed': must be in"),
+    (clone_body(language="fr"), 400, r"field 'language': 'fr' is not one of en, zh, yue"),
+    (without("text"), 400, r"field 'text': missing"),
+    (clone_body(voice="x"), 400, r"unknown field 'voice'"),
 ])
-def test_wrong_shape_is_400_naming_the_field(server, body, pattern):
-    assert_error(server.clone(body), 400, pattern)
+def test_wrong_shape_is_4xx_naming_the_field(server, req, status, pattern):
+    assert_error(server.clone(req), status, pattern)
+
+
+def test_seed_and_optional_fields_as_form_text(server):
+    assert server.clone(clone_body(seed="7", base_voice="espeak:en", instruction="calm"))[0] == 200
 
 
 def test_other_errors_are_json(server):
@@ -240,37 +270,43 @@ HOSTILE_TEXT = st.one_of(
                      "<speak><audio src='/etc/hostname'/></speak>", "[[h@l'oU]]", "\x00\x01", "hello\u202eworld",
                      "a" * 201, "你好" * 150, " ", "-", "Hello there. " * 15]),
 )
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                                max_size=4),
-                    max_leaves=12)
+FIELD_NAMES = ["prompt_audio", "prompt_text", "text", "language", "instruction", "base_voice", "seed"]
+NAMES = st.one_of(st.sampled_from([*FIELD_NAMES, "voice", "", "a\"b"]), st.text(max_size=12))
 FIELD_VALUES = {
-    "prompt_audio": st.one_of(st.just(PROMPT_B64), JSON,
-                              st.binary(max_size=200).map(lambda b: base64.b64encode(b).decode())),
-    "prompt_text": st.one_of(st.just(PROMPT), HOSTILE_TEXT, JSON),
-    "text": st.one_of(HOSTILE_TEXT, JSON),
-    "language": st.one_of(st.sampled_from(["en", "zh", "yue", "EN", "fr", ""]), JSON),
-    "instruction": st.one_of(st.none(), HOSTILE_TEXT, JSON),
-    "base_voice": st.one_of(st.sampled_from([None, "piper:joe", "espeak:en", "espeak:yue+m2", "espeak:-f/etc/hostname",
+    "prompt_audio": st.one_of(st.just(PROMPT_WAV), st.binary(max_size=200), st.just(PROMPT_WAV[:300])),
+    "prompt_text": st.one_of(st.just(PROMPT), HOSTILE_TEXT),
+    "text": HOSTILE_TEXT,
+    "language": st.one_of(st.sampled_from(["en", "zh", "yue", "EN", "fr", ""]), HOSTILE_TEXT),
+    "instruction": HOSTILE_TEXT,
+    "base_voice": st.one_of(st.sampled_from(["piper:joe", "espeak:en", "espeak:yue+m2", "espeak:-f/etc/hostname",
                                              "espeak:en+f2 --stdin"]), HOSTILE_TEXT),
-    "seed": st.one_of(st.integers(), JSON),
+    "seed": st.one_of(st.integers().map(str), HOSTILE_TEXT),
 }
+# a part: a name, a value (text as UTF-8, lone surrogates included, or any bytes), a file or a text part
+PART = st.tuples(NAMES, st.one_of(HOSTILE_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")), st.binary(max_size=200)),
+                 st.sampled_from([None, "f.wav"]))
 HOSTILE_REQUEST = st.one_of(
-    st.fixed_dictionaries({}, optional=FIELD_VALUES).map(lambda d: json.dumps(d).encode()),
+    # every field or none, each a file part or a text part, some twice, others unknown: hand-written bodies
+    st.lists(st.one_of(st.sampled_from(FIELD_NAMES).flatmap(
+        lambda k: st.tuples(st.just(k), FIELD_VALUES[k].map(lambda v: v if isinstance(v, bytes) else v.encode(
+            "utf-8", "surrogatepass")), st.sampled_from([None, "f.wav"]))), PART), max_size=9).map(form),
     # well-formed but for the text and the optional fields: these reach the engine
-    st.fixed_dictionaries({"prompt_audio": st.just(PROMPT_B64), "prompt_text": st.just(PROMPT),
-                           "language": st.sampled_from(["en", "zh", "yue"]), "text": HOSTILE_TEXT},
-                          optional={k: FIELD_VALUES[k] for k in ("instruction", "base_voice", "seed")}
-                          ).map(lambda d: json.dumps(d).encode()),
-    JSON.map(lambda v: json.dumps(v).encode()),
-    st.binary(max_size=300),
+    st.fixed_dictionaries({"prompt_audio": st.just(PROMPT_WAV), "prompt_text": st.just(PROMPT),
+                           "language": st.sampled_from(["en", "zh", "yue"]),
+                           "text": HOSTILE_TEXT.filter(lambda t: t == t.encode("utf-8", "replace").decode())},
+                          optional={k: FIELD_VALUES[k].filter(lambda t: t == t.encode("utf-8", "replace").decode())
+                                    for k in ("instruction", "base_voice", "seed")}),
+    # bytes under any Content-Type, multipart with a boundary included
+    st.tuples(st.sampled_from(["multipart/form-data; boundary=b", "multipart/form-data", "application/json",
+                               "multipart/form-data; boundary=\"a b\"", "text/plain", ""]),
+              st.one_of(st.binary(max_size=300), st.binary(max_size=300).map(lambda b: b"--b\r\n" + b))),
 )
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(body=HOSTILE_REQUEST)
-def test_hostile_requests_get_answers_not_failures(server, body):
-    code, ctype, reply = server.clone(body)
+@given(req=HOSTILE_REQUEST)
+def test_hostile_requests_get_answers_not_failures(server, req):
+    code, ctype, reply = server.clone(req)
     assert 200 <= code < 500, reply[:300]
     if code != 200:
         assert ctype == "application/json" and isinstance(json.loads(reply)["error"], str)

@@ -82,7 +82,9 @@ def _string(fields: dict, files: dict, name: str, limit: int | None = None, opti
 
 
 def _seed(fields: dict, files: dict) -> int:
-    v = _string(fields, files, "seed", optional=True) or "0"
+    v = _string(fields, files, "seed", optional=True)
+    if v is None:
+        return 0
     if not re.fullmatch(r"-?[0-9]+", v):  # int() would also take '+5', '1_0', ' 5' and non-ASCII digits
         raise BadRequest(f"field 'seed': must be an integer, got {v[:40]!r}")
     if v.startswith("-") or len(v.lstrip("0")) > len(str(MAX_SEED)) or int(v) >= MAX_SEED:  # no int() of a huge number

@@ -5,9 +5,7 @@ for the largest requests the default limits admit (configs/tts_server.yaml).
 
 The server runs as `python -m tts.server` with its default settings, in a subprocess on 127.0.0.1;
 memory is its resident set (VmRSS) after each request and its peak (VmHWM) so far."""
-import base64
 import http.client
-import json
 import re
 import subprocess
 import sys
@@ -15,6 +13,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from core.http_body import encode_multipart  # noqa: E402
+
 PROMPT_SENTENCE = "The weather today is mild, with a light breeze from the west and a few clouds in the afternoon. "
 
 
@@ -31,7 +32,8 @@ def memory_mb(pid: int, key: str) -> float:
 def post(port: int, body: dict) -> tuple[int, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t = time.perf_counter()
-    conn.request("POST", "/clone", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    ctype, data = encode_multipart(body.items())
+    conn.request("POST", "/clone", data, {"Content-Type": ctype})
     r = conn.getresponse()
     r.read()
     conn.close()
@@ -42,7 +44,7 @@ def main():
     # a prompt near the 30 s limit (espeak-ng speaks 480 characters of this in about 25 s)
     prompt_text = (PROMPT_SENTENCE * 5).strip()
     prompt = espeak_wav(prompt_text)
-    base = {"prompt_audio": base64.b64encode(prompt).decode(), "prompt_text": prompt_text, "language": "en"}
+    base = {"prompt_audio": prompt, "prompt_text": prompt_text, "language": "en"}
     sentences = ("Close the door right now, and then bring the red box from the kitchen to the hall. " * 8)[:598]
     cases = [
         ("9,000-character text (refused)", {**base, "text": "word " * 1800}),

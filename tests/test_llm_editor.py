@@ -175,6 +175,7 @@ def test_version_checks(llm_dir, tmp_path):
     (dict(wav=np.full(SR, np.nan, np.float32)), "NaN"),
     (dict(wav=np.zeros((2, SR), np.float32)), "mono"),
     (dict(sr=0), "sample rate"),
+    (dict(wav=voiced(0.7), sr=16), r"700.0 s is longer than 600 s"),   # 11200 samples at 16 Hz
     (dict(text="x" * 1001), "1001 characters, limit 1000"),
     (dict(text=""), "text: empty"),
     (dict(n_iter=0), "n_iter"),

@@ -176,6 +176,7 @@ def _seed(*parts) -> int:
 
 class Editor:
     max_chunk_s = 30.0       # longer edits are split at pauses
+    max_edit_s = 600.0       # the longest clip one request may edit (bounds memory and time)
     batch_size = 16          # rows per decode batch
     margin_tokens = 50       # added to every length limit (about 1.2 s)
     cuda_graphs = True       # on CUDA, decode steps replay as captured graphs (about 6x faster at batch 1)
@@ -361,5 +362,5 @@ def _edit_request(wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=F
     if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
     text = check_text(text, "text", required=edit_type not in ("denoise", "vad"))
-    return dict(wav=check_audio(wav, sr, "wav"), text=text, edit_type=edit_type, edit_info=edit_info,
+    return dict(wav=check_audio(wav, sr, "wav", max_s=Editor.max_edit_s), text=text, edit_type=edit_type, edit_info=edit_info,
                 n_iter=int(n_iter), prompt_fixed=bool(prompt_fixed), seed=int(seed), temperature=float(temperature))

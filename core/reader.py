@@ -36,6 +36,14 @@ class Span:
     offset: int
     size: int
 
+    def read(self) -> bytes:
+        with open(self.shard, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(self.size)
+        if len(data) != self.size:
+            raise OSError(f"{self.shard}: {self.size} bytes at {self.offset} expected, {len(data)} there (shard changed?)")
+        return data
+
 
 def decode(suffix: str, data: bytes):
     """Audio -> (float32 array, rate); .npy -> array; json -> dict; anything else stays bytes."""
@@ -140,9 +148,7 @@ class Release:
         span = self.locate(key).get(suffix)
         if span is None:
             raise KeyError(f"data={self.data}: sample {key} has no member {suffix}")
-        with open(span.shard, "rb") as f:
-            f.seek(span.offset)
-            return f.read(span.size)
+        return span.read()
 
     def locate(self, key: str) -> dict[str, Span]:
         """suffix -> Span of each member of a sample: for serving members without reading whole shards."""

@@ -6,7 +6,7 @@ then the good ones decode together (Editor.edit_many / clone_many). Outputs are 
 `edit1.flac`, `edit2.flac`, ... (one per iteration) or `clone.flac`."""
 from core import audio
 from stages.base import BAD_INPUT, Resources, Stage
-from stages.tokenize_audio import read_span
+from core.reader import Span
 
 
 def edit_request(j: dict, wav, p: dict) -> dict:
@@ -25,12 +25,10 @@ class _LlmStage(Stage):
         from editor.llm.editor import Editor
         self.editor = Editor.load(self.params["llm"], device=self.params.get("device") or "auto")
 
-    def raw(self, row, suffix: str) -> bytes:
-        shard, offset, size = row["meta"]["spans"][suffix]
-        return read_span(shard, offset, size)
-
     def audio(self, row, suffix: str):
-        x, sr = audio.decode(self.raw(row, suffix), f"{row['key']}.{suffix}")
+        """The member decoded at 16 kHz; its bytes join the output as they are (read once)."""
+        raw = row["members"][suffix] = Span(*row["meta"]["spans"][suffix]).read()
+        x, sr = audio.decode(raw, f"{row['key']}.{suffix}")
         return audio.resample(x, sr, 16000)
 
     def process_rows(self, rows: list[dict]) -> list[dict]:
@@ -69,7 +67,6 @@ class LlmEdit(_LlmStage):
             return _empty(row, self.name, f"iteration {next(k for k, y in enumerate(outs, 1) if not len(y))}")
         for k, y in enumerate(outs, 1):
             row["members"][f"edit{k}.flac"] = audio.encode_flac(y, 16000)
-        row["members"]["src.flac"] = self.raw(row, "src.flac")  # the source as it was, byte for byte
         row["meta"]["seconds"] = {f"edit{k}": round(len(y) / 16000, 3) for k, y in enumerate(outs, 1)}
 
 
@@ -93,7 +90,6 @@ class LlmClone(_LlmStage):
         if not len(y):
             return _empty(row, self.name, "the clone")
         row["members"]["clone.flac"] = audio.encode_flac(y, 16000)
-        row["members"]["prompt.flac"] = self.raw(row, "prompt.flac")
         row["meta"]["seconds"] = {"clone": round(len(y) / 16000, 3)}
 
 

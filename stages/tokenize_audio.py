@@ -9,6 +9,7 @@ import io
 import numpy as np
 
 from core import audio
+from core.reader import Span
 from core.sample import TOKENS
 from stages.base import Reject, Resources, Stage
 
@@ -19,15 +20,6 @@ def tokens_npy(ids: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(ids, dtype=TOKEN_DTYPE), allow_pickle=False)
     return buf.getvalue()
-
-
-def read_span(shard: str, offset: int, size: int) -> bytes:
-    with open(shard, "rb") as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise OSError(f"{shard}: {size} bytes at {offset} expected, {len(data)} there (shard changed?)")
-    return data
 
 
 class TokenizeAudio(Stage):
@@ -54,7 +46,7 @@ class TokenizeAudio(Stage):
             return {"audio.flac": audio.load(meta["audio_path"], 16000, self.max_s, "pipeline.max_duration_s")}
         out = {}
         for suffix, (shard, offset, size) in meta["spans"].items():
-            x, sr = audio.decode(read_span(shard, offset, size), f"{row['key']}.{suffix}")
+            x, sr = audio.decode(Span(shard, offset, size).read(), f"{row['key']}.{suffix}")
             out[suffix] = audio.resample(x, sr, 16000)
         return out
 

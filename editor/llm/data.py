@@ -30,14 +30,22 @@ def _example(sample) -> dict:
     return out
 
 
-def load_examples(data, split: str | None, tasks=TASKS) -> dict[str, list[dict]]:
-    """task -> examples of one split (None: every split) of the token releases in `data` (anything
-    core/reader.py reads; a list is joined). Only tasks in `tasks`."""
+def token_release(data) -> Release:
+    """The token releases in `data` (anything core/reader.py reads; a list is joined) as one Release."""
+    if isinstance(data, Release):
+        return data
     if isinstance(data, (list, tuple)):
         data = ",".join(map(str, data))
     rel = Release(data)
     if "tokenizer_version" not in rel.manifest:
         raise ValueError(f"data={data}: not a token release (run `python run.py pipeline=tokenize data=...` first)")
+    return rel
+
+
+def load_examples(data, split: str | None, tasks=TASKS) -> dict[str, list[dict]]:
+    """task -> examples of one split (None: every split) of the token releases in `data` (a Release or
+    what token_release takes). Only tasks in `tasks`."""
+    rel = token_release(data)
     out: dict[str, list[dict]] = defaultdict(list)
     clones = set()
     rows = rel.manifest if split is None else rel.manifest[rel.manifest["split"] == split]
@@ -57,9 +65,7 @@ def load_examples(data, split: str | None, tasks=TASKS) -> dict[str, list[dict]]
 def codec(data) -> dict:
     """The codec tokenizer of the token releases in `data` (the reader refuses a mix): its version
     and token rate."""
-    if isinstance(data, (list, tuple)):
-        data = ",".join(map(str, data))
-    man = Release(data).manifest
+    man = token_release(data).manifest
     return {"tokenizer_version": str(man["tokenizer_version"].dropna().iloc[0]),
             "tokens_per_second": float(man["tokens_per_second"].dropna().iloc[0])}
 

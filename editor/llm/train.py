@@ -106,10 +106,12 @@ def evaluate(model, batches: list[dict], device, autocast) -> float | None:
 
 
 def prepare(tc: dict, data: list[str], log=print):
-    """(vocab, training examples per task, validation examples) with over-long examples dropped."""
+    """(vocab, training examples per task, validation examples, the codec of the data) with over-long
+    examples dropped."""
     vocab = load_vocab(tc.get("text_tokenizer") or DEFAULT_TEXT_TOKENIZER)
-    train = llm_data.load_examples(data, "train")
-    val = llm_data.load_examples(data, "validation")
+    rel = llm_data.token_release(data)  # read once, for both splits
+    train = llm_data.load_examples(rel, "train")
+    val = llm_data.load_examples(rel, "validation")
     if not train:
         raise ValueError(f"data={data}: no training-split examples (the token releases' split column has no 'train')")
     kept = too_long(train, vocab, tc["max_len"])
@@ -117,7 +119,7 @@ def prepare(tc: dict, data: list[str], log=print):
     if dropped:
         log(f"dropped examples longer than max_len={tc['max_len']}: {dropped}")
     val_kept = [e for exs in too_long(val, vocab, tc["max_len"]).values() for e in exs]
-    return vocab, kept, val_kept
+    return vocab, kept, val_kept, llm_data.codec(rel)
 
 
 def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Path, device, resume: bool,
@@ -126,8 +128,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     run_info (command, data) goes into training.json."""
     device = torch.device(device)
     torch.manual_seed(tc["seed"])
-    vocab, train, val = prepare(tc, data, log if rank == 0 else (lambda *_: None))
-    codec = llm_data.codec(data)
+    vocab, train, val, codec = prepare(tc, data, log if rank == 0 else (lambda *_: None))
     mixture = llm_data.Mixture(train, dict(tc["mixture"]), tc["seed"])
     if tc["rows"] % world:
         raise ValueError(f"editor.train.rows={tc['rows']} must be a multiple of the {world} workers")
@@ -171,7 +172,8 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
             g["lr"] = tc["lr"] * lr_factor(step, tc, progress)
         full, stats = batches.next()
         n_global = max(loss_tokens(full), 1)
-        mine = _to(_rows(full, rank, world), device)
+        local = _rows(full, rank, world)
+        mine = _to(local, device)
         with autocast():
             loss_sum = token_loss_sum(fwd, mine)
         (loss_sum * (world / n_global)).backward()
@@ -181,7 +183,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         step += 1
         window["tokens"] += stats["tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
-        window["n"] += loss_tokens(_rows(full, rank, world))
+        window["n"] += loss_tokens(local)
         out_of_time = time.time() - t_run > budget_s
         last = step == tc["steps"] or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):

@@ -89,3 +89,22 @@ def test_collate_rejects_overfull_rows_and_unmasked_first_labels():
     bad = {**exs[0], "labels": exs[0]["input_ids"].copy()}
     with pytest.raises(ValueError, match="start with -100"):
         packing.collate([[bad]], 200, V.pad)
+
+
+@pytest.mark.parametrize("impl", ["flex_attention", "sdpa"])
+def test_trainer_loss_without_a_mask_reads_the_packing_from_position_ids(model, impl):
+    """attention=flex trains without a mask in the batch: transformers must then find the examples'
+    boundaries in the position ids (a block mask for flex), which it does only without a KV cache."""
+    from editor.llm.train import token_loss_sum
+    exs = _examples()
+    L = sum(len(e["input_ids"]) for e in exs) + 4
+    batch = {k: v for k, v in packing.collate([exs], L, V.pad).items() if k != "attention_mask"}
+    model.set_attn_implementation(impl)
+    try:
+        with torch.no_grad():   # FlexAttention has no CPU backward; its forward is what is checked
+            alone = sum(_loss_sum(model, input_ids=torch.from_numpy(e["input_ids"]).long()[None],
+                                  labels=torch.from_numpy(e["labels"]).long()[None]) for e in exs)
+            packed = token_loss_sum(model, batch)
+    finally:
+        model.set_attn_implementation("sdpa")
+    assert torch.allclose(packed, alone, rtol=1e-5, atol=1e-5), (packed, alone)

@@ -54,6 +54,61 @@ GENERATED_SPEAKERS = (
     Speaker("yue_m1", "yue", "male", "espeak:yue+m2", Voicing(f0_shift_st=-2, warp=0.95)),
 )
 
+# Base voices a drawn speaker may start from, per language and gender. English has one offline
+# neural voice (Piper); Mandarin and Cantonese draw among espeak-ng's variants of that gender.
+_DRAW_BASES = {
+    ("en", "female"): ["piper:joe"], ("en", "male"): ["piper:joe"],
+    ("zh", "female"): [f"espeak:cmn-latn-pinyin+f{i}" for i in (1, 2, 3, 4, 5)],
+    ("zh", "male"): [f"espeak:cmn-latn-pinyin+m{i}" for i in (1, 2, 3, 4, 5, 6, 7)],
+    ("yue", "female"): [f"espeak:yue+f{i}" for i in (1, 2, 3, 4, 5)],
+    ("yue", "male"): [f"espeak:yue+m{i}" for i in (1, 2, 3, 4, 5, 6, 7)],
+}
+# Timbre ranges by gender, spanning those of the written speakers a little beyond. Piper's voice is
+# male, so its female draws get a higher F0 and a shorter vocal tract; espeak's female variants
+# are female already and get milder shifts.
+_DRAW_RANGES = {
+    "female": {"f0_shift_st": (2.0, 10.0), "warp": (1.04, 1.2)},
+    "male": {"f0_shift_st": (-5.0, 1.5), "warp": (0.88, 1.02)},
+}
+
+
+def drawn_speaker(language: str, gender: str, n: int) -> Speaker:
+    """The n-th drawn speaker of a language and gender (n counts from 1 past the written ones):
+    a base voice and a timbre that are a pure function of (language, gender, n), so a bank of any
+    size holds the same speakers as a smaller one plus new ones."""
+    rng = np.random.default_rng(int(hashlib.sha1(f"{language}/{gender}/{n}".encode()).hexdigest()[:12], 16))
+    bases = _DRAW_BASES[language, gender]
+    lo_f0, hi_f0 = _DRAW_RANGES[gender]["f0_shift_st"]
+    lo_w, hi_w = _DRAW_RANGES[gender]["warp"]
+    shift_scale = 1.0 if bases[0].startswith("piper:") or gender == "male" else 0.5
+    timbre = Voicing(f0_shift_st=round(float(rng.uniform(lo_f0, hi_f0)) * shift_scale, 2),
+                     warp=round(float(rng.uniform(lo_w, hi_w)), 3),
+                     f0_range=round(float(rng.uniform(0.85, 1.2)), 3),
+                     tilt_db_oct=round(float(rng.uniform(-2.0, 1.5)), 2),
+                     breath=round(float(rng.uniform(0.0, 0.15)), 3),
+                     tempo=round(float(rng.uniform(0.93, 1.07)), 3))
+    tag = "f" if gender == "female" else "m"
+    return Speaker(f"{language}_{tag}d{n}", language, gender, bases[int(rng.integers(len(bases)))], timbre)
+
+
+def generated_speakers(languages, per_language: int | None = None) -> list[Speaker]:
+    """The written speakers of these languages, plus drawn ones (alternating female and male) up
+    to per_language speakers per language; None keeps the written ones only."""
+    out = []
+    for lang in languages:
+        own = [s for s in GENERATED_SPEAKERS if s.language == lang]
+        if per_language is not None:
+            if per_language < 1:
+                raise ValueError(f"voice_bank.per_language={per_language}: must be >= 1 or null")
+            own = own[:per_language]
+            n = {"female": 0, "male": 0}
+            while len(own) < per_language:
+                gender = ("female", "male")[len(own) % 2]
+                n[gender] += 1
+                own.append(drawn_speaker(lang, gender, n[gender]))
+        out += own
+    return out
+
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -63,11 +118,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 class GeneratedVoiceBank:
     def __init__(self, cache_dir: str, sample_rate: int, languages, intensity: tuple[float, float] = (0.9, 1.2),
-                 seed: int = 0):
+                 seed: int = 0, per_language: int | None = None):
         self.sr = sample_rate
         self.intensity = tuple(intensity)
         self.seed = seed
-        self.speakers = [s for s in GENERATED_SPEAKERS if s.language in languages]
+        self.speakers = generated_speakers(languages, per_language)
         ident = json.dumps({"engine": ENGINE_VERSION, "sr": sample_rate, "intensity": self.intensity, "seed": seed,
                             "speakers": [(s.id, s.base_voice, s.timbre.to_dict()) for s in self.speakers],
                             "presets": {k: v[0].to_dict() for k, v in PRESETS.items()}}, sort_keys=True)
@@ -191,7 +246,8 @@ def load_prompt(path: str, sr: int) -> np.ndarray:
 
 def make_voice_bank(cfg, languages, sample_rate: int, seed: int):
     if cfg.kind == "generated":
-        return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed)
+        return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed,
+                                  cfg.get("per_language"))
     if cfg.kind == "folder":
         return FolderVoiceBank(cfg.root, languages, sample_rate, cfg.max_prompt_s)
     raise ValueError(f"unknown voice_bank.kind {cfg.kind!r}; use generated or folder")

@@ -24,7 +24,7 @@ class Batches:
         """(model inputs of one step, stats: examples, tokens, target tokens per task)."""
         placed = [[] for _ in range(self.rows)]
         free = [self.max_len] * self.rows
-        stats = {"examples": 0, "tokens": 0, "loss_tokens": 0, "tasks": {}}
+        stats = {"examples": 0, "tokens": 0, "sq_tokens": 0, "loss_tokens": 0, "tasks": {}}
         while True:
             ref = self.pending if self.pending is not None else self.mixture.next_ref()
             self.pending = None
@@ -38,6 +38,7 @@ class Batches:
             free[row] -= n
             stats["examples"] += 1
             stats["tokens"] += n
+            stats["sq_tokens"] += n * n      # attention cost: each example attends within itself
             stats["loss_tokens"] += int((seq["labels"] != chat.IGNORE).sum())
             stats["tasks"][ref[0]] = stats["tasks"].get(ref[0], 0) + 1
         return packing.collate(placed, self.max_len, self.vocab.pad, mask=False), stats  # mask: on the device

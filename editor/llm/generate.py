@@ -19,13 +19,26 @@ Sampling (upstream's: temperature 0.7; temperature 0 is argmax exactly):
   (temperature 1, no top-p) over the same allowed ids. That breaks loops without banning the token.
 - every row draws counter-based noise (`uniform_noise`: a function of its seed, the step and the
   index), the same whatever else is in the batch: a request gives the same result alone or batched (up to float rounding).
+
+One step = the model's one-token forward on the KV cache + sampling + the rows' bookkeeping, written
+with tensors only (the step counter lives on the device too), so that on CUDA the whole step is
+captured once as a CUDA graph and replayed: the host enqueues one graph per token and looks at the
+device only every 8 steps (have all rows stopped?). At batch 1 a small model's step is ~250 tiny
+kernels; launching them one by one costs more than running them. With `cuda_graphs`, torch.compile
+first fuses the step's kernels (transformers' eager forward does not capture as it is; the compiled
+one does), then the graph is captured. A step that cannot be captured runs eagerly and says so once
+(`graph_mode` in stats). CPU steps run eagerly: the same code, one path.
 """
-from dataclasses import dataclass
+import logging
+from collections import OrderedDict
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import torch
 
 from editor.llm.vocab import AUDIO_SIZE, Vocab
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +47,7 @@ class SampleConfig:
     top_p: float = 1.0               # 1.0 = off; nucleus on the tempered distribution
     repeat_window: int = 10
     repeat_max: int = 3              # resample when the token already occurs this often in the window; 0 = off
+    ignore_eos: bool = False         # never stop before the limit (fixed-length benchmarks)
 
 
 @dataclass(frozen=True)
@@ -85,12 +99,14 @@ def uniform_noise(seeds: torch.Tensor, step: int, n: int) -> torch.Tensor:
     return u.clamp_(max=1.0 - 2.0 ** -24)  # float32 would round the top values to 1.0 (log 0 in Gumbel-max)
 
 
-def pick(logits: torch.Tensor, history: torch.Tensor, n_hist: int, temperature: torch.Tensor,
+def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch.Tensor,
          cfg: SampleConfig, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One sampling step over the candidate logits [B, C] (disallowed ids already -inf).
 
-    history: [B, >= n_hist] generated candidate indices; temperature: [B] (0 = greedy);
-    noise: [2, B, C] uniform draws (main sample, guard resample). Returns (indices [B], guard fired [B])."""
+    history: [B, >= n_hist] generated candidate indices, n_hist how many are real (an int or a 0-d
+    tensor: the same ops either way, so a captured step never depends on a host value);
+    temperature: [B] (0 = greedy); noise: [2, B, C] uniform draws (main sample, guard resample).
+    Returns (indices [B], guard fired [B])."""
     logits = logits.float()
     greedy = temperature <= 0
     t = torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
@@ -101,60 +117,166 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist: int, temperature: 
         logp = logp.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float("-inf"))
     tok = torch.where(greedy, logits.argmax(-1), _gumbel_pick(logp, noise[0]))
     fired = torch.zeros_like(greedy)
-    if cfg.repeat_max > 0 and n_hist > 0:
-        window = history[:, max(0, n_hist - cfg.repeat_window):n_hist]
-        fired = ((window == tok[:, None]).sum(-1) >= cfg.repeat_max) & ~greedy
+    if cfg.repeat_max > 0 and cfg.repeat_window > 0:
+        # the last repeat_window positions before n_hist; those before 0 do not count
+        at = torch.as_tensor(n_hist, device=history.device) - cfg.repeat_window + torch.arange(
+            cfg.repeat_window, device=history.device)
+        window = history.gather(1, at.clamp_min(0)[None, :].expand(history.shape[0], -1))
+        hits = ((window == tok[:, None]) & (at >= 0)[None, :]).sum(-1)
+        fired = (hits >= cfg.repeat_max) & ~greedy
         # both draws always: asking whether the guard fired would stall the GPU every step
         tok = torch.where(fired, _gumbel_pick(torch.log_softmax(logits, -1), noise[1]), tok)
     return tok, fired
 
 
-GRAPH_LEN = 256          # cache lengths are rounded up to this with CUDA graphs: few shapes, few captures
-_GRAPHS: dict = {}       # (model, batch, cache length) -> (static cache, compiled one-token step)
+GRAPH_LEN = 256          # cache lengths are rounded up to this on CUDA: few shapes, few captures
+_DECODERS: OrderedDict = OrderedDict()   # (model, batch, cache length, ...) -> _Decoder, least recent first
+_MAX_DECODERS = 8                        # each holds a KV cache: bounded
 
 
-def _graph_step(model, B: int, L: int):
-    """A static cache and the compiled one-token step over it, kept per (model, batch, length): the
-    captured graph replays on the same cache tensors (reset, not reallocated, between calls)."""
-    key = (id(model), B, L)
-    if key not in _GRAPHS:
+class _Decoder:
+    """The decode state of one batch shape (static tensors) and the one-token step over it.
+
+    The step reads and writes only these tensors, so its CUDA graph, captured once, serves every
+    later batch of the same shape: `start` refills them in place."""
+
+    def __init__(self, model, vocab: Vocab, B: int, L: int, cfg: SampleConfig, layout: Layout | None, dev,
+                 static: bool):
+        self.model, self.vocab, self.cfg, self.B, self.L, self.static = model, vocab, cfg, B, L, static
+        self.dev = dev
+        self.cache = None
+        z = lambda *shape, dtype=torch.long: torch.zeros(*shape, dtype=dtype, device=dev)
+        self.logits = z(B, vocab.size, dtype=torch.float32)   # next-token logits of the last forward
+        self.hist = z(B, L)                                  # generated candidate indices (T <= L)
+        self.valid = z(B, L, dtype=torch.bool)               # which cache slots hold real tokens
+        self.done, self.n_out, self.lim, self.fired_n = z(B, dtype=torch.bool), z(B), z(B), z(B)
+        self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
+        self.t, self.p0 = z(()), z(())                     # step counter; prompt block length P
+        self.allowed = _allowed(layout, dev)
+        self.cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
+                                   torch.tensor([vocab.eos], device=dev)])   # candidate index -> LLM id
+        self.slots = torch.arange(L, device=dev)
+        self.mode, self.graph = None, None
+
+    def _autocast(self):
+        # no cast cache: a captured graph must not hold casts made during capture
+        return torch.autocast(self.dev.type, dtype=torch.bfloat16, enabled=self.dev.type == "cuda", cache_enabled=False)
+
+    def _new_cache(self):
+        from transformers import DynamicCache, StaticCache
+        if self.static:
+            return StaticCache(config=self.model.config, max_cache_len=self.L)
+        return DynamicCache(config=self.model.config)
+
+    def start(self, prompts: list[np.ndarray], limits, seeds, temps) -> None:
+        """Reset the state in place for a new batch and run the prompts' forward (prefill)."""
+        B, P = self.B, max(len(p) for p in prompts)
+        ids = torch.full((B, P), self.vocab.pad, dtype=torch.long)
+        valid = torch.zeros(B, self.L, dtype=torch.bool)
+        for b, p in enumerate(prompts):
+            ids[b, P - len(p):] = torch.from_numpy(p)
+            valid[b, P - len(p):P] = True
+        self.valid.copy_(valid)
+        self.plen.copy_(torch.tensor([len(p) for p in prompts]))
+        self.lim.copy_(torch.tensor(limits))
+        self.n_out.copy_(self.lim)                    # tokens kept per row (before the block cut)
+        self.seeds.copy_(torch.tensor([int(x) for x in seeds]))
+        self.temps.copy_(torch.tensor(temps, dtype=torch.float32))
+        self.done.zero_(), self.fired_n.zero_(), self.hist.zero_(), self.t.zero_()
+        self.p0.fill_(P)
+        if self.cache is None or not self.static:
+            self.cache = self._new_cache()
+        else:
+            self.cache.reset()
+        ids = ids.to(self.dev)
+        pos = (torch.arange(P, device=self.dev)[None, :] - (P - self.plen)[:, None]).clamp_min(0)
+        q = self.slots[:P]
+        kv = self.L if self.static else P
+        m = self.valid[:, None, :kv] & (self.slots[None, None, :kv] <= q[None, :, None])
+        m = (m | (self.slots[None, None, :kv] == q[None, :, None]))[:, None]
+        with self._autocast():
+            out = self.model(input_ids=ids, attention_mask=m, position_ids=pos, past_key_values=self.cache,
+                             use_cache=True, logits_to_keep=1)
+        self.logits.copy_(out.logits[:, -1, :].float())
+
+    def _step(self) -> None:
+        """Sample every row's next token from self.logits, then run it through the model. Tensor ops
+        only; the step counter self.t advances on the device."""
+        v, cfg, t = self.vocab, self.cfg, self.t
+        cand = torch.cat([self.logits[:, v.audio_offset:v.special_offset], self.logits[:, v.eos:v.eos + 1]], -1)
+        allowed = self.allowed.index_select(0, (t % self.allowed.shape[0]).view(1))
+        if cfg.ignore_eos:
+            allowed = allowed.clone()
+            allowed[:, AUDIO_SIZE] = False
+        cand = cand.masked_fill(~allowed, float("-inf"))
+        noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
+        tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
+        self.fired_n.add_((fired & ~self.done).long())
+        self.hist.index_copy_(1, t.view(1), tok[:, None])
+        eos = tok == AUDIO_SIZE
+        self.n_out.copy_(torch.where(~self.done & eos, t.expand(self.B), self.n_out))
+        self.done.logical_or_(eos | (t + 1 >= self.lim))
+        slot = (self.p0 + t).view(1)
+        self.valid.index_fill_(1, slot, True)
+        kv = self.L if self.static else int(slot) + 1       # dynamic cache: CPU only, a host value is free
+        m = self.valid[:, None, :kv] & (self.slots[None, None, :kv] <= slot)
+        m = (m | (self.slots[None, None, :kv] == slot))[:, None]
+        with self._autocast():
+            out = self.model(input_ids=self.cand_ids[tok][:, None], attention_mask=m,
+                             position_ids=(self.plen + t)[:, None], past_key_values=self.cache,
+                             cache_position=slot, use_cache=True).logits[:, -1, :]
+        self.logits.copy_(out.float())
+        self.t.add_(1)
+
+    def capture(self) -> None:
+        """Compile one step and capture it as a CUDA graph (state must be valid: call after `start`;
+        the capture's warm-up steps change it, so `start` again before decoding)."""
         import torch._dynamo
-        from transformers import StaticCache
+        # one compiled step per decoder (batch shape); dims that vary between them become dynamic
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        cache = StaticCache(config=model.config, max_cache_len=L)
+        fn = torch.compile(self._step)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):       # warm-up outside capture: compilation, cuBLAS workspaces
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        self.graph, self.mode = graph, "compiled"
 
-        def step(tok_ids, attn, position, cache_pos):
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                return model(input_ids=tok_ids, attention_mask=attn, position_ids=position, past_key_values=cache,
-                             cache_position=cache_pos, use_cache=True).logits[:, -1, :].float()
-        _GRAPHS[key] = (cache, torch.compile(step, mode="reduce-overhead", dynamic=False))
-    cache, step = _GRAPHS[key]
-    cache.reset()
-    return cache, step
+    def step(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._step()
 
 
-def _make_cache(model, max_len: int, static: bool):
-    from transformers import DynamicCache
-    if static:
-        try:
-            from transformers import StaticCache
-            return StaticCache(config=model.config, max_cache_len=max_len), True
-        except Exception:   # older/newer signature: the dynamic cache always works
-            pass
-    return DynamicCache(config=model.config), False
+def _decoder(model, vocab, B, L, cfg, layout, dev, static) -> _Decoder:
+    key = (id(model), B, L, astuple(cfg), layout, static, str(dev))
+    if key in _DECODERS:
+        _DECODERS.move_to_end(key)
+    else:
+        _DECODERS[key] = _Decoder(model, vocab, B, L, cfg, layout, dev, static)
+        while len(_DECODERS) > _MAX_DECODERS:
+            _DECODERS.popitem(last=False)
+    return _DECODERS[key]
+
+
+_GRAPH_FAILED: list = []     # set once capture failed in this process (warned once)
 
 
 @torch.no_grad()
 def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
              cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
-             stats: dict | None = None, cuda_graphs: bool = False) -> list[np.ndarray]:
+             stats: dict | None = None, cuda_graphs: bool = True) -> list[np.ndarray]:
     """Prompts (LLM id arrays ending in <|assistant|>) -> codec audio ids [0, 5120) per prompt.
 
     max_new_tokens, seeds, temperature: one value for all rows or one per row. A row stops at
     <|eos|> (stripped) or at its limit; its output is cut to whole blocks (layout.block, default 5).
-    `stats`, if given, gets "guard_fired" (per-row counts) and "steps".
-    cuda_graphs: on CUDA with the static cache, each one-token step runs as a captured CUDA graph
-    (torch.compile "reduce-overhead"): the launch overhead of a small model's ~100 kernels goes away."""
+    `stats`, if given, gets "guard_fired" (per-row counts), "steps" and "graph_mode" ("compiled" or "eager").
+    cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only."""
     cfg = cfg or SampleConfig()
     B = len(prompts)
     if B == 0:
@@ -176,64 +298,25 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
 
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)
-    graphs = cuda_graphs and static_cache and dev.type == "cuda"
-    L = -(-(P + T) // GRAPH_LEN) * GRAPH_LEN if graphs else P + T  # graphs: a few cache lengths, reused
-    ids = torch.full((B, P), vocab.pad, dtype=torch.long)
-    valid = torch.zeros(B, L, dtype=torch.bool)               # which cache slots hold real tokens
-    for b, p in enumerate(prompts):
-        ids[b, P - len(p):] = torch.from_numpy(p)
-        valid[b, P - len(p):P] = True
-    ids, valid = ids.to(dev), valid.to(dev)
-    plen = torch.tensor([len(p) for p in prompts], device=dev)
-    temps_t = torch.tensor(temps, dtype=torch.float32, device=dev)
-    seeds_t = torch.tensor([int(x) for x in seeds], dtype=torch.long, device=dev)
-    allowed = _allowed(layout, dev)
-    block = layout.block if layout else 5
-    cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
-                          torch.tensor([vocab.eos], device=dev)])   # candidate index -> LLM id
-    graph_step = _graph_step(model, B, L) if graphs else None
-    cache, is_static = (graph_step[0], True) if graphs else _make_cache(model, L, static_cache)
-    slots = torch.arange(L, device=dev)
-
-    def mask(q_slots):   # [B, 1, q, kv]: real keys up to the query's slot, plus the query itself
-        kv = L if is_static else int(q_slots[-1]) + 1
-        m = valid[:, None, :kv] & (slots[None, None, :kv] <= q_slots[None, :, None])
-        return (m | (slots[None, None, :kv] == q_slots[None, :, None]))[:, None]
-
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-
-    def eager_step(tok_ids, attn, position, cache_pos):
-        with autocast:
-            return model(input_ids=tok_ids, attention_mask=attn, position_ids=position, past_key_values=cache,
-                         cache_position=cache_pos, use_cache=True).logits[:, -1, :]
-    one_step = graph_step[1] if graphs else eager_step
-    pos = (torch.arange(P, device=dev)[None, :] - (P - plen)[:, None]).clamp_min(0)
-    with autocast:
-        out = model(input_ids=ids, attention_mask=mask(slots[:P]), position_ids=pos,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-    hist = torch.zeros(B, T, dtype=torch.long, device=dev)
-    done = torch.zeros(B, dtype=torch.bool, device=dev)
-    n_out = torch.tensor(limits, device=dev)                  # tokens kept per row (before block cut)
-    lim = n_out.clone()
-    fired_n = torch.zeros(B, dtype=torch.long, device=dev)
+    graphs = bool(cuda_graphs) and static_cache and dev.type == "cuda" and not _GRAPH_FAILED
+    L = -(-(P + T) // GRAPH_LEN) * GRAPH_LEN if dev.type == "cuda" else P + T  # CUDA: a few lengths, reused
+    dec = _decoder(model, vocab, B, L, cfg, layout, dev, static_cache)
+    dec.start(prompts, limits, seeds, temps)
+    if dec.graph is None and graphs:
+        try:
+            dec.capture()
+        except Exception as e:   # a torch or driver that cannot compile or capture this step: eager
+            _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
+            log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
+            torch.cuda.synchronize()
+        dec.start(prompts, limits, seeds, temps)     # capture's warm-up steps moved the state
     t = 0
     for t in range(T):
-        logits = out.logits[:, -1, :] if t == 0 else out
-        cand = torch.cat([logits[:, vocab.audio_offset:vocab.special_offset], logits[:, vocab.eos:vocab.eos + 1]], -1)
-        cand = cand.float().masked_fill(~allowed[t % allowed.shape[0]], float("-inf"))
-        noise = torch.stack([uniform_noise(seeds_t, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
-        tok, fired = pick(cand, hist, t, temps_t, cfg, noise)
-        fired_n += (fired & ~done).long()
-        hist[:, t] = tok
-        stop = ~done & ((tok == AUDIO_SIZE) | (t + 1 >= lim))
-        n_out = torch.where(~done & (tok == AUDIO_SIZE), torch.full_like(n_out, t), n_out)
-        done |= stop
-        if t % 8 == 7 and bool(done.all()):  # a device sync: not every step
+        dec.step()
+        if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
             break
-        slot = P + t
-        valid[:, slot] = True
-        out = one_step(cand_ids[tok][:, None], mask(slots[slot:slot + 1]), (plen + t)[:, None], slots[slot:slot + 1])
     if stats is not None:
-        stats.update(guard_fired=fired_n.tolist(), steps=t + 1)
-    hist, n_out = hist.cpu().numpy(), n_out.cpu().numpy()
+        stats.update(guard_fired=dec.fired_n.tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
+    block = layout.block if layout else 5
+    hist, n_out = dec.hist[:, :T].cpu().numpy(), dec.n_out.cpu().numpy()
     return [hist[b, :n - n % block].astype(np.int32) for b, n in enumerate(n_out)]

@@ -32,9 +32,11 @@ H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of the H200 SXM (MFU denominator)
 
 
 def token_loss_sum(model, batch: dict) -> torch.Tensor:
-    """Summed cross-entropy of the labelled tokens (labels aligned with input_ids; we shift)."""
+    """Summed cross-entropy of the labelled tokens (labels aligned with input_ids; we shift).
+    Without an attention mask in the batch (attention=flex), transformers reads the examples'
+    boundaries from the position ids; that needs use_cache=False (with a cache it assumes one sequence)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
-                   position_ids=batch["position_ids"]).logits
+                   position_ids=batch["position_ids"], use_cache=False).logits
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
                            ignore_index=IGNORE, reduction="sum")
 
@@ -47,13 +49,29 @@ def _rows(batch: dict, rank: int, world: int) -> dict:
     return {k: v[rank::world] for k, v in batch.items()}
 
 
-def _to(batch: dict, device) -> dict:
-    """The batch on the device, with its block-diagonal attention mask built there: the [B, 1, L, L]
-    mask follows from the position ids (each example, and the padding, starts again at 0) and would
-    be the largest tensor to build on the CPU and copy every step."""
+def _to(batch: dict, device, attention: str = "mask") -> dict:
+    """The batch on the device, with its block-diagonal attention mask built there (attention=mask):
+    the [B, 1, L, L] mask follows from the position ids (each example, and the padding, starts
+    again at 0) and would be the largest tensor to build on the CPU and copy every step. With
+    attention=flex no mask is built: FlexAttention's block mask comes from the position ids."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "attention_mask"}
-    out["attention_mask"] = packing.block_causal_mask((out["position_ids"] == 0).cumsum(-1))
+    if attention == "mask":
+        out["attention_mask"] = packing.block_causal_mask((out["position_ids"] == 0).cumsum(-1))
     return out
+
+
+def attention_kind(tc: dict, device) -> str:
+    """mask: SDPA with the block-diagonal mask (CPU and GPU). flex: FlexAttention over a block mask
+    made from the position ids, which skips the blocks between examples (CUDA; its backward has no
+    CPU kernel). auto: flex on CUDA, mask elsewhere."""
+    kind = tc.get("attention", "mask")
+    if kind == "auto":
+        kind = "flex" if torch.device(device).type == "cuda" else "mask"
+    if kind not in ("mask", "flex"):
+        raise ValueError(f"pipeline.train.attention={kind!r}: choose mask, flex or auto")
+    if kind == "flex" and torch.device(device).type != "cuda":
+        raise ValueError("pipeline.train.attention=flex needs a CUDA device (FlexAttention has no CPU backward); use mask")
+    return kind
 
 
 def optimizer(model, tc: dict, device) -> torch.optim.Optimizer:
@@ -76,7 +94,7 @@ def lr_factor(step: int, tc: dict, progress: float) -> float:
 def fingerprint(tc: dict, llm_cfg: dict, data: list[str], vocab_version: str) -> str:
     """What a checkpoint must match to be resumed (budgets and worker count may change)."""
     keep = {k: v for k, v in tc.items() if k not in ("steps", "max_minutes", "log_every", "eval_every",
-                                                     "ckpt_every", "workers", "compile")}
+                                                     "ckpt_every", "workers", "compile", "attention")}
     blob = json.dumps([keep, llm_cfg, sorted(map(str, data)), vocab_version], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -92,14 +110,14 @@ def _unwrap(model):
 
 
 @torch.no_grad()
-def evaluate(model, batches: list[dict], device, autocast) -> float | None:
+def evaluate(model, batches: list[dict], device, autocast, attention: str = "mask") -> float | None:
     if not batches:
         return None
     model.eval()
     total, n = 0.0, 0
     for b in batches:
         with autocast():
-            total += token_loss_sum(model, _to(b, device)).item()
+            total += token_loss_sum(model, _to(b, device, attention)).item()
         n += loss_tokens(b)
     model.train()
     return total / max(n, 1)
@@ -134,6 +152,9 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         raise ValueError(f"editor.train.rows={tc['rows']} must be a multiple of the {world} workers")
     batches = Batches(mixture, vocab, tc["rows"], tc["max_len"])
     model = build_model(llm_cfg, vocab).to(device)
+    attention = attention_kind(tc, device)
+    if attention == "flex":
+        model.set_attn_implementation("flex_attention")
     opt = optimizer(model, tc, device)
     fp = fingerprint(tc, llm_cfg, data, vocab.version)
     ckpt = ckpt_dir / "checkpoint.pt"
@@ -158,14 +179,14 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     net = wrap(model) if wrap else model
     fwd = torch.compile(net) if (tc["compile"] is True or (tc["compile"] == "auto" and cuda)) else net
     val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"]) if rank == 0 else []
-    flops_tok = flops_per_token(model, tc["max_len"] // 2)
     budget_s = 60.0 * tc["max_minutes"]
     n_params = count_params(model)
     if rank == 0:
         log(f"LLM: {n_params / 1e6:.2f} M parameters, vocab {vocab.size}; {sum(map(len, train.values()))} training "
             f"examples {({t: len(v) for t, v in train.items()})}, {len(val)} validation; {world} worker(s) on {device}")
     model.train()
-    t_run, window = time.time() - elapsed, {"tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+    fresh = lambda: {"tokens": 0, "sq_tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+    t_run, window = time.time() - elapsed, fresh()
     while step < tc["steps"]:
         progress = max(step / tc["steps"], (time.time() - t_run) / budget_s)
         for g in opt.param_groups:
@@ -173,7 +194,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         full, stats = batches.next()
         n_global = max(loss_tokens(full), 1)
         local = _rows(full, rank, world)
-        mine = _to(local, device)
+        mine = _to(local, device, attention)
         with autocast():
             loss_sum = token_loss_sum(fwd, mine)
         (loss_sum * (world / n_global)).backward()
@@ -182,6 +203,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         opt.zero_grad(set_to_none=True)
         step += 1
         window["tokens"] += stats["tokens"]
+        window["sq_tokens"] += stats["sq_tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(local)
         out_of_time = time.time() - t_run > budget_s
@@ -193,16 +215,17 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
             tok_s = window["tokens"] / dt if dt else 0.0
             row = {"step": step, "minutes": round((time.time() - t_run) / 60, 3), "lr": opt.param_groups[0]["lr"],
                    "train_loss": round(float(window["loss"]) / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1)}
-            if cuda:
-                row["mfu"] = round(flops_tok * tok_s / H200_BF16_PEAK, 4)
+            if cuda:   # attention counted over the examples' own lengths, as packed
+                context = window["sq_tokens"] / max(window["tokens"], 1)
+                row["mfu"] = round(flops_per_token(model, context) * tok_s / H200_BF16_PEAK, 4)
             if step % tc["eval_every"] == 0 or last:
-                row["val_loss"] = evaluate(model, val_batches, device, autocast)
+                row["val_loss"] = evaluate(model, val_batches, device, autocast, attention)
                 if row["val_loss"] is not None and row["val_loss"] < best["val_loss"]:
                     best = {"val_loss": row["val_loss"], "step": step,
                             "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
             curve.append(row)
             log(json.dumps(row))
-            window = {"tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+            window = fresh()
         if rank == 0 and (step % tc["ckpt_every"] == 0 or last):
             save_checkpoint(ckpt, {"fingerprint": fp, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "data": batches.state(), "step": step, "elapsed_s": time.time() - t_run,
@@ -212,10 +235,12 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
                 log(f"stopped at the time budget ({tc['max_minutes']} min) after {step} steps")
             break
     model.eval()
+    if attention != "mask":
+        model.set_attn_implementation("sdpa")   # what the published config and every reader use
     if tc["keep_best"] and best["state"] is not None:
         model.load_state_dict(best["state"])  # the weights of the lowest validation loss, not the last ones
     kept_best = tc["keep_best"] and best["state"] is not None
-    result = {**(run_info or {}), "device": device_name(device), "workers": world, "steps": step,
+    result = {**(run_info or {}), "device": device_name(device), "workers": world, "attention": attention, "steps": step,
               "published_step": best["step"] if kept_best else step,
               "best_val_loss": best["val_loss"] if best["step"] else None,
               "seconds": round(time.time() - t_run, 1), "parameters": n_params,

@@ -22,12 +22,14 @@ if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
   done
 fi
 DATA=$(ls -d .gpu_data/tokens/* | paste -sd, -)
-python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=/tmp/o/editor-llm-v1 \
+LLM=/tmp/o/${VERSION:-editor-llm-v2}
+python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$LLM \
   editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA 2>&1 | tee /tmp/res/train.log | grep -v "^{" | tail -20
 tail -3 /tmp/res/train.log
-python3 bench/editor_llm_speed.py --llm /tmp/o/editor-llm-v1 --data "$DATA" --batch 64 \
-  --out /tmp/res/speed_h200.json 2>&1 | tail -30
-cp /tmp/o/editor-llm-v1/*.safetensors "$OUT/"
-(cd /tmp/o/editor-llm-v1 && tar cf "$OUT/llm_files.tar" --exclude='*.safetensors' .)
+cp $LLM/*.safetensors "$OUT/"
+(cd $LLM && tar cf "$OUT/llm_files.tar" --exclude='*.safetensors' .)
+(cd /tmp/res && tar cf "$OUT/results.tar" .)    # the model is safe now; the speed bench comes after
+timeout ${SPEED_S:-240} python3 bench/editor_llm_speed.py --llm $LLM --data "$DATA" --batch 64 256 512 \
+  --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"
 (cd /tmp/res && tar cf "$OUT/results.tar" .)
 ls -la "$OUT"

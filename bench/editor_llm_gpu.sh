@@ -23,8 +23,11 @@ if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
 fi
 DATA=$(ls -d .gpu_data/tokens/* | paste -sd, -)
 LLM=/tmp/o/${VERSION:-editor-llm-v2}
-python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$LLM \
-  editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA 2>&1 | tee /tmp/res/train.log | grep -v "^{" | tail -20
+train() {
+  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$LLM \
+    editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA "$@" 2>&1 | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
+}
+train || { echo "== training with attention=flex failed: once more with the mask"; train pipeline.train.attention=mask; }
 tail -3 /tmp/res/train.log
 cp $LLM/*.safetensors "$OUT/"
 (cd $LLM && tar cf "$OUT/llm_files.tar" --exclude='*.safetensors' .)

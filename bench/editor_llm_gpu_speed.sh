@@ -2,10 +2,10 @@
 # One call on the H200 GPU machine for speed only: the LLM's generation speed per decode-step mode
 # (eager, CUDA graph, compiled + graph), batch 1 and batched, the codec's decode alone, and training
 # throughput/MFU per attention kernel for packed rows (sdpa mask, flex). Run as:
-#   run(command="OUT=$OUT LLM=editor/artifacts/editor-llm-v1 bash bench/editor_llm_gpu_speed.sh", carry=[".gpu_data", ".whl"])
+#   run(command="OUT=$OUT LLM=editor/artifacts/editor-llm-v2 bash bench/editor_llm_gpu_speed.sh", carry=[".gpu_data", ".whl"])
 set -eo pipefail
 OUT=${OUT:-/tmp/out}
-LLM=${LLM:-editor/artifacts/editor-llm-v1}
+LLM=${LLM:-editor/artifacts/editor-llm-v2}
 mkdir -p "$OUT" /tmp/res
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/*.tar.gz

@@ -129,9 +129,9 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch
     return tok, fired
 
 
-GRAPH_LEN = 256          # cache lengths are rounded up to this on CUDA: few shapes, few captures
+GRAPH_LEN = 256          # CUDA cache lengths: the next power of two from this up (few shapes, few compiles)
 _DECODERS: OrderedDict = OrderedDict()   # (model, batch, cache length, ...) -> _Decoder, least recent first
-_MAX_DECODERS = 8                        # each holds a KV cache: bounded
+_MAX_DECODERS = 16                       # each holds a KV cache and a graph: bounded
 
 
 class _Decoder:
@@ -253,6 +253,15 @@ class _Decoder:
             self._step()
 
 
+def cache_len(n: int) -> int:
+    """The CUDA cache length for n positions: GRAPH_LEN, 2·GRAPH_LEN, 4·GRAPH_LEN, ... Each new
+    (batch, length) compiles and captures its step once (about 2 s), so lengths come in few sizes."""
+    L = GRAPH_LEN
+    while L < n:
+        L *= 2
+    return L
+
+
 def _decoder(model, vocab, B, L, cfg, layout, dev, static) -> _Decoder:
     key = (id(model), B, L, astuple(cfg), layout, static, str(dev))
     if key in _DECODERS:
@@ -299,7 +308,7 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)
     graphs = bool(cuda_graphs) and static_cache and dev.type == "cuda" and not _GRAPH_FAILED
-    L = -(-(P + T) // GRAPH_LEN) * GRAPH_LEN if dev.type == "cuda" else P + T  # CUDA: a few lengths, reused
+    L = cache_len(P + T) if dev.type == "cuda" else P + T
     dec = _decoder(model, vocab, B, L, cfg, layout, dev, static_cache)
     dec.start(prompts, limits, seeds, temps)
     if dec.graph is None and graphs:

@@ -49,7 +49,7 @@ def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         if log and (ep % 5 == 4 or ep == epochs - 1):
             log(f"   epoch {ep + 1}/{epochs}: loss {total / len(mels):.3f}")
     return model.eval()

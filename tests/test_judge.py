@@ -106,7 +106,7 @@ def tiny_judge(tmp_path_factory):
         for text in lines:
             for tag, intensity in (("neutral", 0.0), ("whisper", 1.0)):
                 v = s.timbre + preset(tag, intensity) if tag != "neutral" else s.timbre
-                clips.append((eng.render(text, "en", v, s.base_voice, seed=0), classes.index(tag), s.id))
+                clips.append((eng.render(text, "en", v, s.base_voice, seed=0), classes.index(tag), s.id, text))
     held = {speakers[-1].id, speakers[-2].id}
     train = [c for c in clips if c[2] not in held]
     test = [c for c in clips if c[2] in held]
@@ -115,7 +115,7 @@ def tiny_judge(tmp_path_factory):
     out = artifact.publish(tmp_path_factory.mktemp("judge") / "judge-test", "judge-test", {"style": model}, 16,
                            {"note": "test"})
     torch.set_num_threads(threads)
-    yield {"model": model, "artifact": out, "test": test, "classes": classes}
+    yield {"model": model, "artifact": out, "test": test, "classes": classes, "all": clips}
 
 
 def test_tiny_judge_separates_whisper_from_neutral_on_unseen_voices(tiny_judge):
@@ -188,7 +188,7 @@ def test_http_judge_gives_the_local_judges_answers(judge_server, tiny_judge, tmp
     local, url = judge_server
     remote = HttpJudge(url)
     assert remote.version == "judge-test" and remote.tasks == local.tasks
-    for x, _, _ in tiny_judge["test"][:3]:
+    for x, *_ in tiny_judge["test"][:3]:
         path = tmp_path / "clip.flac"
         path.write_bytes(encode_flac(x, 16000))
         want = local.classify(str(path), "style")
@@ -237,3 +237,48 @@ def test_http_judge_names_bad_input_and_survives(judge_server, tiny_judge):
             assert b'{"error": ' in reply, reply                 # an answer (HTTP/0.9 style for a bare line)
     got = remote.classify(good, "style")
     np.testing.assert_allclose(list(got.values()), list(local.classify(good, "style").values()), atol=1e-6)
+
+
+# --- pipeline=train_judge on a release of the judge's own clips ---
+
+def _triplet_tar(path, clips, speaker_of=lambda s: s):
+    """A release shard as the triplet pipelines write it: per (speaker, text) KEY.json, src (neutral), tgt (whisper)."""
+    import io
+    import tarfile
+
+    from core.audio import encode_flac
+    by = {}
+    for x, label, spk, text in clips:
+        by.setdefault((spk, text), {})[label] = x
+    with tarfile.open(path, "w") as tar:
+        for i, ((spk, text), pair) in enumerate(sorted(by.items())):
+            key = f"k{i:04d}"
+            meta = {"speaker": speaker_of(spk), "language": "en", "gender": "female" if "_f" in spk else "male",
+                    "text": text, "edit_info": "whisper", "task": "style_edit"}
+            for suffix, data in (("json", json.dumps(meta).encode()), ("src.flac", encode_flac(pair[0], 16000)),
+                                 ("tgt.flac", encode_flac(pair[7], 16000))):
+                info = tarfile.TarInfo(f"{key}.{suffix}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_train_judge_pipeline_publishes_with_heldout_numbers(tiny_judge, tmp_path):
+    from pipelines.train_judge import run
+    clips = tiny_judge["all"]
+    data = _triplet_tar(tmp_path / "style.tar", clips)
+    cfg = make_cfg(["pipeline=train_judge", f"output_dir={tmp_path / 'out'}", "pipeline.tasks=[style]",
+                    f"pipeline.style_data={data}", f"pipeline.artifact_out={tmp_path / 'judge-x'}", "pipeline.threads=1",
+                    "pipeline.train.epochs=3", "pipeline.train.width=8", "pipeline.train.batch=8"])
+    meta = run(cfg)
+    task = meta["tasks"]["style"]
+    assert task["heldout"]["speakers"] == ["judge_en_f3", "judge_en_m3"]          # the last voice of each gender
+    assert task["train"]["clips"] == 24 and task["heldout"]["clips"] == 12
+    assert sum(map(sum, task["heldout_eval"]["confusion"])) == 12
+    saved = json.loads((tmp_path / "judge-x" / "meta.json").read_text())
+    assert saved["tasks"]["style"]["heldout_eval"] == task["heldout_eval"]
+    # the judge trains on its own voices only
+    foreign = _triplet_tar(tmp_path / "foreign.tar", clips, lambda s: s.replace("judge_", ""))
+    with pytest.raises(ValueError, match="outside the judge's voice pool 'judge'"):
+        run(make_cfg(["pipeline=train_judge", f"output_dir={tmp_path / 'out'}", "pipeline.tasks=[style]",
+                      f"pipeline.style_data={foreign}"]))

@@ -5,8 +5,11 @@ Its data is its own: factory runs of emotion_triplets / style_triplets with the 
 seed and texts (pipeline.factory; rendered here when pipeline.emotion_data / style_data are null),
 without the margin scorer (the judge is kept apart from what selects the editor's data). Each
 triplet gives two clips: src (neutral) and tgt (its tag). Speakers are split into training and
-held-out voices; the published model is the one trained on the training voices only, so the
-held-out numbers in meta.json are the shipped model's own."""
+held-out voices, and texts into training and held-out texts (each tag has its own sentences, so a
+model that heard a sentence could name the tag from the words): the headline number is on held-out
+voices saying held-out texts. The published model is the one trained on the training voices and
+texts only, so the held-out numbers in meta.json are the shipped model's own."""
+import hashlib
 import json
 import sys
 import time
@@ -104,6 +107,21 @@ def heldout_speakers(records: list[dict], given) -> list[str]:
     return out
 
 
+def heldout_texts(records: list[dict], per_tag: int) -> set[str]:
+    """Per language and tag, per_tag of its texts, chosen by a hash of the text (stable at any corpus size)."""
+    by = {}
+    for r in records:
+        if r["label"] != "neutral":
+            by.setdefault((r["language"], r["label"]), set()).add(r["text"])
+    out = set()
+    for (lang, tag), texts in sorted(by.items()):
+        if len(texts) <= per_tag:
+            raise ValueError(f"pipeline.heldout_texts_per_tag={per_tag}: {lang}/{tag} has only {len(texts)} texts; "
+                             "some must be left to train on")
+        out |= set(sorted(texts, key=lambda t: hashlib.sha1(t.encode()).hexdigest())[:per_tag])
+    return out
+
+
 def summary(records: list[dict], classes) -> dict:
     return {"clips": len(records), "speakers": sorted({r["speaker"] for r in records}),
             "texts": len({r["text"] for r in records}),
@@ -126,27 +144,33 @@ def run(cfg):
         classes = TASKS[task]
         records = read_clips(data, task, p.factory.pool)
         held = set(heldout_speakers(records, p.heldout_speakers))
-        train = [r for r in records if r["speaker"] not in held]
-        test = [r for r in records if r["speaker"] in held]
+        held_texts = heldout_texts(records, p.heldout_texts_per_tag)
+        train = [r for r in records if r["speaker"] not in held and r["text"] not in held_texts]
+        test = [r for r in records if r["speaker"] in held and r["text"] in held_texts]
+        seen_texts = [r for r in records if r["speaker"] in held and r["text"] not in held_texts]
         if not train or not test:
             raise ValueError(f"{task}: {len(train)} training and {len(test)} held-out clips; need both")
         idx = {c: i for i, c in enumerate(classes)}
         t0 = time.time()
         print(f"== train_judge {task}: {len(train)} training clips ({len({r['speaker'] for r in train})} speakers), "
-              f"{len(test)} held-out clips (speakers {sorted(held)})", flush=True)
+              f"{len(test)} held-out clips (speakers {sorted(held)}, {len(held_texts)} held-out texts)", flush=True)
         model = fit.train([r["x"] for r in train], [idx[r["label"]] for r in train], len(classes),
                           seed=cfg.seed, log=print, **OmegaConf.to_container(p.train))
         ev = fit.evaluate(fit.predict(model, [r["x"] for r in test]), [idx[r["label"]] for r in test],
                           [r["speaker"] for r in test], classes)
+        seen_ev = fit.evaluate(fit.predict(model, [r["x"] for r in seen_texts]), [idx[r["label"]] for r in seen_texts],
+                               [r["speaker"] for r in seen_texts], classes) if seen_texts else None
         train_ev = fit.evaluate(fit.predict(model, [r["x"] for r in train]), [idx[r["label"]] for r in train],
                                 [r["speaker"] for r in train], classes)
         models[task] = model
         meta["tasks"][task] = {
             "data": data, "voice_bank": sorted({str(r["voice_bank"]) for r in records}),
             "train": summary(train, classes), "heldout": summary(test, classes),
-            "heldout_eval": ev, "train_accuracy": train_ev["accuracy"], "train_seconds": round(time.time() - t0, 1)}
+            "heldout_texts": sorted(held_texts),
+            "heldout_eval": ev, "heldout_voices_training_texts_eval": seen_ev, "train_accuracy": train_ev["accuracy"], "train_seconds": round(time.time() - t0, 1)}
         print(f"   held out: accuracy {ev['accuracy']:.3f} (tagged classes, mean over speakers: "
-              f"{ev['tagged_accuracy_mean_over_classes']:.3f}); training accuracy {train_ev['accuracy']:.3f}\n"
+              f"{ev['tagged_accuracy_mean_over_classes']:.3f}); held-out voices on training texts "
+              f"{seen_ev['accuracy'] if seen_ev else float('nan'):.3f}; training accuracy {train_ev['accuracy']:.3f}\n"
               + fit.confusion_text(ev), flush=True)
     artifact.publish(out, p.version, models, p.train.width, meta)
     print(f"== judge {p.version} -> {out}")

@@ -269,12 +269,15 @@ def test_train_judge_pipeline_publishes_with_heldout_numbers(tiny_judge, tmp_pat
     data = _triplet_tar(tmp_path / "style.tar", clips)
     cfg = make_cfg(["pipeline=train_judge", f"output_dir={tmp_path / 'out'}", "pipeline.tasks=[style]",
                     f"pipeline.style_data={data}", f"pipeline.artifact_out={tmp_path / 'judge-x'}", "pipeline.threads=1",
-                    "pipeline.train.epochs=3", "pipeline.train.width=8", "pipeline.train.batch=8"])
+                    "pipeline.train.epochs=3", "pipeline.train.width=8", "pipeline.train.batch=8",
+                    "pipeline.heldout_texts_per_tag=1"])
     meta = run(cfg)
     task = meta["tasks"]["style"]
     assert task["heldout"]["speakers"] == ["judge_en_f3", "judge_en_m3"]          # the last voice of each gender
-    assert task["train"]["clips"] == 24 and task["heldout"]["clips"] == 12
-    assert sum(map(sum, task["heldout_eval"]["confusion"])) == 12
+    # held-out voices on held-out texts (no training clip says them); the same voices on training texts apart
+    assert len(task["heldout_texts"]) == 1 and task["train"]["clips"] == 16 and task["heldout"]["clips"] == 4
+    assert sum(map(sum, task["heldout_eval"]["confusion"])) == 4
+    assert task["heldout_voices_training_texts_eval"]["n"] == 8
     saved = json.loads((tmp_path / "judge-x" / "meta.json").read_text())
     assert saved["tasks"]["style"]["heldout_eval"] == task["heldout_eval"]
     # the judge trains on its own voices only

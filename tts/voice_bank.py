@@ -110,12 +110,11 @@ def generated_speakers(languages, per_language: int | None = None, pool: str = D
     """The default pool: the written speakers of these languages, plus drawn ones (alternating
     female and male) up to per_language speakers per language; None keeps the written ones only.
     Another pool: drawn speakers of that pool only (None: 4 per language, like the written ones)."""
-    check_pool(pool)
+    if check_pool(pool) != DEFAULT_POOL and per_language is None:
+        per_language = 4
     out = []
     for lang in languages:
         own = [s for s in GENERATED_SPEAKERS if s.language == lang] if pool == DEFAULT_POOL else []
-        if per_language is None and pool != DEFAULT_POOL:
-            per_language = 4
         if per_language is not None:
             if per_language < 1:
                 raise ValueError(f"voice_bank.per_language={per_language}: must be >= 1 or null")

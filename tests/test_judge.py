@@ -285,3 +285,25 @@ def test_train_judge_pipeline_publishes_with_heldout_numbers(tiny_judge, tmp_pat
     with pytest.raises(ValueError, match="outside the judge's voice pool 'judge'"):
         run(make_cfg(["pipeline=train_judge", f"output_dir={tmp_path / 'out'}", "pipeline.tasks=[style]",
                       f"pipeline.style_data={foreign}"]))
+
+
+def test_shipped_judge_artifact_is_whole_and_kept_apart():
+    """scorers/artifacts/judge-v1: loads, is small, and its meta says it trained on judge-pool voices only
+    and was scored on voices and texts it never trained on."""
+    from scorers.judge import TASKS, LocalJudge
+    from tts import texts
+    path = REPO / "scorers" / "artifacts" / "judge-v1"
+    assert sum(p.stat().st_size for p in path.iterdir()) < 5 * 2**20
+    judge = LocalJudge.load(path)
+    assert judge.tasks == {t: list(c) for t, c in TASKS.items()}
+    meta = json.loads((path / "meta.json").read_text())
+    shipped = {s for lang in ("en", "zh") for tag in texts.corpus(lang).values() for s in [tag["prompt"], *tag["sentences"]]}
+    for task, m in meta["tasks"].items():
+        train, held = set(m["train"]["speakers"]), set(m["heldout"]["speakers"])
+        assert all(s.startswith("judge_") for s in train | held) and not train & held
+        assert sum(map(sum, m["heldout_eval"]["confusion"])) == m["heldout"]["clips"] > 0
+        assert not set(m["heldout_texts"]) & shipped
+        assert 0.5 < m["heldout_eval"]["accuracy"] <= 1.0                      # far above chance (1/6, 1/8)
+    x = np.sin(2 * np.pi * 220 * np.arange(16000) / 16000).astype(np.float32) * 0.3
+    p = judge.classify((x, 16000), "style")
+    assert list(p) == list(TASKS["style"]) and abs(sum(p.values()) - 1) < 1e-5

@@ -58,7 +58,7 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
-    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir) for l in languages for t in tags}
+    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True)) for l in languages for t in tags}
     rows, rejects = [], []
     for i in range(per_tag):
         for tag in tags:
@@ -98,7 +98,7 @@ def run(cfg, edit_type: str):
         check_tags(cfg.styles, STYLES, "styles")
     for l in languages:  # texts exist for every tag before any work starts
         for t in tags:
-            texts.sentences(l, t, cfg.texts.extra_dir)
+            texts.sentences(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True))
     thresholds = OmegaConf.to_container(cfg.margin.thresholds)
     MarginSelect.validate(thresholds, EMOTIONS + STYLES)
     if cfg.margin.enabled:

@@ -20,13 +20,18 @@ def prompt_text(language: str, tag: str) -> str:
     return corpus(language)[tag]["prompt"]
 
 
-def sentences(language: str, tag: str, extra_dir: str | None = None) -> list[str]:
+def sentences(language: str, tag: str, extra_dir: str | None = None, shipped: bool = True) -> list[str]:
     """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present.
+    shipped=False (texts.shipped=false): the extra_dir lines only, so a run's texts are its own
+    (the judge's corpus, data/judge_texts, never overlaps the shipped one); a missing or empty
+    file is then an error naming it.
 
     A line ends at "\n" only (str.splitlines would also split at a vertical tab or form feed),
     and control characters inside it are stripped. Whether a line fits the language is the
     planner's check: a line in another script becomes a reject with its reason there."""
-    out = list(corpus(language)[tag]["sentences"])
+    if not shipped and not extra_dir:
+        raise ValueError("texts.shipped=false needs texts.extra_dir (the run's own sentences)")
+    out = list(corpus(language)[tag]["sentences"]) if shipped else []
     if extra_dir:
         root = Path(extra_dir)
         if not root.is_dir():
@@ -38,4 +43,7 @@ def sentences(language: str, tag: str, extra_dir: str | None = None) -> list[str
             except UnicodeDecodeError as e:
                 raise ValueError(f"{f}: not UTF-8 text ({e})") from e
             out += [t for t in (strip_control(l).strip() for l in lines) if t]
+    if not out:
+        raise ValueError(f"texts.extra_dir={extra_dir}: no sentences in {Path(extra_dir) / language / f'{tag}.txt'}"
+                         " (texts.shipped=false)")
     return out

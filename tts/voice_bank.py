@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,11 +73,24 @@ _DRAW_RANGES = {
 }
 
 
-def drawn_speaker(language: str, gender: str, n: int) -> Speaker:
+DEFAULT_POOL = "default"
+_POOL_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
+
+
+def check_pool(pool: str) -> str:
+    if not isinstance(pool, str) or not _POOL_NAME.fullmatch(pool):
+        raise ValueError(f"voice_bank.pool={pool!r}: must be 'default' or a lowercase name like judge or benchmark")
+    return pool
+
+
+def drawn_speaker(language: str, gender: str, n: int, pool: str = DEFAULT_POOL) -> Speaker:
     """The n-th drawn speaker of a language and gender (n counts from 1 past the written ones):
-    a base voice and a timbre that are a pure function of (language, gender, n), so a bank of any
-    size holds the same speakers as a smaller one plus new ones."""
-    rng = np.random.default_rng(int(hashlib.sha1(f"{language}/{gender}/{n}".encode()).hexdigest()[:12], 16))
+    a base voice and a timbre that are a pure function of (pool, language, gender, n), so a bank of
+    any size holds the same speakers as a smaller one plus new ones. A pool other than the default
+    salts the draw and prefixes the id, so its voices are its own (the judge's and the benchmark's
+    voices are never the default pool's training voices)."""
+    salt = "" if pool == DEFAULT_POOL else f"{check_pool(pool)}/"   # the default pool's draws stay as they were
+    rng = np.random.default_rng(int(hashlib.sha1(f"{salt}{language}/{gender}/{n}".encode()).hexdigest()[:12], 16))
     bases = _DRAW_BASES[language, gender]
     lo_f0, hi_f0 = _DRAW_RANGES[gender]["f0_shift_st"]
     lo_w, hi_w = _DRAW_RANGES[gender]["warp"]
@@ -88,15 +102,19 @@ def drawn_speaker(language: str, gender: str, n: int) -> Speaker:
                      breath=round(float(rng.uniform(0.0, 0.15)), 3),
                      tempo=round(float(rng.uniform(0.93, 1.07)), 3))
     tag = "f" if gender == "female" else "m"
-    return Speaker(f"{language}_{tag}d{n}", language, gender, bases[int(rng.integers(len(bases)))], timbre)
+    sid = f"{language}_{tag}d{n}" if pool == DEFAULT_POOL else f"{pool}_{language}_{tag}{n}"
+    return Speaker(sid, language, gender, bases[int(rng.integers(len(bases)))], timbre)
 
 
-def generated_speakers(languages, per_language: int | None = None) -> list[Speaker]:
-    """The written speakers of these languages, plus drawn ones (alternating female and male) up
-    to per_language speakers per language; None keeps the written ones only."""
+def generated_speakers(languages, per_language: int | None = None, pool: str = DEFAULT_POOL) -> list[Speaker]:
+    """The default pool: the written speakers of these languages, plus drawn ones (alternating
+    female and male) up to per_language speakers per language; None keeps the written ones only.
+    Another pool: drawn speakers of that pool only (None: 4 per language, like the written ones)."""
+    if check_pool(pool) != DEFAULT_POOL and per_language is None:
+        per_language = 4
     out = []
     for lang in languages:
-        own = [s for s in GENERATED_SPEAKERS if s.language == lang]
+        own = [s for s in GENERATED_SPEAKERS if s.language == lang] if pool == DEFAULT_POOL else []
         if per_language is not None:
             if per_language < 1:
                 raise ValueError(f"voice_bank.per_language={per_language}: must be >= 1 or null")
@@ -105,7 +123,7 @@ def generated_speakers(languages, per_language: int | None = None) -> list[Speak
             while len(own) < per_language:
                 gender = ("female", "male")[len(own) % 2]
                 n[gender] += 1
-                own.append(drawn_speaker(lang, gender, n[gender]))
+                own.append(drawn_speaker(lang, gender, n[gender], pool))
         out += own
     return out
 
@@ -118,14 +136,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 class GeneratedVoiceBank:
     def __init__(self, cache_dir: str, sample_rate: int, languages, intensity: tuple[float, float] = (0.9, 1.2),
-                 seed: int = 0, per_language: int | None = None):
+                 seed: int = 0, per_language: int | None = None, pool: str = DEFAULT_POOL):
         self.sr = sample_rate
         self.intensity = tuple(intensity)
         self.seed = seed
-        self.speakers = generated_speakers(languages, per_language)
-        ident = json.dumps({"engine": ENGINE_VERSION, "sr": sample_rate, "intensity": self.intensity, "seed": seed,
-                            "speakers": [(s.id, s.base_voice, s.timbre.to_dict()) for s in self.speakers],
-                            "presets": {k: v[0].to_dict() for k, v in PRESETS.items()}}, sort_keys=True)
+        self.pool = pool
+        self.speakers = generated_speakers(languages, per_language, pool)
+        ident = {"engine": ENGINE_VERSION, "sr": sample_rate, "intensity": self.intensity, "seed": seed,
+                 "speakers": [(s.id, s.base_voice, s.timbre.to_dict()) for s in self.speakers],
+                 "presets": {k: v[0].to_dict() for k, v in PRESETS.items()}}
+        if pool != DEFAULT_POOL:  # absent for the default pool: its bank ids (and caches) stay as they were
+            ident["pool"] = pool
+        ident = json.dumps(ident, sort_keys=True)
         self.id = "gen-" + hashlib.sha1(ident.encode()).hexdigest()[:10]
         self.root = Path(cache_dir) / self.id
 
@@ -247,7 +269,7 @@ def load_prompt(path: str, sr: int) -> np.ndarray:
 def make_voice_bank(cfg, languages, sample_rate: int, seed: int):
     if cfg.kind == "generated":
         return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed,
-                                  cfg.get("per_language"))
+                                  cfg.get("per_language"), cfg.get("pool", DEFAULT_POOL))
     if cfg.kind == "folder":
         return FolderVoiceBank(cfg.root, languages, sample_rate, cfg.max_prompt_s)
     raise ValueError(f"unknown voice_bank.kind {cfg.kind!r}; use generated or folder")

@@ -1,0 +1,15 @@
+"""The judge's tasks and their classes: the seed's five emotions and seven speaking styles (its
+Step-Audio-Edit-Test categories), each plus neutral, so an edit that did nothing is visible as such."""
+
+TASKS = {
+    "emotion": ("neutral", "happy", "angry", "sad", "fear", "surprised"),
+    "style": ("neutral", "child", "older", "exaggerated", "recite", "generous", "act_coy", "whisper"),
+}
+# which factory pipeline renders a task's tagged clips
+PIPELINE_OF = {"emotion": "emotion_triplets", "style": "style_triplets"}
+
+
+def check_task(task) -> str:
+    if task not in TASKS:
+        raise ValueError(f"task {str(task)[:40]!r}: unknown; use one of {sorted(TASKS)}")
+    return task

@@ -263,6 +263,10 @@ def cache_len(n: int) -> int:
 
 
 def _decoder(model, vocab, B, L, cfg, layout, dev, static) -> _Decoder:
+    """The decoder of this shape: kept on CUDA (its captured graph is the point), fresh elsewhere
+    (a kept KV cache would only hold memory)."""
+    if dev.type != "cuda":
+        return _Decoder(model, vocab, B, L, cfg, layout, dev, static)
     key = (id(model), B, L, astuple(cfg), layout, static, str(dev))
     if key in _DECODERS:
         _DECODERS.move_to_end(key)

@@ -93,6 +93,21 @@ def parse_multipart(content_type: str | None, body: bytes, max_parts: int = 32) 
         raise BodyRefused(400, f"malformed {MULTIPART} body ({type(e).__name__})") from None
 
 
+def checked_form(content_type: str | None, body: bytes, allowed: tuple[str, ...],
+                 file_field: str) -> tuple[dict[str, str], dict[str, bytes]]:
+    """parse_multipart, then what every form of our servers needs: no field outside `allowed`, and
+    `file_field` present as a file part. BodyRefused (400) names the first wrong field."""
+    fields, files = parse_multipart(content_type, body)
+    unknown = sorted((set(fields) | set(files)) - set(allowed))
+    if unknown:
+        raise BodyRefused(400, f"unknown field {unknown[0][:50]!r}; fields: {', '.join(allowed)}")
+    if file_field in fields:
+        raise BodyRefused(400, f"field {file_field!r}: must be a file part (with a filename), got a text part")
+    if file_field not in files:
+        raise BodyRefused(400, f"field {file_field!r}: missing (a file part)")
+    return fields, files
+
+
 def _form_parts(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
     # The email package is the standard library's MIME parser; the multipart body gets the header it
     # came with, and the HTTP policy keeps header lines unfolded.

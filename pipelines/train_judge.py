@@ -10,12 +10,10 @@ model that heard a sentence could name the tag from the words): the headline num
 voices saying held-out texts. The published model is the one trained on the training voices and
 texts only, so the held-out numbers in meta.json are the shipped model's own."""
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from omegaconf import OmegaConf, open_dict
 
 from core.reader import Release

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import soundfile as sf
 
-from core.http_body import BodyRefused, declared_length, multipart_boundary, parse_multipart, read_body
+from core.http_body import BodyRefused, checked_form, declared_length, multipart_boundary, read_body
 from scorers.judge.local import MAX_CLIP_S
 
 DEFAULT_JUDGE = "scorers/artifacts/judge-v1"
@@ -47,16 +47,9 @@ class BadRequest(ValueError):
 def parse_request(content_type, body: bytes, judge_tasks, lim: Limits) -> tuple[bytes, list[str]]:
     """(audio bytes, tasks) of a /classify body; BadRequest names the first wrong field."""
     try:
-        fields, files = parse_multipart(content_type, body)
+        fields, files = checked_form(content_type, body, FIELDS, "audio")
     except BodyRefused as e:
         raise BadRequest(str(e), e.status) from None
-    unknown = sorted((set(fields) | set(files)) - set(FIELDS))
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0][:50]!r}; fields: {', '.join(FIELDS)}")
-    if "audio" in fields:
-        raise BadRequest("field 'audio': must be a file part (with a filename), got a text part")
-    if "audio" not in files:
-        raise BadRequest("field 'audio': missing (a file part)")
     if "tasks" in files:
         raise BadRequest("field 'tasks': must be a text part, got a file part")
     tasks = [t.strip() for t in fields.get("tasks", ",".join(judge_tasks)).split(",") if t.strip()]

@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
-from core.http_body import BodyRefused, declared_length, multipart_boundary, parse_multipart, read_body
+from core.http_body import BodyRefused, checked_form, declared_length, multipart_boundary, read_body
 from core.tags import LANGUAGES
 from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
@@ -98,16 +98,9 @@ FIELDS = ("prompt_audio", "prompt_text", "text", "language", "instruction", "bas
 def parse_request(content_type: str | None, body: bytes, s: ServerSettings) -> dict:
     """The checked fields of a /clone body; BadRequest names the first wrong field."""
     try:
-        fields, files = parse_multipart(content_type, body)
+        fields, files = checked_form(content_type, body, FIELDS, "prompt_audio")
     except BodyRefused as e:
         raise BadRequest(str(e), e.status) from None
-    unknown = sorted((set(fields) | set(files)) - set(FIELDS))
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0][:50]!r}; fields: {', '.join(FIELDS)}")
-    if "prompt_audio" in fields:
-        raise BadRequest("field 'prompt_audio': must be a file part (with a filename), got a text part")
-    if "prompt_audio" not in files:
-        raise BadRequest("field 'prompt_audio': missing (a file part)")
     out = {"prompt_audio": files["prompt_audio"],
            "prompt_text": _string(fields, files, "prompt_text", s.max_prompt_text_chars),
            "text": _string(fields, files, "text", s.max_text_chars),

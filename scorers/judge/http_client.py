@@ -1,6 +1,6 @@
 """HttpJudge: a judge behind HTTP (scorers/judge_server.py's protocol) with LocalJudge's interface,
 so the benchmark scores with an external judge (an audio LLM, another lab's classifier) the same way.
-The audio travels as a multipart file part, never as base64."""
+The audio travels as a multipart file part, as bytes, never encoded as text."""
 import json
 import urllib.error
 import urllib.request

@@ -21,7 +21,6 @@ Version check: the LLM dir records the codec tokenizer it was trained on, in `co
 "tokenizer_version"; tokenizer, decoder and LLM must agree or loading raises ArtifactMismatch.
 """
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from editor.llm.generate import Layout, SampleConfig, generate
 from editor.llm.vocab import AUDIO_SIZE
 
 SR = 16000
-log = logging.getLogger(__name__)
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
@@ -223,14 +221,7 @@ class Editor:
             idx = order[k:k + self.batch_size]
             args = (self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
                     [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
-            try:
-                res = generate(*args, cuda_graphs=self.cuda_graphs)
-            except Exception as e:  # a torch or driver without graph capture: decode eagerly instead
-                if not self.cuda_graphs:
-                    raise
-                log.warning("CUDA graphs unavailable (%s: %s); decoding eagerly", type(e).__name__, str(e)[:200])
-                self.cuda_graphs = False
-                res = generate(*args)
+            res = generate(*args, cuda_graphs=self.cuda_graphs)   # falls back to eager itself
             for i, r in zip(idx, res):
                 out[i] = r
         return out

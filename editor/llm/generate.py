@@ -153,6 +153,8 @@ class _Decoder:
         self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
         self.t, self.p0 = z(()), z(())                     # step counter; prompt block length P
         self.allowed = _allowed(layout, dev)
+        if cfg.ignore_eos:
+            self.allowed[:, AUDIO_SIZE] = False
         self.cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
                                    torch.tensor([vocab.eos], device=dev)])   # candidate index -> LLM id
         self.slots = torch.arange(L, device=dev)
@@ -205,9 +207,6 @@ class _Decoder:
         v, cfg, t = self.vocab, self.cfg, self.t
         cand = torch.cat([self.logits[:, v.audio_offset:v.special_offset], self.logits[:, v.eos:v.eos + 1]], -1)
         allowed = self.allowed.index_select(0, (t % self.allowed.shape[0]).view(1))
-        if cfg.ignore_eos:
-            allowed = allowed.clone()
-            allowed[:, AUDIO_SIZE] = False
         cand = cand.masked_fill(~allowed, float("-inf"))
         noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
@@ -255,7 +254,7 @@ class _Decoder:
 
 def cache_len(n: int) -> int:
     """The CUDA cache length for n positions: GRAPH_LEN, 2·GRAPH_LEN, 4·GRAPH_LEN, ... Each new
-    (batch, length) compiles and captures its step once (about 2 s), so lengths come in few sizes."""
+    (batch, length) compiles and captures its step once (seconds on the H200), so lengths come in few sizes."""
     L = GRAPH_LEN
     while L < n:
         L *= 2

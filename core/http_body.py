@@ -93,6 +93,17 @@ def parse_multipart(content_type: str | None, body: bytes, max_parts: int = 32) 
         raise BodyRefused(400, f"malformed {MULTIPART} body ({type(e).__name__})") from None
 
 
+def read_form_body(handler, max_bytes: int, timeout_s: float) -> bytes:
+    """A multipart request's body, read only once its headers pass: no chunked transfer (411; the
+    standard library's server does not decode it), a Content-Length within max_bytes, and a
+    multipart Content-Type with a boundary (a JSON or boundless body is refused unread)."""
+    if "Transfer-Encoding" in handler.headers:
+        raise BodyRefused(411, "Transfer-Encoding is not supported: send a Content-Length")
+    n = declared_length(handler.headers, max_bytes)
+    multipart_boundary(handler.headers.get("Content-Type"))
+    return read_body(handler, n, timeout_s)
+
+
 def checked_form(content_type: str | None, body: bytes, allowed: tuple[str, ...],
                  file_field: str) -> tuple[dict[str, str], dict[str, bytes]]:
     """parse_multipart, then what every form of our servers needs: no field outside `allowed`, and

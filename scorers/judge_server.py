@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import soundfile as sf
 
-from core.http_body import BodyRefused, checked_form, declared_length, multipart_boundary, read_body
+from core.http_body import BodyRefused, checked_form, read_form_body
 from scorers.judge.local import MAX_CLIP_S
 
 DEFAULT_JUDGE = "scorers/artifacts/judge-v1"
@@ -111,12 +111,8 @@ def make_server(judge, host: str = "127.0.0.1", port: int = 0, lim: Limits = Lim
                 self._reply(404, {"error": f"unknown path {self.path[:100]!r}; POST /classify or GET /health"})
 
         def _body(self) -> bytes:
-            if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
-                raise BadRequest("Transfer-Encoding is not supported: send a Content-Length", 411)
             try:
-                n = declared_length(self.headers, lim.max_body_bytes)
-                multipart_boundary(self.headers.get("Content-Type"))  # a JSON or boundless body is refused unread
-                return read_body(self, n, lim.read_timeout_s)
+                return read_form_body(self, lim.max_body_bytes, lim.read_timeout_s)
             except BodyRefused as e:
                 raise BadRequest(str(e), e.status) from None
 

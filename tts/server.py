@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
-from core.http_body import BodyRefused, checked_form, declared_length, multipart_boundary, read_body
+from core.http_body import BodyRefused, checked_form, read_form_body
 from core.tags import LANGUAGES
 from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
@@ -177,12 +177,8 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
                 self._error(404, f"unknown path {self.path[:100]!r}; POST /clone or GET /health")
 
         def _body(self) -> bytes:
-            if "Transfer-Encoding" in self.headers:  # http.server does not decode chunked bodies
-                raise BadRequest("Transfer-Encoding is not supported: send a Content-Length", 411)
             try:
-                n = declared_length(self.headers, s.max_body_bytes)
-                multipart_boundary(self.headers.get("Content-Type"))  # a JSON or boundless body is refused unread
-                return read_body(self, n, s.read_timeout_s)
+                return read_form_body(self, s.max_body_bytes, s.read_timeout_s)
             except BodyRefused as e:
                 raise BadRequest(str(e), e.status) from None
 

@@ -11,7 +11,9 @@ uses a synthetic voiced reference clip: its cost does not depend on the voice.
 Batch 1 runs eagerly and, on CUDA, with the compiled step captured as a CUDA graph
 (editor/llm/generate.py); the batched runs use the graph when it captured, once with the model's own stopping and once
 at fixed length (every request generates its source's length, <|eos|> ignored: the steady state,
-independent of how well the model has learned to stop). The codec decode is also timed alone."""
+independent of how well the model has learned to stop). On CUDA a stream of 4 batches also goes
+through the Editor's batch loop, with the codec decode after each batch and overlapping the next
+(`stream_fixed_length`). The codec decode is also timed alone."""
 import argparse
 import json
 import sys
@@ -25,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor.codec import Codec, synthesize  # noqa: E402
 from editor.llm import chat  # noqa: E402
 from editor.llm.data import load_examples  # noqa: E402
+from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.generate import Layout, SampleConfig, generate  # noqa: E402
 from editor.llm.model import count_params, load  # noqa: E402
 from editor.vocoder import DEFAULT_VOCODER  # noqa: E402
@@ -69,6 +72,30 @@ def run(model, vocab, prompts, limits, dev, layout, batch, codec=None, ref=None,
             "x_real_time_with_decode": round(audio_s / wall, 1)}
 
 
+def stream(ed, prompts, limits, refs, batch, overlap: bool) -> dict:
+    """Many requests through the Editor's batch loop (the path of pipeline=edit and of a server), at
+    fixed length: with overlap, each batch's audio is decoded on the codec's thread and CUDA stream
+    while the LLM generates the next batch; without, after it, in the same thread."""
+    ed.batch_size, ed.sample = batch, SampleConfig(ignore_eos=True)
+    pool = ed._decode_pool
+    if not overlap:
+        ed._decode_pool = None
+    try:
+        t0 = time.perf_counter()
+        sink = ed._sink()
+        ids = ed._generate(prompts, limits, list(range(len(prompts))), [0.7] * len(prompts), refs=refs, sink=sink)
+        audio = sink.collect()
+        _sync(ed.codec.device)
+        wall = time.perf_counter() - t0
+    finally:
+        ed._decode_pool = pool
+    n_tok = sum(len(i) for i in ids)
+    assert len(audio) == len(prompts) and all(len(a) for a in audio.values())
+    return {"requests": len(prompts), "batch": batch, "overlap": overlap, "tokens": n_tok,
+            "audio_s": round(n_tok / RATE, 2), "wall_s": round(wall, 3),
+            "x_real_time_with_decode": round(n_tok / RATE / wall, 1)}
+
+
 def codec_profile(codec, dev, ref, seconds=(2.0, 8.0), batches=(1, 64)) -> list[dict]:
     """The codec decode alone (random ids of a given length): decoder frames, then the vocoder."""
     rng, rows = np.random.default_rng(0), []
@@ -111,6 +138,8 @@ def main(argv=None):
     ap.add_argument("--data", required=True)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, nargs="+", default=[64, 256, 512])
+    ap.add_argument("--stream-batch", type=int, nargs="*", default=[256, 512],
+                    help="CUDA: batch sizes of the 4-batch request stream through the Editor")
     ap.add_argument("--single", type=int, default=8, help="requests timed one at a time")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
@@ -157,6 +186,18 @@ def main(argv=None):
         run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, cuda_graphs=g, cfg=SampleConfig(ignore_eos=True))
         res["fixed_length"][str(b)] = run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, codec, ref, cuda_graphs=g,
                                           cfg=SampleConfig(ignore_eos=True))
+    if dev.type == "cuda":     # a stream of 4 batches: decode of batch k overlapping generation of k+1
+        ed = Editor(model, vocab, codec)
+        ed.cuda_graphs = g
+        res["stream_fixed_length"] = {}
+        for b in a.stream_batch:
+            n = 4 * b
+            sp = (prompts * (n // len(prompts) + 1))[:n]
+            sf = (fixed * (n // len(fixed) + 1))[:n]
+            stream(ed, sp[:2 * b], sf[:2 * b], [ref] * 2 * b, b, True)      # warm-up: shapes, the codec thread
+            for overlap in (False, True):
+                res["stream_fixed_length"][f"{b}_{'overlap' if overlap else 'after'}"] = stream(
+                    ed, sp, sf, [ref] * n, b, overlap)
     res["codec_decode"] = codec_profile(codec, dev, ref, batches=(1, min(64, max(a.batch))))
     if dev.type == "cuda":
         res["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)

@@ -48,8 +48,8 @@ def spy(ed, monkeypatch):
     calls = {"prompts": [], "limits": [], "out": [], "decoded": []}
     real = ed._generate
 
-    def gen(prompts, limits, seeds, temps):
-        out = real(prompts, limits, seeds, temps)
+    def gen(prompts, limits, seeds, temps, **kw):
+        out = real(prompts, limits, seeds, temps, **kw)
         calls["prompts"].append(prompts), calls["limits"].append(limits), calls["out"].append(out)
         return out
 
@@ -99,15 +99,34 @@ def test_edit_many_matches_single_requests(ed, spy):
             dict(wav=voiced(0.5, seed=1), text="so it goes", edit_type="paralinguistic",
                  edit_info="so [Laughter] it goes", n_iter=2, seed=7)]
     many = ed.edit_many(reqs)
-    batched = spy["decoded"][0]
-    assert [len(m) for m in many] == [1, 1, 2]
+    batched = [ids for call in spy["decoded"] for ids in call]   # one decode per iteration's batch
+    assert [len(m) for m in many] == [1, 1, 2] and len(batched) == 4
     singles = []
     for r in reqs:
+        n0 = len(spy["decoded"])
         ed.edit_many([r])
-        singles += spy["decoded"][-1]
+        singles += [ids for call in spy["decoded"][n0:] for ids in call]
     assert len(singles) == len(batched)
     for a in batched:    # same token outputs whether batched or alone (order differs)
         assert any(np.array_equal(a, b) for b in singles)
+
+
+def test_decode_on_the_codec_thread_gives_the_same_audio(ed, monkeypatch):
+    """The path CUDA takes (each batch decoded on the codec thread while the next generates), on the
+    CPU: the same audio as decoding inline, in the right order, with batches of 2 so decodes overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+    monkeypatch.setattr(ed, "batch_size", 2)
+    reqs = [dict(wav=voiced(0.5 + 0.1 * i, seed=i), text="hello", edit_type="emotion", edit_info="sad", seed=i,
+                 n_iter=1 + i % 2) for i in range(5)]
+    inline = ed.edit_many(reqs)
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setattr(ed, "_decode_pool", pool)
+        threaded = ed.edit_many(reqs)
+    assert [len(r) for r in threaded] == [1, 2, 1, 2, 1]
+    for a, b in zip(inline, threaded):
+        for x, y in zip(a, b):
+            assert len(x) > 0
+            np.testing.assert_array_equal(x, y)
 
 
 def test_resampled_input(ed, spy):

@@ -22,6 +22,7 @@ Version check: the LLM dir records the codec tokenizer it was trained on, in `co
 """
 import json
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -184,6 +185,7 @@ class Editor:
         self.sample = sample or SampleConfig()
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
+        self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
 
     @classmethod
     def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto") -> "Editor":
@@ -213,8 +215,10 @@ class Editor:
         return cls(model.to(dev), vocab, codec)
 
     # ---- generation ------------------------------------------------------------------------------
-    def _generate(self, prompts, max_new, seeds, temps) -> list[np.ndarray]:
-        """Decode in batches of similar prompt length; results in input order."""
+    def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None) -> list[np.ndarray]:
+        """Decode in batches of similar prompt length; results in input order. With a sink
+        (`_AudioSink`), each finished batch's answers go to the codec at once (refs[i]: the voice
+        reference of request i; keys[i], default i: its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         for k in range(0, len(order), self.batch_size):
@@ -224,6 +228,8 @@ class Editor:
             res = generate(*args, cuda_graphs=self.cuda_graphs)   # falls back to eager itself
             for i, r in zip(idx, res):
                 out[i] = r
+            if sink is not None:
+                sink.put([keys[i] if keys else i for i in idx], res, [refs[i] for i in idx])
         return out
 
     def _limit(self, n: float) -> int:
@@ -238,10 +244,17 @@ class Editor:
         keep = [i for i, ids in enumerate(ids_list) if len(ids)]
         out = [np.zeros(0, np.float32) for _ in ids_list]
         if keep:
-            wavs = self.codec.decode([self.codec.tokenizer.deinterleave(ids_list[i]) for i in keep], [refs[i] for i in keep])
+            wavs = self.codec.decode([self.codec.tokenizer.deinterleave(ids_list[i]) for i in keep], [refs[i] for i in keep],
+                                     batch_size=max(16, len(keep)))
             for i, w in zip(keep, wavs):
                 out[i] = np.asarray(w, np.float32)
         return out
+
+    def _sink(self) -> "_AudioSink":
+        if self.codec.device.type == "cuda" and self._decode_pool is None:
+            self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="codec-decode")
+            self._decode_stream = torch.cuda.Stream(self.codec.device)
+        return _AudioSink(self)
 
     # ---- clone -----------------------------------------------------------------------------------
     def clone(self, prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0,
@@ -261,8 +274,11 @@ class Editor:
             prompts.append(chat.build_prompt(ex, self.vocab))
             # the prompt's speaking rate, doubled: room for a slow reading, still a bound on run-away output
             limits.append(self._limit(len(p) / len(r["prompt_text"]) * len(r["text"]) * 2))
-        out = self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs])
-        return self._decode(out, [self.codec.analyze(r["prompt_wav"]) for r in reqs])
+        sink = self._sink()
+        self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs],
+                       refs=[self.codec.analyze(r["prompt_wav"]) for r in reqs], sink=sink)
+        audio = sink.collect()
+        return [audio[i] for i in range(len(reqs))]
 
     # ---- edit ------------------------------------------------------------------------------------
     def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0,
@@ -296,7 +312,8 @@ class Editor:
         if not items:
             return []
         for it, ids in zip(items, self._encode([it["wav"] for it in items])):
-            it["src"], it["outs"] = ids, []
+            it["src"], it["outs"], it["ref"] = ids, [], self.codec.analyze(it["wav"])
+        sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
             prompts, limits = [], []
@@ -310,18 +327,52 @@ class Editor:
                 prompts.append(chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": fed}, self.vocab))
                 limits.append(self._limit(2 * len(fed)))   # room for "more slower" (about 1.5-2x longer)
             res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
-                                 [reqs[it["req"]]["temperature"] for it in todo])
+                                 [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
+                                 sink=sink, keys=[(id(it), k) for it in todo])
             for it, ids in zip(todo, res):
                 it["outs"].append(ids)
             for it in items:      # rows that stopped early (an empty answer) stay empty
                 if reqs[it["req"]]["n_iter"] > k and len(it["outs"]) < k + 1:
                     it["outs"].append(np.zeros(0, np.int32))
-        flat = [(it, k) for it in items for k in range(len(it["outs"]))]
-        wavs = self._decode([it["outs"][k] for it, k in flat], [self.codec.analyze(it["wav"]) for it, _ in flat])
+        audio = sink.collect()
         result = [[[] for _ in range(r["n_iter"])] for r in reqs]
-        for (it, k), w in zip(flat, wavs):
-            result[it["req"]][k].append(w)
+        for it in items:
+            for k in range(len(it["outs"])):
+                result[it["req"]][k].append(audio.get((id(it), k), np.zeros(0, np.float32)))
         return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+
+
+class _AudioSink:
+    """Answers handed to the codec as the LLM finishes each batch. On CUDA the decodes run on the
+    editor's codec thread and CUDA stream, so the codec decodes batch k while the LLM generates
+    batch k+1 and the two overlap on the GPU; elsewhere they run at once in the caller's thread
+    (two compute-bound threads on the same CPU cores gain nothing)."""
+
+    def __init__(self, editor: "Editor"):
+        self.editor, self.jobs = editor, []
+
+    def put(self, keys, ids_list, refs) -> None:
+        ed = self.editor
+        if ed._decode_pool is None:
+            done = Future()
+            try:
+                done.set_result(ed._decode(ids_list, refs))
+            except Exception as e:        # raised in collect(), as a worker's error would be
+                done.set_exception(e)
+            self.jobs.append((keys, done))
+        else:
+            self.jobs.append((keys, ed._decode_pool.submit(self._on_stream, ids_list, refs)))
+
+    def _on_stream(self, ids_list, refs):
+        with torch.cuda.stream(self.editor._decode_stream):     # None (CPU): no stream
+            return self.editor._decode(ids_list, refs)
+
+    def collect(self) -> dict:
+        """key -> 16 kHz audio, once every decode has finished (the first error is raised)."""
+        out = {}
+        for keys, job in self.jobs:
+            out.update(zip(keys, job.result()))
+        return out
 
 
 def _call(fn, r):

@@ -241,7 +241,8 @@ class _Decoder:
                 fn()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             fn()
         self.graph, self.mode = graph, "compiled"
 

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# The data behind the shipped audio LLM (editor-llm-v2): every factory pipeline over a voice bank of
+# The data behind the shipped audio LLM (editor-llm-v3): every factory pipeline over a voice bank of
 # 18 speakers per language (voice_bank.per_language=18: the hash split then leaves two test speakers
 # per language, en_f1 en_f2 zh_m1 zh_fd7, that the LLM never trains on), emotions and styles held to
 # the seed benchmark's categories, each release tokenized into a token release. 2-core machine; the
-# log is bench/results/editor_llm/data_v2.log. Usage: bash bench/editor_llm_data.sh [output_dir]
+# log is bench/results/editor_llm/data_v3.log (v2 was the same recipe at half the
+# texts: emotion 4, style 2, paralinguistic 1 per tag, 6 source texts per speaker; a rerun renders only what
+# is new, the factory reuses finished samples). Usage: bash bench/editor_llm_data.sh [output_dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}
 PY=.venv/bin/python
 export RAY_AUTH_MODE=disabled
-BANK="voice_bank.per_language=18 languages=[en,zh]"
-for p in "emotion_triplets texts_per_tag=4 emotions=[happy,angry,sad,fear,surprised]" \
-         "style_triplets texts_per_tag=2 styles=[child,older,exaggerated,recite,generous,act_coy,whisper]" \
-         speed_triplets denoise_triplets trim_triplets "paralinguistic_quadruplets pipeline.texts_per_tag=1"; do
+BANK="voice_bank.per_language=18 languages=[en,zh] source.texts_per_speaker=12"
+for p in "emotion_triplets texts_per_tag=8 emotions=[happy,angry,sad,fear,surprised]" \
+         "style_triplets texts_per_tag=4 styles=[child,older,exaggerated,recite,generous,act_coy,whisper]" \
+         speed_triplets denoise_triplets trim_triplets "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
   set -- $p
   echo "== $(date -u +%H:%M:%S) $p"
   $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true

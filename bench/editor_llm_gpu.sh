@@ -13,6 +13,7 @@ mkdir -p "$OUT" /tmp/res
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/*.tar.gz
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
+tar xzf .gpu_data/tokens.tar.gz -C .gpu_data
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee /tmp/res/gpu.txt
 if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
   python3 bench/tokenize_throughput.py --data .gpu_data/audio --device cuda --max-samples 100 \
@@ -22,17 +23,35 @@ if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
   done
 fi
 DATA=$(ls -d .gpu_data/tokens/* | paste -sd, -)
-LLM=/tmp/o/${VERSION:-editor-llm-v2}
-train() {
-  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$LLM \
-    editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA "$@" 2>&1 | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
+LLM=/tmp/o/${VERSION:-editor-llm-v3}
+# CANDIDATES: training settings to compare, '|' between sets (e.g. "pipeline.train.lr=0.0005|pipeline.train.lr=0.001");
+# each trains for MINUTES and the one with the lowest validation loss is published as $LLM
+IFS='|' read -ra CANDS <<< "${CANDIDATES:- }"
+train() {  # train ARTIFACT_DIR [overrides...]
+  local dir=$1; shift
+  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$dir \
+    pipeline.checkpoint_dir=$dir.checkpoints editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA "$@" 2>&1 \
+    | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
 }
-train || { echo "== training with attention=flex failed: once more with the mask"; train pipeline.train.attention=mask; }
+i=0
+for c in "${CANDS[@]}"; do
+  i=$((i+1)); echo "== candidate $i: $c" | tee -a /tmp/res/train.log
+  rm -rf /tmp/o/cand$i /tmp/o/cand$i.checkpoints /tmp/res/training_cand$i.json
+  train /tmp/o/cand$i $c || { echo "== training with attention=flex failed: once more with the mask"
+                              train /tmp/o/cand$i $c pipeline.train.attention=mask; }
+  cp /tmp/o/cand$i/training.json /tmp/res/training_cand$i.json || true
+done
+best=$(python3 -c "
+import json, glob
+r = [(json.load(open(f)).get('best_val_loss') or 1e9, f) for f in glob.glob('/tmp/res/training_cand*.json')]
+print(min(r)[1].split('training_')[1][:-5])")
+echo "== published: $best" | tee -a /tmp/res/train.log
+rm -rf $LLM && mv /tmp/o/$best $LLM      # a warm machine may still hold an earlier call's $LLM
 tail -3 /tmp/res/train.log
 cp $LLM/*.safetensors "$OUT/"
 (cd $LLM && tar cf "$OUT/llm_files.tar" --exclude='*.safetensors' .)
 (cd /tmp/res && tar cf "$OUT/results.tar" .)    # the model is safe now; the speed bench comes after
-timeout ${SPEED_S:-240} python3 bench/editor_llm_speed.py --llm $LLM --data "$DATA" --batch 64 256 512 \
-  --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"
+[ -n "$SKIP_SPEED" ] || timeout ${SPEED_S:-240} python3 bench/editor_llm_speed.py --llm $LLM --data "$DATA" \
+  --batch 64 256 512 --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"
 (cd /tmp/res && tar cf "$OUT/results.tar" .)
 ls -la "$OUT"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # What travels to the GPU machine for bench/editor_llm_gpu.sh (ignored paths, carried): the token
-# releases (.gpu_data/tokens/<pipeline>_tokens, their latest release), one audio shard of the default
+# releases (.gpu_data/tokens.tar.gz: <pipeline>_tokens, their latest release; gzip shrinks the tar
+# shards of small .npy members about 4x), one audio shard of the default
 # run for the tokenizer's throughput (.gpu_data/audio), and the wheels that machine lacks (.whl:
 # hydra-core, omegaconf, antlr4 sdist, soundfile, cffi, pycparser, soxr, pyworld sdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}
-rm -rf .gpu_data && mkdir -p .gpu_data/tokens .gpu_data/audio
-for d in "$OUT"/*_tokens; do cp -rL "$d/latest" ".gpu_data/tokens/$(basename "$d")"; done
+rm -rf .gpu_data /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
+for d in "$OUT"/*_tokens; do cp -rL "$d/latest" "/tmp/gpu_tokens/tokens/$(basename "$d")"; done
+tar czf .gpu_data/tokens.tar.gz -C /tmp/gpu_tokens tokens && rm -rf /tmp/gpu_tokens
 cp "$(ls "$OUT"/emotion_triplets/latest/shards/*.tar | head -1)" .gpu_data/audio/
 du -sh .gpu_data .whl

@@ -164,6 +164,9 @@ def main(argv=None):
         torch.cuda.reset_peak_memory_stats()
     res = {"llm": a.llm, "parameters": count_params(model), "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
            "torch": torch.__version__, "command": " ".join(sys.argv), "batch1": {}, "batched": {}, "fixed_length": {}}
+    def save():   # after every section: a run cut short by its time limit keeps what it measured
+        if a.out:
+            Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     modes = ["eager"] + (["compiled"] if dev.type == "cuda" else [])
     best = "eager"
     for mode in modes:
@@ -179,6 +182,7 @@ def main(argv=None):
                 best = mode
         except Exception as e:  # record why, keep the other figures
             res["batch1"][mode] = {"error": f"{type(e).__name__}: {str(e)[:500]}"}
+        save()
     g = best == "compiled"
     for b in a.batch:
         run(model, vocab, prompts[:b], limits[:b], dev, layout, b, cuda_graphs=g)   # capture this shape
@@ -186,6 +190,7 @@ def main(argv=None):
         run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, cuda_graphs=g, cfg=SampleConfig(ignore_eos=True))
         res["fixed_length"][str(b)] = run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, codec, ref, cuda_graphs=g,
                                           cfg=SampleConfig(ignore_eos=True))
+        save()
     if dev.type == "cuda":     # a stream of 4 batches: decode of batch k overlapping generation of k+1
         ed = Editor(model, vocab, codec)
         ed.cuda_graphs = g
@@ -198,12 +203,12 @@ def main(argv=None):
             for overlap in (False, True):
                 res["stream_fixed_length"][f"{b}_{'overlap' if overlap else 'after'}"] = stream(
                     ed, sp, sf, [ref] * n, b, overlap)
+                save()
     res["codec_decode"] = codec_profile(codec, dev, ref, batches=(1, min(64, max(a.batch))))
     if dev.type == "cuda":
         res["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     print(json.dumps(res, indent=1))
-    if a.out:
-        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+    save()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from stages.base import new_row
 from stages.llm_generate import LlmClone, LlmEdit
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_LLM = REPO / "editor" / "artifacts" / "editor-llm-v2"
+SHIPPED_LLM = REPO / "editor" / "artifacts" / "editor-llm-v3"
 EDIT_TASKS = ("emotion_edit", "style_edit", "speed_edit", "denoise", "silence_trim", "paralinguistic_edit")
 
 

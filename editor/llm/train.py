@@ -187,6 +187,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     model.train()
     fresh = lambda: {"tokens": 0, "sq_tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
     t_run, window = time.time() - elapsed, fresh()
+    first_step_s = None
     while step < tc["steps"]:
         progress = max(step / tc["steps"], (time.time() - t_run) / budget_s)
         for g in opt.param_groups:
@@ -202,6 +203,11 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
+        if first_step_s is None:
+            # the first step compiles (about a minute on a cold GPU machine): the time budget, and the
+            # schedule that anneals over it, start after it, so warm and cold machines train alike
+            first_step_s = time.time() - t_run - elapsed
+            t_run += first_step_s
         window["tokens"] += stats["tokens"]
         window["sq_tokens"] += stats["sq_tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
@@ -243,7 +249,8 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     result = {**(run_info or {}), "device": device_name(device), "workers": world, "attention": attention, "steps": step,
               "published_step": best["step"] if kept_best else step,
               "best_val_loss": best["val_loss"] if best["step"] else None,
-              "seconds": round(time.time() - t_run, 1), "parameters": n_params,
+              "seconds": round(time.time() - t_run, 1), "first_step_seconds": round(first_step_s or 0.0, 1),
+              "parameters": n_params,
               "final": curve[-1] if curve else {}, "curve": curve,
               "data": llm_data.summary(train, codec["tokens_per_second"]), **codec,
               "validation_examples": len(val), "vocab": vocab.version}

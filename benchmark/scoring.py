@@ -5,6 +5,8 @@ A failed clip is a cell too: wrong for the judge, score 1 for paralinguistics (t
 no similarity or WER, and the reason kept. A clip the judge refuses (JudgeRefused, e.g. an external
 judge that will not take it) is a failure of that cell with the judge's reason; a judge that cannot
 be reached stops the run (nothing would be scored)."""
+import weakref
+
 import numpy as np
 
 from benchmark.editors import SR, Failed
@@ -16,13 +18,24 @@ class Scorer:
     def __init__(self, judge, similarity: bool = True, wer: bool = True):
         self.judge, self.similarity, self.wer = judge, similarity, wer
         self._encoder = None
+        self._memo = {}     # one clip is in several rows (Iter0 of every run that starts from it): measured once
+
+    def _once(self, kind: str, y, fn):
+        """fn() for this clip object, computed once while the clip lives (its entry goes with it, so a
+        later clip given the same id never finds it)."""
+        key = (kind, id(y))
+        if key not in self._memo:
+            self._memo[key] = fn()
+            weakref.finalize(y, self._memo.pop, key, None)
+        return self._memo[key]
 
     def embedding(self, y) -> np.ndarray | None:
         if not self.similarity or isinstance(y, Failed):
             return None
         from resemblyzer import VoiceEncoder, preprocess_wav
         self._encoder = self._encoder or VoiceEncoder("cpu", verbose=False)
-        return self._encoder.embed_utterance(preprocess_wav(np.asarray(y, np.float32), source_sr=SR))
+        return self._once("embedding", y, lambda: self._encoder.embed_utterance(
+            preprocess_wav(np.asarray(y, np.float32), source_sr=SR)))
 
     def _common(self, y, p: dict, ref_embedding) -> dict:
         out = {}
@@ -31,7 +44,7 @@ class Scorer:
             out["similarity"] = round(float(emb @ ref_embedding), 4)
         if self.wer and p["language"] in WER_LANGUAGES:
             from scorers.asr import wer_of
-            out["wer"] = round(wer_of(np.asarray(y, np.float32), SR, p["text"]), 4)
+            out["wer"] = self._once(f"wer/{p['text']}", y, lambda: round(wer_of(np.asarray(y, np.float32), SR, p["text"]), 4))
         return out
 
     def judged(self, y, p: dict, ref_embedding=None) -> dict:
@@ -39,7 +52,8 @@ class Scorer:
         if isinstance(y, Failed):
             return {"correct": False, "failed": y.reason}
         try:
-            probs = self.judge.classify((np.asarray(y, np.float32), SR), p["category"])
+            probs = self._once(f"judge/{p['category']}", y, lambda: self.judge.classify((np.asarray(y, np.float32), SR),
+                                                                                     p["category"]))
         except ValueError as e:   # JudgeRefused and the local judge's bad-input errors are ValueErrors
             return {"correct": False, "failed": f"judge: {e}"}
         pred = max(probs, key=probs.get)

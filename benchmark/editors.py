@@ -7,6 +7,8 @@ edit_type is emotion or style (edit_info the tag) or paralinguistic (edit_info t
 marks). clone_many/edit_many take lists of those keyword dicts; an editor that can batch overrides
 them. Outputs are checked by `checked` (empty, NaN, silent, too short or too long is a failure with
 its reason), and one request that raises fails alone: a bad editor is scored, never a crash."""
+from pathlib import Path
+
 import numpy as np
 
 SR = 16000
@@ -114,7 +116,7 @@ class LlmEditor(BenchmarkEditor):
     def load(cls, llm_dir, device="auto", temperature: float = 0.7) -> "LlmEditor":
         from editor.llm.editor import Editor
         from pipelines.llm_over_release import llm_version
-        return cls(Editor.load(llm_dir, device=device), llm_version(llm_dir), temperature)
+        return cls(Editor.load(llm_dir, device=device), llm_version(Path(llm_dir)), temperature)
 
     def clone(self, prompt_wav, prompt_text, text, language="en", seed=0):
         return self.clone_many([dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, seed=seed)])[0]

@@ -218,7 +218,7 @@ def _serve(srv):
 def test_http_editor_gives_the_local_editors_audio_and_failures(tiny_llm):
     from benchmark.editor_server import make_server
     from benchmark.http_editor import HttpEditor
-    local = LlmEditor.load(tiny_llm, device="cpu")
+    local = LlmEditor.load(str(tiny_llm), device="cpu")      # a path as the command line gives it
     srv, broken_srv = make_server(local), make_server(Broken())
     url, broken_url = _serve(srv), _serve(broken_srv)
     try:

@@ -42,6 +42,7 @@ def summarize(cells: list[dict]) -> dict:
     for (run, source, mode, cat, lang, it), cs in sorted(judged.items()):
         out["judged"].append({"run": run, "source": source, "mode": mode, "category": cat, "language": lang, "iter": it,
                               "accuracy": seed_accuracy(cs), "n": len(cs), "failed": sum("failed" in c for c in cs),
+                              "neutral": _mean([c.get("predicted") == "neutral" for c in cs]),
                               "similarity": _mean([c.get("similarity") for c in cs]),
                               "wer": _mean([c.get("wer") for c in cs])})
     for (run, source, mode, cat, label, it), cs in sorted(labels.items()):
@@ -73,7 +74,7 @@ def _rows_with_average(rows: list[dict], key) -> dict:
     for (*k, it), rs in groups.items():
         if len(rs) > 1:
             out[(*k, "average", it)] = {"accuracy": _mean([r["accuracy"] for r in rs]), "n": sum(r["n"] for r in rs),
-                                        "failed": sum(r["failed"] for r in rs),
+                                        "failed": sum(r["failed"] for r in rs), "neutral": _mean([r["neutral"] for r in rs]),
                                         "similarity": _mean([r["similarity"] for r in rs]), "wer": _mean([r["wer"] for r in rs])}
     return out
 
@@ -89,13 +90,13 @@ def markdown(summary: dict, n_iter: int, header: str = "") -> str:
         keys = sorted({k[:4] for k in table}, key=lambda k: (k[0] != "editor", k[1] != "own", k[2], k[3] == "average", k[3]))
         lines += [f"\n### {cat.capitalize()} accuracy (%), judge per clip\n",
                   "| editor | source | mode | language | " + " | ".join(f"Iter{k}" for k in its)
-                  + f" | similarity to Iter0 (Iter{n_iter}) | WER en (Iter{n_iter}) | clips | failed |",
-                  "|" + "---|" * (len(its) + 8)]
+                  + f" | heard as neutral (Iter{n_iter}) | similarity to Iter0 (Iter{n_iter}) | WER en (Iter{n_iter}) | clips | failed |",
+                  "|" + "---|" * (len(its) + 9)]
         for k in keys:
             cells = [table.get((*k, it)) for it in its]
             last = next((c for c in reversed(cells) if c), None)
             lines.append(f"| {' | '.join(k)} | " + " | ".join(_fmt(c and c["accuracy"], True) for c in cells)
-                         + f" | {_fmt(last and last['similarity'])} | {_fmt(last and last['wer'])} | "
+                         + f" | {_fmt(last and last['neutral'], True)} | {_fmt(last and last['similarity'])} | {_fmt(last and last['wer'])} | "
                            f"{sum(c['n'] for c in cells if c)} | {sum(c['failed'] for c in cells if c)} |")
         lab = [r for r in summary["labels"] if r["category"] == cat and r["source"] == "own"]
         if lab:

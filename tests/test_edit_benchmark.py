@@ -304,3 +304,20 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
     md = (rel / "tables.md").read_text()
     assert "| identity | own | feedback | en |" in md and "Paralinguistic score" in md
     assert len(list((rel / "audio" / "editor" / "own" / "feedback").rglob("*.flac"))) == 2 * 2   # 2 chains x 2 iterations
+
+
+def test_tables_average_speakers_then_labels_then_languages(tmp_path):
+    from benchmark import tables
+    cell = lambda lang, label, spk, ok, it=0: {"run": "editor", "source": "own", "mode": "feedback", "category": "emotion",
+                                              "language": lang, "label": label, "speaker": spk, "iter": it, "correct": ok,
+                                              "predicted": label if ok else "neutral"}
+    # en: happy is speaker a 3/3 and speaker b 0/1 -> 0.5, sad 1/1 -> 1.0, so en = 0.75 (by clip it would be 4/5)
+    cells = [cell("en", "happy", "a", True), cell("en", "happy", "a", True), cell("en", "happy", "a", True),
+             cell("en", "happy", "b", False), cell("en", "sad", "a", True), cell("zh", "happy", "c", False)]
+    s = tables.summarize(cells)
+    acc = {r["language"]: r["accuracy"] for r in s["judged"]}
+    assert acc == {"en": 0.75, "zh": 0.0}
+    md = tables.markdown(s, 0)
+    assert "| editor | own | feedback | average | 37.5 |" in md
+    assert "| editor | own | feedback | zh | 0.0 | 100.0 |" in md    # heard as neutral
+    assert [p.name for p in tables.plots(s, 0, tmp_path)] == ["accuracy_emotion.png"]

@@ -234,6 +234,17 @@ def test_http_editor_gives_the_local_editors_audio_and_failures(tiny_llm):
         assert len(e_local) == len(e_remote) and np.abs(e_local - e_remote).max() < 1e-3
         bad = run_safely(remote, "edit", [dict(wav=a, text="Hello there.", edit_type="emotion", edit_info="bored")])
         assert isinstance(bad[0], Failed) and "HTTP 400" in bad[0].reason and "bored" in bad[0].reason
+        from core.http_body import encode_multipart
+        import urllib.error
+        import urllib.request
+        for parts, field in [([("audio", b"not audio"), ("text", "x"), ("edit_type", "emotion"), ("edit_info", "sad")], "audio"),
+                             ([("audio", audio.encode_flac(b, SR)), ("edit_type", "emotion"), ("edit_info", "sad")], "text"),
+                             ([("audio", audio.encode_flac(b, SR)), ("text", "x"), ("edit_type", "emotion"),
+                               ("edit_info", "sad"), ("volume", "11")], "volume")]:
+            ctype, body = encode_multipart(parts)
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(urllib.request.Request(f"{url}/edit", data=body, headers={"Content-Type": ctype}))
+            assert e.value.code == 400 and field in json.loads(e.value.read())["error"]
         broken = HttpEditor(broken_url)
         got = run_safely(broken, "edit", [dict(wav=a, text="x", edit_type="emotion", edit_info=lab) for lab in ("happy", "fear")])
         assert "HTTP 500" in got[0].reason and "empty audio" in got[0].reason

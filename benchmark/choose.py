@@ -1,0 +1,39 @@
+"""`pipeline.editor=` and `pipeline.judge=` values to objects: one place that names what is accepted."""
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED_JUDGE = REPO / "scorers" / "artifacts" / "judge-v1"
+NAMED = ("identity", "engine")
+
+
+def load_editor(spec: str, device: str = "auto", temperature: float = 0.7):
+    """identity | engine | http(s)://URL | an audio-LLM artifact directory."""
+    from benchmark.editors import IdentityEditor, LlmEditor
+    from benchmark.engine_editor import EngineEditor
+    from benchmark.http_editor import HttpEditor
+    if not spec:
+        raise ValueError("pipeline.editor is required: an audio-LLM artifact dir, identity, engine or http://URL")
+    spec = str(spec)
+    if spec == "identity":
+        return IdentityEditor(EngineEditor())
+    if spec == "engine":
+        return EngineEditor()
+    if spec.startswith(("http://", "https://")):
+        return HttpEditor(spec)
+    d = Path(spec)
+    if not (d / "llm_vocab.json").is_file():
+        raise ValueError(f"pipeline.editor={spec}: not an audio-LLM artifact (no llm_vocab.json), nor one of "
+                         f"{', '.join(NAMED)} or an http:// URL")
+    return LlmEditor.load(d, device=device, temperature=temperature)
+
+
+def load_judge(spec):
+    """A judge artifact directory (default the shipped judge-v1) or http(s)://URL of a judge server."""
+    from scorers.judge import LocalJudge
+    from scorers.judge.http_client import HttpJudge
+    spec = str(spec or SHIPPED_JUDGE)
+    if spec.startswith(("http://", "https://")):
+        return HttpJudge(spec)
+    if not (Path(spec) / "config.json").is_file():
+        raise ValueError(f"pipeline.judge={spec}: not a judge artifact (no config.json) nor an http:// URL")
+    return LocalJudge.load(spec)

@@ -8,7 +8,7 @@ N=${1:-2}
 PY=${PYTHON:-.venv/bin/python}
 RES=bench/results/benchmark
 mkdir -p "$RES"
-CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=editor/artifacts/editor-llm-v2
+CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=${EDITOR:-editor/artifacts/editor-llm-v3}
      pipeline.judge=scorers/artifacts/judge-v1 "pipeline.n=$N" pipeline.device=cpu output_dir=outputs_bench)
 echo "command: RAY_AUTH_MODE=disabled ${CMD[*]}" | tee "$RES/run.log"
 start=$(date +%s)

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from benchmark.editors import Failed, checked
 from core import audio
-from core.http_body import BodyRefused, checked_form, read_form_body
+from core.http_body import BodyRefused, checked_form, read_form_body, send_body
 
 MAX_BODY = 20 * 2**20
 READ_TIMEOUT_S = 30.0
@@ -65,16 +65,9 @@ def make_server(editor, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTP
     class Handler(BaseHTTPRequestHandler):
         timeout = READ_TIMEOUT_S
 
-        def _send(self, code: int, body: bytes, ctype: str):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         def _error(self, code: int, msg: str):
             self.close_connection = True
-            self._send(code, json.dumps({"error": msg}).encode(), "application/json")
+            send_body(self, code, json.dumps({"error": msg}).encode(), "application/json")
 
         def send_error(self, code, message=None, explain=None):
             self._error(code, message or self.responses.get(code, ("error",))[0])
@@ -82,7 +75,7 @@ def make_server(editor, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTP
         def do_GET(self):
             if self.path != "/health":
                 return self._error(404, f"unknown path {self.path[:100]!r}; POST /clone, /edit or GET /health")
-            self._send(200, health, "application/json")
+            send_body(self, 200, health, "application/json")
 
         def do_POST(self):
             if self.path not in FORMS:
@@ -103,7 +96,7 @@ def make_server(editor, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTP
                 return self._error(500, f"{type(e).__name__}: {str(e)[:300]}")
             if isinstance(y, Failed):
                 return self._error(500, f"the editor's answer: {y.reason}")
-            self._send(200, audio.encode_flac(y, 16000), "audio/flac")
+            send_body(self, 200, audio.encode_flac(y, 16000), "audio/flac")
 
         def log_message(self, *args):
             pass

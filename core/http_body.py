@@ -10,6 +10,15 @@ import secrets
 import time
 
 
+def send_body(handler, code: int, body: bytes, ctype: str) -> None:
+    """One whole response of an http.server handler: status, type, length, body."""
+    handler.send_response(code)
+    handler.send_header("Content-Type", ctype)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class BodyRefused(Exception):
     """A body the server will not read; `status` is the HTTP code the client gets."""
 

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import soundfile as sf
 
-from core.http_body import BodyRefused, checked_form, read_form_body
+from core.http_body import BodyRefused, checked_form, read_form_body, send_body
 from scorers.judge.local import MAX_CLIP_S
 
 DEFAULT_JUDGE = "scorers/artifacts/judge-v1"
@@ -87,12 +87,7 @@ def make_server(judge, host: str = "127.0.0.1", port: int = 0, lim: Limits = Lim
         timeout = lim.read_timeout_s   # a silent client cannot hold a thread
 
         def _reply(self, code: int, obj: dict):
-            body = json.dumps(obj).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, code, json.dumps(obj).encode(), "application/json")
 
         def send_error(self, code, message=None, explain=None):
             # http.server's own errors (bad request line, unsupported method) are JSON too
@@ -101,12 +96,7 @@ def make_server(judge, host: str = "127.0.0.1", port: int = 0, lim: Limits = Lim
 
         def do_GET(self):
             if self.path == "/health":
-                body = health
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, 200, health, "application/json")
             else:
                 self._reply(404, {"error": f"unknown path {self.path[:100]!r}; POST /classify or GET /health"})
 

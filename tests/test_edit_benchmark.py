@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark import bench_set, protocol
-from benchmark.editors import BenchmarkEditor, Failed, IdentityEditor, LlmEditor, checked, run_safely
+from benchmark.editors import BenchmarkEditor, Failed, LlmEditor, checked, run_safely
 from benchmark.scoring import Scorer
 from benchmark.store import ClipStore
 from conftest import REPO, make_cfg

@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
-from core.http_body import BodyRefused, checked_form, read_form_body
+from core.http_body import BodyRefused, checked_form, read_form_body, send_body
 from core.tags import LANGUAGES
 from tts.base_voices import check_voice_name
 from tts.engine import LocalEngine
@@ -155,15 +155,8 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
     class Handler(BaseHTTPRequestHandler):
         timeout = s.read_timeout_s  # a socket timeout: a silent client cannot hold a thread
 
-        def _reply(self, code: int, body: bytes, ctype: str):
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
         def _error(self, code: int, msg: str):
-            self._reply(code, json.dumps({"error": msg}).encode(), "application/json")
+            send_body(self, code, json.dumps({"error": msg}).encode(), "application/json")
 
         def send_error(self, code, message=None, explain=None):
             # http.server's own errors (bad request line, unsupported method) are JSON too
@@ -172,7 +165,7 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
 
         def do_GET(self):
             if self.path == "/health":
-                self._reply(200, json.dumps(engine.versions()).encode(), "application/json")
+                send_body(self, 200, json.dumps(engine.versions()).encode(), "application/json")
             else:
                 self._error(404, f"unknown path {self.path[:100]!r}; POST /clone or GET /health")
 
@@ -208,7 +201,7 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
                 return self._error(500, f"{type(e).__name__}: {e}")
             finally:
                 admitted.release()
-            self._reply(200, flac, "audio/flac")
+            send_body(self, 200, flac, "audio/flac")
 
         def log_message(self, *args):
             pass

@@ -19,6 +19,7 @@ from core import audio
 from core.http_body import BodyRefused, checked_form, read_form_body, send_body
 
 MAX_BODY = 20 * 2**20
+MAX_AUDIO_S = 120.0      # a decoded clip longer than this is refused (a small FLAC of silence can decode to hours)
 READ_TIMEOUT_S = 30.0
 FORMS = {  # path -> (file field, required text fields, optional text fields)
     "/clone": ("prompt_audio", ("prompt_text", "text"), ("language", "seed")),
@@ -49,8 +50,10 @@ def parse_form(path: str, content_type, body: bytes) -> dict:
         x, sr = audio.decode(files[file_field], file_field)
     except ValueError as e:
         raise BadRequest(f"field {file_field!r}: {e}") from None
+    if len(x) > MAX_AUDIO_S * sr:
+        raise BadRequest(f"field {file_field!r}: {len(x) / sr:.1f} s is longer than {MAX_AUDIO_S:g} s", 413)
     seed = fields.get("seed", "0")
-    if not seed.isdigit():
+    if not seed.isdigit() or len(seed) > 9:
         raise BadRequest(f"field 'seed': {seed[:20]!r} is not a non-negative integer")
     kw = {n: fields[n] for n in required}
     kw.update(language=fields.get("language", "en"), seed=int(seed))

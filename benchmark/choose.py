@@ -27,6 +27,25 @@ def load_editor(spec: str, device: str = "auto", temperature: float = 0.7):
     return LlmEditor.load(d, device=device, temperature=temperature)
 
 
+def editor_name(spec: str) -> str:
+    """The name results carry for an editor spec, without loading a model (an LLM's version from its
+    training.json; a server's from its /health)."""
+    from benchmark.editors import IdentityEditor
+    from benchmark.engine_editor import EngineEditor
+    from benchmark.http_editor import HttpEditor
+    from pipelines.llm_over_release import llm_version
+    spec = str(spec)
+    if spec == "identity":
+        return IdentityEditor.name
+    if spec == "engine":
+        return EngineEditor.name
+    if spec.startswith(("http://", "https://")):
+        return HttpEditor(spec).name
+    if not (Path(spec) / "llm_vocab.json").is_file():
+        load_editor(spec)      # the named error
+    return llm_version(Path(spec))
+
+
 def load_judge(spec):
     """A judge artifact directory (default the shipped judge-v1) or http(s)://URL of a judge server."""
     from scorers.judge import LocalJudge

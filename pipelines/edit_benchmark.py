@@ -10,8 +10,12 @@ scored (judge, similarity to Iter0, English WER, or the paralinguistic 1-3 score
 Output (core.releases.PipelineDir, as every pipeline): output_dir/edit_benchmark/releases/<id>/
 with manifest.json (the set), audio/ (every clip), results.json (cells and summary), tables.md,
 accuracy_<category>.png, rejects.json, run.json; `latest` switches when the run is whole. A killed
-run resumes from its clips (benchmark/store.py). The chains are dependent calls of one editor, not
-independent rows, so they run in this process rather than through the runner's Ray stages."""
+run resumes from its clips and scores (benchmark/store.py, benchmark/score_jobs.py).
+
+Each round of the protocol (Iter0, then iteration k of every chain, then the scoring) runs as rows
+through the runner's stages (stages/benchmark_call.py, stages/benchmark_score.py): on Ray, the audio
+LLM on GPU actors where the cluster has GPUs; where Ray is absent (the GPU machine), the same stages
+in this process (ray.enabled)."""
 import hashlib
 import json
 import os
@@ -23,13 +27,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from benchmark import bench_set, protocol, recordings, tables
-from benchmark.choose import load_editor, load_judge
-from benchmark.editors import Failed, IdentityEditor
+from benchmark.calls import StageCalls
+from benchmark.choose import editor_name, load_judge
+from benchmark.editors import Failed
 from benchmark.engine_editor import EngineEditor
-from benchmark.scoring import Scorer
+from benchmark.score_jobs import ScoreJobs
 from benchmark.store import ClipStore
 from core.releases import PipelineDir
-from pipelines.runner import check_output_dir
+from pipelines.runner import check_output_dir, use_ray
 
 NAME = "edit_benchmark"
 
@@ -64,18 +69,8 @@ def _labels(p) -> dict:
     return {"emotion": list(p.emotions), "style": list(p.styles), "paralinguistic": list(p.paralinguistic)}
 
 
-def _cells(scorer, run, source, mode, prompts, start, iters) -> list[dict]:
-    """Cells of chains: Iter0 = start, then the iterations (judged prompts)."""
-    out = []
-    for p in prompts:
-        ref = start[p["id"]]
-        ref_emb = scorer.embedding(ref)
-        chain = [ref, *iters[p["id"]]] if iters is not None else [ref]
-        for k, y in enumerate(chain):
-            base = {"run": run, "source": source, "mode": mode, "id": p["id"], "language": p["language"],
-                    "category": p["category"], "label": p["label"], "speaker": p["speaker"], "iter": k}
-            out.append({**base, **scorer.judged(y, p, ref_emb)})
-    return out
+def _iter0(start_run: str, pid: str) -> str:
+    return f"{start_run}/{pid}/iter0"
 
 
 def run(cfg):
@@ -85,17 +80,26 @@ def run(cfg):
     labels = _labels(p)
     if not p.editor:
         raise ValueError("pipeline.editor is required: an audio-LLM artifact dir, identity, engine or http://URL")
-    refuse_trained_on_benchmark(p.editor, languages)
+    spec = str(p.editor)
+    refuse_trained_on_benchmark(spec, languages)
+    for b in p.baselines:
+        if b not in ("identity", "engine"):
+            raise ValueError(f"pipeline.baselines: unknown {b!r}; known: identity, engine")
+    for src in p.generalisation:
+        if src not in ("engine_clone", "base_voice"):
+            raise ValueError(f"pipeline.generalisation: unknown {src!r}; known: engine_clone, base_voice")
     prompts = bench_set.build(languages, labels, int(p.n), int(p.seed))
     judged = [x for x in prompts if x["category"] != "paralinguistic"]
     para = [x for x in prompts if x["category"] == "paralinguistic"]
-    editor = load_editor(p.editor, device=p.device, temperature=float(p.temperature))
+    name = editor_name(spec)
     judge = load_judge(p.judge)
-    engine = EngineEditor()
+    engine = EngineEditor()    # here: the voice prompts and the sources it renders (base voice, factory clips)
     settings = OmegaConf.to_container(p, resolve=True)
-    identity = {"set": prompts, "editor": editor.name, "editor_spec": str(p.editor), "judge": judge.version,
+    identity = {"set": prompts, "editor": name, "editor_spec": spec, "judge": judge.version,
                 "settings": settings, "voice_bank_seed": cfg.seed}
     fingerprint = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    specs = sorted({spec, *p.baselines, *(["engine"] if "engine_clone" in p.generalisation else [])})
+    calls = StageCalls(cfg.ray, specs, device=p.device, temperature=float(p.temperature))
 
     out = PipelineDir(check_output_dir(cfg.output_dir), NAME)
     out.lock()
@@ -107,51 +111,69 @@ def run(cfg):
         seed, n_iter = int(p.seed), int(p.n_iter)
         rejects = []
         print(f"edit_benchmark: {len(judged)} emotion/style and {len(para)} paralinguistic prompts, "
-              f"editor {editor.name}, judge {judge.version}", flush=True)
+              f"editor {name}, judge {judge.version}", flush=True)
 
-        iter0 = protocol.clone_all(editor, prompts, vp, store, "editor/own", seed)
-        runs = [("editor", "own", "feedback", editor, judged, iter0)]
+        # (run, source, mode, chains, the store prefix of its Iter0 clips)
+        _say("Iter0: the editor clones every prompt")
+        iter0 = protocol.clone_all(calls, prompts, vp, store, "editor/own", seed, editor=spec)
+        runs = [("editor", "own", "feedback", protocol.Chains("editor/own/feedback", spec, judged, iter0, n_iter), "editor/own")]
         if p.prompt_fixed:
-            runs.append(("editor", "own", "prompt_fixed", editor, judged, iter0))
+            runs.append(("editor", "own", "prompt_fixed",
+                         protocol.Chains("editor/own/prompt_fixed", spec, judged, iter0, n_iter, True), "editor/own"))
         for b in p.baselines:
-            if b not in ("identity", "engine"):
-                raise ValueError(f"pipeline.baselines: unknown {b!r}; known: identity, engine")
-            runs.append((b, "own", "feedback", IdentityEditor(engine) if b == "identity" else engine, judged, iter0))
+            runs.append((b, "own", "feedback", protocol.Chains(f"{b}/own/feedback", b, judged, iter0, n_iter), "editor/own"))
         for src in p.generalisation:
+            prefix = f"sources/{src}"
             if src == "engine_clone":
-                start = protocol.clone_all(engine, judged, vp, store, "sources/engine_clone", seed)
-            elif src == "base_voice":
-                start = {x["id"]: _base_voice(store, engine.engine, x, vp[x["speaker"]]["speaker"]) for x in judged}
+                _say("sources: the factory engine clones every prompt")
+                start = protocol.clone_all(calls, judged, vp, store, prefix, seed, editor="engine")
             else:
-                raise ValueError(f"pipeline.generalisation: unknown {src!r}; known: engine_clone, base_voice")
-            runs.append(("editor", src, "feedback", editor, judged, start))
+                start = {x["id"]: _base_voice(store, engine.engine, x, vp[x["speaker"]]["speaker"]) for x in judged}
+            runs.append(("editor", src, "feedback", protocol.Chains(f"editor/{src}/feedback", spec, judged, start, n_iter), prefix))
         if p.recordings:
             recs, bad = recordings.read(p.recordings, languages)
             rejects += [{"what": "recording", **r} for r in bad]
             rprompts = recordings.prompts(recs, labels)
-            rstart = {x["id"]: next(r["wav"] for r in recs if f"rec:{r['name']}" == x["speaker"]) for x in rprompts}
-            runs.append(("editor", "recordings", "feedback", editor, rprompts, rstart))
+            by_name = {f"rec:{r['name']}": r["wav"] for r in recs}
+            rstart = {x["id"]: _stored(store, _iter0("sources/recordings", x["id"]), lambda x=x: by_name[x["speaker"]])
+                      for x in rprompts}
+            runs.append(("editor", "recordings", "feedback",
+                         protocol.Chains("editor/recordings/feedback", spec, rprompts, rstart, n_iter), "sources/recordings"))
+        para_chains = protocol.Chains("editor/own/paralinguistic", spec, para, iter0, 1)
+        sets = [r[3] for r in runs] + ([para_chains] if para else [])
+        _say(f"Iter1..{n_iter}: {', '.join(c.run for c in sets)} ({sum(len(c.prompts) for c in sets)} chains)")
+        iters = protocol.iterate_all(calls, sets, store, seed)
 
-        scorer = Scorer(judge, similarity=bool(p.similarity), wer=bool(p.wer))
+        scores = ScoreJobs(cfg.ray, partial / "scores", p)
         cells = []
-        for run_name, source, mode, ed, ps, start in runs:
-            print(f"  {run_name} / {source} / {mode}: {len(ps)} chains x {n_iter} iterations", flush=True)
-            iters = protocol.iterate(ed, ps, start, n_iter, mode == "prompt_fixed", store, f"{run_name}/{source}/{mode}", seed)
-            cells += _cells(scorer, run_name, source, mode, ps, start, iters)
-        cells += _paralinguistic(scorer, editor, engine, para, iter0, vp, store, seed, bool(p.paralinguistic_baselines))
+        for (run_name, source, mode, chains, prefix), outs in zip(runs, iters):
+            for x in chains.prompts:
+                base = {"run": run_name, "source": source, "mode": mode, "id": x["id"], "language": x["language"],
+                        "category": x["category"], "label": x["label"], "speaker": x["speaker"]}
+                ref = (_iter0(prefix, x["id"]), chains.start[x["id"]])
+                chain = [ref] + [(f"{chains.run}/{x['id']}/iter{k}", y) for k, y in enumerate(outs[x["id"]], 1)]
+                for k, clip in enumerate(chain):
+                    cells.append({**base, "iter": k, "score": scores.add("judged", clip, ref, x)})
+        if para:
+            cells += _paralinguistic(scores, engine, para, iter0, iters[-1], vp, store, seed, bool(p.paralinguistic_baselines))
+        _say(f"scoring {scores.todo} clips ({len(scores.jobs) - scores.todo} scored before)")
+        done = scores.run()
+        for c in cells:
+            c.update(done[c.pop("score")])
         rejects += [{"what": "cell", **{k: c[k] for k in ("run", "source", "mode", "id", "iter")}, "reason": c["failed"]}
                     for c in cells if "failed" in c]
 
         summary = tables.summarize(cells)
-        head = (f"Editor `{editor.name}` ({p.editor}), judge `{judge.version}`, n={p.n} per label and language, "
+        head = (f"Editor `{name}` ({spec}), judge `{judge.version}`, n={p.n} per label and language, "
                 f"seed {p.seed}, languages {', '.join(languages)}.")
         (partial / "tables.md").write_text(tables.markdown(summary, n_iter, head), encoding="utf-8")
         tables.plots(summary, n_iter, partial)
-        _write_json(partial / "results.json", {"editor": editor.name, "judge": judge.version, "summary": summary,
+        _write_json(partial / "results.json", {"editor": name, "judge": judge.version, "summary": summary,
                                                "cells": cells})
         _write_json(partial / "rejects.json", rejects)
         _write_json(partial / "run.json", {"command": " ".join(sys.argv), "settings": settings, "fingerprint": fingerprint,
-                                           "seconds": round(time.time() - t0, 1), "clips_failed": len(rejects)})
+                                           "seconds": round(time.time() - t0, 1), "clips_failed": len(rejects),
+                                           "ray": use_ray(cfg.ray)})
         release = out.publish(partial, time.strftime("%Y%m%d-%H%M%S-") + fingerprint, int(cfg.release.keep))
     finally:
         out.unlock()
@@ -159,35 +181,40 @@ def run(cfg):
     return {"release": str(release), "summary": summary}
 
 
+def _say(msg: str) -> None:
+    print(f"  {time.strftime('%H:%M:%S')} {msg}", flush=True)
+
+
+def _stored(store, name: str, make):
+    """The stored clip, or make() stored under that name (a rerun reuses it)."""
+    got = store.get(name)
+    return got if got is not None else store.put(name, make())
+
+
 def _base_voice(store, eng, x, speaker):
     """The plain base voice (Piper or espeak-ng, no timbre) speaking the text: a source the editor did not make."""
-    name = f"sources/base_voice/{x['id']}/iter0"
-    got = store.get(name)
-    if got is None:
-        got = store.put(name, eng.base(x["text"], x["language"], speaker.base_voice))
-    return got
+    return _stored(store, _iter0("sources/base_voice", x["id"]), lambda: eng.base(x["text"], x["language"], speaker.base_voice))
 
 
-def _paralinguistic(scorer, editor, engine, para, iter0, vp, store, seed, baselines) -> list[dict]:
+def _paralinguistic(scores, engine, para, iter0, edits, vp, store, seed, baselines) -> list[dict]:
     """Editor Iter0 (no tags yet) and Iter1 (one edit adding them), both scored against Iter0; the
     factory's substitution and tagged renderings scored against its own tag-free rendering."""
-    if not para:
-        return []
-    iters = protocol.iterate(editor, para, iter0, 1, False, store, "editor/own/paralinguistic", seed)
     cells = []
 
     def cell(run, mode, x, source, y):
         return {"run": run, "source": "own", "mode": mode, "id": x["id"], "language": x["language"],
                 "category": "paralinguistic", "label": x["label"], "speaker": x["speaker"],
-                "iter": 1 if mode != "iter0" else 0, **scorer.paralinguistic(source, y, x, scorer.embedding(source))}
+                "iter": 1 if mode != "iter0" else 0, "score": scores.add("paralinguistic", y, source, x)}
     for x in para:
-        cells.append(cell("editor", "iter0", x, iter0[x["id"]], iter0[x["id"]]))
-        cells.append(cell("editor", "iter1", x, iter0[x["id"]], iters[x["id"]][0]))
+        src = (_iter0("editor/own", x["id"]), iter0[x["id"]])
+        cells.append(cell("editor", "iter0", x, src, src))
+        cells.append(cell("editor", "iter1", x, src, (f"editor/own/paralinguistic/{x['id']}/iter1", edits[x["id"]][0])))
     if baselines:
         for x in para:
-            src, sub, tgt = _factory_para(store, engine.engine, x, vp[x["speaker"]]["speaker"], seed)
-            cells.append(cell("factory", "substitution", x, src, sub))
-            cells.append(cell("factory", "tagged_rendering", x, src, tgt))
+            names, clips = _factory_para(store, engine.engine, x, vp[x["speaker"]]["speaker"], seed)
+            src = (names[0], clips[0])
+            cells.append(cell("factory", "substitution", x, src, (names[1], clips[1])))
+            cells.append(cell("factory", "tagged_rendering", x, src, (names[2], clips[2])))
     return cells
 
 
@@ -203,7 +230,7 @@ def _factory_para(store, eng, x, speaker, seed):
         made = [eng.render(x["text"], lang, v, base, seed), eng.render(substitute(x["text_with_tags"], lang), lang, v, base, seed),
                 render_tagged(eng, x["text_with_tags"], lang, v, base, seed)[0]]
         got = [store.put(n, np.asarray(y, np.float32)) for n, y in zip(names, made)]
-    return got
+    return names, got
 
 
 def _write_json(path: Path, obj) -> None:

@@ -5,6 +5,7 @@ swaps it in only when complete, so a crash leaves the previous output intact and
 finished shards in .partial/ (never a half-written shard under a .tar name)."""
 import errno
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from core.releases import PipelineDir
 from core.sample import SAMPLE_VERSION, Sample, SampleError
 from core.shards import ShardWriter
 from pipelines.report import write_report
-from stages.base import TTS_UNAVAILABLE, decode_row, map_stages, rows_dataset
+from stages.base import TTS_UNAVAILABLE, decode_row, local_rows, map_stages, rows_dataset
 
 log = logging.getLogger("lms")
 REPO = Path(__file__).resolve().parent.parent
@@ -53,6 +54,34 @@ def check_output_dir(output_dir: str) -> Path:
     except OSError as e:
         raise ValueError(f"output_dir={output_dir} is not writable: {e}") from e
     return root
+
+
+def use_ray(rcfg) -> bool:
+    """ray.enabled: true (Ray, a named error when it is not installed), false (this process), auto
+    (Ray where it is installed: the GPU machine, where it cannot be carried, runs in process)."""
+    want = rcfg.get("enabled", "auto")
+    if want == "auto":
+        return importlib.util.find_spec("ray") is not None
+    if want not in (True, False):
+        raise ValueError(f"ray.enabled={want!r}: use true, false or auto")
+    if want and importlib.util.find_spec("ray") is None:
+        raise ValueError("ray.enabled=true but Ray is not installed here (pip install 'ray[data]'); "
+                         "ray.enabled=false runs the stages in this process")
+    return want
+
+
+def stream_rows(rcfg, rows: list[dict], stages: list[tuple[type, dict]], max_blocks: int = 256):
+    """The rows through the stages, decoded, in order: (iterator, close). On Ray (GPU stages on GPU
+    actors where the cluster has GPUs) or, per use_ray, in this process with the same stage code.
+    close() stops the work early (call it while Ray is up: at exit its shutdown would hang)."""
+    if not use_ray(rcfg):
+        log.info("running %s in this process (ray.enabled=%s)", "+".join(c.name for c, _ in stages),
+                 rcfg.get("enabled", "auto"))
+        gen = local_rows(rows, stages)
+        return gen, gen.close
+    init_ray(rcfg)
+    source = iter(map_stages(rows_dataset(rows, max_blocks), stages, rcfg.max_actors).iter_rows())
+    return map(decode_row, source), source.close
 
 
 def init_ray(rcfg):
@@ -156,11 +185,9 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     prev_kept = {k: load for k, load in prev_kept.items() if k in current}
     order = [pos for pos in range(start) if keys[pos] in retry] + list(range(start, len(rows)))
     todo = [rows[pos] for pos in order if keys[pos] not in prev_kept and keys[pos] not in prev_rejects]
-    results, source = iter(()), None
+    results, close = iter(()), None
     if todo:
-        init_ray(cfg.ray)
-        source = iter(map_stages(rows_dataset(todo, 256), stages, cfg.ray.max_actors).iter_rows())
-        results = map(decode_row, source)
+        results, close = stream_rows(cfg.ray, todo, stages)
     unavailable = Unavailable(cfg.tts.get("unavailable_window"), len(todo))
 
     # since: (index in order, reject) of the rows rejected after the last finished shard
@@ -215,8 +242,8 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
         writer.abort()
         raise
     finally:
-        if source is not None:  # stop Ray work now, while Ray is up: at exit its shutdown would hang
-            source.close()
+        if close is not None:  # stop the work now, while Ray is up: at exit its shutdown would hang
+            close()
     writer.close()
     rejects += [r for _, r in since]
     wall = time.time() - t0

@@ -332,3 +332,26 @@ def test_tables_average_speakers_then_labels_then_languages(tmp_path):
     assert "| editor | own | feedback | average | 37.5 |" in md
     assert "| editor | own | feedback | zh | 0.0 | 100.0 |" in md    # heard as neutral
     assert [p.name for p in tables.plots(s, 0, tmp_path)] == ["accuracy_emotion.png"]
+
+
+def test_rounds_run_the_same_on_ray_and_in_process(tiny_judge, tmp_path, cache_dir, ray_local, caplog):
+    """Every round goes through the runner's stages: on Ray actors, or (ray.enabled=false, as on the
+    GPU machine) the same stages in this process, with the same cells."""
+    import logging
+
+    from pipelines.edit_benchmark import run
+    caplog.set_level(logging.INFO, logger="lms")
+    common = ["pipeline=edit_benchmark", "pipeline.editor=identity", f"pipeline.judge={tiny_judge[0]}", "pipeline.n=1",
+              "pipeline.languages=[en]", "pipeline.emotions=[sad]", "pipeline.styles=[whisper]", "pipeline.paralinguistic=[]",
+              "pipeline.n_iter=1", "pipeline.generalisation=[]", "pipeline.baselines=[]", "pipeline.prompt_fixed=false",
+              "pipeline.wer=false", "ray.progress=false"]
+    cells = {}
+    for mode in ("true", "false"):
+        caplog.clear()
+        run(make_cfg([*common, f"ray.enabled={mode}", f"output_dir={tmp_path / mode}"]))
+        ran_here = "running benchmark_call in this process" in caplog.text
+        assert ran_here == (mode == "false"), caplog.text[-500:]
+        res = json.loads((tmp_path / mode / "edit_benchmark" / "latest" / "results.json").read_text())
+        assert json.loads((tmp_path / mode / "edit_benchmark" / "latest" / "run.json").read_text())["ray"] == (mode == "true")
+        cells[mode] = sorted(res["cells"], key=lambda c: (c["id"], c["iter"]))
+    assert len(cells["true"]) == 2 * 2 and cells["true"] == cells["false"]

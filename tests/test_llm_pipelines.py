@@ -68,3 +68,30 @@ def test_bad_settings_are_named(para, tmp_path, tiny_llm):
         run_pipeline(["pipeline=clone", f"output_dir={tmp_path}", f"pipeline.llm={tiny_llm}"])
     with pytest.raises(ValueError, match="no samples with split"):
         run_pipeline(["pipeline=edit", *_common(tmp_path, tiny_llm, para)[:3], "pipeline.split=karaoke"])
+
+
+def test_clone_pipeline_runs_in_process_without_ray(para, tiny_llm, tmp_path, caplog):
+    """ray.enabled=false (auto where Ray is not installed: the GPU machine): the same stage, in this process."""
+    import logging
+    caplog.set_level(logging.INFO, logger="lms")
+    info, _ = run_pipeline(["pipeline=clone", *_common(tmp_path, tiny_llm, para), "ray.enabled=false"])
+    assert "running llm_clone in this process" in caplog.text
+    src = Release(para[2])
+    out = Release(tmp_path / "clone_paralinguistic_quadruplets")
+    assert len(out) + info["counts"]["rejected"] == len(src) and len(out) > 0
+    for s in out.samples(decode=False):
+        s.validate()
+        assert s.members["prompt.flac"] == src.read(s.json["source_key"], "prompt.flac")
+
+
+def test_ray_setting_is_checked(monkeypatch):
+    from omegaconf import OmegaConf
+
+    from pipelines import runner
+    assert runner.use_ray(OmegaConf.create({"enabled": False})) is False
+    with pytest.raises(ValueError, match="ray.enabled='sometimes'"):
+        runner.use_ray(OmegaConf.create({"enabled": "sometimes"}))
+    monkeypatch.setattr(runner.importlib.util, "find_spec", lambda name: None)    # a machine without Ray
+    assert runner.use_ray(OmegaConf.create({"enabled": "auto"})) is False
+    with pytest.raises(ValueError, match="Ray is not installed"):
+        runner.use_ray(OmegaConf.create({"enabled": True}))

@@ -8,8 +8,13 @@ triplet gives two clips: src (neutral) and tgt (its tag). Speakers are split int
 held-out voices, and texts into training and held-out texts (each tag has its own sentences, so a
 model that heard a sentence could name the tag from the words): the headline number is on held-out
 voices saying held-out texts. The published model is the one trained on the training voices and
-texts only, so the held-out numbers in meta.json are the shipped model's own."""
+texts only, so the held-out numbers in meta.json are the shipped model's own.
+
+Each task's training writes a checkpoint every epoch (<artifact>/../.<name>.checkpoints/<task>.pt);
+`resume=true` continues a killed run from them (the factory data is reused by its own releases), and
+a run without it starts afresh. The checkpoints go when the artifact is published."""
 import hashlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -127,11 +132,21 @@ def summary(records: list[dict], classes) -> dict:
             "seconds": round(sum(len(r["x"]) for r in records) / 16000, 1)}
 
 
+def checkpoints(out: Path, resume: bool) -> Path:
+    """The run's checkpoint folder beside the artifact: kept by resume=true, else started afresh."""
+    ck = out.with_name(f".{out.name}.checkpoints")
+    if ck.exists() and not resume:
+        shutil.rmtree(ck)
+    ck.mkdir(parents=True, exist_ok=True)
+    return ck
+
+
 def run(cfg):
     check_output_dir(cfg.output_dir)
     p = cfg.pipeline
     tasks = [check_task(t) for t in p.tasks]
     out = Path(p.artifact_out or Path(cfg.output_dir) / "judge" / p.version)
+    ck = checkpoints(out, bool(cfg.resume))
     torch_threads(p.threads)
     models, meta = {}, {"version": p.version, "command": "python run.py " + " ".join(sys.argv[1:]),
                         "model": "LogMelCNN (scorers/judge/cnn.py): 4 conv blocks over 64-band log-mel, "
@@ -153,7 +168,7 @@ def run(cfg):
         print(f"== train_judge {task}: {len(train)} training clips ({len({r['speaker'] for r in train})} speakers), "
               f"{len(test)} held-out clips (speakers {sorted(held)}, {len(held_texts)} held-out texts)", flush=True)
         model = fit.train([r["x"] for r in train], [idx[r["label"]] for r in train], len(classes),
-                          seed=cfg.seed, log=print, **OmegaConf.to_container(p.train))
+                          seed=cfg.seed, log=print, checkpoint=ck / f"{task}.pt", **OmegaConf.to_container(p.train))
         ev = fit.evaluate(fit.predict(model, [r["x"] for r in test]), [idx[r["label"]] for r in test],
                           [r["speaker"] for r in test], classes)
         seen_ev = fit.evaluate(fit.predict(model, [r["x"] for r in seen_texts]), [idx[r["label"]] for r in seen_texts],
@@ -171,6 +186,7 @@ def run(cfg):
               f"{seen_ev['accuracy'] if seen_ev else float('nan'):.3f}; training accuracy {train_ev['accuracy']:.3f}\n"
               + fit.confusion_text(ev), flush=True)
     artifact.publish(out, p.version, models, p.train.width, meta)
+    shutil.rmtree(ck, ignore_errors=True)
     print(f"== judge {p.version} -> {out}")
     return meta
 

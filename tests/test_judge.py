@@ -128,6 +128,33 @@ def test_tiny_judge_separates_whisper_from_neutral_on_unseen_voices(tiny_judge):
     assert set(ev["per_class_mean_over_speakers"]) == {"neutral", "whisper"}
 
 
+def test_killed_judge_training_resumes_to_the_same_weights(tiny_judge, tmp_path, monkeypatch):
+    import torch
+
+    from scorers.judge import fit
+    clips = tiny_judge["all"][:16]
+    args = ([c[0] for c in clips], [c[1] for c in clips], len(tiny_judge["classes"]))
+    kw = dict(epochs=3, batch=8, width=8, crop_s=2.0, seed=0)
+    whole = fit.train(*args, **kw)
+    ck, save = tmp_path / "style.pt", fit.save_checkpoint
+
+    def killed_after_epoch_2(path, state):
+        save(path, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(fit, "save_checkpoint", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit.train(*args, checkpoint=ck, **kw)
+    monkeypatch.setattr(fit, "save_checkpoint", save)
+    said = []
+    resumed = fit.train(*args, checkpoint=ck, log=said.append, **kw)
+    assert any("resumed at epoch 2/3" in s for s in said), said
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run ends where an uninterrupted one does"
+    with pytest.raises(ValueError, match="delete it to start over"):
+        fit.train(*args, checkpoint=ck, **{**kw, "epochs": 4})
+
+
 def test_artifact_round_trips_and_is_small(tiny_judge):
     from scorers.judge import LocalJudge, fit
     out = tiny_judge["artifact"]
@@ -278,6 +305,7 @@ def test_train_judge_pipeline_publishes_with_heldout_numbers(tiny_judge, tmp_pat
     assert len(task["heldout_texts"]) == 1 and task["train"]["clips"] == 16 and task["heldout"]["clips"] == 4
     assert sum(map(sum, task["heldout_eval"]["confusion"])) == 4
     assert task["heldout_voices_training_texts_eval"]["n"] == 8
+    assert not (tmp_path / ".judge-x.checkpoints").exists(), "checkpoints go once the artifact is published"
     saved = json.loads((tmp_path / "judge-x" / "meta.json").read_text())
     assert saved["tasks"]["style"]["heldout_eval"] == task["heldout_eval"]
     # the judge trains on its own voices only

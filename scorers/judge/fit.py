@@ -1,5 +1,8 @@
 """Training the judge's CNN on labelled clips, and scoring it on held-out clips the way the seed
 reports its benchmark: accuracy per class averaged over speakers, plus a confusion matrix."""
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,10 +20,22 @@ def _crop(mel: np.ndarray, frames: int, rng) -> np.ndarray:
     return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=SILENCE)
 
 
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Written whole or not at all (temp file, rename): a kill never leaves a torn checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
 def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs: int = 30, batch: int = 32,
-          lr: float = 2e-3, width: int = 32, crop_s: float = 3.0, seed: int = 0, log=None) -> LogMelCNN:
+          lr: float = 2e-3, width: int = 32, crop_s: float = 3.0, seed: int = 0, log=None,
+          checkpoint: Path | None = None) -> LogMelCNN:
     """clips: 16 kHz waveforms; labels: class indices. Random crops of crop_s, class-weighted loss (the
-    neutral class is as big as all the others together in triplet data)."""
+    neutral class is as big as all the others together in triplet data).
+
+    checkpoint: a file written after every epoch (weights, optimizer, schedule, epoch, both random
+    generators); when it exists, training continues from it, so a killed run ends with the weights an
+    uninterrupted one would have."""
     if len(clips) != len(labels) or not clips:
         raise ValueError(f"judge training needs clips with one label each (got {len(clips)} clips, {len(labels)} labels)")
     torch.manual_seed(seed)
@@ -37,8 +52,22 @@ def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs:
     steps = epochs * int(np.ceil(len(mels) / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     frames = int(crop_s * 100)
+    first = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["epochs"] != epochs or state["n"] != len(mels):
+            raise ValueError(f"judge checkpoint {checkpoint}: made for {state['epochs']} epochs over {state['n']} clips, "
+                             f"this run has {epochs} over {len(mels)}; delete it to start over")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        first = state["epoch"]
+        if log:
+            log(f"   resumed at epoch {first}/{epochs} from {checkpoint}")
     model.train()
-    for ep in range(epochs):
+    for ep in range(first, epochs):
         order, total = rng.permutation(len(mels)), 0.0
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
@@ -52,6 +81,11 @@ def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs:
             total += loss.item() * len(idx)
         if log and (ep % 5 == 4 or ep == epochs - 1):
             log(f"   epoch {ep + 1}/{epochs}: loss {total / len(mels):.3f}")
+        if checkpoint is not None:
+            save_checkpoint(Path(checkpoint), {"model": model.state_dict(), "opt": opt.state_dict(),
+                                               "sched": sched.state_dict(), "epoch": ep + 1, "epochs": epochs,
+                                               "n": len(mels), "rng": rng.bit_generator.state,
+                                               "torch_rng": torch.get_rng_state()})
     return model.eval()
 
 

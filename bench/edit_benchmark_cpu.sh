@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The editing benchmark of the shipped editor with the shipped judge on CPU, small n (docs/benchmark.md).
-#   bash bench/edit_benchmark_cpu.sh [N]          (PYTHON=... to choose the interpreter)
+#   bash bench/edit_benchmark_cpu.sh [N]    (EDITOR=DIR, RES=results dir, PYTHON=interpreter)
 # The release goes to outputs_bench/edit_benchmark/latest; its tables, results, plots and the log are
 # copied to bench/results/benchmark/.
 set -euo pipefail
 N=${1:-2}
 PY=${PYTHON:-.venv/bin/python}
-RES=bench/results/benchmark
+RES=${RES:-bench/results/benchmark}
 mkdir -p "$RES"
 CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=${EDITOR:-editor/artifacts/editor-llm-v3}
-     pipeline.judge=scorers/artifacts/judge-v1 "pipeline.n=$N" pipeline.device=cpu output_dir=outputs_bench)
+     pipeline.judge=scorers/artifacts/judge-v2 "pipeline.n=$N" pipeline.device=cpu output_dir=outputs_bench)
 echo "command: RAY_AUTH_MODE=disabled ${CMD[*]}" | tee "$RES/run.log"
 start=$(date +%s)
 RAY_AUTH_MODE=disabled "${CMD[@]}" 2>&1 | grep --line-buffered -v "pkg_resources\|UserWarning" | tee -a "$RES/run.log"

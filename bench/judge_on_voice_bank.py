@@ -17,7 +17,7 @@ from scorers.judge.fit import evaluate  # noqa: E402
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bank", type=Path, help="a voice bank dir: <speaker>/<tag>.flac")
-    ap.add_argument("--judge", default="scorers/artifacts/judge-v1")
+    ap.add_argument("--judge", default="scorers/artifacts/judge-v2")
     a = ap.parse_args()
     if not a.bank.is_dir():
         sys.exit(f"error: {a.bank}: not a directory")

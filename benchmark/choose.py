@@ -2,7 +2,7 @@
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_JUDGE = REPO / "scorers" / "artifacts" / "judge-v1"
+SHIPPED_JUDGE = REPO / "scorers" / "artifacts" / "judge-v2"
 NAMED = ("identity", "engine")
 
 
@@ -47,7 +47,7 @@ def editor_name(spec: str) -> str:
 
 
 def load_judge(spec):
-    """A judge artifact directory (default the shipped judge-v1) or http(s)://URL of a judge server."""
+    """A judge artifact directory (default the shipped judge-v2) or http(s)://URL of a judge server."""
     from scorers.judge import LocalJudge
     from scorers.judge.http_client import HttpJudge
     spec = str(spec or SHIPPED_JUDGE)

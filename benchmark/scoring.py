@@ -1,5 +1,6 @@
 """One benchmark cell's numbers for one clip: the judge's verdict, speaker similarity to the chain's
-Iter0 (resemblyzer), English WER (pocketsphinx), or the paralinguistic 1-3 score.
+Iter0 (resemblyzer), English WER (pocketsphinx), or the paralinguistic 1-3 score (its events named by
+the judge's vocalization task when the judge has one).
 
 A failed clip is a cell too: wrong for the judge, score 1 for paralinguistics (the seed's "failed"),
 no similarity or WER, and the reason kept. A clip the judge refuses (JudgeRefused, e.g. an external
@@ -12,6 +13,15 @@ import numpy as np
 from benchmark.editors import SR, Failed
 
 WER_LANGUAGES = ("en",)     # pocketsphinx's model is English
+MIN_EVENT_CLIP_S = 1.0      # an event is named from at least this much audio: its own, centred in silence
+
+
+def event_clip(segment) -> np.ndarray:
+    """An event cut from an edit, centred in silence up to MIN_EVENT_CLIP_S (the judge's network pools
+    over time and needs a few frames; its training clips have silence around the event too)."""
+    x = np.asarray(segment, np.float32)
+    short = max(0, int(MIN_EVENT_CLIP_S * SR) - len(x))
+    return np.pad(x, (short // 2, short - short // 2))
 
 
 class Scorer:
@@ -67,6 +77,16 @@ class Scorer:
             return {"score": 1, "failed": y.reason}
         if isinstance(source, Failed):
             return {"score": 1, "failed": f"no source: {source.reason}"}
-        r = score(source, y, p["text_with_tags"])
-        return {"score": r["score"], "found": r["found"], "missing": r["missing"], "match_cost": r["match_cost"],
-                **self._common(y, p, ref_embedding)}
+        r = score(source, y, p["text_with_tags"], name_event=self._name_event())
+        return {"score": r["score"], "found": r["found"], "wrong_type": r["wrong_type"], "missing": r["missing"],
+                "match_cost": r["match_cost"], "type_checked": r["type_checked"], **self._common(y, p, ref_embedding)}
+
+    def _name_event(self):
+        """The judge's vocalization task as the scorer's event namer, when the judge has one."""
+        if self.judge is None or "vocalization" not in self.judge.tasks:
+            return None
+
+        def name(segment):
+            probs = self.judge.classify((event_clip(segment), SR), "vocalization")
+            return max(probs, key=probs.get)
+        return name

@@ -127,7 +127,7 @@ def heldout_texts(records: list[dict], per_tag: int) -> set[str]:
 
 def summary(records: list[dict], classes) -> dict:
     return {"clips": len(records), "speakers": sorted({r["speaker"] for r in records}),
-            "texts": len({r["text"] for r in records}),
+            "texts": len({r["text"] for r in records if "text" in r}),
             "clips_per_class": {c: sum(r["label"] == c for r in records) for c in classes},
             "seconds": round(sum(len(r["x"]) for r in records) / 16000, 1)}
 
@@ -152,7 +152,12 @@ def run(cfg):
                         "model": "LogMelCNN (scorers/judge/cnn.py): 4 conv blocks over 64-band log-mel, "
                                  "mean+std pooling over time, linear head", "train": OmegaConf.to_container(p.train),
                         "factory": OmegaConf.to_container(p.factory, resolve=True), "tasks": {}}
+    if p.extend:
+        models, meta = extended(p, meta)
     for task in tasks:
+        if task == "vocalization":
+            models[task], meta["tasks"][task] = train_vocalization(cfg, ck / f"{task}.pt")
+            continue
         data = task_data(cfg, task)
         classes = TASKS[task]
         records = read_clips(data, task, p.factory.pool)
@@ -189,6 +194,65 @@ def run(cfg):
     shutil.rmtree(ck, ignore_errors=True)
     print(f"== judge {p.version} -> {out}")
     return meta
+
+
+def extended(p, meta: dict) -> tuple[dict, dict]:
+    """pipeline.extend=DIR: that judge's tasks, weights and their meta, kept; the listed tasks are
+    trained and added (or replace its own)."""
+    import json
+    config, models = artifact.load(p.extend)
+    if config["width"] != p.train.width:
+        raise ValueError(f"pipeline.extend={p.extend}: its networks have width {config['width']}, "
+                         f"pipeline.train.width is {p.train.width}; one artifact has one width")
+    old = json.loads((Path(p.extend) / "meta.json").read_text())
+    meta["extends"] = {"path": str(p.extend), "version": config["version"], "command": old.get("command"),
+                       "factory": old.get("factory")}
+    meta["tasks"].update({t: m for t, m in old.get("tasks", {}).items() if t in models})
+    return dict(models), meta
+
+
+def train_vocalization(cfg, checkpoint: Path):
+    """The vocalization task: trained on each event alone in the judge pool's voices (all but the held-out
+    ones), scored on what the paralinguistic scorer cuts out of tagged utterances in the held-out voices."""
+    from scorers.judge.vocalization_data import scorer_cut_clips, training_clips
+    from tts.engine import LocalEngine
+    from tts.texts import sentences
+    from tts.voice_bank import generated_speakers
+    p, v = cfg.pipeline, cfg.pipeline.vocalization
+    classes = TASKS["vocalization"]
+    speakers = generated_speakers(list(cfg.languages), p.factory.per_language, p.factory.pool)
+    lines = {lang: [x for tag in TASKS["emotion"][1:] for x in sentences(lang, tag, p.factory.texts_dir, shipped=False)]
+             for lang in cfg.languages}
+    held = set(heldout_speakers([{"speaker": s.id, "language": s.language, "gender": s.gender} for s in speakers],
+                                p.heldout_speakers))
+    engine = LocalEngine(16000)
+    t0 = time.time()
+    train = training_clips(engine, [s for s in speakers if s.id not in held], lambda lang: lines[lang][0],
+                           int(v.per_tag), int(p.factory.seed))
+    print(f"== train_judge vocalization: {len(train)} training clips ({len(speakers) - len(held)} voices), "
+          f"held-out voices {sorted(held)}", flush=True)
+    test = scorer_cut_clips(engine, [s for s in speakers if s.id in held], lines.__getitem__, int(v.eval_per_tag),
+                            int(p.factory.seed))
+    found = [r for r in test if r["x"] is not None]
+    if not found:
+        raise ValueError("vocalization: the paralinguistic scorer found no event in any held-out utterance")
+    idx = {c: i for i, c in enumerate(classes)}
+    model = fit.train([r["x"] for r in train], [idx[r["label"]] for r in train], len(classes), seed=cfg.seed, log=print,
+                      checkpoint=checkpoint, **{**OmegaConf.to_container(p.train), "crop_s": float(v.crop_s)})
+    from benchmark.scoring import event_clip
+    ev = fit.evaluate(fit.predict(model, [event_clip(r["x"]) for r in found]), [idx[r["label"]] for r in found],
+                      [r["speaker"] for r in found], classes)
+    train_ev = fit.evaluate(fit.predict(model, [event_clip(r["x"]) for r in train]), [idx[r["label"]] for r in train],
+                            [r["speaker"] for r in train], classes)
+    missed = {c: sum(r["x"] is None for r in test if r["label"] == c) for c in classes}
+    print(f"   held out (events as the scorer cuts them): accuracy {ev['accuracy']:.3f}; events the scorer "
+          f"missed {sum(missed.values())}/{len(test)}; training accuracy {train_ev['accuracy']:.3f}\n"
+          + fit.confusion_text(ev), flush=True)
+    meta = {"data": "rendered here: each vocalization alone (scorers/judge/vocalization_data.py)",
+            "train": summary(train, classes), "heldout": {**summary(found, classes), "missed_by_scorer": missed},
+            "heldout_eval": ev, "train_accuracy": train_ev["accuracy"], "settings": OmegaConf.to_container(v),
+            "train_seconds": round(time.time() - t0, 1)}
+    return model, meta
 
 
 def torch_threads(n):

@@ -7,7 +7,7 @@ POST /classify  multipart/form-data: a file part `audio` (WAV, FLAC, any format 
                 or JSON {"error": ...}: 4xx for a request that is wrong, 5xx for a server failure or a full queue
 GET  /health    -> JSON {"version": ..., "tasks": {task: [classes]}}
 
-    python -m scorers.judge_server --judge scorers/artifacts/judge-v1 --port 8766
+    python -m scorers.judge_server --judge scorers/artifacts/judge-v2 --port 8766
     curl -F audio=@clip.flac -F tasks=emotion http://127.0.0.1:8766/classify
 """
 import argparse
@@ -22,7 +22,7 @@ import soundfile as sf
 from core.http_body import BodyRefused, checked_form, read_form_body, send_body
 from scorers.judge.local import MAX_CLIP_S
 
-DEFAULT_JUDGE = "scorers/artifacts/judge-v1"
+DEFAULT_JUDGE = "scorers/artifacts/judge-v2"
 FIELDS = ("audio", "tasks")
 
 

@@ -32,8 +32,9 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ray_local():
     import ray
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    if not ray.is_initialized():     # a pipeline run by an earlier test may have started it (runner.init_ray)
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
     yield
     ray.shutdown()
 

@@ -189,6 +189,14 @@ def test_paralinguistic_scorer_ranks_an_inserted_event_above_none():
     assert good["score"] == 3 and good["found"] == ["Laughter"], good
     assert none["score"] == 1 and none["missing"] == ["Laughter"], none
     assert misplaced["score"] < 3, misplaced
+    # the event named: the shipped judge hears laughter there; another sound in its place is "flawed" (2)
+    from benchmark.choose import load_judge
+    from benchmark.scoring import Scorer
+    named = Scorer(load_judge(None), similarity=False, wer=False)._name_event()
+    typed = score(src, with_event, tagged_text, name_event=named)
+    assert typed["score"] == 3 and typed["found"] == ["Laughter"] and typed["type_checked"], typed
+    wrong = score(src, with_event, tagged_text, name_event=lambda seg: "Sigh")
+    assert wrong["score"] == 2 and wrong["wrong_type"] == ["Laughter"] and not wrong["found"], wrong
     with pytest.raises(ValueError, match="no \\[Tag\\]"):
         score(src, without, "no tags here")
 

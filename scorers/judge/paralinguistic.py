@@ -11,8 +11,10 @@ before it mapped onto the source's speech span (start, clause or end). Then
     1: none found (omission, the seed's most common failure)
 
 It needs no editor data (only the source and the edited clip): kept apart from what trains the editor.
-Its limits: an event is "a new sounding stretch", so a wrong vocalization at the right place counts
-as found, and a long pause filled with breath noise may too; docs/benchmark.md has the calibration."""
+With a judge that has the vocalization task, each event found is also named (which of the ten
+sounds it is) and counts only when it is the requested one; a wrong one makes the score 2 ("flawed").
+Without it an event is "a new sounding stretch", so a wrong vocalization at the right place counts as
+found. A long pause filled with breath noise may count too; docs/benchmark.md has the calibration."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,9 +96,9 @@ def places_s(text_with_tags: str, level_a: np.ndarray, s: Settings) -> list[tupl
     return out
 
 
-def score(source: np.ndarray, edited: np.ndarray, text_with_tags: str, s: Settings = Settings()) -> dict:
-    """{"score": 1|2|3, "found": [tag...], "missing": [tag...], "match_cost", "events": [(start_s, end_s)]}
-    for an edited clip (16 kHz) that should say text_with_tags, made from `source` (the tag-free clip)."""
+def _match(source: np.ndarray, edited: np.ndarray, text_with_tags: str, s: Settings):
+    """Align, find the inserted stretches, and give each requested tag the nearest free stretch at its
+    place: ([(tag, stretch or None)], events, match_cost)."""
     tags = TAG_RE.findall(text_with_tags)
     if not tags:
         raise ValueError(f"text_with_tags {text_with_tags!r}: no [Tag] to look for")
@@ -110,16 +112,48 @@ def score(source: np.ndarray, edited: np.ndarray, text_with_tags: str, s: Settin
     match_cost = float(cost[~inside].mean()) if (~inside).any() else float("inf")
     speech_s = float((la > -s.sounding_db).sum()) * FRAME_S
     tol = max(s.place_tol_s, 0.15 * speech_s)
-    free = list(events)
-    found, missing = [], []
+    free, placed = list(events), []
     for tag, t in places_s(text_with_tags, la, s):
         near = [e for e in free if abs(e[2] * FRAME_S - t) <= tol]
-        if near:
-            free.remove(min(near, key=lambda e: abs(e[2] * FRAME_S - t)))
+        best = min(near, key=lambda e: abs(e[2] * FRAME_S - t)) if near else None
+        if best is not None:
+            free.remove(best)
+        placed.append((tag, best))
+    return placed, events, match_cost
+
+
+def _cut(edited: np.ndarray, stretch) -> np.ndarray:
+    j0, j1, _ = stretch
+    return np.asarray(edited, np.float32)[int(j0 * FRAME_S * SR): int((j1 + 1) * FRAME_S * SR)]
+
+
+def detected_events(source: np.ndarray, edited: np.ndarray, text_with_tags: str,
+                    s: Settings = Settings()) -> list[tuple[str, np.ndarray]]:
+    """(requested tag, the edited clip's audio of the stretch found at its place) for each tag found."""
+    placed, _, _ = _match(source, edited, text_with_tags, s)
+    return [(tag, _cut(edited, st)) for tag, st in placed if st is not None]
+
+
+def score(source: np.ndarray, edited: np.ndarray, text_with_tags: str, s: Settings = Settings(),
+          name_event=None) -> dict:
+    """{"score": 1|2|3, "found": [tag...], "wrong_type": [tag...], "missing": [tag...], "match_cost",
+    "events": [(start_s, end_s)]} for an edited clip (16 kHz) that should say text_with_tags, made from
+    `source` (the tag-free clip).
+
+    name_event(audio) -> the vocalization it hears (the judge's vocalization task), optional: then an
+    event at its place counts as found only when it is the requested one, and one of another kind is
+    `wrong_type` (the seed's "flawed": 2). Without it, any new sound at the place counts."""
+    placed, events, match_cost = _match(source, edited, text_with_tags, s)
+    found, wrong, missing = [], [], []
+    for tag, st in placed:
+        if st is None:
+            missing.append(tag)
+        elif name_event is None or name_event(_cut(edited, st)) == tag:
             found.append(tag)
         else:
-            missing.append(tag)
+            wrong.append(tag)
     intact = match_cost <= s.max_cost
-    value = 1 if not found else (3 if not missing and intact else 2)
-    return {"score": value, "found": found, "missing": missing, "match_cost": round(match_cost, 4),
-            "intact": bool(intact), "events": [(round(j0 * FRAME_S, 2), round((j1 + 1) * FRAME_S, 2)) for j0, j1, _ in events]}
+    value = 1 if not (found or wrong) else (3 if len(found) == len(placed) and intact else 2)
+    return {"score": value, "found": found, "wrong_type": wrong, "missing": missing, "match_cost": round(match_cost, 4),
+            "intact": bool(intact), "type_checked": name_event is not None,
+            "events": [(round(j0 * FRAME_S, 2), round((j1 + 1) * FRAME_S, 2)) for j0, j1, _ in events]}

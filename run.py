@@ -2,9 +2,27 @@
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def benchmark_shorthand(argv: list[str]) -> list[str]:
+    """`pipeline=edit_benchmark editor=DIR judge=DIR`, as a benchmark command is usually written:
+    `editor` is also the codec's config group, so there editor=X and judge=X mean pipeline.editor and
+    pipeline.judge, unless X names one of the group's configs (configs/editor/X.yaml)."""
+    if "pipeline=edit_benchmark" not in argv:
+        return argv
+    out = []
+    for a in argv:
+        key, _, value = a.partition("=")
+        if key == "judge" or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
+            a = f"pipeline.{key}={value}"
+        out.append(a)
+    return out
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
@@ -21,4 +39,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = benchmark_shorthand(sys.argv[1:])
     main()

@@ -363,3 +363,12 @@ def test_rounds_run_the_same_on_ray_and_in_process(tiny_judge, tmp_path, cache_d
         assert json.loads((tmp_path / mode / "edit_benchmark" / "latest" / "run.json").read_text())["ray"] == (mode == "true")
         cells[mode] = sorted(res["cells"], key=lambda c: (c["id"], c["iter"]))
     assert len(cells["true"]) == 2 * 2 and cells["true"] == cells["false"]
+
+
+def test_editor_and_judge_shorthand_of_the_benchmark_command():
+    from run import benchmark_shorthand
+    argv = ["pipeline=edit_benchmark", "editor=editor/artifacts/editor-llm-v3", "judge=http://127.0.0.1:8766", "pipeline.n=3"]
+    assert benchmark_shorthand(argv) == ["pipeline=edit_benchmark", "pipeline.editor=editor/artifacts/editor-llm-v3",
+                                         "pipeline.judge=http://127.0.0.1:8766", "pipeline.n=3"]
+    assert benchmark_shorthand(["pipeline=edit_benchmark", "editor=tiny"]) == ["pipeline=edit_benchmark", "editor=tiny"]
+    assert benchmark_shorthand(["pipeline=train_decoder", "editor=tiny"]) == ["pipeline=train_decoder", "editor=tiny"]

@@ -6,6 +6,12 @@ cd "$(dirname "$0")"
 need=()
 command -v sox >/dev/null || need+=(sox libsox-fmt-all)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v flite >/dev/null || need+=(flite)
+command -v text2wave >/dev/null || need+=(festival)
+# festival's English voices (docs/voices.md): data packages, so asked of dpkg (a removed one may keep its status)
+for p in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+done
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,4 +1,5 @@
-"""Base (neutral, unexpressive) synthesis: Piper for English, espeak-ng for more voices and Chinese.
+"""Base (neutral, unexpressive) synthesis: Piper, flite and festival voices for English, espeak-ng for
+more voices and Chinese.
 
 The expressive renderer works on top of these: it analyses the base waveform with WORLD and
 re-synthesises it with a speaker's timbre and an emotion's prosody.
@@ -8,6 +9,8 @@ import io
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -17,9 +20,21 @@ from core.text_hygiene import script_problem
 
 
 
-# A base voice name: the bundled Piper voice, or an espeak-ng voice with an optional variant.
+# A base voice name: the bundled Piper voice, a flite or festival voice, or an espeak-ng voice with an
+# optional variant.
 _ESPEAK_NAME = re.compile(r"espeak:([a-z0-9]+(?:-[a-z0-9]+)*)(?:\+([A-Za-z0-9]+))?")
-VOICE_FORMS = "piper:joe, or espeak:<language>[+<variant>] with a voice from `espeak-ng --voices`"
+
+# flite's compiled-in voices (Debian package flite), all US/Scottish/Indian English: voice -> sex.
+# awb_time is left out: a limited-domain voice that can only say the time.
+FLITE_VOICES = {"kal": "male", "kal16": "male", "awb": "male", "rms": "male", "slt": "female"}
+# festival voices from Debian's festvox packages: voice -> (package, sex). All English.
+FESTIVAL_VOICES = {"kal_diphone": ("festvox-kallpc16k", "male"), "ked_diphone": ("festvox-kdlpc16k", "male"),
+                   "cmu_us_slt_arctic_hts": ("festvox-us-slt-hts", "female")}
+ENGLISH_ONLY = {**{f"flite:{v}": sex for v, sex in FLITE_VOICES.items()},
+                **{f"festival:{v}": sex for v, (_, sex) in FESTIVAL_VOICES.items()}}
+
+VOICE_FORMS = ("piper:joe, flite:<" + "|".join(FLITE_VOICES) + ">, festival:<" + "|".join(FESTIVAL_VOICES)
+               + ">, or espeak:<language>[+<variant>] with a voice from `espeak-ng --voices`")
 
 
 class UnspeakableText(ValueError):
@@ -43,10 +58,51 @@ def espeak_voice_names() -> tuple[frozenset, frozenset]:
     return frozenset(languages), frozenset(variants)
 
 
+@functools.cache
+def flite_voice_names() -> frozenset:
+    _require("flite", "flite")
+    out = subprocess.run(["flite", "-lv"], capture_output=True, text=True, timeout=30).stdout
+    return frozenset(out.removeprefix("Voices available:").split())
+
+
+@functools.cache
+def festival_voice_names() -> frozenset:
+    _require("festival", "festival")
+    out = subprocess.run(["festival", "--pipe"], input="(print (mapcar car voice-locations))", capture_output=True,
+                         text=True, timeout=60).stdout
+    return frozenset(re.findall(r"[A-Za-z0-9_]+", out))
+
+
+def base_voice_sex(name: str) -> str | None:
+    """The sex of a base voice where it is known (espeak-ng's variants f<n> and m<n> say theirs)."""
+    if name == "piper:joe":
+        return "male"
+    if name in ENGLISH_ONLY:
+        return ENGLISH_ONLY[name]
+    m = _ESPEAK_NAME.fullmatch(name)
+    variant = (m.group(2) or "") if m else ""
+    return {"f": "female", "m": "male"}.get(variant[:1]) if re.fullmatch(r"[fm]\d+", variant) else None
+
+
 def check_voice_name(name: str) -> str:
     """A base voice name that names an installed voice; anything else (an option, a path) is refused,
-    since the espeak part goes onto espeak-ng's command line."""
+    since the voice part goes onto the synthesizer's command line."""
     if name == "piper:joe":
+        return name
+    if isinstance(name, str) and name.startswith("flite:"):
+        voice = name.removeprefix("flite:")
+        if voice not in FLITE_VOICES:
+            raise ValueError(f"unknown base voice {name!r}: not a flite voice; use {VOICE_FORMS}")
+        if voice not in flite_voice_names():
+            raise ValueError(f"unknown base voice {name!r}: this flite has no voice {voice!r} (flite -lv)")
+        return name
+    if isinstance(name, str) and name.startswith("festival:"):
+        voice = name.removeprefix("festival:")
+        if voice not in FESTIVAL_VOICES:
+            raise ValueError(f"unknown base voice {name!r}: not a festival voice; use {VOICE_FORMS}")
+        if voice not in festival_voice_names():
+            raise ValueError(f"unknown base voice {name!r}: festival has no voice {voice!r}: "
+                             f"apt-get install {FESTIVAL_VOICES[voice][0]}")
         return name
     m = _ESPEAK_NAME.fullmatch(name) if isinstance(name, str) else None
     if m is None:
@@ -107,6 +163,57 @@ def _require_espeak() -> None:
         raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng")
 
 
+def _require(binary: str, package: str) -> None:
+    if shutil.which(binary) is None:
+        raise RuntimeError(f"{binary} is not installed: apt-get install {package}")
+
+
+class FileVoiceBase:
+    """A synthesizer run as a command that reads a text file and writes a WAV file (flite, festival).
+    The text goes in a file of our own, never on the command line, so that no text is read as an option."""
+
+    def __init__(self, name: str, language: str):
+        self.name, self.language = name, language
+
+    def command(self, text_path: str, wav_path: str) -> list[str]:
+        raise NotImplementedError
+
+    def synthesize(self, text: str, sr: int) -> np.ndarray:
+        text = check_text(text, self.language)
+        if not re.search(r"\w", text):
+            raise UnspeakableText(f"{self.name} cannot read {text[:40]!r}")
+        with tempfile.TemporaryDirectory(prefix="basevoice-") as d:
+            src, out = Path(d) / "text.txt", Path(d) / "speech.wav"
+            src.write_text(text + "\n", encoding="utf-8")
+            proc = subprocess.run(self.command(str(src), str(out)), capture_output=True, timeout=120)
+            if proc.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
+                raise UnspeakableText(f"{self.name} failed on {text[:40]!r}: {proc.stderr.decode()[:200]}")
+            x, file_sr = sf.read(out, dtype="float32")
+        if x.ndim > 1:
+            x = x.mean(axis=1)
+        return resample(x, file_sr, sr)
+
+
+class FliteVoiceBase(FileVoiceBase):
+    def __init__(self, name: str, language: str):
+        _require("flite", "flite")
+        super().__init__(name, language)
+        self.voice = name.removeprefix("flite:")
+
+    def command(self, text_path: str, wav_path: str) -> list[str]:
+        return ["flite", "-voice", self.voice, "-f", text_path, "-o", wav_path]
+
+
+class FestivalVoiceBase(FileVoiceBase):
+    def __init__(self, name: str, language: str):
+        _require("text2wave", "festival")
+        super().__init__(name, language)
+        self.voice = name.removeprefix("festival:")   # one of FESTIVAL_VOICES: safe inside the Scheme call
+
+    def command(self, text_path: str, wav_path: str) -> list[str]:
+        return ["text2wave", "-eval", f"(voice_{self.voice})", "-o", wav_path, text_path]
+
+
 class EspeakVoiceBase:
     """An espeak-ng voice. Mandarin goes through pinyin with tone digits (cmn-latn-pinyin)."""
 
@@ -150,7 +257,8 @@ def espeak_version() -> str:
 
 
 class BaseVoices:
-    """Named base voices, created on first use. Names: 'piper:joe' or 'espeak:<voice>'."""
+    """Named base voices, created on first use. Names: 'piper:joe', 'flite:<voice>', 'festival:<voice>'
+    or 'espeak:<voice>'."""
 
     DEFAULTS = {"en": "piper:joe", "zh": "espeak:cmn-latn-pinyin", "yue": "espeak:yue"}
 
@@ -162,8 +270,14 @@ class BaseVoices:
         key = (name, language)  # an espeak voice checks text for the language it is asked to speak
         if key not in self._voices:
             check_voice_name(name)
+            if name in ENGLISH_ONLY and language != "en":
+                raise ValueError(f"base voice {name!r} speaks English only, not {language!r}")
             if name == "piper:joe":
                 self._voices[key] = PiperVoiceBase(name, self.threads)
+            elif name.startswith("flite:"):
+                self._voices[key] = FliteVoiceBase(name, language)
+            elif name.startswith("festival:"):
+                self._voices[key] = FestivalVoiceBase(name, language)
             else:
                 self._voices[key] = EspeakVoiceBase(name, name.removeprefix("espeak:"), language)
         return self._voices[key]

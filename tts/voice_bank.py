@@ -24,6 +24,7 @@ from core import audio
 from core.tables import read_speaker_json
 from core.text_hygiene import read_transcript, script_problem
 from tts import texts
+from tts.base_voices import ENGLISH_ONLY, base_voice_sex, check_voice_name
 from tts.engine import ENGINE_VERSION
 from tts.presets import PRESETS, preset
 from tts.voicing import Voicing
@@ -55,8 +56,9 @@ GENERATED_SPEAKERS = (
     Speaker("yue_m1", "yue", "male", "espeak:yue+m2", Voicing(f0_shift_st=-2, warp=0.95)),
 )
 
-# Base voices a drawn speaker may start from, per language and gender. English has one offline
-# neural voice (Piper); Mandarin and Cantonese draw among espeak-ng's variants of that gender.
+# Base voices a drawn speaker may start from, per language and gender, unless voice_bank.base_voices
+# names others. English has one offline neural voice (Piper); Mandarin and Cantonese draw among
+# espeak-ng's variants of that gender.
 _DRAW_BASES = {
     ("en", "female"): ["piper:joe"], ("en", "male"): ["piper:joe"],
     ("zh", "female"): [f"espeak:cmn-latn-pinyin+f{i}" for i in (1, 2, 3, 4, 5)],
@@ -83,33 +85,72 @@ def check_pool(pool: str) -> str:
     return pool
 
 
-def drawn_speaker(language: str, gender: str, n: int, pool: str = DEFAULT_POOL) -> Speaker:
+def check_base_voices(base_voices: dict | None) -> dict | None:
+    """voice_bank.base_voices: {language: [base voice, ...]}, each an installed voice that speaks the language."""
+    if base_voices is None:
+        return None
+    if not isinstance(base_voices, dict):
+        raise ValueError(f"voice_bank.base_voices={base_voices!r}: must be null or {{language: [base voice, ...]}}")
+    out = {}
+    for language, names in base_voices.items():
+        if isinstance(names, str) or not names:
+            raise ValueError(f"voice_bank.base_voices.{language}: must be a non-empty list of base voices")
+        for name in names:
+            check_voice_name(name)
+            if name in ENGLISH_ONLY and language != "en":
+                raise ValueError(f"voice_bank.base_voices.{language}: {name!r} speaks English only")
+        out[language] = list(names)
+    return out
+
+
+def _draw_bases(language: str, gender: str, base_voices: dict | None) -> list[str]:
+    """Where base_voices names a language's voices, a speaker draws among those of its own sex (all of
+    them when none is), so that a female speaker starts from a female voice where there is one."""
+    if not base_voices or language not in base_voices:
+        return _DRAW_BASES[language, gender]
+    names = base_voices[language]
+    return [v for v in names if base_voice_sex(v) == gender] or names
+
+
+def drawn_speaker(language: str, gender: str, n: int, pool: str = DEFAULT_POOL,
+                  base_voices: dict | None = None) -> Speaker:
     """The n-th drawn speaker of a language and gender (n counts from 1 past the written ones):
-    a base voice and a timbre that are a pure function of (pool, language, gender, n), so a bank of
-    any size holds the same speakers as a smaller one plus new ones. A pool other than the default
-    salts the draw and prefixes the id, so its voices are its own (the judge's and the benchmark's
-    voices are never the default pool's training voices)."""
+    a base voice and a timbre that are a pure function of (pool, language, gender, n, base voices), so
+    a bank of any size holds the same speakers as a smaller one plus new ones. A pool other than the
+    default salts the draw and prefixes the id, so its voices are its own (the judge's and the
+    benchmark's voices are never the default pool's training voices)."""
     salt = "" if pool == DEFAULT_POOL else f"{check_pool(pool)}/"   # the default pool's draws stay as they were
     rng = np.random.default_rng(int(hashlib.sha1(f"{salt}{language}/{gender}/{n}".encode()).hexdigest()[:12], 16))
-    bases = _DRAW_BASES[language, gender]
+    bases = _draw_bases(language, gender, base_voices)
     lo_f0, hi_f0 = _DRAW_RANGES[gender]["f0_shift_st"]
     lo_w, hi_w = _DRAW_RANGES[gender]["warp"]
-    shift_scale = 1.0 if bases[0].startswith("piper:") or gender == "male" else 0.5
-    timbre = Voicing(f0_shift_st=round(float(rng.uniform(lo_f0, hi_f0)) * shift_scale, 2),
-                     warp=round(float(rng.uniform(lo_w, hi_w)), 3),
-                     f0_range=round(float(rng.uniform(0.85, 1.2)), 3),
-                     tilt_db_oct=round(float(rng.uniform(-2.0, 1.5)), 2),
-                     breath=round(float(rng.uniform(0.0, 0.15)), 3),
-                     tempo=round(float(rng.uniform(0.93, 1.07)), 3))
+    f0_shift = float(rng.uniform(lo_f0, hi_f0))
+    timbre = dict(warp=round(float(rng.uniform(lo_w, hi_w)), 3),
+                  f0_range=round(float(rng.uniform(0.85, 1.2)), 3),
+                  tilt_db_oct=round(float(rng.uniform(-2.0, 1.5)), 2),
+                  breath=round(float(rng.uniform(0.0, 0.15)), 3),
+                  tempo=round(float(rng.uniform(0.93, 1.07)), 3))
+    base = bases[int(rng.integers(len(bases)))]
+    # a female voice drawn from a female base voice is female already and gets a milder shift
+    shift_scale = 0.5 if gender == "female" and base_voice_sex(base) == "female" else 1.0
+    if base_voices and language in base_voices and shift_scale < 1:
+        # and, among configured voices, a warp within 4% of 1: the female range shortens a female
+        # tract to a child's and pocketsphinx loses the words (flite:slt at 1.14: WER 0.74). The
+        # default draws keep their warps, so that their bank ids stay. Four places: in so narrow a
+        # range three would give two speakers of one base voice the same warp.
+        timbre["warp"] = round(0.96 + 0.08 * (timbre["warp"] - lo_w) / (hi_w - lo_w), 4)
     tag = "f" if gender == "female" else "m"
     sid = f"{language}_{tag}d{n}" if pool == DEFAULT_POOL else f"{pool}_{language}_{tag}{n}"
-    return Speaker(sid, language, gender, bases[int(rng.integers(len(bases)))], timbre)
+    return Speaker(sid, language, gender, base, Voicing(f0_shift_st=round(f0_shift * shift_scale, 2), **timbre))
 
 
-def generated_speakers(languages, per_language: int | None = None, pool: str = DEFAULT_POOL) -> list[Speaker]:
+def generated_speakers(languages, per_language: int | None = None, pool: str = DEFAULT_POOL,
+                       base_voices: dict | None = None) -> list[Speaker]:
     """The default pool: the written speakers of these languages, plus drawn ones (alternating
     female and male) up to per_language speakers per language; None keeps the written ones only.
-    Another pool: drawn speakers of that pool only (None: 4 per language, like the written ones)."""
+    Another pool: drawn speakers of that pool only (None: 4 per language, like the written ones).
+    base_voices: per language, the base voices drawn speakers start from (None: _DRAW_BASES)."""
+    base_voices = check_base_voices(base_voices)
     if check_pool(pool) != DEFAULT_POOL and per_language is None:
         per_language = 4
     out = []
@@ -123,7 +164,7 @@ def generated_speakers(languages, per_language: int | None = None, pool: str = D
             while len(own) < per_language:
                 gender = ("female", "male")[len(own) % 2]
                 n[gender] += 1
-                own.append(drawn_speaker(lang, gender, n[gender], pool))
+                own.append(drawn_speaker(lang, gender, n[gender], pool, base_voices))
         out += own
     return out
 
@@ -136,12 +177,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 class GeneratedVoiceBank:
     def __init__(self, cache_dir: str, sample_rate: int, languages, intensity: tuple[float, float] = (0.9, 1.2),
-                 seed: int = 0, per_language: int | None = None, pool: str = DEFAULT_POOL):
+                 seed: int = 0, per_language: int | None = None, pool: str = DEFAULT_POOL,
+                 base_voices: dict | None = None):
         self.sr = sample_rate
         self.intensity = tuple(intensity)
         self.seed = seed
         self.pool = pool
-        self.speakers = generated_speakers(languages, per_language, pool)
+        self.speakers = generated_speakers(languages, per_language, pool, base_voices)
         ident = {"engine": ENGINE_VERSION, "sr": sample_rate, "intensity": self.intensity, "seed": seed,
                  "speakers": [(s.id, s.base_voice, s.timbre.to_dict()) for s in self.speakers],
                  "presets": {k: v[0].to_dict() for k, v in PRESETS.items()}}
@@ -268,8 +310,11 @@ def load_prompt(path: str, sr: int) -> np.ndarray:
 
 def make_voice_bank(cfg, languages, sample_rate: int, seed: int):
     if cfg.kind == "generated":
+        base_voices = cfg.get("base_voices")
+        if base_voices is not None and hasattr(base_voices, "items"):
+            base_voices = {str(k): list(v) for k, v in base_voices.items()}
         return GeneratedVoiceBank(cfg.cache_dir, sample_rate, languages, tuple(cfg.intensity), seed,
-                                  cfg.get("per_language"), cfg.get("pool", DEFAULT_POOL))
+                                  cfg.get("per_language"), cfg.get("pool", DEFAULT_POOL), base_voices)
     if cfg.kind == "folder":
         return FolderVoiceBank(cfg.root, languages, sample_rate, cfg.max_prompt_s)
     raise ValueError(f"unknown voice_bank.kind {cfg.kind!r}; use generated or folder")

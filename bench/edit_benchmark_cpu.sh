@@ -9,7 +9,7 @@ PY=${PYTHON:-.venv/bin/python}
 RES=${RES:-bench/results/benchmark}
 mkdir -p "$RES"
 CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=${EDITOR:-editor/artifacts/editor-llm-v3}
-     pipeline.judge=scorers/artifacts/judge-v2 "pipeline.n=$N" pipeline.device=cpu output_dir=outputs_bench)
+     pipeline.judge=scorers/artifacts/judge-v2 "pipeline.n=$N" pipeline.device=cpu output_dir=outputs_bench ray.progress=false)
 echo "command: RAY_AUTH_MODE=disabled ${CMD[*]}" | tee "$RES/run.log"
 start=$(date +%s)
 RAY_AUTH_MODE=disabled "${CMD[@]}" 2>&1 | grep --line-buffered -v "pkg_resources\|UserWarning" | tee -a "$RES/run.log"

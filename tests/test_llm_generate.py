@@ -46,7 +46,9 @@ def train_tiny(exs, vocab, steps=400, seed=0):
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if bool((logits.argmax(-1) == labels[:, 1:][answer]).all()) and loss.item() < 0.05:
+            # right under teacher forcing is not enough: generation takes other kernels (KV cache, left
+            # padding), so the answers need a margin that survives their rounding (seen on an AMD EPYC)
+            if bool((logits.argmax(-1) == labels[:, 1:][answer]).all()) and loss.item() < 0.005:
                 break
     finally:
         torch.set_num_threads(threads)

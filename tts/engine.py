@@ -7,6 +7,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+import pyworld
 
 from core.audio import check_waveform, resample
 from tts.base_voices import BaseVoices, UnspeakableText, candidate_voices, espeak_version
@@ -36,6 +37,10 @@ MAX_VOICED_GAP = 0.3
 # A warp within this of a grid edge is where the search stopped, not an optimum it found.
 WARP_EDGE_TOL = 0.015
 EMBED_SR = 16000  # resemblyzer's rate
+# With no base voice given, the voices nearest the prompt in pitch that are estimated and compared: each
+# costs a rendering, a WORLD analysis and an embedding, and a voice far off in pitch fails the F0 check
+# or needs the larger transform.
+MAX_CANDIDATES = 4
 # Where to cut text, in order of preference: sentence ends, clause marks, spaces.
 _BREAKS = (re.compile(r"(?<=[.!?。！？…])"), re.compile(r"(?<=[,;:，、；：])"), re.compile(r"(?<=\s)"))
 
@@ -153,8 +158,8 @@ class LocalEngine:
 
         Each estimate is checked (see _check): a warp on the grid's edge is searched again on a wider
         grid, an implausible F0 shift or a base that lost voiced frames is measured again with harvest
-        instead of dio. With no `base_voice`, every installed candidate voice of the language is
-        estimated so, and of those that pass, the one whose rendering of the prompt text (with its
+        instead of dio. With no `base_voice`, the installed candidate voices of the language nearest the
+        prompt in pitch (MAX_CANDIDATES) are estimated so, and of those that pass, the one whose rendering of the prompt text (with its
         voicing) is closest to the prompt by speaker embedding is chosen. If none passes, the prompt is
         rejected (VoicingRejected, with every try's reason). Cached per prompt.
         """
@@ -194,6 +199,9 @@ class LocalEngine:
         names = candidate_voices(language) if base_voice is None else [base_voice]
         if not names:
             raise ValueError(f"no installed base voice for language {language!r}")
+        if base_voice is None and np.isfinite(target["dio"]["f0_median_st"]):
+            names = self._nearest_in_pitch(names, target["dio"]["f0_median_st"], prompt_text, language)
+            info["candidates"] = names
         passed, sims = [], {}
         for name in names:
             try:
@@ -240,6 +248,19 @@ class LocalEngine:
                                             analyze(x, self.sr, self.frame_period, method))
             else:
                 return v, failed
+
+    def _nearest_in_pitch(self, names: list[str], f0_st: float, text: str, language: str) -> list[str]:
+        """The MAX_CANDIDATES voices whose F0 speaking `text` is nearest `f0_st` (a quick dio pass on the
+        plain rendering, before the full estimate)."""
+        def distance(name):
+            try:
+                x = self.base(text, language, name).astype(np.float64)
+            except UnspeakableText:
+                return np.inf
+            f0, _ = pyworld.dio(x, self.sr, frame_period=self.frame_period, f0_floor=55.0, f0_ceil=700.0)
+            return abs(12 * np.log2(np.median(f0[f0 > 0])) - f0_st) if (f0 > 0).any() else np.inf
+        d = {name: distance(name) for name in names}
+        return sorted(names, key=d.get)[:MAX_CANDIDATES]
 
     def similarity(self, prompt: np.ndarray, prompt_text: str, language: str, base_voice: str,
                    voicing: Voicing) -> float:

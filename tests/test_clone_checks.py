@@ -70,3 +70,27 @@ def test_a_rejected_voicing_is_a_reject_with_its_reason():
     row = Cloning().process_rows([{"key": "k", "meta": {}, "members": {}}])[0]
     assert row["reject"]["reason"] == "voicing_rejected"
     assert "f0 shift +19.0 st" in row["reject"]["detail"]
+
+
+def test_a_pair_is_cloned_on_one_base_voice(tmp_path):
+    """With no base voice in the row, both clones of a pair use the one chosen on the neutral prompt."""
+    import soundfile as sf
+    from stages.clone_pair import ClonePair
+
+    class Backend:
+        calls = []
+
+        def choose_base_voice(self, prompt, prompt_text, language):
+            return "flite:slt" if prompt_text == "neutral" else "piper:joe"
+
+        def clone(self, prompt, prompt_text, text, language, instruction, base_voice, seed):
+            self.calls.append(base_voice)
+            return np.full(16000, 0.1, np.float32)
+    path = str(tmp_path / "p.wav")
+    sf.write(path, np.full(16000, 0.1, np.float32), 16000)
+    stage = ClonePair(sample_rate=16000)
+    stage.sr, stage.backend, stage._prompts = 16000, Backend(), {}
+    meta = {"prompt_src": {"path": path, "text": "neutral"}, "prompt_tgt": {"path": path, "text": "angry"},
+            "instruction": "angry", "text": "hi", "language": "en", "seed": 0}
+    row = stage.process_rows([{"key": "k", "meta": meta, "members": {}}])[0]
+    assert row.get("reject") is None and Backend.calls == ["flite:slt", "flite:slt"]

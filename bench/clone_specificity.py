@@ -36,12 +36,17 @@ ENGINES = {
     "festival": ("en", ["festival:ked_diphone", "festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"]),
     "espeak-zh": ("zh", ["espeak:cmn-latn-pinyin+f3", "espeak:cmn-latn-pinyin+m2", "espeak:cmn-latn-pinyin+f5"]),
 }
+# Prompts far from every base voice, where the estimate's checks should act (run with --engines stress):
+# a child-like tract, a very high voice over a female one, a very high Mandarin voice.
+STRESS = ("stress", [("en", "piper:joe", Voicing(warp=1.6)), ("en", "flite:slt", Voicing(f0_shift_st=12)),
+                     ("zh", "espeak:cmn-latn-pinyin+f3", Voicing(f0_shift_st=12, warp=1.3))])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--prompts", type=int, default=3)
     ap.add_argument("--out", default="bench/results/clone_specificity.json")
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=[*ENGINES, STRESS[0]])
     args = ap.parse_args()
     from resemblyzer import VoiceEncoder, preprocess_wav
     from scorers.asr import wer_of
@@ -51,13 +56,16 @@ def main():
     def embed(x):
         return enc.embed_utterance(preprocess_wav(x, 16000))
 
+    jobs = [(eng, lang, voice, TIMBRES[i % len(TIMBRES)]) for eng, (lang, voices) in ENGINES.items()
+            if eng in args.engines for i, voice in enumerate(voices[: args.prompts])]
+    if STRESS[0] in args.engines:
+        jobs += [(STRESS[0], lang, voice, timbre) for lang, voice, timbre in STRESS[1]]
     prompts = []
-    for eng, (lang, voices) in ENGINES.items():
-        for i, voice in enumerate(voices[: args.prompts]):
-            text = EN_PROMPT if lang == "en" else ZH_PROMPT
-            x = engine.render(text, lang, TIMBRES[i % len(TIMBRES)], voice)
-            prompts.append({"engine": eng, "language": lang, "voice": voice, "timbre": TIMBRES[i].to_dict(),
-                            "text": text, "x": x, "emb": embed(x)})
+    for eng, lang, voice, timbre in jobs:
+        text = EN_PROMPT if lang == "en" else ZH_PROMPT
+        x = engine.render(text, lang, timbre, voice)
+        prompts.append({"engine": eng, "language": lang, "voice": voice, "timbre": timbre.to_dict(),
+                        "text": text, "x": x, "emb": embed(x)})
     for p in prompts:
         p["clones"] = []
         try:
@@ -77,7 +85,7 @@ def main():
               [round(c["own"], 3) for c in p["clones"]], file=sys.stderr, flush=True)
 
     summary = {}
-    for eng in ENGINES:
+    for eng in args.engines:
         ps = [p for p in prompts if p["engine"] == eng]
         cs = [c for p in ps for c in p["clones"]]
         own, other = median(c["own"] for c in cs) if cs else None, median(c["other"] for c in cs) if cs else None

@@ -159,9 +159,9 @@ class LocalEngine:
         Each estimate is checked (see _check): a warp on the grid's edge is searched again on a wider
         grid, an implausible F0 shift or a base that lost voiced frames is measured again with harvest
         instead of dio. With no `base_voice`, the installed candidate voices of the language nearest the
-        prompt in pitch (MAX_CANDIDATES) are estimated so, and of those that pass, the one whose rendering of the prompt text (with its
-        voicing) is closest to the prompt by speaker embedding is chosen. If none passes, the prompt is
-        rejected (VoicingRejected, with every try's reason). Cached per prompt.
+        prompt in pitch (MAX_CANDIDATES) are estimated so, and of those that pass, the one whose rendering
+        of the prompt text (with its voicing) is closest to the prompt by speaker embedding is chosen. If
+        none passes, the prompt is rejected (VoicingRejected, with every try's reason). Cached per prompt.
         """
         check_waveform(prompt, self.sr, "prompt audio")
         ident = f"{ENGINE_VERSION}/{self.sr}/{self.frame_period}/{language}/{base_voice}/{prompt_text}"
@@ -290,7 +290,8 @@ class LocalEngine:
         """
         est = self.estimate(prompt, prompt_text, language, base_voice)
         v = est["voicing"].replace(gain_db=est["gain_db"])
-        return self.render(text, language, v, est["base_voice"], seed), v, {"base_voice": est["base_voice"], **est["info"]}
+        y = self.render(text, language, v, est["base_voice"], seed)
+        return y, v, {"base_voice": est["base_voice"], **est["info"]}
 
 
 def _check(v: Voicing, target: dict, base: dict, grid: tuple[float, float]) -> list[str]:

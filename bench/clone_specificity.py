@@ -74,7 +74,7 @@ def main():
                 y, info = out[0], (out[2] if len(out) > 2 else {})
                 e = embed(y)
                 others = [float(np.dot(e, q["emb"])) for q in prompts if q is not p and q["language"] == p["language"]]
-                p["clones"].append({"own": float(np.dot(e, p["emb"])), "other": median(others),
+                p["clones"].append({"own": float(np.dot(e, p["emb"])), "other": median(others) if others else None,
                                     "wer": wer_of(y, 16000, text) if p["language"] == "en" else None})
             p["base_voice"] = info.get("base_voice")
             p["re_estimated"] = [", ".join(t["failed"]) for t in info.get("tries", [])
@@ -88,12 +88,13 @@ def main():
     for eng in args.engines:
         ps = [p for p in prompts if p["engine"] == eng]
         cs = [c for p in ps for c in p["clones"]]
-        own, other = median(c["own"] for c in cs) if cs else None, median(c["other"] for c in cs) if cs else None
+        others = [c["other"] for c in cs if c["other"] is not None]
+        own, other = median(c["own"] for c in cs) if cs else None, median(others) if others else None
         wers = [c["wer"] for c in cs if c["wer"] is not None]
         summary[eng] = {
             "prompts": len(ps), "clones": len(cs),
-            "sim_own_prompt": round(own, 3) if cs else None, "sim_other_prompts": round(other, 3) if cs else None,
-            "specificity": round(own - other, 3) if cs else None,
+            "sim_own_prompt": round(own, 3) if cs else None, "sim_other_prompts": round(other, 3) if others else None,
+            "specificity": round(own - other, 3) if others else None,
             "wer": round(median(wers), 3) if wers else None,
             "base_voices": [p.get("base_voice") for p in ps],
             "re_estimated": {p["voice"]: p["re_estimated"] for p in ps if p.get("re_estimated")},

@@ -89,21 +89,16 @@ def check_voice_name(name: str) -> str:
     since the voice part goes onto the synthesizer's command line."""
     if name == "piper:joe":
         return name
-    if isinstance(name, str) and name.startswith("flite:"):
-        voice = name.removeprefix("flite:")
-        if voice not in FLITE_VOICES:
-            raise ValueError(f"unknown base voice {name!r}: not a flite voice; use {VOICE_FORMS}")
-        if voice not in flite_voice_names():
-            raise ValueError(f"unknown base voice {name!r}: this flite has no voice {voice!r} (flite -lv)")
-        return name
-    if isinstance(name, str) and name.startswith("festival:"):
-        voice = name.removeprefix("festival:")
-        if voice not in FESTIVAL_VOICES:
-            raise ValueError(f"unknown base voice {name!r}: not a festival voice; use {VOICE_FORMS}")
-        if voice not in festival_voice_names():
-            raise ValueError(f"unknown base voice {name!r}: festival has no voice {voice!r}: "
-                             f"apt-get install {FESTIVAL_VOICES[voice][0]}")
-        return name
+    for engine, known, installed, hint in (
+            ("flite", FLITE_VOICES, flite_voice_names, lambda v: "(flite -lv)"),
+            ("festival", FESTIVAL_VOICES, festival_voice_names, lambda v: f"apt-get install {FESTIVAL_VOICES[v][0]}")):
+        if isinstance(name, str) and name.startswith(f"{engine}:"):
+            voice = name.removeprefix(f"{engine}:")
+            if voice not in known:
+                raise ValueError(f"unknown base voice {name!r}: not a {engine} voice; use {VOICE_FORMS}")
+            if voice not in installed():
+                raise ValueError(f"unknown base voice {name!r}: this {engine} has no voice {voice!r}: {hint(voice)}")
+            return name
     m = _ESPEAK_NAME.fullmatch(name) if isinstance(name, str) else None
     if m is None:
         raise ValueError(f"unknown base voice {name!r}; use {VOICE_FORMS}")

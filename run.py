@@ -10,16 +10,21 @@ from omegaconf import DictConfig
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def benchmark_shorthand(argv: list[str]) -> list[str]:
-    """`pipeline=edit_benchmark editor=DIR judge=DIR`, as a benchmark command is usually written:
-    `editor` is also the codec's config group, so there editor=X and judge=X mean pipeline.editor and
-    pipeline.judge, unless X names one of the group's configs (configs/editor/X.yaml)."""
-    if "pipeline=edit_benchmark" not in argv:
+# pipelines whose model is given as editor=DIR (and judge=DIR, reward=DIR) on the command line
+MODEL_SHORTHAND = ("edit_benchmark", "preference_pairs", "train_reward", "train_dpo", "train_ppo")
+
+
+def model_shorthand(argv: list[str]) -> list[str]:
+    """`pipeline=edit_benchmark editor=DIR judge=DIR`, as such a command is usually written:
+    `editor` is also the codec's config group, so there editor=X, judge=X and reward=X mean
+    pipeline.editor, pipeline.judge and pipeline.reward, unless X names one of the group's configs
+    (configs/editor/X.yaml)."""
+    if not any(f"pipeline={name}" in argv for name in MODEL_SHORTHAND):
         return argv
     out = []
     for a in argv:
         key, _, value = a.partition("=")
-        if key == "judge" or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
+        if key in ("judge", "reward") or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
             a = f"pipeline.{key}={value}"
         out.append(a)
     return out
@@ -39,5 +44,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = benchmark_shorthand(sys.argv[1:])
+    sys.argv[1:] = model_shorthand(sys.argv[1:])
     main()

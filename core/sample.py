@@ -101,6 +101,15 @@ TASK_SCHEMAS: dict[str, TaskSchema] = {
                          ("src.flac", "edit1.flac")),
     "cloned": TaskSchema({**COMMON, "source_key": str, "source_task": str, "llm": str, "seed": int,
                           "temperature": NUM}, ("prompt.flac", "clone.flac")),
+    # one prompt of the SFT editor with its K sampled answers (pipeline=preference_pairs): src.flac is
+    # what the answers are rated against (the edit's source, or a clone's voice prompt), cand<i>.flac
+    # and cand<i>.tok.npy are answer i as audio and codec ids. `candidates` lists, per answer,
+    # {"member", "seed", "score", "rater"} (score None where no rater applies); `example` is
+    # editor/llm/pairs.example_json of the prompt, so a pairs table can be rebuilt from the sample alone.
+    "preference_candidates": TaskSchema(
+        {**COMMON, "prompt_key": str, "source_task": str, "instruction": (str, NONE), "edit_type": (str, NONE),
+         "edit_info": (str, list, NONE), "llm": str, "temperature": NUM, "candidates": list, "example": str},
+        ("src.flac", "cand0.flac", "cand0.tok.npy")),
     # the margin scorer's bootstrap pairs (pipelines/train_margin_scorer.py): scorer data, not LLM data
     "margin_bootstrap": TaskSchema(
         {"task": str, "sample_version": int, "text": str, "language": str, "speaker": str, "tag": str,

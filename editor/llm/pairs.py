@@ -1,0 +1,126 @@
+"""Preference pairs: the one table the preference trainers read (reward model, DPO, PPO's prompts).
+
+Both raters write it: the machine rater of `pipeline=preference_pairs` and the people's 5-point
+ratings exported from the labeling page. One row per pair; the prompt is a chat example of
+editor/llm/data.py without its answer, the answers are codec audio ids, so any vocab can rebuild the
+token sequences (chat.build_example) and nothing needs decoding:
+
+    pair_id         str    unique in the table
+    prompt_key      str    the chat example's key (every pair of one prompt shares it)
+    task            str    one of data.TASKS
+    split           str    train | validation (held-out pair accuracy) | test
+    example         str    JSON of the chat example: system, instruction, text, target_text, language,
+                           speaker (clone only), source_tokens (list of codec ids)
+    chosen          list   codec audio ids [0, 5120) of the preferred answer
+    rejected        list   codec audio ids of the other answer
+    chosen_score    float  the rater's score of each answer (machine: 1-10, people: 1-5)
+    rejected_score  float
+    margin          float  chosen_score - rejected_score (> the rater's threshold)
+    rater           str    "machine:<scorer version>" or "people:<annotators>"
+
+Written as `pairs.parquet`; a reader takes the file, a release directory or a pipeline directory
+(its latest release)."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from editor.llm.data import TASKS
+from editor.llm.vocab import AUDIO_SIZE
+
+COLUMNS = ("pair_id", "prompt_key", "task", "split", "example", "chosen", "rejected",
+           "chosen_score", "rejected_score", "margin", "rater")
+FILE = "pairs.parquet"
+EXAMPLE_FIELDS = ("system", "instruction", "text", "target_text", "language", "speaker", "source_tokens")
+
+
+def example_json(ex: dict) -> str:
+    """A chat example (data.py) as the `example` column: its prompt side only."""
+    out = {k: ex.get(k) for k in EXAMPLE_FIELDS if k != "speaker" or ex.get("speaker") is not None}
+    if out.get("speaker"):
+        out["speaker"] = {"name": ex["speaker"]["name"], "prompt_text": ex["speaker"]["prompt_text"]}
+    out["source_tokens"] = [int(t) for t in np.asarray(ex["source_tokens"]).reshape(-1)]
+    return json.dumps(out, ensure_ascii=False, sort_keys=True)
+
+
+def _ids(value, what: str) -> np.ndarray:
+    a = np.asarray(list(value) if value is not None else [], dtype=np.int64)
+    if a.size == 0:
+        raise ValueError(f"{what}: empty answer")
+    if a.min() < 0 or a.max() >= AUDIO_SIZE:
+        raise ValueError(f"{what}: codec id {int(a[(a < 0) | (a >= AUDIO_SIZE)][0])} out of range [0, {AUDIO_SIZE})")
+    return a
+
+
+def pairs_file(path) -> Path:
+    """The pairs.parquet of a file, a release directory or a pipeline directory (its latest)."""
+    p = Path(path)
+    for cand in (p, p / FILE, p / "latest" / FILE):
+        if cand.is_file():
+            return cand
+    raise ValueError(f"pairs={path}: no {FILE} there (run `python run.py pipeline=preference_pairs` "
+                     "or export the labeling page's ratings)")
+
+
+def write_pairs(rows: list[dict], path) -> Path:
+    """Validate rows and write them as a parquet file, atomically (a reader never sees half of it)."""
+    import pandas as pd
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    for i, r in enumerate(rows):
+        missing = [c for c in COLUMNS if c not in r]
+        if missing:
+            raise ValueError(f"pair row {i}: missing columns {missing}")
+        _check_row(r, f"pair row {i} ({r['pair_id']})")
+    ids = [r["pair_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError("pair_id values are not unique")
+    df = pd.DataFrame([{c: r[c] for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+    for c in ("chosen", "rejected"):
+        df[c] = [[int(t) for t in np.asarray(v).reshape(-1)] for v in df[c]]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def _check_row(r: dict, what: str) -> None:
+    if r["task"] not in TASKS:
+        raise ValueError(f"{what}: unknown task {r['task']!r}; tasks are {', '.join(TASKS)}")
+    _ids(r["chosen"], f"{what} chosen")
+    _ids(r["rejected"], f"{what} rejected")
+    ex = json.loads(r["example"]) if isinstance(r["example"], str) else r["example"]
+    if ex.get("system") not in ("edit", "clone"):
+        raise ValueError(f"{what}: example.system must be edit or clone, got {ex.get('system')!r}")
+
+
+def read_pairs(paths, split: str | None = None) -> list[dict]:
+    """Rows of one or more pairs tables (one split, or all), each with `example` parsed to a chat
+    example dict (source_tokens an array) and chosen/rejected as int64 arrays."""
+    import pandas as pd
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out = []
+    for p in paths:
+        f = pairs_file(p)
+        df = pd.read_parquet(f)
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise ValueError(f"{f}: not a pairs table (missing columns {missing})")
+        for r in df.to_dict("records"):
+            if split is not None and r["split"] != split:
+                continue
+            what = f"{f} pair {r['pair_id']}"
+            _check_row(r, what)
+            ex = json.loads(r["example"])
+            ex["source_tokens"] = np.asarray(ex["source_tokens"], dtype=np.int64)
+            ex.update(task=r["task"], key=r["prompt_key"])
+            out.append({**r, "example": ex, "chosen": _ids(r["chosen"], what), "rejected": _ids(r["rejected"], what)})
+    return out
+
+
+def answered(pair: dict) -> tuple[dict, dict]:
+    """(chosen, rejected) as chat examples with their target_tokens: chat.build_example's input."""
+    ex = pair["example"]
+    return {**ex, "target_tokens": pair["chosen"]}, {**ex, "target_tokens": pair["rejected"]}

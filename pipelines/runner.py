@@ -115,13 +115,15 @@ def versions() -> dict:
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
             pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None,
-            plan_identity=None) -> dict:
+            plan_identity=None, finish=None) -> dict:
     """Run rows through stages on Ray and release the output contract (core/releases.py).
 
     to_sample(row) -> core.sample.Sample (key, JSON, members by suffix). The writer validates each
     sample against its task's schema: one that breaks it is a bug in the pipeline, and stops the run
     with an error naming the key and the field (finished shards are kept).
     report(manifest, rejects) -> (dict for run.json, summary lines), optional.
+    finish(release_dir) -> (dict for run.json, summary lines), optional: writes files derived from the
+    whole release (a table over all its samples) into it before it is published, so they appear with it.
     plan_identity: what else makes the samples, when the keys do not say it (a tokenizer version):
     a partial run of another identity is never resumed.
 
@@ -135,7 +137,7 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     out.lock()
     try:
         return _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects or [], extra_run_info or {},
-                        report, t0, plan_identity)
+                        report, t0, plan_identity, finish)
     except OSError as e:
         if not _about_output(e, cfg.output_dir):
             raise
@@ -159,7 +161,8 @@ def _output_error(output_dir: str, e: OSError) -> str:
     return f"cannot write to output_dir={output_dir}: {e}; {keep}"
 
 
-def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0, plan_identity):
+def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0, plan_identity,
+             finish):
     keys = [r["key"] for r in rows]
     if len(set(keys)) != len(keys):
         raise RuntimeError(f"{pipeline}: the plan has duplicate keys")
@@ -270,6 +273,10 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     if report:
         extra, extra_lines = report(manifest, rejects)
         info.update(extra)
+    if finish:
+        extra, lines = finish(partial)
+        info.update(extra)
+        extra_lines = [*extra_lines, *lines]
     (partial / "run.json").write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str))
     write_report(partial, info, manifest, rejects)
     release_id = time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]

@@ -132,16 +132,17 @@ def run(cfg):
     model = editor_dir(p.editor)
     if not cfg.data:
         raise ValueError("pipeline=preference_pairs needs data=TOKEN_RELEASES (pipeline=tokenize's output)")
-    rel = token_release(cfg.data)
+    data = ",".join(map(str, cfg.data)) if OmegaConf.is_list(cfg.data) else str(cfg.data)   # data=[A,B] or A,B
+    rel = token_release(data)
     data_codec, llm_codec = codec(rel)["tokenizer_version"], codec_version_of(model)
     if llm_codec != data_codec:
-        raise ValueError(f"editor={model} was trained on codec tokenizer {llm_codec}, but data={cfg.data} holds "
+        raise ValueError(f"editor={model} was trained on codec tokenizer {llm_codec}, but data={data} holds "
                          f"{data_codec} ids: tokenize the audio with the editor's tokenizer")
     examples = load_examples(rel, "train", s["tasks"])
     if not any(examples.get(t) for t in s["tasks"]):
-        raise ValueError(f"data={cfg.data}: no train-split examples of tasks {s['tasks']} (prompts are held to "
+        raise ValueError(f"data={data}: no train-split examples of tasks {s['tasks']} (prompts are held to "
                          "the train split)")
-    audio = audio_release(rel, cfg.data, p.audio)
+    audio = audio_release(rel, data, p.audio)
     clone_sources = {}
     if "clone" in s["tasks"]:
         train = rel.manifest[rel.manifest["split"] == "train"]
@@ -174,7 +175,7 @@ def run(cfg):
         out = {"task": "preference_candidates", "sample_version": SAMPLE_VERSION, "text": ex["target_text"],
                "language": ex["language"], "speaker": m["speaker"], "split": "train", "sample_rate": 16000,
                "durations": m["seconds"], "prompt": None,
-               "provenance": {"token_release": str(cfg.data), "audio_release": audio.data, "source_key": m["source_key"]},
+               "provenance": {"token_release": data, "audio_release": audio.data, "source_key": m["source_key"]},
                "prompt_key": m["prompt_key"], "source_task": m["task"], "instruction": ex.get("instruction"),
                "edit_type": m["info"]["edit_type"], "edit_info": m["info"]["edit_info"], "llm": identity["llm"],
                "temperature": s["temperature"], "candidates": m["answers"], "example": pairs_table.example_json(ex),
@@ -186,7 +187,7 @@ def run(cfg):
               (RateCandidates, {"margin_scorer": p.margin_scorer})]
     settings = OmegaConf.to_container(p, resolve=True)
     return execute(cfg, NAME, rows, stages, to_sample,
-                   extra_run_info={"llm": identity, "source": str(cfg.data), "audio": audio.data, "settings": settings},
+                   extra_run_info={"llm": identity, "source": data, "audio": audio.data, "settings": settings},
                    finish=lambda release: write_pairs(release, s))
 
 

@@ -10,6 +10,7 @@ rater compares answers with a source that passed the same codec and not with the
 `cand<i>.flac` and `cand<i>.tok.npy` are answer i. An answer that ends at once (<|eos|> first) has no
 audio and is left out; a prompt with fewer than two answers left can make no pair and is a reject."""
 import io
+import time
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class LlmCandidates(Stage):
 
     def process_rows(self, rows: list[dict]) -> list[dict]:
         from editor.llm.editor import _seed
+        t0 = time.perf_counter()
         good, prompts, limits, seeds, refs, keys = [], [], [], [], [], []
         for row in rows:
             if row.get("reject"):
@@ -77,6 +79,8 @@ class LlmCandidates(Stage):
         answers = dict(zip(keys, ids))
         for row in good:
             self._store(row, wavs, answers)
+            # the batch's time shared by its rows, as the runner sums every stage's CPU seconds
+            row["meta"].setdefault("_timings", {})[self.name] = round((time.perf_counter() - t0) / len(good), 4)
         return rows
 
     def _store(self, row, wavs, answers):

@@ -43,14 +43,15 @@ def write_audio_release(pipe_dir, samples):
     writer = ShardWriter(rel / "shards", pipe_dir.name, 4, 2**30)
     rows = []
     for i, (key, split, speaker, tag, text) in enumerate(samples):
-        f0 = 120 + 40 * (hash(speaker) % 3)
-        members = {"src.flac": audio.encode_flac(voiced(1.0, f0, i), SR),
-                   "tgt.flac": audio.encode_flac(voiced(1.2, f0 * 1.2, 100 + i), SR),
-                   "prompt.flac": audio.encode_flac(voiced(1.0, f0, 200 + hash(speaker) % 7), SR)}
-        prompt = {"member": "prompt.flac", "text": "A short prompt.", "target": "src.flac",
+        f0 = 120 + 40 * (sum(map(ord, speaker)) % 3)   # per speaker, the same in every session
+        members = {"src.flac": audio.encode_flac(voiced(0.7, f0, i), SR),
+                   "tgt.flac": audio.encode_flac(voiced(0.9, f0 * 1.2, 100 + i), SR),
+                   "prompt.flac": audio.encode_flac(voiced(0.7, f0, 200 + sum(map(ord, speaker))), SR)}
+        # a long prompt text for its audio: the clone answers' length limit (the prompt's rate) stays short
+        prompt = {"member": "prompt.flac", "text": "A short prompt for the voice of this speaker.", "target": "src.flac",
                   "sha256": hashlib.sha256(members["prompt.flac"]).hexdigest()}
         js = {"task": "emotion_edit", "sample_version": SAMPLE_VERSION, "text": text, "language": "en",
-              "speaker": speaker, "split": split, "sample_rate": SR, "durations": {"src": 1.0, "tgt": 1.2},
+              "speaker": speaker, "split": split, "sample_rate": SR, "durations": {"src": 0.7, "tgt": 0.9},
               "provenance": {}, "prompt": prompt, "instruction": instruction("emotion", tag, text), "edit_type": "emotion",
               "edit_info": tag, "acoustics": {}, "loudness": {}, "quality": {}, "gender": None, "intensity": None,
               "margin": 8.0, "prompts": {"src": {}, "tgt": {}}, "speaker_sim": None}
@@ -164,7 +165,8 @@ def test_rerun_with_another_threshold_reuses_every_answer(first_run, tokens, tin
 
 
 def test_killed_run_resumes_without_regenerating(tokens, tiny_editor, tmp_path, monkeypatch):
-    """One shard per prompt; the run dies on its second prompt; the rerun generates only that one on."""
+    """One shard per prompt; the run dies on its second prompt; the rerun generates only that one on.
+    (data given as a list, as data=[A,B] on the command line)"""
     from stages import llm_candidates
     calls = []
     real = llm_candidates.LlmCandidates.process_rows
@@ -176,14 +178,14 @@ def test_killed_run_resumes_without_regenerating(tokens, tiny_editor, tmp_path, 
         return real(self, rows)
     monkeypatch.setattr(llm_candidates.LlmCandidates, "batch_size", 1)
     monkeypatch.setattr(llm_candidates.LlmCandidates, "process_rows", dying)
-    extra = ("writer.max_samples_per_shard=1", "pipeline.tasks=[emotion_edit]")
+    extra = ("writer.max_samples_per_shard=1", "pipeline.tasks=[emotion_edit]", "pipeline.k=2")
     with pytest.raises(RuntimeError, match="killed"):
-        run_pipeline(args(tokens, tiny_editor, tmp_path, *extra))
+        run_pipeline(args(f"[{tokens}]", tiny_editor, tmp_path, *extra))
     first = calls[0]
     calls.clear()
     monkeypatch.setattr(llm_candidates.LlmCandidates, "process_rows",
                         lambda self, rows: (calls.extend(r["key"] for r in rows), real(self, rows))[1])
-    info, _ = run_pipeline(args(tokens, tiny_editor, tmp_path, *extra))
+    info, _ = run_pipeline(args(f"[{tokens}]", tiny_editor, tmp_path, *extra))
     assert first not in calls and len(calls) == 1, "the finished prompt is not generated again"
     assert info["counts"]["resumed_shards"] == 1 and info["counts"]["kept"] + info["counts"]["rejected"] == 2
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_pipeline
+from conftest import run_pipeline, write_token_release
 from core.reader import Release
 from editor.llm import pairs
 from editor.llm.pair_rule import prompt_split, scored_pairs, survival
@@ -221,6 +221,10 @@ def test_bad_inputs_are_named(tokens, tiny_editor, tmp_path):
         run_pipeline(args(tokens, tiny_editor, tmp_path, "pipeline.threshold=-1"))
     with pytest.raises(ValueError, match="no train-split examples"):
         run_pipeline(args(tokens, tiny_editor, tmp_path, "pipeline.tasks=[speed_edit]"))
+    bare = write_token_release(tmp_path / "bare_tokens", [{"key": "b1", "split": "train", "speaker": "s", "tag": "happy",
+                                                           "text": "Hi there.", "src": [1, 2, 3], "tgt": [4, 5]}])
+    with pytest.raises(ValueError, match="does not record the audio release it was made from"):
+        run_pipeline(args(bare, tiny_editor, tmp_path))
     other = tmp_path / "editor-other-codec"
     other.mkdir()
     for f in tiny_editor.iterdir():

@@ -153,7 +153,6 @@ def export(data, path, db=None, min_margin=3.0, validation_fraction=0.1) -> dict
     dataset = CandidateDataset(data)
     store = open_store(db, dataset)
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return people_pairs.export(store, dataset.release, path, min_margin, validation_fraction)
     finally:
         store.close()

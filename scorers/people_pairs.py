@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import logging
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -98,4 +99,5 @@ def people_pairs(store, release, min_margin: float = 3.0, validation_fraction: f
 def export(store, release, path, min_margin: float = 3.0, validation_fraction: float = 0.1) -> dict:
     """Write the pairs table atomically (pairs.write_pairs); the counts, with the file written."""
     rows, counts = people_pairs(store, release, min_margin, validation_fraction)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return {**counts, "path": str(pairs.write_pairs(rows, path))}

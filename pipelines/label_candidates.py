@@ -106,7 +106,8 @@ class CandidateServer(LabelServer):
                 "prev": ds.keys[i - 1] if i > 0 else None, "next": ds.keys[i + 1] if i + 1 < len(ds.keys) else None,
                 "candidates": [{"member": f"cand{c}", "score": store.rating(item, annotator) if annotator else None}
                                for c, item in enumerate(ds.items(key))],
-                **{f: e[f] for f in SHOWN}, "counts": store.counts(), "agreement": store.agreement()}
+                **{f: e[f] for f in SHOWN}, "counts": store.counts(),
+                "agreement": {**store.agreement(), "order": people_pairs.order_agreement(store)}}
 
 
 class CandidateHandler(Handler):
@@ -160,7 +161,7 @@ def export(data, path, db=None, min_margin=3.0, validation_fraction=0.1) -> dict
 
 def run(cfg):
     pc = cfg.pipeline
-    if pc.get("export"):
+    if pc.export:
         counts = export(cfg.data, pc.export, pc.db, pc.min_margin, pc.validation_fraction)
         print(f"{counts['pairs']} pairs (mean rating margin > {pc.min_margin}) of {counts['prompts_rated']} rated "
               f"prompts by {', '.join(counts['annotators']) or 'nobody'} -> {counts['path']}")

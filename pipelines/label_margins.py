@@ -352,14 +352,14 @@ def serve_until_interrupted(server: LabelServer, what: str):
 
 def run(cfg):
     pc = cfg.pipeline
-    mode = pc.get("mode", "pairs")
+    mode = pc.mode
     if mode == "candidates":  # one prompt's K answers rated 1-5 side by side: pipelines/label_candidates.py
         from pipelines.label_candidates import run as run_candidates
         return run_candidates(cfg)
     if mode != "pairs":
         raise ValueError(f"pipeline.mode={mode!r}: pairs (rate a pair's margin 1-10) or candidates "
                          "(rate one prompt's candidate answers 1-5)")
-    if pc.get("export"):
+    if pc.export:
         raise ValueError("pipeline.export is the candidates mode's pairs table; export margin ratings with "
                          "`python -m scorers.labels DB OUT.parquet`")
     server, _ = start_server(cfg.data, pc.db, pc.host, pc.port, pc.annotator, pc.max_items,

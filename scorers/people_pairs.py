@@ -51,6 +51,27 @@ def mean_scores(store) -> dict[str, dict[int, tuple[float, list[str]]]]:
     return {key: {i: (sum(s.values()) / len(s), sorted(s)) for i, s in cands.items()} for key, cands in by.items()}
 
 
+def order_agreement(store) -> dict:
+    """How often two annotators order two answers of one prompt the same way, over the answer pairs
+    both rated with a strict preference (a tie by either is no order): what a pairs table rests on,
+    which per-answer agreement (LabelStore.agreement) can hide when one annotator rates higher."""
+    by: dict[str, dict[str, dict[int, float]]] = {}
+    for r in store.ratings():
+        parsed = parse_item(r["item_id"])
+        if parsed:
+            by.setdefault(parsed[0], {}).setdefault(r["annotator"], {})[parsed[1]] = r["score"]
+    compared = same = 0
+    for who in by.values():
+        for a, b in itertools.combinations(sorted(who), 2):
+            common = sorted(who[a].keys() & who[b].keys())
+            for i, j in itertools.combinations(common, 2):
+                da, db = who[a][i] - who[a][j], who[b][i] - who[b][j]
+                if da and db:
+                    compared += 1
+                    same += (da > 0) == (db > 0)
+    return {"pairs": compared, "same_order": same / compared if compared else None}
+
+
 def people_pairs(store, release, min_margin: float = 3.0, validation_fraction: float = 0.1) -> tuple[list[dict], dict]:
     """(pair rows of editor/llm/pairs.COLUMNS, counts) from a "candidates" LabelStore and the release
     (core/reader.Release) whose candidates were rated. Prompts the release no longer has (ratings of

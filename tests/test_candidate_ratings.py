@@ -14,7 +14,7 @@ from conftest import run_pipeline
 from editor.llm import pairs
 from pipelines.label_candidates import CandidateDataset, open_store, start_server
 from scorers.labels import LabelStore
-from scorers.people_pairs import item_id, people_pairs, split_of
+from scorers.people_pairs import export, item_id, people_pairs, split_of
 from test_label_page import CHROMEDRIVER, CHROMIUM, _browser
 
 K = 3  # candidates per prompt
@@ -117,9 +117,15 @@ def test_store_saves_a_prompt_whole_and_resumes(release, tmp_path):
         agreement = server.state(keys[0], "bob")["agreement"]  # on answers both rated: |4-4|, |2-2|, |3-1|
         assert agreement["items"] == K and agreement["mean_abs_diff"] == pytest.approx(2 / 3)
         assert agreement["pairs"] == [{"annotators": ["alice", "bob"], "n": K, "spearman": pytest.approx(0.5)}]
-        assert server.state(keys[0], "bob")["counts"] == {"alice": K, "bob": K}
+        # answer pairs both ordered: (0,1) and (0,2) the same way, (1,2) opposite (alice 2 < 3, bob 2 > 1)
+        assert agreement["order"] == {"pairs": 3, "same_order": pytest.approx(2 / 3)}
+        _rate(server.store, keys[0], "carol", [3, 3, 1])  # her tie of cand0 and cand1 is no order
+        order = server.state(keys[0], "bob")["agreement"]["order"]
+        assert order == {"pairs": 7, "same_order": pytest.approx(5 / 7)}
+        assert server.state(keys[0], "bob")["counts"] == {"alice": K, "bob": K, "carol": K}
         margins = LabelStore(db)  # the margin task in the same database sees none of these
         assert margins.counts() == {}
+        margins.close()
     finally:
         server.shutdown()
         server.server_close()
@@ -132,6 +138,8 @@ def test_export_keeps_pairs_over_the_margin(release, tmp_path):
     ds = CandidateDataset(d)
     store = open_store(tmp_path / "labels.sqlite", ds)
     store.add_items(ds.store_items())
+    empty = tmp_path / "empty" / "pairs.parquet"  # no ratings yet: an empty table, still a pairs table
+    assert export(store, ds.release, empty)["pairs"] == 0 and pairs.read_pairs(empty) == []
     _rate(store, keys[0], "alice", [5, 1, 3])
     _rate(store, keys[0], "bob", [4, 1, 3])  # means 4.5, 1, 3: only cand0 > cand1 (3.5)
     _rate(store, keys[1], "alice", [1, 5, 5])  # cand1 and cand2 over cand0 (4); their tie gives no pair
@@ -148,7 +156,6 @@ def test_export_keeps_pairs_over_the_margin(release, tmp_path):
     assert counts["pairs_over_margin"] == {0: 8, 1: 7, 2: 4, 3: 3} and counts["prompts_rated"] == 3
 
     out = tmp_path / "out" / "pairs.parquet"
-    from scorers.people_pairs import export
     assert export(store, ds.release, out)["pairs"] == 3
     back = pairs.read_pairs(out)
     assert sorted(r["pair_id"] for r in back) == sorted(r["pair_id"] for r in rows)

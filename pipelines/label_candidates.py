@@ -8,13 +8,12 @@ DATA is a release of preference_candidates samples (pipeline=preference_pairs): 
 and instruction, the source, and every candidate with a 1-5 rating; a prompt's ratings are saved
 together. With pipeline.export the ratings so far become a pairs table instead (scorers/people_pairs.py).
 
-It is the margin page's server (pipelines/label_margins.py) with another page and routes: the same Host
+It is the margin page's server (pipelines/label_margins.py) with another page and save: the same Host
 check, body and time limits, annotator names, JSON refusals and busy-store 503. Each candidate is one
 item of the same LabelStore (`<key>/cand<i>`, task "candidates", integers 1..5), so ratings are
 committed at once, replaced when given again, kept per annotator, and agreement is the store's own.
 A candidate is asked for by sample key and member name (src, cand<i> below the prompt's count),
 looked up in the release: no client-supplied path reaches the file system."""
-import logging
 import re
 from dataclasses import fields
 from http import HTTPStatus
@@ -26,7 +25,6 @@ from pipelines.label_margins import (Handler, LabelServer, RequestError, ServerL
 from scorers import people_pairs
 from scorers.labels import LabelStore, shard_ref
 
-log = logging.getLogger("lms")
 PAGE = Path(__file__).resolve().parent.parent / "scorers" / "candidate_page.html"
 SHOWN = ("text", "instruction", "edit_type", "edit_info", "language", "source_task")
 _MEMBER = re.compile(r"src|cand(0|[1-9][0-9]*)")

@@ -113,13 +113,14 @@ class LabelServer(ThreadingHTTPServer):
     # connections waiting to be accepted: socketserver's 5 resets a burst of ratings from a few open pages
     request_queue_size = 1024
 
-    def __init__(self, addr, dataset: PairDataset, store: LabelStore, annotator: str | None = None,
-                 limits: ServerLimits = ServerLimits()):
+    def __init__(self, addr, dataset, store: LabelStore, annotator: str | None = None,
+                 limits: ServerLimits = ServerLimits(), page: Path = PAGE, handler=None):
+        """page, handler: another page over the same guarded server (the candidate mode's)."""
         self.dataset, self.store, self.limits = dataset, store, limits
         config = json.dumps({"annotator": annotator, "task": store.task, "scale": store.scale})
         # '<' escaped so that no value can close the <script> element it is written into
-        self.page = PAGE.read_text().replace("/*CONFIG*/null", config.replace("<", "\\u003c")).encode()
-        super().__init__(addr, Handler)
+        self.page = page.read_text().replace("/*CONFIG*/null", config.replace("<", "\\u003c")).encode()
+        super().__init__(addr, handler or Handler)
         bound = ipaddress.ip_address(self.server_address[0])
         self.any_address = bound.is_unspecified  # bound to all interfaces: any IP literal of this host
         # the names a browser may use for this server: as configured, as bound, and localhost when it listens there
@@ -184,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
     server: LabelServer
     # a bare 'GET /' line is answered with a status line and headers, as HTTP/1.0, not HTTP/0.9's bare body
     default_request_version = "HTTP/1.0"
+    body_fields = ("key", "annotator", "score")  # what a rating body holds
 
     def setup(self):
         self.timeout = self.server.limits.read_timeout_s  # socketserver sets it on the connection: each read, write
@@ -254,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         if parts == [""]:
             return self._send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
-        if len(parts) == 3 and parts[0] == "audio":  # /audio/<key>/<src|tgt>
+        if len(parts) == 3 and parts[0] == "audio":  # /audio/<key>/<src|tgt>; src|cand<i> in candidates mode
             data = self.server.dataset.audio(parts[1], parts[2])
             if data is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, "not found")
@@ -276,19 +278,22 @@ class Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
             raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send application/json")
         body = self._json_body()
-        missing = [f for f in ("key", "annotator", "score") if f not in body]
+        missing = [f for f in self.body_fields if f not in body]
         if missing:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"bad rating: missing {', '.join(missing)}")
-        key, score = body["key"], body["score"]
         annotator = annotator_name(body["annotator"], self.server.limits.max_annotator_chars)
+        key = body["key"]
         if not isinstance(key, str) or key not in self.server.dataset.position:
             raise RequestError(HTTPStatus.NOT_FOUND, "unknown key")
+        self._json(self._save(key, annotator, body))
+
+    def _save(self, key: str, annotator: str, body: dict) -> dict:
+        """Store a rating body of a known key and a valid annotator: the answer."""
         try:
-            self.server.store.rate(key, annotator, score)
+            self.server.store.rate(key, annotator, body["score"])
         except ValueError as e:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"bad rating: {e}") from None
-        nxt = self.server.store.next_unrated(annotator, self.server.dataset.keys)
-        self._json({"saved": True, "next": nxt})
+        return {"saved": True, "next": self.server.store.next_unrated(annotator, self.server.dataset.keys)}
 
     def _json_body(self) -> dict:
         try:
@@ -296,7 +301,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than the parser goes
             raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not JSON: {str(e)[:200]}") from None
         if not isinstance(body, dict):
-            raise RequestError(HTTPStatus.BAD_REQUEST, "body must be a JSON object with key, annotator and score")
+            raise RequestError(HTTPStatus.BAD_REQUEST,
+                               f"body must be a JSON object with {', '.join(self.body_fields)}")
         return body
 
     def _body(self) -> bytes:
@@ -317,9 +323,14 @@ def start_server(data, db=None, host="127.0.0.1", port=0, annotator=None, max_it
     dataset = PairDataset(data, max_items)
     store = LabelStore(db or dataset.root / "labels.sqlite", task="margin", scale=(1, 10), integer_scores=True,
                        timeout_s=limits.db_timeout_s)
+    return serve(LabelServer, dataset, store, host, port, annotator, limits)
+
+
+def serve(server_class, dataset, store: LabelStore, host, port, annotator, limits: ServerLimits):
+    """Register the dataset's items in the store and serve it in a background thread: (server, url)."""
     store.add_items(dataset.store_items())
     try:
-        server = LabelServer((host, int(port)), dataset, store, annotator, limits)
+        server = server_class((host, int(port)), dataset, store, annotator, limits)
     except OSError as e:
         store.close()
         raise ValueError(f"cannot listen on {host}:{port}: {e}") from e
@@ -327,12 +338,9 @@ def start_server(data, db=None, host="127.0.0.1", port=0, annotator=None, max_it
     return server, server.url
 
 
-def run(cfg):
-    pc = cfg.pipeline
-    server, url = start_server(cfg.data, pc.db, pc.host, pc.port, pc.annotator, pc.max_items,
-                               **{f.name: pc[f.name] for f in fields(ServerLimits)})
-    print(f"labelling {len(server.dataset.keys)} pairs of {server.dataset.root}, ratings -> {server.store.path}")
-    print(f"open {url}   (Ctrl-C to stop; every rating is saved when given)", flush=True)
+def serve_until_interrupted(server: LabelServer, what: str):
+    print(f"labelling {len(server.dataset.keys)} {what} of {server.dataset.root}, ratings -> {server.store.path}")
+    print(f"open {server.url}   (Ctrl-C to stop; every rating is saved when given)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
@@ -340,3 +348,20 @@ def run(cfg):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run(cfg):
+    pc = cfg.pipeline
+    mode = pc.mode
+    if mode == "candidates":  # one prompt's K answers rated 1-5 side by side: pipelines/label_candidates.py
+        from pipelines.label_candidates import run as run_candidates
+        return run_candidates(cfg)
+    if mode != "pairs":
+        raise ValueError(f"pipeline.mode={mode!r}: pairs (rate a pair's margin 1-10) or candidates "
+                         "(rate one prompt's candidate answers 1-5)")
+    if pc.export:
+        raise ValueError("pipeline.export is the candidates mode's pairs table; export margin ratings with "
+                         "`python -m scorers.labels DB OUT.parquet`")
+    server, _ = start_server(cfg.data, pc.db, pc.host, pc.port, pc.annotator, pc.max_items,
+                             **{f.name: pc[f.name] for f in fields(ServerLimits)})
+    serve_until_interrupted(server, "pairs")

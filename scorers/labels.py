@@ -1,7 +1,7 @@
 """Human labels of pairs on a scale, in SQLite: items (pairs, in dataset order) and ratings.
 
-One store per database file; a LabelStore object works on one task ("margin", later RL preference
-tasks) and its scale. Every rating is committed at once (autocommit, WAL, synchronous=FULL), so
+One store per database file; a LabelStore object works on one task ("margin"; "candidates", the
+5-point ratings of candidate answers, pipelines/label_candidates.py) and its scale. Every rating is committed at once (autocommit, WAL, synchronous=FULL), so
 closing the browser or killing the server loses nothing. Re-rating an item replaces the old rating.
 A write that waits longer than timeout_s for another writer raises LabelStoreBusy: nothing is written,
 so the caller can answer "retry" instead of failing.
@@ -99,19 +99,43 @@ class LabelStore:
         return [r[0] for r in self._q("SELECT item_id FROM items ORDER BY ord")]
 
     # ratings
-    def rate(self, item_id: str, annotator: str, score: float):
+    def check_score(self, score):
+        """ValueError unless score is on this store's scale (and whole, for integer_scores)."""
         lo, hi = self.scale
         kind = int if self.integer_scores else (int, float)
         if not isinstance(score, kind) or isinstance(score, bool) or not lo <= score <= hi:
             what = "an integer" if self.integer_scores else "a number"
             raise ValueError(f"score {score!r:.40} is not {what} on the scale {lo}..{hi}")
+
+    def rate(self, item_id: str, annotator: str, score: float):
+        self.rate_many({item_id: score}, annotator)
+
+    def rate_many(self, scores: dict[str, float], annotator: str):
+        """Ratings of several items by one annotator, in one transaction: all are stored or none (the
+        candidate page saves one prompt's answers together, and a half-saved prompt would count as
+        rated for nobody yet still feed the pairs). KeyError for an item the store does not have."""
+        if not scores:
+            raise ValueError("no ratings given")
+        for score in scores.values():
+            self.check_score(score)
+        lo, hi = self.scale
         if not annotator or not annotator.strip():
             raise ValueError("annotator name is empty")
-        if not self._q("SELECT 1 FROM items WHERE item_id=?", (item_id,)):
-            raise KeyError(item_id)
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._q("INSERT OR REPLACE INTO ratings VALUES (?,?,?,?,?,?,?)",
-                (item_id, annotator.strip(), self.task, score, lo, hi, now))
+        rows = [(item_id, annotator.strip(), self.task, score, lo, hi, now) for item_id, score in scores.items()]
+        with self._lock, _busy_as_error(self):
+            known = {r[0] for r in self._db.execute(
+                f"SELECT item_id FROM items WHERE item_id IN ({','.join('?' * len(scores))})", list(scores))}
+            unknown = [i for i in scores if i not in known]
+            if unknown:
+                raise KeyError(unknown[0])
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock now: a busy store fails before any row
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO ratings VALUES (?,?,?,?,?,?,?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def rating(self, item_id: str, annotator: str) -> float | None:
         r = self._q("SELECT score FROM ratings WHERE item_id=? AND annotator=? AND task=?",

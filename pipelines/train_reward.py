@@ -29,6 +29,9 @@ def build(config: dict, log=print) -> pt.Built:
     if not rm.lm.config.tie_word_embeddings:
         # the LM head is not used for a reward (nor by DDP, which refuses unused parameters)
         rm.lm.get_output_embeddings().weight.requires_grad_(False)
+    # the bias cancels in r_chosen - r_rejected: its true gradient is 0, and Adam would turn the
+    # rounding noise in it into lr-sized steps
+    rm.head.bias.requires_grad_(False)
     vocab = rm.vocab
     train, val, summary = pt.load_pairs(config["pairs"], vocab, tc["max_len"], codec_of(editor), log)
 

@@ -215,6 +215,33 @@ def test_killed_reward_run_resumes_to_the_uninterrupted_weights(sft, pairs, tmp_
     assert [v for _, v in val(ca)] == pytest.approx([v for _, v in val(cb)], abs=1e-4)
 
 
+def test_two_ray_train_workers_match_one(sft, pairs, tmp_path, ray_local):
+    args = [*RM, f"editor={sft}", f"pipeline.pairs=[{pairs}]", "pipeline.train.steps=6", "pipeline.train.ckpt_every=100"]
+    _run([*args, f"output_dir={tmp_path / 'one'}", f"pipeline.artifact_out={tmp_path / 'one' / 'rm'}"])
+    _run([*args, "pipeline.train.workers=2", f"output_dir={tmp_path / 'two'}",
+          f"pipeline.artifact_out={tmp_path / 'two' / 'rm'}"])
+    tj = json.loads((tmp_path / "two" / "rm" / "training.json").read_text())
+    assert tj["workers"] == 2 and tj["steps"] == 6
+    p1, p2 = _params(tmp_path / "one" / "rm", True), _params(tmp_path / "two" / "rm", True)
+    assert float((p1["head.weight"] - p2["head.weight"]).abs().max()) < 1e-5
+    from editor.llm import preference_train as pt
+    from editor.llm.reward import RewardModel
+    torch.manual_seed(0)
+    start = {k: v.detach().clone() for k, v in RewardModel.from_sft(sft).state_dict().items()}
+    assert sum(float((p1[k] - start[k]).abs().sum()) for k in p1) > 0
+    diff = {k: float((p1[k] - p2[k]).abs().max()) for k in p1}
+    print("max |1 worker - 2 workers| per tensor:", diff)
+    # DDP's all-reduce sums in another order; Adam turns a rounding difference in an almost-zero
+    # gradient into up to an lr-sized step (3e-3 here), so a rare element may differ by ~1e-4
+    for k in p1:
+        assert torch.allclose(p1[k], p2[k], atol=1e-3), (k, diff)
+        assert float(((p1[k] - p2[k]).abs() > 5e-5).float().mean()) < 1e-3, (k, diff)
+    r1, r2 = (RewardModel.load(tmp_path / w / "rm").eval() for w in ("one", "two"))
+    with torch.no_grad():
+        b = pt.rows_of(_unseen(r1.vocab), r1.vocab, "cpu")[0]
+        assert torch.allclose(r1(b), r2(b), atol=1e-3)
+
+
 def test_bad_input_is_named(sft, pairs, tmp_path):
     from editor.llm.pairs import write_pairs
     from editor.llm.vocab import Vocab, load_vocab

@@ -348,6 +348,10 @@ def run_pipeline(cfg, builder: str, kind: str) -> dict:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     workers = int(tc.get("workers") or 1)
     if workers > 1:
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(f"pipeline.train.workers={workers} needs Ray Train, which is not installed here; "
+                             "use pipeline.train.workers=1 (this process, one device)")
         from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
         from pipelines.runner import init_ray

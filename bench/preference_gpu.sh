@@ -22,7 +22,7 @@ IFS='|' read -ra R <<< "$RUNS"
 for r in "${R[@]}"; do
   IFS=':' read -r name p extra <<< "$r"
   echo "== $name: $p $extra"
-  python3 run.py pipeline=$p editor=editor/artifacts/editor-llm-v3 "pipeline.pairs=[$PAIRS]" output_dir=/tmp/o \
+  python3 run.py pipeline=$p editor=editor/artifacts/editor-llm-v3 "pairs=[$PAIRS]" output_dir=/tmp/o \
     pipeline.artifact_out=/tmp/o/$name pipeline.device=cuda pipeline.train.steps=$STEPS pipeline.train.eval_every=50 \
     $extra 2>&1 | tee /tmp/res/$name.log | grep -v "^{" | tail -4
   cp /tmp/o/$name/training.json /tmp/res/$name.training.json

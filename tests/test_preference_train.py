@@ -86,7 +86,7 @@ def test_reward_model_orders_a_planted_preference(sft, pairs, tmp_path):
     from editor.llm import preference_train as pt
     from editor.llm.reward import RewardModel
     out = tmp_path / "rm"
-    info = _run([*RM, f"editor={sft}", f"pipeline.pairs=[{pairs}]", f"output_dir={tmp_path}",
+    info = _run([*RM, f"editor={sft}", f"pairs=[{pairs}]", f"output_dir={tmp_path}",
                  f"pipeline.artifact_out={out}", "pipeline.train.steps=30"])
     tj = json.loads((out / "training.json").read_text())
     assert tj["steps"] == 30 and tj["device"] == "cpu" and tj["command"].startswith("python run.py")
@@ -158,7 +158,7 @@ def test_dpo_raises_the_chosen_ratio_and_publishes_an_editor(sft, pairs, tmp_pat
     from editor.llm.editor import Editor
     from editor.llm.model import load
     out = tmp_path / "dpo"
-    _run([*DPO, f"editor={sft}", f"pipeline.pairs=[{pairs}]", f"output_dir={tmp_path}",
+    _run([*DPO, f"editor={sft}", f"pairs=[{pairs}]", f"output_dir={tmp_path}",
           f"pipeline.artifact_out={out}", "pipeline.train.steps=20"])
     tj = json.loads((out / "training.json").read_text())
     assert tj["beta"] == 0.1 and tj["steps"] == 20 and tj["tokenizer_version"] == "tokenizer-v3"
@@ -183,7 +183,7 @@ def _params(path, reward=False):
 
 
 def test_killed_reward_run_resumes_to_the_uninterrupted_weights(sft, pairs, tmp_path):
-    args = [*RM, f"editor={sft}", f"pipeline.pairs=[{pairs}]", "pipeline.train.steps=20", "pipeline.train.ckpt_every=3"]
+    args = [*RM, f"editor={sft}", f"pairs=[{pairs}]", "pipeline.train.steps=20", "pipeline.train.ckpt_every=3"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     a = tmp_path / "a"
     cmd = [sys.executable, "run.py", *args, f"output_dir={a}", f"pipeline.artifact_out={a / 'rm'}"]
@@ -216,7 +216,7 @@ def test_killed_reward_run_resumes_to_the_uninterrupted_weights(sft, pairs, tmp_
 
 
 def test_two_ray_train_workers_match_one(sft, pairs, tmp_path, ray_local):
-    args = [*RM, f"editor={sft}", f"pipeline.pairs=[{pairs}]", "pipeline.train.steps=6", "pipeline.train.ckpt_every=100"]
+    args = [*RM, f"editor={sft}", f"pairs=[{pairs}]", "pipeline.train.steps=6", "pipeline.train.ckpt_every=100"]
     _run([*args, f"output_dir={tmp_path / 'one'}", f"pipeline.artifact_out={tmp_path / 'one' / 'rm'}"])
     _run([*args, "pipeline.train.workers=2", f"output_dir={tmp_path / 'two'}",
           f"pipeline.artifact_out={tmp_path / 'two' / 'rm'}"])
@@ -247,19 +247,19 @@ def test_bad_input_is_named(sft, pairs, tmp_path):
     from editor.llm.vocab import Vocab, load_vocab
     common = [f"output_dir={tmp_path}", "pipeline.train.steps=1"]
     for p in (RM, DPO):
-        with pytest.raises(ValueError, match=r"pipeline.pairs= is required"):
+        with pytest.raises(ValueError, match=r"pairs= is required"):
             _run([*p, f"editor={sft}", *common])
         with pytest.raises(ValueError, match="no pairs.parquet there"):
-            _run([*p, f"editor={sft}", f"pipeline.pairs=[{tmp_path / 'nothing'}]", *common])
+            _run([*p, f"editor={sft}", f"pairs=[{tmp_path / 'nothing'}]", *common])
         with pytest.raises(ValueError, match="not an editor LLM artifact"):
-            _run([*p, f"editor={tmp_path}", f"pipeline.pairs=[{pairs}]", *common])
+            _run([*p, f"editor={tmp_path}", f"pairs=[{pairs}]", *common])
         with pytest.raises(ValueError, match="editor= is required"):
-            _run([*p, f"pipeline.pairs=[{pairs}]", *common])
+            _run([*p, f"pairs=[{pairs}]", *common])
     only_val = tmp_path / "only_val"
     only_val.mkdir()
     write_pairs(_rows(3, "validation", 5), only_val)
     with pytest.raises(ValueError, match="no train-split pairs"):
-        _run([*RM, f"editor={sft}", f"pipeline.pairs=[{only_val}]", *common])
+        _run([*RM, f"editor={sft}", f"pairs=[{only_val}]", *common])
     # pairs of another codec tokenizer (a table that names its codec)
     other = tmp_path / "other_codec"
     other.mkdir()
@@ -269,7 +269,7 @@ def test_bad_input_is_named(sft, pairs, tmp_path):
     df.to_parquet(other / "pairs.parquet")
     for p in (RM, DPO):
         with pytest.raises(ValueError, match="vocab mismatch: the pairs' codec ids are of"):
-            _run([*p, f"editor={sft}", f"pipeline.pairs=[{other}]", *common])
+            _run([*p, f"editor={sft}", f"pairs=[{other}]", *common])
     # an editor whose vocab layout does not match its weights
     bad = tmp_path / "bad_vocab"
     shutil.copytree(sft, bad)
@@ -277,6 +277,6 @@ def test_bad_input_is_named(sft, pairs, tmp_path):
     wider = Vocab(v.text, v.text_size + 64)
     (bad / "llm_vocab.json").write_text(json.dumps({"version": wider.version, "text_size": wider.text_size}))
     with pytest.raises(ValueError, match="vocab mismatch: the model has"):
-        _run([*RM, f"editor={bad}", f"pipeline.pairs=[{pairs}]", *common])
+        _run([*RM, f"editor={bad}", f"pairs=[{pairs}]", *common])
     with pytest.raises(ValueError, match="beta=0.0: must be > 0"):
-        _run([*DPO, f"editor={sft}", f"pipeline.pairs=[{pairs}]", "pipeline.train.beta=0", *common])
+        _run([*DPO, f"editor={sft}", f"pairs=[{pairs}]", "pipeline.train.beta=0", *common])

@@ -75,8 +75,8 @@ class Pairs:
 def load_pairs(paths, vocab, max_len: int, editor_codec: str | None, log=print) -> tuple[Pairs, Pairs, dict]:
     """(train pairs, validation pairs, summary) with pairs longer than max_len dropped and counted."""
     if not paths:
-        raise ValueError("pipeline.pairs= is required: pairs tables (pairs.parquet, a release or a "
-                         "pipeline=preference_pairs directory), e.g. pipeline.pairs=[outputs/preference_pairs]")
+        raise ValueError("pairs= is required: pairs tables (pairs.parquet, a release or a "
+                         "pipeline=preference_pairs directory), e.g. pairs=[outputs/preference_pairs]")
     rows = llm_pairs.read_pairs(paths)
     pair_codec(rows, editor_codec, paths)
     out, dropped = {"train": [], "validation": []}, Counter()
@@ -336,7 +336,7 @@ def run_pipeline(cfg, builder: str, kind: str) -> dict:
     from editor.training import command, pick_device
     p = cfg.pipeline
     tc = OmegaConf.to_container(p.train, resolve=True)
-    paths = p.get("pairs") or cfg.get("pairs")
+    paths = p.pairs
     paths = ([] if not paths else list(paths) if OmegaConf.is_list(paths) else [str(paths)])
     out = Path(p.artifact_out or Path(cfg.output_dir) / kind / p.version)
     ckpt_dir = Path(p.checkpoint_dir or out.with_name(out.name + ".checkpoints"))

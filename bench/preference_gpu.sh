@@ -4,6 +4,8 @@
 # preference (chosen answers all low codec ids, rejected all high; prompts of real edit length) until
 # real pairs exist: it measures speed and checks the GPU path end to end. As bench/editor_llm_gpu.sh:
 #   run(command="OUT=$OUT bash bench/preference_gpu.sh", carry=[".whl"])
+# Not run yet: on 2026-12-02 the device tool refused the call (working tree over its 64 MiB limit, with
+# or without the codec artifacts), so its first real run is still to come.
 set -eo pipefail
 OUT=${OUT:-/tmp/out}
 PAIRS=${PAIRS:-}          # real pairs tables (comma-separated); empty: the planted ones below

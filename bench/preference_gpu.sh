@@ -18,8 +18,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee /tmp/res/gp
 if [ -z "$PAIRS" ]; then
   python3 bench/planted_pairs.py /tmp/pairs && PAIRS=/tmp/pairs
 fi
-# RUNS: "artifact:pipeline:overrides" separated by '|' (the DPO default lr and the small-model lr, docs/preference.md)
-RUNS=${RUNS:-"reward:train_reward:|dpo:train_dpo:|dpo_lr1e-4:train_dpo:pipeline.train.lr=1e-4 pipeline.train.min_lr=1e-5"}
+# RUNS: "artifact:pipeline:overrides" separated by '|'
+RUNS=${RUNS:-"reward:train_reward:|dpo:train_dpo:"}
 IFS='|' read -ra R <<< "$RUNS"
 for r in "${R[@]}"; do
   IFS=':' read -r name p extra <<< "$r"

@@ -16,15 +16,15 @@ MODEL_SHORTHAND = ("edit_benchmark", "preference_pairs", "train_reward", "train_
 
 def model_shorthand(argv: list[str]) -> list[str]:
     """`pipeline=edit_benchmark editor=DIR judge=DIR`, as such a command is usually written:
-    `editor` is also the codec's config group, so there editor=X, judge=X and reward=X mean
-    pipeline.editor, pipeline.judge and pipeline.reward, unless X names one of the group's configs
-    (configs/editor/X.yaml)."""
+    `editor` is also the codec's config group, so there editor=X, judge=X, reward=X and pairs=X mean
+    pipeline.editor, pipeline.judge, pipeline.reward and pipeline.pairs, unless X names one of the
+    group's configs (configs/editor/X.yaml)."""
     if not any(f"pipeline={name}" in argv for name in MODEL_SHORTHAND):
         return argv
     out = []
     for a in argv:
         key, _, value = a.partition("=")
-        if key in ("judge", "reward") or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
+        if key in ("judge", "reward", "pairs") or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
             a = f"pipeline.{key}={value}"
         out.append(a)
     return out

@@ -52,7 +52,7 @@ def models(tmp_path_factory):
         # a feature shared by the linguistic ids below 512 (and its opposite by those above), as a trained
         # SFT model's embeddings share features: a fresh model's ids have nothing in common, so raising
         # the planted reward would mean learning 512 ids one by one from a few samples each
-        u = torch.nn.functional.normalize(torch.randn(model.config.hidden_size), dim=0) * 0.1
+        u = torch.nn.functional.normalize(torch.randn(model.config.hidden_size), dim=0) * 0.3
         emb = model.get_input_embeddings().weight
         emb[vocab.audio_offset:vocab.audio_offset + 512] += u
         emb[vocab.audio_offset + 512:vocab.audio_offset + 1024] -= u
@@ -111,20 +111,23 @@ def _fresh_reward(llm_dir, pairs, n=48, seed=10_000) -> float:
 
 def test_ppo_raises_a_planted_reward(models, tmp_path):
     out = tmp_path / "o"
-    info = _run(_cfg(models, out, "pipeline.train.steps=20", "pipeline.train.critic_warmup=2",
+    info = _run(_cfg(models, out, "pipeline.train.steps=16", "pipeline.train.critic_warmup=2",
                      "pipeline.train.lr=0.003", "pipeline.train.min_lr=0.003", "pipeline.train.critic_lr=0.001",
-                     "pipeline.train.minibatch=8", "pipeline.train.hardest_fraction=1.0"),
+                     "pipeline.train.rollout_batch=16", "pipeline.train.minibatch=8",
+                     "pipeline.train.hardest_fraction=1.0"),
                 reward_fn=Planted(models["vocab"]))
     before = _fresh_reward(models["sft"], models["pairs"])
     after = _fresh_reward(out / "ppo", models["pairs"])
     # about 0.21 -> 0.30 (at most 0.4)
     assert after > before + 0.06, f"planted reward on fresh rollouts: {before:.3f} -> {after:.3f}"
     curve = [json.loads(line) for line in (out / "ppo" / "training_log.jsonl").read_text().splitlines()]
-    assert all(np.isfinite(r["kl"]) and r["kl"] >= -1e-3 for r in curve)
-    assert curve[-1]["kl"] > 0, "the actor moved away from the SFT policy"
+    assert all(np.isfinite(r["kl"]) for r in curve)
+    # one batch's sampled estimate may dip below 0; its average over steps is a KL, > 0 once the actor moved
+    assert np.mean([r["kl"] for r in curve[-5:]]) > 0.01, "the actor moved away from the SFT policy"
+    assert all(r["kl"] == 0 for r in curve[:2]), "no KL while the actor is frozen"
     assert curve[0]["clip_frac"] is None and curve[-1]["clip_frac"] is not None
     assert (out / "ppo" / "ppo_curve.png").stat().st_size > 0
-    assert info["actor_steps"] == 18
+    assert info["actor_steps"] == 14
 
 
 def test_critic_warms_up_while_the_actor_stays(models, tmp_path):

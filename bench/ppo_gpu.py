@@ -5,7 +5,7 @@ made from the SFT model with an untrained head. It checks that the pipeline runs
 nothing. Also checks that the captured decode graphs follow the actor's in-place weight updates (a
 rollout after an optimizer step equals an eager one).
 
-    run(command="OUT=$OUT bash bench/ppo_gpu.sh", carry=[".whl"])"""
+    run(command="OUT=$OUT bash bench/ppo_gpu.sh pipeline.train.steps=30 ...")   # no wheels needed"""
 import importlib.util
 import json
 import sys
@@ -73,14 +73,20 @@ if DEVICE == "cuda":   # captured decode graphs see the actor's in-place weight 
 del model
 
 t = time.time()
-# `python run.py pipeline=train_ppo editor=... reward=... pairs=[...]`, composed in this process (the stubs above)
-from hydra import compose, initialize_config_dir  # noqa: E402
-from pipelines import train_ppo as pipeline  # noqa: E402
-args = ["pipeline=train_ppo", f"pipeline.editor={SFT}", f"pipeline.reward={work / 'rm'}", f"pairs=[{work / 'pairs'}]",
-        f"output_dir={work}", f"pipeline.artifact_out={work / 'ppo'}", f"editor.device={DEVICE}", *extra]
-print(" ".join(args), flush=True)
-with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-    pipeline.run(compose(config_name="config", overrides=args))
+# what `python run.py pipeline=train_ppo editor=... reward=... pairs=[...]` runs, without Hydra (the GPU
+# image has neither hydra-core nor omegaconf, and the tracked tree leaves little room for wheels):
+# the pipeline's settings from its yaml, overrides as pipeline.train.KEY=VALUE
+import yaml  # noqa: E402
+pc = yaml.safe_load((REPO / "configs" / "pipeline" / "train_ppo.yaml").read_text())["train"]
+for a in extra:
+    key, _, value = a.partition("=")
+    if not key.startswith("pipeline.train.") or key[15:] not in pc:
+        raise SystemExit(f"unknown override {a!r}: give pipeline.train.KEY=VALUE")
+    pc[key[15:]] = yaml.safe_load(value)
+(work / "ppo.checkpoints").mkdir(exist_ok=True)
+print(json.dumps(pc), flush=True)
+train_ppo.train_loop(pc, SFT, work / "rm", [work / "pairs"], work / "ppo", work / "ppo.checkpoints", DEVICE, False,
+                     run_info={"command": " ".join(sys.argv), "pairs": [str(work / "pairs")]})
 tj = json.loads((work / "ppo" / "training.json").read_text())
 print(json.dumps({k: tj[k] for k in ("device", "steps", "actor_steps", "seconds", "final")}, indent=1))
 print(f"wall {time.time() - t:.0f} s")

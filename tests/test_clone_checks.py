@@ -4,10 +4,12 @@ import pickle
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from stages.base import Stage
 from tts.engine import LocalEngine
 from tts.profile import WARP_GRID, WIDE_WARP_GRID, clone_voicing, profile
+from tts.voice_bank import GeneratedVoiceBank
 from tts.voicing import Voicing, VoicingRejected
 from tts.world_render import synthesize
 
@@ -41,15 +43,64 @@ def test_warp_on_the_grid_edge_is_searched_again(engine):
     assert WARP_GRID[1] < v.warp < WIDE_WARP_GRID[1]
 
 
-def test_implausible_f0_shift_is_rejected_with_its_reason(engine):
-    """A high voice (flite:slt 10 semitones up, ~300 Hz) against a low base voice (flite:kal, ~90 Hz)."""
+def test_a_large_shift_to_a_plausible_voice_is_used(engine):
+    """A high voice (flite:slt 10 semitones up, ~300 Hz) on a low base voice (flite:kal, ~90 Hz): a shift
+    of ~22 st, which the old fixed +-15 st bound rejected, to an F0 a voice can have. Used as estimated."""
     prompt = engine.render(PROMPT, "en", Voicing(f0_shift_st=10), "flite:slt")
-    with pytest.raises(VoicingRejected, match=r"f0 shift \+\d+\.\d st beyond") as e:
-        engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:kal")
+    _, v, info = engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:kal")
+    assert [t["failed"] for t in info["tries"]] == [[]]
+    assert 18 < v.f0_shift_st < 24
+
+
+def test_the_factorys_child_style_prompt_is_accepted(engine, tmp_path):
+    """The voice bank's own child-style clip of en_f1 (female timbre on the male piper:joe, plus the child
+    preset): ~+17.8 st, ~470 Hz, a child's F0. It passes the F0 check on its first estimate."""
+    bank = GeneratedVoiceBank(str(tmp_path), 16000, ["en"])
+    job = bank.job(next(s for s in bank.speakers if s.id == "en_f1"), "child")
+    GeneratedVoiceBank.render(engine, job)
+    prompt, _ = sf.read(job["path"], dtype="float32")
+    _, v, info = engine.clone(prompt, job["text"], TEXT, "en", base_voice=job["base_voice"])
+    assert not [f for t in info["tries"] for f in t["failed"] if f.startswith("f0")]
+    assert info["tries"][0]["f0"] == "dio" and info["tries"][-1]["failed"] == []
+    assert v.f0_shift_st > 15 and not v.whisper
+
+
+def test_an_implausible_f0_is_rejected_with_its_reason(engine):
+    """flite:slt 22 semitones up (~620 Hz, above any speaking voice) is no voice to clone."""
+    prompt = engine.render(PROMPT, "en", Voicing(f0_shift_st=22), "flite:slt")
+    with pytest.raises(VoicingRejected, match=r"f0 median \d+ Hz in the prompt outside the plausible 60-600") as e:
+        engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:slt")
     # dio first, then harvest: both tries are named
     assert len(e.value.reasons) == 2 and "(harvest" in e.value.reasons[1]
     assert isinstance(e.value, ValueError)
     assert pickle.loads(pickle.dumps(e.value)).reasons == e.value.reasons
+
+
+def test_a_shift_beyond_the_renderers_clip_is_rejected(engine):
+    """flite:slt 19 semitones up (~500 Hz, a plausible child) on flite:kal (~90 Hz) is ~31 st, more than
+    the renderer applies: the clone would miss the prompt's pitch by 7 st."""
+    prompt = engine.render(PROMPT, "en", Voicing(f0_shift_st=19), "flite:slt")
+    with pytest.raises(VoicingRejected, match=r"f0 shift \+\d+\.\d st from this base beyond the renderer's \+-24"):
+        engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:kal")
+
+
+def test_an_octave_error_is_re_estimated_with_harvest(engine, monkeypatch):
+    """dio doubling the prompt's F0 (simulated: +12 st on its dio profile) puts it above any voice; the
+    estimate is made again with harvest, and harvest's is the one used."""
+    prompt = engine.render(PROMPT, "en", Voicing(f0_shift_st=12), "flite:slt")
+    _, truth, _ = engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:slt")
+    def doubled(x, sr, text, language, feat=None):
+        p = profile(x, sr, text, language, feat)
+        if feat is None and x is prompt:  # the dio pass on the prompt
+            p["f0_median_st"] += 12
+        return p
+    monkeypatch.setattr("tts.engine.profile", doubled)
+    engine._prompt_cache.clear()
+    _, v, info = engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:slt")
+    first, last = info["tries"]
+    assert first["f0"] == "dio" and "in the prompt outside the plausible" in first["failed"][0]
+    assert last["f0"] == "harvest" and last["failed"] == []
+    assert abs(v.f0_shift_st - truth.f0_shift_st) < 1 and abs(first["f0_shift_st"] - 12 - last["f0_shift_st"]) < 1
 
 
 def test_base_voice_is_the_closest(engine):
@@ -66,10 +117,11 @@ def test_a_rejected_voicing_is_a_reject_with_its_reason():
         name = "clone_pair"
 
         def process(self, row):
-            raise VoicingRejected("a prompt", ["piper:joe (dio, warp grid 0.70-1.45): f0 shift +19.0 st beyond +-15"])
+            raise VoicingRejected("a prompt", ["piper:joe (dio, warp grid 0.70-1.45): f0 median 640 Hz in the prompt "
+                                                "outside the plausible 60-600"])
     row = Cloning().process_rows([{"key": "k", "meta": {}, "members": {}}])[0]
     assert row["reject"]["reason"] == "voicing_rejected"
-    assert "f0 shift +19.0 st" in row["reject"]["detail"]
+    assert "f0 median 640 Hz in the prompt" in row["reject"]["detail"]
 
 
 def test_a_pair_is_cloned_on_one_base_voice(tmp_path):

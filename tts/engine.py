@@ -11,7 +11,7 @@ import pyworld
 
 from core.audio import check_waveform, resample
 from tts.base_voices import BaseVoices, UnspeakableText, candidate_voices, espeak_version
-from tts.profile import WARP_GRID, WIDE_WARP_GRID, clone_voicing, profile, speech_mask
+from tts.profile import F0_SHIFT_CLIP_ST, WARP_GRID, WIDE_WARP_GRID, clone_voicing, profile, speech_mask
 from tts.voicing import Voicing, VoicingRejected
 from tts.world_render import analyze, apply, synthesize
 
@@ -26,9 +26,15 @@ MAX_TEXT_CHARS = 1500
 CHUNK_PAUSE_S = 0.25
 BASE_CACHE_S = 60.0
 # The voicing estimate checks itself against these; a failed check is re-estimated, then rejected.
-# Adult speaking F0 spans about 85-255 Hz (19 semitones); a male and a female voice are ~12 apart, so a
-# shift over 15 from a base voice is an F0 tracking error (octave jump) or a base of the wrong sex.
-MAX_F0_SHIFT_ST = 15.0
+# The F0 check judges the F0 the clone will speak at, not the shift that gets it there: a shift is only
+# as large as the distance from the base voice, and a legitimate one can be large (the factory's own
+# child-style prompt on its male base piper:joe is +17 to +18 st, ~470 Hz). Speaking F0 medians run from
+# ~65 Hz (a low bass) to ~450-500 Hz (a small child); a median outside this range, in the prompt or in
+# the base, is an F0 tracking error (dio halving or doubling) or no human voice.
+PLAUSIBLE_F0_HZ = (60.0, 600.0)
+# The checks' rule, part of the estimate cache's key: an estimate cached under another rule (unchecked,
+# or rejected by the old fixed +-15 st shift bound) is made again, not reused.
+ESTIMATE_CHECKS = "checks-f0hz"
 # Base and prompt speak the same text: a base with a voiced-frame share this far below the prompt's has
 # lost voiced speech in its F0 track, so its F0 statistics describe a fraction of the text. The other way
 # round is the prompt's own voice (breathy, whispered: estimated as breath), and harvest would find F0
@@ -164,7 +170,7 @@ class LocalEngine:
         none passes, the prompt is rejected (VoicingRejected, with every try's reason). Cached per prompt.
         """
         check_waveform(prompt, self.sr, "prompt audio")
-        ident = f"{ENGINE_VERSION}/{self.sr}/{self.frame_period}/{language}/{base_voice}/{prompt_text}"
+        ident = f"{ENGINE_VERSION}/{ESTIMATE_CHECKS}/{self.sr}/{self.frame_period}/{language}/{base_voice}/{prompt_text}"
         if base_voice is None:
             ident += "/closest:" + ",".join(candidate_voices(language))
         h = hashlib.sha1(prompt.tobytes() + ident.encode()).hexdigest()
@@ -299,8 +305,16 @@ def _check(v: Voicing, target: dict, base: dict, grid: tuple[float, float]) -> l
     failed = []
     if min(v.warp - grid[0], grid[1] - v.warp) < WARP_EDGE_TOL:
         failed.append(f"warp {v.warp:.2f} at the edge of the grid {grid[0]:.2f}-{grid[1]:.2f}")
-    if abs(v.f0_shift_st) > MAX_F0_SHIFT_ST:
-        failed.append(f"f0 shift {v.f0_shift_st:+.1f} st beyond +-{MAX_F0_SHIFT_ST:.0f}")
+    if not v.whisper and np.isfinite(target["f0_median_st"]) and np.isfinite(base["f0_median_st"]):
+        lo, hi = PLAUSIBLE_F0_HZ
+        bad = [f"f0 median {2 ** (d['f0_median_st'] / 12):.0f} Hz in the {who} outside the plausible {lo:.0f}-{hi:.0f}"
+               for who, d in (("prompt", target), ("base", base)) if not lo <= 2 ** (d["f0_median_st"] / 12) <= hi]
+        shift = target["f0_median_st"] - base["f0_median_st"]
+        if not bad and abs(shift) > F0_SHIFT_CLIP_ST:
+            # both F0s plausible, but too far apart: clone_voicing clips the shift, and the clone would
+            # miss the prompt's pitch by the excess
+            bad.append(f"f0 shift {shift:+.1f} st from this base beyond the renderer's +-{F0_SHIFT_CLIP_ST:.0f}")
+        failed += bad
     if not v.whisper and target["voiced_ratio"] - base["voiced_ratio"] > MAX_VOICED_GAP:
         failed.append(f"voiced frames {target['voiced_ratio']:.2f} in the prompt, {base['voiced_ratio']:.2f} "
                       f"in the base")

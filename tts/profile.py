@@ -15,6 +15,8 @@ _BINS = 64  # envelope resolution for timbre matching
 # when the search ends on an edge of the first, to tell a real optimum there from one beyond it.
 WARP_GRID = (0.70, 1.45)
 WIDE_WARP_GRID = (0.55, 1.80)
+# The largest F0 shift applied, either way: two octaves, beyond what WORLD renders as a voice.
+F0_SHIFT_CLIP_ST = 24.0
 
 
 def syllables(text: str, language: str) -> int:
@@ -120,7 +122,7 @@ def clone_voicing(prompt: dict, base: dict, sr: int, grid: tuple[float, float] =
              breath=clip((prompt["ap_low"] - base["ap_low"]) / max(1 - base["ap_low"], 1e-3) - 0.1, 0, 1))
     if not whisper and np.isfinite(prompt["f0_median_st"]) and np.isfinite(base["f0_median_st"]):
         v.update(
-            f0_shift_st=clip(prompt["f0_median_st"] - base["f0_median_st"], -24, 24),
+            f0_shift_st=clip(prompt["f0_median_st"] - base["f0_median_st"], -F0_SHIFT_CLIP_ST, F0_SHIFT_CLIP_ST),
             f0_range=clip(prompt["f0_range_st"] / max(base["f0_range_st"], 0.1), 0.2, 3.0),
             f0_slope_st=clip(prompt["f0_slope_st"] - base["f0_slope_st"], -8, 8),
             f0_final_st=clip(prompt["f0_final_st"] - base["f0_final_st"], -8, 8),

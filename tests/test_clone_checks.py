@@ -68,7 +68,7 @@ def test_the_factorys_child_style_prompt_is_accepted(engine, tmp_path):
 def test_an_implausible_f0_is_rejected_with_its_reason(engine):
     """flite:slt 22 semitones up (~620 Hz, above any speaking voice) is no voice to clone."""
     prompt = engine.render(PROMPT, "en", Voicing(f0_shift_st=22), "flite:slt")
-    with pytest.raises(VoicingRejected, match=r"f0 median \d+ Hz in the prompt outside the plausible 60-600") as e:
+    with pytest.raises(VoicingRejected, match=r"f0 median \d+ Hz in the prompt above the plausible 600") as e:
         engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:slt")
     # dio first, then harvest: both tries are named
     assert len(e.value.reasons) == 2 and "(harvest" in e.value.reasons[1]
@@ -98,7 +98,7 @@ def test_an_octave_error_is_re_estimated_with_harvest(engine, monkeypatch):
     engine._prompt_cache.clear()
     _, v, info = engine.clone(prompt, PROMPT, TEXT, "en", base_voice="flite:slt")
     first, last = info["tries"]
-    assert first["f0"] == "dio" and "in the prompt outside the plausible" in first["failed"][0]
+    assert first["f0"] == "dio" and "in the prompt above the plausible" in first["failed"][0]
     assert last["f0"] == "harvest" and last["failed"] == []
     assert abs(v.f0_shift_st - truth.f0_shift_st) < 1 and abs(first["f0_shift_st"] - 12 - last["f0_shift_st"]) < 1
 
@@ -118,7 +118,7 @@ def test_a_rejected_voicing_is_a_reject_with_its_reason():
 
         def process(self, row):
             raise VoicingRejected("a prompt", ["piper:joe (dio, warp grid 0.70-1.45): f0 median 640 Hz in the prompt "
-                                                "outside the plausible 60-600"])
+                                                "above the plausible 600"])
     row = Cloning().process_rows([{"key": "k", "meta": {}, "members": {}}])[0]
     assert row["reject"]["reason"] == "voicing_rejected"
     assert "f0 median 640 Hz in the prompt" in row["reject"]["detail"]

@@ -35,7 +35,7 @@ BASE_CACHE_S = 60.0
 MAX_F0_HZ = 600.0
 # The checks' rule, part of the estimate cache's key: an estimate cached under another rule (unchecked,
 # or rejected by the old fixed +-15 st shift bound) is made again, not reused.
-ESTIMATE_CHECKS = "checks-f0hz"
+ESTIMATE_CHECKS = "checks-f0max600"
 # Base and prompt speak the same text: a base with a voiced-frame share this far below the prompt's has
 # lost voiced speech in its F0 track, so its F0 statistics describe a fraction of the text. The other way
 # round is the prompt's own voice (breathy, whispered: estimated as breath), and harvest would find F0

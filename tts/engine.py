@@ -165,8 +165,7 @@ class LocalEngine:
 
         Each estimate is checked (see _check): a warp on the grid's edge is searched again on a wider
         grid, an F0 above any voice, a shift beyond the renderer's or a base that lost voiced frames is
-        measured again with harvest
-        instead of dio. With no `base_voice`, the installed candidate voices of the language nearest the
+        measured again with harvest instead of dio. With no `base_voice`, the installed candidate voices of the language nearest the
         prompt in pitch (MAX_CANDIDATES) are estimated so, and of those that pass, the one whose rendering
         of the prompt text (with its voicing) is closest to the prompt by speaker embedding is chosen. If
         none passes, the prompt is rejected (VoicingRejected, with every try's reason). Cached per prompt.

@@ -15,6 +15,7 @@ from functools import lru_cache
 import pyarrow as pa
 
 from tts.backends import TtsUnavailable
+from tts.voicing import VoicingRejected
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Stage:
                 row["reject"] = {"stage": self.name, "reason": r.reason, "detail": r.detail, "value": r.value}
             except TtsUnavailable as e:
                 row["reject"] = {"stage": self.name, "reason": TTS_UNAVAILABLE, "detail": str(e), "value": None}
+            except VoicingRejected as e:
+                row["reject"] = {"stage": self.name, "reason": "voicing_rejected", "detail": str(e), "value": None}
             except BAD_INPUT as e:
                 row["reject"] = {"stage": self.name, "reason": "bad_input", "detail": f"{type(e).__name__}: {e}",
                                  "value": None}

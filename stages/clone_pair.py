@@ -27,10 +27,16 @@ class ClonePair(Stage):
     def process(self, row):
         m = row["meta"]
         out = {}
+        base_voice = m.get("base_voice")
+        if base_voice is None and hasattr(self.backend, "choose_base_voice"):
+            # one base voice for both clones, chosen on the neutral prompt: the pair then differs only
+            # where its prompts do, not in the voice the engine started from
+            base_voice = self.backend.choose_base_voice(self._prompt(m["prompt_src"]["path"]),
+                                                        m["prompt_src"]["text"], m["language"])
         for role, prompt in (("src", m["prompt_src"]), ("tgt", m["prompt_tgt"])):
             instruction = m["instruction"] if role == "tgt" else None
             x = self.backend.clone(self._prompt(prompt["path"]), prompt["text"], m["text"], m["language"],
-                                   instruction, m.get("base_voice"), m["seed"])
+                                   instruction, base_voice, m["seed"])
             if len(x) < 0.3 * self.sr:
                 raise Reject("tts_empty", f"{role} clone is {len(x) / self.sr:.2f} s", len(x) / self.sr)
             out[role] = audio.encode_flac(x, self.sr)

@@ -34,6 +34,10 @@ class LocalBackend:
     def clone(self, prompt, prompt_text, text, language, instruction=None, base_voice=None, seed=0):
         return self.engine.clone(prompt, prompt_text, text, language, instruction, base_voice, seed)[0]
 
+    def choose_base_voice(self, prompt, prompt_text, language) -> str:
+        """The base voice the engine clones `prompt` on when none is given."""
+        return self.engine.estimate(prompt, prompt_text, language)["base_voice"]
+
     def versions(self) -> dict:
         return self.engine.versions()
 

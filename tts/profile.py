@@ -11,6 +11,12 @@ from tts.voicing import Voicing
 from tts.world_render import WorldFeatures, _warp_bins, analyze
 
 _BINS = 64  # envelope resolution for timbre matching
+# Formant warps searched: 0.70..1.45 spans an adult male base to a child; the wide grid is the retry
+# when the search ends on an edge of the first, to tell a real optimum there from one beyond it.
+WARP_GRID = (0.70, 1.45)
+WIDE_WARP_GRID = (0.55, 1.80)
+# The largest F0 shift applied, either way: two octaves, beyond what WORLD renders as a voice.
+F0_SHIFT_CLIP_ST = 24.0
 
 
 def syllables(text: str, language: str) -> int:
@@ -88,13 +94,14 @@ def _wobble(f0: np.ndarray, voiced: np.ndarray, fp_s: float) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
-def _warp_and_tilt(base_env: np.ndarray, target_env: np.ndarray, sr: int) -> tuple[float, float]:
+def _warp_and_tilt(base_env: np.ndarray, target_env: np.ndarray, sr: int,
+                   grid: tuple[float, float] = WARP_GRID) -> tuple[float, float]:
     """Grid search the formant warp; for each, the best linear tilt; keep the smallest residual."""
     freqs = np.linspace(0, sr / 2, len(base_env))
     band = (freqs >= 300) & (freqs <= min(5000, sr / 2 - 500))
     x = np.log2(np.maximum(freqs, 500.0) / 500.0)
     best = (1e9, 1.0, 0.0)
-    for w in np.arange(0.70, 1.451, 0.01):
+    for w in np.arange(grid[0], grid[1] + 0.001, 0.01):
         e = _warp_bins(base_env[None, :], w)[0]
         d = target_env - e
         A = np.stack([x[band], np.ones(band.sum())], 1)
@@ -105,17 +112,17 @@ def _warp_and_tilt(base_env: np.ndarray, target_env: np.ndarray, sr: int) -> tup
     return best[1], best[2]
 
 
-def clone_voicing(prompt: dict, base: dict, sr: int) -> Voicing:
+def clone_voicing(prompt: dict, base: dict, sr: int, grid: tuple[float, float] = WARP_GRID) -> Voicing:
     """The voicing that moves a base rendering's profile onto the prompt's."""
     clip = lambda v, lo, hi: float(min(hi, max(lo, v)))
     whisper = 1.0 if prompt["voiced_ratio"] < 0.2 and base["voiced_ratio"] > 0.4 else 0.0
-    warp, tilt = _warp_and_tilt(np.array(base["envelope"]), np.array(prompt["envelope"]), sr)
+    warp, tilt = _warp_and_tilt(np.array(base["envelope"]), np.array(prompt["envelope"]), sr, grid)
     v = dict(whisper=whisper, warp=warp, tilt_db_oct=clip(tilt, -12, 12),
              tempo=clip(prompt["rate_syl_s"] / base["rate_syl_s"], 0.5, 2.0),
              breath=clip((prompt["ap_low"] - base["ap_low"]) / max(1 - base["ap_low"], 1e-3) - 0.1, 0, 1))
     if not whisper and np.isfinite(prompt["f0_median_st"]) and np.isfinite(base["f0_median_st"]):
         v.update(
-            f0_shift_st=clip(prompt["f0_median_st"] - base["f0_median_st"], -24, 24),
+            f0_shift_st=clip(prompt["f0_median_st"] - base["f0_median_st"], -F0_SHIFT_CLIP_ST, F0_SHIFT_CLIP_ST),
             f0_range=clip(prompt["f0_range_st"] / max(base["f0_range_st"], 0.1), 0.2, 3.0),
             f0_slope_st=clip(prompt["f0_slope_st"] - base["f0_slope_st"], -8, 8),
             f0_final_st=clip(prompt["f0_final_st"] - base["f0_final_st"], -8, 8),

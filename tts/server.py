@@ -179,8 +179,8 @@ def make_server(host: str, port: int, settings: ServerSettings | None = None) ->
             req = parse_request(self.headers.get("Content-Type"), self._body(), s)
             prompt = decode_prompt(req["prompt_audio"], s)
             with lock:
-                y, _ = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],
-                                    req["instruction"], req["base_voice"], req["seed"])
+                y = engine.clone(prompt, req["prompt_text"], req["text"], req["language"],
+                                 req["instruction"], req["base_voice"], req["seed"])[0]
             return audio.encode_flac(y, s.sample_rate)
 
         def do_POST(self):

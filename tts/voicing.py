@@ -7,6 +7,17 @@ so `timbre + preset.at(intensity)` is the voicing of an emotional prompt clip.
 from dataclasses import asdict, dataclass, fields, replace
 
 
+class VoicingRejected(ValueError):
+    """No voicing estimate of a prompt passed its checks: `reasons` says what failed, per try."""
+
+    def __init__(self, prompt: str, reasons: list[str]):
+        super().__init__(f"prompt {prompt!r}: voicing rejected: {'; '.join(reasons)}")
+        self.prompt, self.reasons = prompt, reasons
+
+    def __reduce__(self):  # crosses process boundaries (Ray) with its fields intact
+        return VoicingRejected, (self.prompt, self.reasons)
+
+
 @dataclass(frozen=True)
 class Voicing:
     f0_shift_st: float = 0.0   # F0 level, semitones

@@ -20,10 +20,14 @@ class WorldFeatures:
         return np.linspace(0, self.sr / 2, self.sp.shape[1])
 
 
-def analyze(x: np.ndarray, sr: int, frame_period: float = 5.0) -> WorldFeatures:
-    # dio + stonemask is ~15x faster than harvest and good enough on clean TTS speech.
+def analyze(x: np.ndarray, sr: int, frame_period: float = 5.0, f0_method: str = "dio") -> WorldFeatures:
+    # dio + stonemask is ~15x faster than harvest and good enough on clean TTS speech; harvest is the
+    # fallback where dio's F0 looks wrong (octave errors, voiced frames missed).
     x = np.ascontiguousarray(x, dtype=np.float64)
-    f0, t = pyworld.dio(x, sr, frame_period=frame_period, f0_floor=55.0, f0_ceil=700.0)
+    if f0_method not in ("dio", "harvest"):
+        raise ValueError(f"unknown F0 method {f0_method!r}: dio or harvest")
+    f0_track = pyworld.harvest if f0_method == "harvest" else pyworld.dio
+    f0, t = f0_track(x, sr, frame_period=frame_period, f0_floor=55.0, f0_ceil=700.0)
     f0 = pyworld.stonemask(x, f0, t, sr)
     sp = pyworld.cheaptrick(x, f0, t, sr)
     ap = pyworld.d4c(x, f0, t, sr)

@@ -20,7 +20,7 @@ from http import HTTPStatus
 from pathlib import Path
 
 from core.reader import Release
-from pipelines.label_margins import (Handler, LabelServer, RequestError, ServerLimits, annotator_name, serve,
+from pipelines.label_margins import (Handler, LabelServer, RequestError, ServerLimits, serve,
                                      serve_until_interrupted)
 from scorers import people_pairs
 from scorers.labels import LabelStore, shard_ref

@@ -87,7 +87,11 @@ class PipelineDir:
         os.replace(tmp, partial / "progress" / (rec["shard"] + ".json"))
 
     def publish(self, partial: Path, release_id: str, keep: int) -> Path:
-        final = self.releases / release_id
+        final, n = self.releases / release_id, 1
+        while final.exists():   # a rerun that reuses everything can finish within the same second
+            n += 1
+            final = self.releases / f"{release_id}-{n}"
+        release_id = final.name
         shutil.rmtree(partial / "progress", ignore_errors=True)
         os.replace(partial, final)
         tmp = self.dir / "latest.tmp"

@@ -188,11 +188,12 @@ def run(cfg):
     settings = OmegaConf.to_container(p, resolve=True)
     return execute(cfg, NAME, rows, stages, to_sample,
                    extra_run_info={"llm": identity, "source": data, "audio": audio.data, "settings": settings},
-                   finish=lambda release: write_pairs(release, s))
+                   finish=lambda release: write_pairs(release, s, data_codec))
 
 
-def write_pairs(release: Path, s: dict) -> tuple[dict, list[str]]:
-    """pairs.parquet and report.json of a release's candidates (all of them: computed now or reused)."""
+def write_pairs(release: Path, s: dict, codec: str) -> tuple[dict, list[str]]:
+    """pairs.parquet and report.json of a release's candidates (all of them: computed now or reused);
+    codec: the tokenizer the answers' ids are of."""
     rows, margins, prompts, unrated, scores = [], defaultdict(list), defaultdict(int), defaultdict(dict), defaultdict(list)
     out = Release(release) if (release / "manifest.parquet").is_file() and _has_rows(release) else None
     for key in (out.manifest["key"] if out else ()):
@@ -218,7 +219,7 @@ def write_pairs(release: Path, s: dict) -> tuple[dict, list[str]]:
                          "chosen": _ids(sample.members[token_member(chosen["member"])]),
                          "rejected": _ids(sample.members[token_member(rejected["member"])]),
                          "chosen_score": chosen["score"], "rejected_score": rejected["score"], "margin": margin,
-                         "rater": chosen["rater"]})
+                         "rater": chosen["rater"], "tokenizer_version": codec})
     pairs_table.write_pairs(rows, release / pairs_table.FILE)
     by_task = {t: sum(r["task"] == t for r in rows) for t in sorted(prompts)}
     report = {"threshold": s["threshold"], "validation_fraction": s["validation_fraction"],

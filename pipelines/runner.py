@@ -281,7 +281,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     write_report(partial, info, manifest, rejects)
     release_id = time.strftime("%Y%m%d-%H%M%S") + "-" + fingerprint[:6]
     final = out.publish(partial, release_id, cfg.release.keep)
-    info["release"] = release_id
+    info["release"] = final.name
     _summary(info, final, extra_lines)
     return info
 

@@ -86,6 +86,7 @@ def people_pairs(store, release, min_margin: float = 3.0, validation_fraction: f
     over = {t: 0 for t in sorted({*REPORTED_MARGINS, min_margin})}
     annotators = set()
     scores = mean_scores(store)
+    codec = pairs.release_codec(release.root)
     for key, cands in scores.items():
         if key not in known:
             missing += 1
@@ -108,7 +109,8 @@ def people_pairs(store, release, min_margin: float = 3.0, validation_fraction: f
                 "chosen": np.asarray(sample.members[f"cand{chosen}.tok.npy"]).reshape(-1),
                 "rejected": np.asarray(sample.members[f"cand{rejected}.tok.npy"]).reshape(-1),
                 "chosen_score": float(cands[chosen][0]), "rejected_score": float(cands[rejected][0]),
-                "margin": float(margin), "rater": "people:" + ",".join(who)})
+                "margin": float(margin), "rater": "people:" + ",".join(who),
+                "tokenizer_version": codec})
     if missing:
         log.warning("%d rated prompts are not in %s (an older release's?); their ratings are not exported",
                     missing, release.data)

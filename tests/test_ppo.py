@@ -187,7 +187,7 @@ def test_bad_input_is_named(models, tmp_path):
     with pytest.raises(ValueError, match="not an LLM checkpoint"):
         _run(_cfg(models, tmp_path, *base, f"pipeline.editor={models['rm'] / 'nowhere'}"))
     with pytest.raises(ValueError, match="pairs= is required"):
-        _run(_cfg(models, tmp_path, *base, "pairs=null"))
+        _run(_cfg(models, tmp_path, *base, "pipeline.pairs=null"))
     with pytest.raises(ValueError, match="no pairs.parquet"):
         _run(_cfg(models, tmp_path, *base, f"pipeline.pairs=[{tmp_path}]"))
 

@@ -146,6 +146,7 @@ def test_candidates_pairs_and_report(first_run, tokens):
         assert (p["prompt_key"], p["chosen_score"]) in scores and (p["prompt_key"], p["rejected_score"]) in scores
         assert p["split"] == prompt_split(p["prompt_key"], 0.1)
         assert p["rater"].startswith("machine:") and not np.array_equal(p["chosen"], p["rejected"])
+        assert p["tokenizer_version"] == "tokenizer-v3", "the answers' codec, so a trainer can refuse another"
     assert len({p["pair_id"] for p in table}) == len(table)
 
     report = json.loads((out / "preference_pairs" / "latest" / "report.json").read_text())

@@ -207,3 +207,18 @@ def test_a_thousand_requests_with_broken_ones(tmp_path, cache_dir, ray_local):
     details = " ".join(rej["detail"])
     for what in ("cannot decode", "no such audio file", "empty file", "too short", "no transcript", "klingon"):
         assert what in details, what
+
+
+def test_two_releases_in_one_second_are_both_kept(tmp_path):
+    """A rerun that reuses every sample can publish within the second of the previous one: it gets
+    its own release directory and `latest` points at it; the first release stays whole."""
+    from core.releases import PipelineDir
+    out = PipelineDir(tmp_path, "preference_pairs")
+    finals = []
+    for n in range(3):
+        partial = out.partial("abcdef123456")
+        (partial / "run.json").write_text(str(n))
+        finals.append(out.publish(partial, "20261203-024347-abcdef", keep=5))
+    assert [f.name for f in finals] == ["20261203-024347-abcdef", "20261203-024347-abcdef-2", "20261203-024347-abcdef-3"]
+    assert [(f / "run.json").read_text() for f in finals] == ["0", "1", "2"]
+    assert out.latest() == finals[-1].resolve()

@@ -31,6 +31,7 @@ from editor.llm.vocab import AUDIO_SIZE
 
 COLUMNS = ("pair_id", "prompt_key", "task", "split", "example", "chosen", "rejected",
            "chosen_score", "rejected_score", "margin", "rater")
+OPTIONAL = ("tokenizer_version",)   # the codec tokenizer the answers' ids are of: trainers refuse another
 FILE = "pairs.parquet"
 EXAMPLE_FIELDS = ("system", "instruction", "text", "target_text", "language", "speaker", "source_tokens")
 
@@ -77,7 +78,8 @@ def write_pairs(rows: list[dict], path) -> Path:
     ids = [r["pair_id"] for r in rows]
     if len(set(ids)) != len(ids):
         raise ValueError("pair_id values are not unique")
-    df = pd.DataFrame([{c: r[c] for c in COLUMNS} for r in rows], columns=list(COLUMNS))
+    cols = list(COLUMNS) + [c for c in OPTIONAL if any(r.get(c) is not None for r in rows)]
+    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     for c in ("chosen", "rejected"):
         df[c] = [[int(t) for t in np.asarray(v).reshape(-1)] for v in df[c]]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -124,3 +126,9 @@ def answered(pair: dict) -> tuple[dict, dict]:
     """(chosen, rejected) as chat examples with their target_tokens: chat.build_example's input."""
     ex = pair["example"]
     return {**ex, "target_tokens": pair["chosen"]}, {**ex, "target_tokens": pair["rejected"]}
+
+
+def release_codec(root) -> str | None:
+    """The codec tokenizer of a preference_pairs release's answers (its run.json), or None."""
+    run = Path(root) / "run.json"
+    return (json.loads(run.read_text()).get("llm") or {}).get("codec") if run.is_file() else None

@@ -6,6 +6,7 @@ nothing. Also checks that the captured decode graphs follow the actor's in-place
 rollout after an optimizer step equals an eager one).
 
     run(command="OUT=$OUT bash bench/ppo_gpu.sh pipeline.train.steps=30 ...")   # no wheels needed"""
+import importlib.machinery
 import importlib.util
 import json
 import sys
@@ -22,7 +23,9 @@ sys.path.insert(0, str(REPO))
 # artifacts; PPO reads and writes no audio (core.audio is only imported on the way to the editor module).
 for name in ("soundfile", "soxr"):
     if importlib.util.find_spec(name) is None:
-        sys.modules[name] = types.ModuleType(name)
+        stub = types.ModuleType(name)
+        stub.__spec__ = importlib.machinery.ModuleSpec(name, None)   # transformers find_spec()s it
+        sys.modules[name] = stub
 from editor.llm import train_ppo  # noqa: E402
 from editor.llm.editor import DEFAULT_TOKENIZER  # noqa: E402
 from editor.llm.model import load  # noqa: E402

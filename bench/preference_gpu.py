@@ -8,6 +8,7 @@ pipeline runs it (pipeline=train_reward, train_dpo, train_ppo with workers=1), w
 Settings are the pipelines' yaml defaults plus the overrides. PPO's reward model is the one trained
 here. OUT receives the DPO and PPO actors (bf16 editor LLM directories) as two tars each, under the 16 MiB a
 file may come back with, and every run's training.json, log and curve."""
+import importlib.machinery
 import importlib.util
 import json
 import shutil
@@ -26,7 +27,9 @@ sys.path.insert(0, str(REPO))
 # on the way to the editor module).
 for name in ("soundfile", "soxr"):
     if importlib.util.find_spec(name) is None:
-        sys.modules[name] = types.ModuleType(name)
+        stub = types.ModuleType(name)
+        stub.__spec__ = importlib.machinery.ModuleSpec(name, None)   # transformers find_spec()s it
+        sys.modules[name] = stub
 from editor.llm import preference_train as pt  # noqa: E402
 from editor.llm import train_ppo  # noqa: E402
 

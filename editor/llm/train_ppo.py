@@ -75,12 +75,11 @@ def rollout_seed(seed: int, *parts) -> int:
 
 def layout_of(tokenizer_dir) -> Layout:
     """The codec's interleaving, from its config.json (the grammar the sampler follows)."""
-    from editor.tokenizer import block_frames
     f = Path(tokenizer_dir) / "config.json"
     if not f.is_file():
         raise ValueError(f"tokenizer={tokenizer_dir}: not a codec tokenizer directory (no config.json)")
     cfg = json.loads(f.read_text())
-    b = block_frames(cfg)
+    b = math.lcm(cfg["linguistic"]["hop_frames"], cfg["semantic"]["hop_frames"])   # tokenizer.block_frames
     return Layout(b // cfg["linguistic"]["hop_frames"], b // cfg["semantic"]["hop_frames"], cfg["linguistic"]["codebook"])
 
 

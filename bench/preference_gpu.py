@@ -46,7 +46,8 @@ def settings(extra: list[str]) -> dict:
         if kind not in tc or name not in tc[kind]:
             raise SystemExit(f"unknown override {a!r}: give KIND.KEY=VALUE with KIND one of {list(tc)} and KEY "
                              "a key of that pipeline's train settings")
-        tc[kind][name] = yaml.safe_load(value)
+        v = yaml.safe_load(value)
+        tc[kind][name] = float(v) if isinstance(tc[kind][name], float) else v   # YAML reads 5e-6 as a string
     return tc
 
 

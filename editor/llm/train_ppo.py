@@ -212,6 +212,18 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         log(f"note: critic_warmup={pc['critic_warmup']} >= steps={pc['steps']}: the actor never moves")
     actor, ref, critic, reward, vocab = load_models(editor_dir, reward_dir, pc, reward_fn)
     layout = layout_of(pc["tokenizer"] or DEFAULT_TOKENIZER)
+    # On CUDA rollouts sample a bf16 copy of the actor, refreshed in place before each rollout: the
+    # decoder's static cache takes the weights' dtype (fp32 weights under bf16 autocast give it keys
+    # and values of two dtypes), and its captured graphs read fixed weight addresses.
+    sampler = llm_model.load(editor_dir, "bfloat16")[0].to(device).eval() if device.type == "cuda" else None
+
+    def policy():
+        if sampler is None:
+            return actor
+        with torch.no_grad():
+            for d, s in zip(sampler.parameters(), actor.parameters()):
+                d.copy_(s)
+        return sampler
     prompts = prompts_of(pairs, vocab, pc, layout.block)
     for m in (actor, ref, critic, reward):
         m.to(device)
@@ -242,7 +254,7 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
     t_run = time.time() - elapsed
     if selected is None:
-        selected, probe = select_hardest(actor, reward, vocab, prompts, pc, layout, device, autocast, log)
+        selected, probe = select_hardest(policy(), reward, vocab, prompts, pc, layout, device, autocast, log)
     pool = [prompts[i] for i in selected]
     order = lambda e: np.random.default_rng([pc["seed"], e]).permutation(len(pool))   # one shuffle per pass
     budget_s = 60.0 * pc["max_minutes"]
@@ -261,7 +273,7 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
                 epoch, pos, perm = epoch + 1, 0, order(epoch + 1)
             batch_prompts.append(pool[perm[pos]])
             pos += 1
-        ro = rollout(actor, vocab, batch_prompts, [rollout_seed(pc["seed"], TRAIN, step, i) for i in range(len(batch_prompts))],
+        ro = rollout(policy(), vocab, batch_prompts, [rollout_seed(pc["seed"], TRAIN, step, i) for i in range(len(batch_prompts))],
                      pc, layout)
         batch = _to(policy_rows(ro, vocab), device)
         with torch.no_grad(), autocast():

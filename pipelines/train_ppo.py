@@ -2,10 +2,14 @@
 
     python run.py pipeline=train_ppo editor=editor/artifacts/editor-llm-v3 reward=outputs/reward/reward-v1 \
         pairs=[outputs/preference_pairs]
+    python run.py pipeline=train_ppo ... pipeline.train.workers=4   # 4 Ray Train workers (DDP)
     python run.py pipeline=train_ppo ... resume=true          # after a killed run
 
-One process on one device (editor.device; editor/llm/train_ppo.py). The published actor is an editor
-LLM directory: Editor.load and the benchmark read it as they read the SFT one."""
+pipeline.train.workers=1 (the default): one process on one device (editor.device), no Ray. N > 1: N Ray
+Train workers (gloo on CPU, NCCL on GPU) splitting each rollout batch (editor/llm/train_ppo.py). The
+published actor is an editor LLM directory: Editor.load and the benchmark read it as they read the SFT one."""
+import json
+import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -22,23 +26,48 @@ def pairs_list(p) -> list[str]:
 
 
 def run(cfg, reward_fn=None):
-    """reward_fn: a module used instead of the reward model's scores (tests plant one)."""
+    """reward_fn: a module used instead of the reward model's scores (tests plant one; with workers > 1
+    it travels to the Ray workers pickled)."""
     p = cfg.pipeline
     if not p.editor:
         raise ValueError("editor= is required: the SFT editor LLM directory (e.g. editor=editor/artifacts/editor-llm-v3)")
     if not p.reward and reward_fn is None:
         raise ValueError("reward= is required: the reward model directory (python run.py pipeline=train_reward makes one)")
     if int(cfg.editor.train.workers) > 1:
-        raise ValueError("pipeline=train_ppo runs in one process on one device (no Ray Train workers yet); "
-                         "leave editor.train.workers=1")
+        raise ValueError("pipeline=train_ppo takes its worker count from pipeline.train.workers "
+                         "(editor.train.workers is the SFT trainer's)")
     pairs = pairs_list(p)
     pc = OmegaConf.to_container(p.train, resolve=True)
     out = Path(p.artifact_out or Path(cfg.output_dir) / "editor" / p.version)
     ckpt_dir = Path(p.checkpoint_dir or out.with_name(out.name + ".checkpoints"))
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(cfg.editor.device)
-    result = train_ppo.train_loop(pc, p.editor, p.reward, pairs, out, ckpt_dir, dev, bool(cfg.resume),
-                                  run_info={"command": run_command(), "pairs": pairs, "version": p.version},
-                                  reward_fn=reward_fn)
-    print(f"PPO: {result['steps']} steps in {result['seconds'] / 60:.1f} min on {dev} -> {out}")
+    run_info = {"command": run_command(), "pairs": pairs, "version": p.version}
+    workers = int(pc.get("workers") or 1)
+    if workers > 1:
+        import importlib.util
+        if importlib.util.find_spec("ray") is None:
+            raise ValueError(f"pipeline.train.workers={workers} needs Ray Train, which is not installed here; "
+                             "use pipeline.train.workers=1 (this process, one device)")
+        import ray
+        from ray.train import RunConfig, ScalingConfig
+        from ray.train.torch import TorchTrainer
+        from pipelines.runner import init_ray
+        init_ray(cfg.ray)
+        use_gpu = bool(ray.cluster_resources().get("GPU"))
+        config = {"train": pc, "editor": str(p.editor), "reward": p.reward and str(p.reward), "pairs": pairs,
+                  "out": str(out), "ckpt_dir": str(ckpt_dir), "resume": bool(cfg.resume), "run_info": run_info,
+                  "reward_fn": reward_fn}
+        TorchTrainer(train_ppo.ray_worker, train_loop_config=config,
+                     scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+                     run_config=RunConfig(storage_path=str((ckpt_dir / "ray").resolve()),
+                                          name=f"{p.name}-{int(time.time())}")).fit()
+        # rank 0 published the actor; its training.json is the run's record
+        result = json.loads((out / "training.json").read_text())
+        where = f"{workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
+    else:
+        dev = pick_device(cfg.editor.device)
+        result = train_ppo.train_loop(pc, p.editor, p.reward, pairs, out, ckpt_dir, dev, bool(cfg.resume),
+                                      run_info=run_info, reward_fn=reward_fn)
+        where = str(dev)
+    print(f"PPO: {result['steps']} steps in {result['seconds'] / 60:.1f} min on {where} -> {out}")
     return {"artifact": str(out), **result}

@@ -1,7 +1,7 @@
 """pipeline=train_ppo on tiny models: PPO raises a planted reward on fresh rollouts with a finite KL;
 the critic learns alone during its warm-up (the actor's weights do not move); a killed run resumes to
-the uninterrupted run's weights; the hardest prompts are those the SFT policy scores worst on; bad
-input is named; the published actor loads as an Editor."""
+the uninterrupted run's weights; the hardest prompts are those the SFT policy scores worst on; 2 Ray
+Train workers (gloo) train what 1 worker does; bad input is named; the published actor loads as an Editor."""
 import json
 
 import numpy as np
@@ -176,6 +176,31 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(models, tmp_path, monke
         v for k, v in probe.items() if k not in whole["prompts"]["selected"])
 
 
+def test_two_ray_train_workers_match_one(models, tmp_path, ray_local):
+    """Each of 2 workers samples and scores half of every rollout batch (and of the probe) and takes half
+    of every minibatch; with whitening and statistics over the global batch they train what 1 does."""
+    args = ("pipeline.train.steps=3", "pipeline.train.critic_warmup=1", "pipeline.train.lr=0.001",
+            "pipeline.train.min_lr=0.001", "pipeline.train.critic_lr=0.001", "pipeline.train.hardest_fraction=0.5",
+            "pipeline.train.probe_samples=2", "pipeline.train.max_minutes=1e9", "pipeline.train.ckpt_every=100")
+    one = _run(_cfg(models, tmp_path / "one", *args))
+    two = _run(_cfg(models, tmp_path / "two", *args, "pipeline.train.workers=2"))
+    assert two["workers"] == 2 and two["steps"] == 3 and one["workers"] == 1
+    assert two["prompts"]["selected"] == one["prompts"]["selected"]
+    c1, c2 = ([json.loads(x) for x in (tmp_path / w / "ppo" / "training_log.jsonl").read_text().splitlines()]
+              for w in ("one", "two"))
+    for k in ("reward", "kl", "value_loss", "pg_loss", "clip_frac", "answer_tokens", "ended"):
+        assert [r[k] for r in c1] == pytest.approx([r[k] for r in c2], abs=1e-4), k
+    a, b, sft = _weights(tmp_path / "one" / "ppo"), _weights(tmp_path / "two" / "ppo"), _weights(models["sft"])
+    assert sum(float((a[k] - sft[k]).abs().sum()) for k in a) > 0, "the actor never moved"
+    diff = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print("max |1 worker - 2 workers| over the actor's weights:", diff)
+    # DDP sums gradients in another order; Adam turns a rounding difference in an almost-zero gradient
+    # into up to an lr-sized step (1e-3 here)
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-3), (k, diff)
+        assert float(((a[k] - b[k]).abs() > 5e-5).float().mean()) < 1e-3, (k, diff)
+
+
 def test_bad_input_is_named(models, tmp_path):
     base = ("pipeline.train.steps=1", "pipeline.train.critic_warmup=0", "pipeline.train.hardest_fraction=1.0")
     with pytest.raises(ValueError, match="no train-split pairs"):
@@ -190,6 +215,8 @@ def test_bad_input_is_named(models, tmp_path):
         _run(_cfg(models, tmp_path, *base, "pipeline.pairs=null"))
     with pytest.raises(ValueError, match="no pairs.parquet"):
         _run(_cfg(models, tmp_path, *base, f"pipeline.pairs=[{tmp_path}]"))
+    with pytest.raises(ValueError, match="worker count from pipeline.train.workers"):
+        _run(_cfg(models, tmp_path, *base, "editor.train.workers=2"))
 
 
 def test_ppo_artifact_loads_as_an_editor(models, tmp_path):

@@ -102,8 +102,10 @@ def gae(rewards: torch.Tensor, vals: torch.Tensor, mask: torch.Tensor, gamma: fl
     return adv, (adv + vals) * mask
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp_min(1)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, denom=None) -> torch.Tensor:
+    """Mean of x over the masked actions; denom: divide by this count instead of the mask's (a worker's
+    share of a minibatch divides its sum by the whole minibatch's actions, train_ppo.py)."""
+    return (x * mask).sum() / (mask.sum().clamp_min(1) if denom is None else denom)
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -114,20 +116,20 @@ def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x - mean) * torch.rsqrt(var + 1e-8) * mask
 
 
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor, clip: float,
+                denom=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(clipped surrogate loss, fraction of actions whose ratio left [1 - clip, 1 + clip]), both
-    means over the answer actions."""
+    means over the answer actions (or sums over them / denom, masked_mean)."""
     ratio = torch.exp(logp - old_logp)
     loss = -torch.minimum(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
-    return masked_mean(loss, mask), masked_mean(((ratio - 1).abs() > clip).float(), mask)
+    return masked_mean(loss, mask, denom), masked_mean(((ratio - 1).abs() > clip).float(), mask, denom)
 
 
 def value_loss(v: torch.Tensor, old_v: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float | None) -> torch.Tensor:
+               clip: float | None, denom=None) -> torch.Tensor:
     """0.5 * squared error to the returns, mean over the answer actions; with `clip`, PPO's clipped
     form (the worse of the new value and the old value moved at most clip)."""
     err = (v - returns) ** 2
     if clip is not None:
         err = torch.maximum(err, (old_v + (v - old_v).clamp(-clip, clip) - returns) ** 2)
-    return 0.5 * masked_mean(err, mask)
+    return 0.5 * masked_mean(err, mask, denom)

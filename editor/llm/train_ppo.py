@@ -1,4 +1,5 @@
-"""PPO of the SFT audio LLM against the token-level reward model (the seed's last stage), in one process.
+"""PPO of the SFT audio LLM against the token-level reward model (the seed's last stage), in one
+process on one device (no Ray) or in N Ray Train workers (DDP: gloo on CPU, NCCL on GPU).
 
     actor      the SFT model, trained
     reference  the SFT model, frozen: each answer action pays beta * (log pi - log pi_ref) (ppo.py)
@@ -19,7 +20,19 @@ are scored by the reward model and the `hardest_fraction` with the lowest mean r
 Checkpoints (actor, critic, both optimizers, step, prompt order and position, rng, the selection,
 the curve) are written atomically every `ckpt_every` steps; `resume` continues from the last one.
 Learning rates are a pure function of the step (no scheduler state to save). Rollout seeds are a
-function of (seed, step, row), so a resumed run samples what the uninterrupted one would."""
+function of (seed, step, row), so a resumed run samples what the uninterrupted one would.
+
+N workers (`ray_worker`; pipeline.train.workers=N) train what one worker does on the same global
+batch. Every worker takes the same `rollout_batch` prompts and samples and scores only its rows
+[rank::N] (same seeds as one worker: they depend on the row, not the worker), with its share of the
+actor, reference and critic forward passes. The rollouts and the per-row tensors (log-probs, values,
+scores: [rows, length] floats) are all-gathered, so the KL-shaped rewards, GAE, the whitening of the
+advantages and the logged statistics are over the global batch. The minibatches are the global ones
+(one shared generator); each worker takes rows [rank::N] of each, sums its losses over its actions,
+divides by the whole minibatch's action count and scales by N, so DDP's gradient mean is the
+minibatch's mean gradient. Actor and critic are wrapped by DDP (ray.train.torch.prepare_model); the
+frozen reference and reward models are not. The hardest-prompt probe is split the same way (its
+per-prompt reward sums all-reduced). Rank 0 logs, checkpoints and publishes."""
 import hashlib
 import json
 import math
@@ -43,6 +56,70 @@ from editor.training import device_name
 
 CKPT = "checkpoint.pt"
 TRAIN, PROBE = 0, 1   # rollout seed streams: training steps and the hardest-prompt probe never share a seed
+
+
+# ---- workers -------------------------------------------------------------------------------------
+class Dist:
+    """The collectives of N Ray Train workers (torch.distributed); with one worker every call returns
+    its input and torch.distributed is not touched. Row i of a global batch is row i // N of worker
+    i % N (each worker holds rows [rank::N])."""
+
+    def __init__(self, rank: int = 0, world: int = 1, device="cpu"):
+        self.rank, self.world, self.device = rank, world, torch.device(device)
+
+    def rows(self, items: list) -> list:
+        """Each worker's rows (picklable objects) -> the global rows, in order."""
+        if self.world == 1:
+            return items
+        parts = [None] * self.world
+        torch.distributed.all_gather_object(parts, items)
+        return [parts[i % self.world][i // self.world] for i in range(sum(map(len, parts)))]
+
+    def tensor_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Each worker's [rows, ...] tensor (the same shape on every worker) -> the global [N * rows, ...]."""
+        if self.world == 1:
+            return x
+        parts = [torch.empty_like(x) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, x.contiguous())
+        return torch.stack(parts, 1).flatten(0, 1)
+
+    def sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            torch.distributed.all_reduce(x, torch.distributed.ReduceOp.SUM)
+        return x
+
+    def max(self, v: float) -> float:
+        """The largest v over the workers (the elapsed time: every worker takes the same lr and stops
+        at the same step)."""
+        if self.world == 1:
+            return v
+        t = torch.tensor([v], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t, torch.distributed.ReduceOp.MAX)
+        return float(t.item())
+
+
+class PolicyNet(torch.nn.Module):
+    """The actor's constrained log-probs (ppo.policy_logprobs) as a module's forward: what DDP wraps,
+    so that its gradient hooks run (DDP synchronises gradients of what its forward computed)."""
+
+    def __init__(self, actor, vocab, layout, temperature: float):
+        super().__init__()
+        self.actor = actor
+        self.vocab, self.layout, self.temperature = vocab, layout, temperature
+
+    def forward(self, batch: dict):
+        return ppo.policy_logprobs(self.actor, batch, self.vocab, self.layout, self.temperature)
+
+
+class ValueNet(torch.nn.Module):
+    """The critic's per-action values (ppo.values) as a module's forward, for DDP."""
+
+    def __init__(self, critic):
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, batch: dict):
+        return ppo.values(self.critic, batch)
 
 
 # ---- prompts -------------------------------------------------------------------------------------
@@ -123,14 +200,16 @@ def score(reward, ro: list[dict], vocab, pc: dict, device, autocast) -> torch.Te
     return s - pc["missing_eos_penalty"] * cut
 
 
-def select_hardest(actor, reward, vocab, prompts: list[dict], pc: dict, layout, device, autocast, log
-                   ) -> tuple[list[int], dict]:
+def select_hardest(actor, reward, vocab, prompts: list[dict], pc: dict, layout, device, autocast, log,
+                   dist: Dist | None = None) -> tuple[list[int], dict]:
     """(indices of the hardest prompts, {key: mean reward}): each prompt's `probe_samples` SFT
-    answers scored by the reward model; the `hardest_fraction` with the lowest mean are kept."""
+    answers scored by the reward model; the `hardest_fraction` with the lowest mean are kept.
+    With N workers each samples the (prompt, sample) jobs [rank::N]; the per-prompt sums are all-reduced."""
     if pc["hardest_fraction"] >= 1.0:
         return list(range(len(prompts))), {}
+    dist = dist or Dist()
     k, bs = pc["probe_samples"], pc["rollout_batch"]
-    jobs = [(i, s) for i in range(len(prompts)) for s in range(k)]
+    jobs = [(i, s) for i in range(len(prompts)) for s in range(k)][dist.rank::dist.world]
     sums = np.zeros(len(prompts))
     for a in range(0, len(jobs), bs):
         chunk = jobs[a:a + bs]
@@ -138,6 +217,8 @@ def select_hardest(actor, reward, vocab, prompts: list[dict], pc: dict, layout, 
                      [rollout_seed(pc["seed"], PROBE, i, s) for i, s in chunk], pc, layout)
         for (i, _), v in zip(chunk, score(reward, ro, vocab, pc, device, autocast).tolist()):
             sums[i] += v
+    if dist.world > 1:
+        sums = dist.sum(torch.from_numpy(sums).to(dist.device)).cpu().numpy()
     mean = sums / k
     n = max(1, math.ceil(pc["hardest_fraction"] * len(prompts)))
     keep = sorted(np.argsort(mean, kind="stable")[:n].tolist())
@@ -161,8 +242,9 @@ def adamw(params, lr: float, pc: dict, device) -> torch.optim.Optimizer:
 
 
 def fingerprint(pc: dict, editor_dir, reward_dir, pairs) -> str:
-    """What a checkpoint must match to be resumed (budgets and logging may change)."""
-    keep = {k: v for k, v in pc.items() if k not in ("steps", "max_minutes", "log_every", "ckpt_every", "cuda_graphs")}
+    """What a checkpoint must match to be resumed (budgets, logging and the worker count may change)."""
+    keep = {k: v for k, v in pc.items()
+            if k not in ("steps", "max_minutes", "log_every", "ckpt_every", "cuda_graphs", "workers")}
     blob = json.dumps([keep, str(editor_dir), str(reward_dir), sorted(map(str, pairs))], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -205,8 +287,15 @@ def load_models(editor_dir, reward_dir, pc: dict, reward_fn=None):
 
 # ---- the loop ------------------------------------------------------------------------------------
 def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_dir: Path, device, resume: bool,
-               run_info: dict | None = None, reward_fn=None, log=print) -> dict:
+               run_info: dict | None = None, reward_fn=None, log=print, rank: int = 0, world: int = 1,
+               wrap=None) -> dict:
+    """The loop of one worker (module doc); rank 0 checkpoints and publishes. wrap(module) -> its DDP
+    module (Ray Train workers); log: the caller passes a silent one to ranks > 0."""
     device = torch.device(device)
+    if world > 1 and (pc["rollout_batch"] % world or pc["minibatch"] % world):
+        raise ValueError(f"pipeline.train.rollout_batch={pc['rollout_batch']} and minibatch={pc['minibatch']} "
+                         f"must be multiples of the {world} workers")
+    dist = Dist(rank, world, device)
     torch.manual_seed(pc["seed"])
     if pc["critic_warmup"] >= pc["steps"]:
         log(f"note: critic_warmup={pc['critic_warmup']} >= steps={pc['steps']}: the actor never moves")
@@ -252,17 +341,20 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
     elif resume:
         log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
+    net_a, net_c = PolicyNet(actor, vocab, layout, pc["temperature"]), ValueNet(critic)
+    if wrap:
+        net_a, net_c = wrap(net_a), wrap(net_c)
     t_run = time.time() - elapsed
     if selected is None:
-        selected, probe = select_hardest(policy(), reward, vocab, prompts, pc, layout, device, autocast, log)
+        selected, probe = select_hardest(policy(), reward, vocab, prompts, pc, layout, device, autocast, log, dist)
     pool = [prompts[i] for i in selected]
     order = lambda e: np.random.default_rng([pc["seed"], e]).permutation(len(pool))   # one shuffle per pass
     budget_s = 60.0 * pc["max_minutes"]
     actor_steps = max(1, pc["steps"] - pc["critic_warmup"])
     log(f"PPO: {len(pool)} prompts of {len(prompts)}, rollout batch {pc['rollout_batch']}, {pc['steps']} steps "
-        f"(critic alone for the first {pc['critic_warmup']}) on {device}")
+        f"(critic alone for the first {pc['critic_warmup']}); {world} worker(s) on {device}")
     while step < pc["steps"]:
-        progress = max((step - pc["critic_warmup"]) / actor_steps, (time.time() - t_run) / budget_s)
+        progress = max((step - pc["critic_warmup"]) / actor_steps, dist.max(time.time() - t_run) / budget_s)
         lr_a = actor_lr(step, pc, progress)
         for g in opt_a.param_groups:
             g["lr"] = lr_a
@@ -273,14 +365,20 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
                 epoch, pos, perm = epoch + 1, 0, order(epoch + 1)
             batch_prompts.append(pool[perm[pos]])
             pos += 1
-        ro = rollout(policy(), vocab, batch_prompts, [rollout_seed(pc["seed"], TRAIN, step, i) for i in range(len(batch_prompts))],
-                     pc, layout)
+        # this worker's rows [rank::world] of the global batch, then everyone's (Dist)
+        mine = range(rank, len(batch_prompts), world)
+        ro = dist.rows(rollout(policy(), vocab, [batch_prompts[i] for i in mine],
+                               [rollout_seed(pc["seed"], TRAIN, step, i) for i in mine], pc, layout))
         batch = _to(policy_rows(ro, vocab), device)
+        part = batch if world == 1 else {k: v[rank::world] for k, v in batch.items()}
         with torch.no_grad(), autocast():
-            old_logp, mask = ppo.policy_logprobs(actor, batch, vocab, layout, pc["temperature"])
-            ref_logp, _ = ppo.policy_logprobs(ref, batch, vocab, layout, pc["temperature"])
-            old_v = ppo.values(critic, batch)
-        s = score(reward, ro, vocab, pc, device, autocast)
+            old_logp, mask = ppo.policy_logprobs(actor, part, vocab, layout, pc["temperature"])
+            ref_logp, _ = ppo.policy_logprobs(ref, part, vocab, layout, pc["temperature"])
+            old_v = ppo.values(critic, part)
+        s = score(reward, ro[rank::world], vocab, pc, device, autocast)
+        if world > 1:
+            old_logp, ref_logp, old_v, s = map(dist.tensor_rows, (old_logp, ref_logp, old_v, s))
+            mask = batch["labels"][:, 1:] != IGNORE     # policy_logprobs' mask of every row
         rewards, kl = ppo.token_rewards(s, old_logp, ref_logp, mask, pc["kl_beta"])
         adv, ret = ppo.gae(rewards, old_v, mask, pc["gamma"], pc["lam"])
         adv = ppo.whiten(adv, mask)
@@ -290,27 +388,33 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         for _ in range(pc["ppo_epochs"]):
             for idx in torch.randperm(B, generator=gen).split(pc["minibatch"]):
                 idx = idx.to(device)
+                n_act = None         # one worker: the minibatch's own means
+                if world > 1:        # this worker's rows of the global minibatch, over all of its actions
+                    n_act = mask[idx].sum().clamp_min(1)
+                    idx = idx[rank::world]
                 mb = {k: v[idx] for k, v in batch.items()}
                 with autocast():
-                    v = ppo.values(critic, mb)
-                vl = ppo.value_loss(v, old_v[idx], ret[idx], mask[idx], pc["value_clip"])
-                vl.backward()
+                    v = net_c(mb)
+                vl = ppo.value_loss(v, old_v[idx], ret[idx], mask[idx], pc["value_clip"], n_act)
+                (vl * world).backward()     # DDP averages over the workers: the sum of their shares
                 torch.nn.utils.clip_grad_norm_(critic.parameters(), pc["grad_clip"])
                 opt_c.step()
                 opt_c.zero_grad(set_to_none=True)
-                stats["value_loss"].append(vl.item())
+                stats["value_loss"].append(vl.detach())
                 if train_actor:
                     with autocast():
-                        logp, _ = ppo.policy_logprobs(actor, mb, vocab, layout, pc["temperature"])
-                    pl, cf = ppo.policy_loss(logp, old_logp[idx], adv[idx], mask[idx], pc["clip"])
-                    pl.backward()
+                        logp, _ = net_a(mb)
+                    pl, cf = ppo.policy_loss(logp, old_logp[idx], adv[idx], mask[idx], pc["clip"], n_act)
+                    (pl * world).backward()
                     torch.nn.utils.clip_grad_norm_(actor.parameters(), pc["grad_clip"])
                     opt_a.step()
                     opt_a.zero_grad(set_to_none=True)
-                    stats["pg_loss"].append(pl.item())
-                    stats["clip_frac"].append(cf.item())
+                    stats["pg_loss"].append(pl.detach())
+                    stats["clip_frac"].append(cf.detach())
+        # per minibatch: one worker's mean, or the sum of the workers' shares
+        stats = {k: dist.sum(torch.stack(v).float()).tolist() if v else [] for k, v in stats.items()}
         step += 1
-        out_of_time = time.time() - t_run > budget_s
+        out_of_time = dist.max(time.time() - t_run) > budget_s
         last = step == pc["steps"] or out_of_time
         seq_kl = kl.sum(-1)
         row = {"step": step, "minutes": round((time.time() - t_run) / 60, 3), "actor_lr": lr_a,
@@ -324,7 +428,7 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         curve.append(row)
         if step % pc["log_every"] == 0 or last:
             log(json.dumps(row))
-        if step % pc["ckpt_every"] == 0 or last:
+        if rank == 0 and (step % pc["ckpt_every"] == 0 or last):
             save_checkpoint(ckpt, {"fingerprint": fp, "actor": actor.state_dict(), "critic": critic.state_dict(),
                                    "opt_actor": opt_a.state_dict(), "opt_critic": opt_c.state_dict(), "step": step,
                                    "elapsed_s": time.time() - t_run, "curve": curve, "selected": selected,
@@ -334,14 +438,35 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
             log(f"stopped at the time budget ({pc['max_minutes']} min) after {step} steps")
             break
     actor.eval()
-    result = {**(run_info or {}), "device": device_name(device), "workers": 1, "steps": step,
+    result = {**(run_info or {}), "device": device_name(device), "workers": world, "steps": step,
               "actor_steps": max(0, step - pc["critic_warmup"]), "seconds": round(time.time() - t_run, 1),
               "prompts": {"train": len(prompts), "selected": [prompts[i]["key"] for i in selected],
                           "probe_mean_reward": probe},
               "final": curve[-1] if curve else {}, "curve": curve, "vocab": vocab.version,
               "tokenizer_version": codec_version_of(editor_dir), "sft": str(editor_dir), "reward": str(reward_dir)}
-    publish_artifact(actor, vocab, out, result, pc)
+    if rank == 0:
+        publish_artifact(actor, vocab, out, result, pc)
     return result
+
+
+def ray_worker(config: dict) -> None:
+    """Ray Train's per-worker function (pipelines/train_ppo.py): train_loop with DDP through
+    ray.train.torch. find_unused_parameters: the critic's values leave its backbone's LM head unused."""
+    import ray.train
+    import ray.train.torch
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cuda":
+        torch.cuda.set_device(device)     # all_gather_object's NCCL tensors go to the current device
+
+    def wrap(m):
+        return ray.train.torch.prepare_model(m, parallel_strategy_kwargs={"find_unused_parameters": True})
+    result = train_loop(config["train"], config["editor"], config["reward"], config["pairs"], Path(config["out"]),
+                        Path(config["ckpt_dir"]), device, config["resume"], config["run_info"],
+                        config.get("reward_fn"), log=print if rank == 0 else (lambda *_: None),
+                        rank=rank, world=world, wrap=wrap)
+    ray.train.report({"steps": result["steps"]})
 
 
 def publish_artifact(model, vocab, out: Path, result: dict, pc: dict) -> Path:

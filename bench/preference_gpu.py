@@ -2,8 +2,8 @@
 pipeline runs it (pipeline=train_reward, train_dpo, train_ppo with workers=1), without Hydra or Ray
 (the GPU image has neither, and their wheels do not fit beside the tracked artifacts).
 
-    python bench/preference_gpu.py PAIRS WORK OUT [KIND.KEY=VALUE ...]     # KIND: reward, dpo, ppo
-    e.g. ppo.max_minutes=4 dpo.lr=5e-7 reward.epochs=2
+    python bench/preference_gpu.py PAIRS WORK OUT [only=KIND,...] [KIND.KEY=VALUE ...]   # KIND: reward, dpo, ppo
+    e.g. ppo.max_minutes=4 dpo.lr=5e-7 reward.epochs=2; only=reward,dpo leaves PPO out
 
 Settings are the pipelines' yaml defaults plus the overrides. PPO's reward model is the one trained
 here. OUT receives the DPO and PPO actors (bf16 editor LLM directories) as two tars each, under the 16 MiB a
@@ -11,7 +11,6 @@ file may come back with, and every run's training.json, log and curve."""
 import importlib.machinery
 import importlib.util
 import json
-import shutil
 import sys
 import tarfile
 import time
@@ -42,6 +41,8 @@ def settings(extra: list[str]) -> dict:
           for k, p in PIPELINES.items()}
     for a in extra:
         key, _, value = a.partition("=")
+        if key == "only":
+            continue
         kind, _, name = key.partition(".")
         if kind not in tc or name not in tc[kind]:
             raise SystemExit(f"unknown override {a!r}: give KIND.KEY=VALUE with KIND one of {list(tc)} and KEY "
@@ -51,14 +52,27 @@ def settings(extra: list[str]) -> dict:
     return tc
 
 
+def ppo_run(tc: dict, pairs: Path, work: Path, summary: dict, device) -> None:
+    """PPO against the reward model trained in WORK/reward."""
+    t = time.time()
+    (work / "ppo.checkpoints").mkdir(exist_ok=True)
+    result = train_ppo.train_loop(tc["ppo"], SFT, work / "reward", [pairs], work / "ppo", work / "ppo.checkpoints",
+                                  device, False, run_info={"command": " ".join(sys.argv), "pairs": [str(pairs)],
+                                                           "version": "ppo"})
+    summary["ppo"] = {"seconds": round(time.time() - t, 1), "steps": result["steps"],
+                      **{k: result.get(k) for k in ("actor_steps", "final")}}
+    print(f"== ppo: {json.dumps(summary['ppo'], default=str)}", flush=True)
+
+
 def main(pairs: Path, work: Path, out: Path, extra: list[str]) -> None:
     tc = settings(extra)
+    only = next((a[5:].split(",") for a in extra if a.startswith("only=")), list(PIPELINES))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     work.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     print(json.dumps({"device": device, "pairs": str(pairs), "settings": tc}), flush=True)
     summary = {}
-    for kind in ("reward", "dpo"):
+    for kind in [k for k in ("reward", "dpo") if k in only]:
         t = time.time()
         config = {"builder": f"pipelines.{PIPELINES[kind]}", "editor": str(SFT), "pairs": [str(pairs)],
                   "train": tc[kind], "out": str(work / kind), "ckpt_dir": str(work / f"{kind}.checkpoints"),
@@ -68,15 +82,9 @@ def main(pairs: Path, work: Path, out: Path, extra: list[str]) -> None:
         summary[kind] = {"seconds": round(time.time() - t, 1), "steps": result["steps"],
                          "start": result.get("start"), "final": result.get("final")}
         print(f"== {kind}: {json.dumps(summary[kind])}", flush=True)
-    t = time.time()
-    (work / "ppo.checkpoints").mkdir(exist_ok=True)
-    result = train_ppo.train_loop(tc["ppo"], SFT, work / "reward", [pairs], work / "ppo", work / "ppo.checkpoints",
-                                  device, False, run_info={"command": " ".join(sys.argv), "pairs": [str(pairs)],
-                                                           "version": "ppo"})
-    summary["ppo"] = {"seconds": round(time.time() - t, 1), "steps": result["steps"],
-                      **{k: result.get(k) for k in ("actor_steps", "final")}}
-    print(f"== ppo: {json.dumps(summary['ppo'], default=str)}", flush=True)
-    for kind in ("dpo", "ppo"):
+    if "ppo" in only:
+        ppo_run(tc, pairs, work, summary, device)
+    for kind in [k for k in ("dpo", "ppo") if k in only]:
         # two tars per actor: its largest weights shard alone, and the rest (each under 16 MiB)
         files = sorted((work / kind).iterdir(), key=lambda f: f.stat().st_size, reverse=True)
         for part, chunk in (("a", files[:1]), ("b", files[1:])):

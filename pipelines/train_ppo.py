@@ -8,13 +8,12 @@
 pipeline.train.workers=1 (the default): one process on one device (editor.device), no Ray. N > 1: N Ray
 Train workers (gloo on CPU, NCCL on GPU) splitting each rollout batch (editor/llm/train_ppo.py). The
 published actor is an editor LLM directory: Editor.load and the benchmark read it as they read the SFT one."""
-import json
-import time
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from editor.llm import train_ppo
+from editor.llm.preference_train import fit_workers
 from editor.training import command as run_command, pick_device
 
 
@@ -44,26 +43,10 @@ def run(cfg, reward_fn=None):
     run_info = {"command": run_command(), "pairs": pairs, "version": p.version}
     workers = int(pc.get("workers") or 1)
     if workers > 1:
-        import importlib.util
-        if importlib.util.find_spec("ray") is None:
-            raise ValueError(f"pipeline.train.workers={workers} needs Ray Train, which is not installed here; "
-                             "use pipeline.train.workers=1 (this process, one device)")
-        import ray
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-        from pipelines.runner import init_ray
-        init_ray(cfg.ray)
-        use_gpu = bool(ray.cluster_resources().get("GPU"))
         config = {"train": pc, "editor": str(p.editor), "reward": p.reward and str(p.reward), "pairs": pairs,
                   "out": str(out), "ckpt_dir": str(ckpt_dir), "resume": bool(cfg.resume), "run_info": run_info,
                   "reward_fn": reward_fn}
-        TorchTrainer(train_ppo.ray_worker, train_loop_config=config,
-                     scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-                     run_config=RunConfig(storage_path=str((ckpt_dir / "ray").resolve()),
-                                          name=f"{p.name}-{int(time.time())}")).fit()
-        # rank 0 published the actor; its training.json is the run's record
-        result = json.loads((out / "training.json").read_text())
-        where = f"{workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
+        result, where = fit_workers(cfg, train_ppo.ray_worker, config, workers, ckpt_dir, out)
     else:
         dev = pick_device(cfg.editor.device)
         result = train_ppo.train_loop(pc, p.editor, p.reward, pairs, out, ckpt_dir, dev, bool(cfg.resume),

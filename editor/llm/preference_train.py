@@ -329,6 +329,26 @@ def ray_worker(config: dict) -> None:
     ray.train.report({"steps": result["steps"]})
 
 
+def fit_workers(cfg, worker, config: dict, workers: int, ckpt_dir: Path, out: Path) -> tuple[dict, str]:
+    """Run worker(config) on `workers` Ray Train workers (GPUs where the cluster has them); rank 0
+    publishes to `out`, whose training.json is returned with where it ran."""
+    import importlib.util
+    if importlib.util.find_spec("ray") is None:
+        raise ValueError(f"pipeline.train.workers={workers} needs Ray Train, which is not installed here; "
+                         "use pipeline.train.workers=1 (this process, one device)")
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from pipelines.runner import init_ray
+    init_ray(cfg.ray)
+    use_gpu = bool(ray.cluster_resources().get("GPU"))
+    TorchTrainer(worker, train_loop_config=config,
+                 scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
+                 run_config=RunConfig(storage_path=str((ckpt_dir / "ray").resolve()),
+                                      name=f"{cfg.pipeline.name}-{int(time.time())}")).fit()
+    return json.loads((out / "training.json").read_text()), f"{workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
+
+
 def run_pipeline(cfg, builder: str, kind: str) -> dict:
     """pipeline=train_reward / train_dpo: the config -> launch (or Ray Train with train.workers > 1).
     kind names the default output directory: output_dir/<kind>/<version>."""
@@ -348,23 +368,7 @@ def run_pipeline(cfg, builder: str, kind: str) -> dict:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     workers = int(tc.get("workers") or 1)
     if workers > 1:
-        import importlib.util
-        if importlib.util.find_spec("ray") is None:
-            raise ValueError(f"pipeline.train.workers={workers} needs Ray Train, which is not installed here; "
-                             "use pipeline.train.workers=1 (this process, one device)")
-        from ray.train import RunConfig, ScalingConfig
-        from ray.train.torch import TorchTrainer
-        from pipelines.runner import init_ray
-        import ray
-        init_ray(cfg.ray)
-        use_gpu = bool(ray.cluster_resources().get("GPU"))
-        TorchTrainer(ray_worker, train_loop_config=config,
-                     scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu),
-                     run_config=RunConfig(storage_path=str((ckpt_dir / "ray").resolve()),
-                                          name=f"{p.name}-{int(time.time())}")).fit()
-        # rank 0 published the artifact; its training.json is the run's record
-        result = json.loads((out / "training.json").read_text())
-        where = f"{workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})"
+        result, where = fit_workers(cfg, ray_worker, config, workers, ckpt_dir, out)
     else:
         dev = pick_device(p.device)
         result = launch(config, dev)

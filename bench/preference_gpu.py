@@ -36,6 +36,11 @@ SFT = REPO / "editor" / "artifacts" / "editor-llm-v3"
 PIPELINES = {"reward": "train_reward", "dpo": "train_dpo", "ppo": "train_ppo"}
 
 
+def version(kind: str) -> str:
+    """The artifact version the pipeline would publish (its yaml's `version`)."""
+    return yaml.safe_load((REPO / "configs" / "pipeline" / f"{PIPELINES[kind]}.yaml").read_text())["version"]
+
+
 def settings(extra: list[str]) -> dict:
     tc = {k: yaml.safe_load((REPO / "configs" / "pipeline" / f"{p}.yaml").read_text())["train"]
           for k, p in PIPELINES.items()}
@@ -58,7 +63,7 @@ def ppo_run(tc: dict, pairs: Path, work: Path, summary: dict, device) -> None:
     (work / "ppo.checkpoints").mkdir(exist_ok=True)
     result = train_ppo.train_loop(tc["ppo"], SFT, work / "reward", [pairs], work / "ppo", work / "ppo.checkpoints",
                                   device, False, run_info={"command": " ".join(sys.argv), "pairs": [str(pairs)],
-                                                           "version": "ppo"})
+                                                           "version": version("ppo")})
     summary["ppo"] = {"seconds": round(time.time() - t, 1), "steps": result["steps"],
                       **{k: result.get(k) for k in ("actor_steps", "final")}}
     print(f"== ppo: {json.dumps(summary['ppo'], default=str)}", flush=True)
@@ -76,7 +81,7 @@ def main(pairs: Path, work: Path, out: Path, extra: list[str]) -> None:
         t = time.time()
         config = {"builder": f"pipelines.{PIPELINES[kind]}", "editor": str(SFT), "pairs": [str(pairs)],
                   "train": tc[kind], "out": str(work / kind), "ckpt_dir": str(work / f"{kind}.checkpoints"),
-                  "resume": False, "run_info": {"command": " ".join(sys.argv), "version": kind}}
+                  "resume": False, "run_info": {"command": " ".join(sys.argv), "version": version(kind)}}
         (work / f"{kind}.checkpoints").mkdir(exist_ok=True)
         result = pt.launch(config, device)
         summary[kind] = {"seconds": round(time.time() - t, 1), "steps": result["steps"],

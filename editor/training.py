@@ -1,6 +1,9 @@
-"""What every training entry shares (codec tokenizer, decoder, audio LLM): the device and the record of
-how an artifact was made. Publishing is editor/artifacts.py."""
+"""What every training entry shares (codec tokenizer, decoder, audio LLM and its preference trainers):
+the device, checkpoints a killed run resumes from, and the record of how an artifact was made.
+Publishing is editor/artifacts.py."""
+import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -21,3 +24,26 @@ def device_name(dev: torch.device) -> str:
 def command() -> str:
     """The command line that made an artifact, as the user typed it."""
     return " ".join(["python", "run.py", *sys.argv[1:]])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint
+
+
+def resume_state(ckpt: Path, fingerprint: str, resume: bool, log=print) -> dict | None:
+    """The checkpoint a run continues from, or None (not resuming, or nothing written yet). A checkpoint
+    of a run with other inputs or settings is an error: its optimizer and data position would not fit.
+    Every checkpoint holds at least its run's fingerprint, step and trained seconds (elapsed_s)."""
+    if not resume:
+        return None
+    if not ckpt.is_file():
+        log(f"resume: no checkpoint in {ckpt.parent}, starting from step 0")
+        return None
+    st = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if st["fingerprint"] != fingerprint:
+        raise ValueError(f"resume: {ckpt} was written by a run with other inputs or settings "
+                         f"({st['fingerprint']} != {fingerprint}); start without resume=true or use another output")
+    log(f"resumed from {ckpt} at step {st['step']} ({st['elapsed_s'] / 60:.1f} min trained)")
+    return st

@@ -29,8 +29,8 @@ import torch
 from editor import artifacts
 from editor.llm import chat, pairs as llm_pairs
 from editor.llm.logprobs import pad_rows
-from editor.llm.train import lr_factor, optimizer, save_checkpoint
-from editor.training import device_name
+from editor.llm.train import lr_factor, optimizer
+from editor.training import device_name, resume_state, save_checkpoint
 
 
 def check_editor_dir(path, what: str = "editor") -> Path:
@@ -197,20 +197,13 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
     steps = total_steps(tc, len(train_pairs))
     ckpt = Path(ckpt_dir) / "checkpoint.pt"
     step, elapsed, curve = 0, 0.0, []
-    if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if st["fingerprint"] != fp:
-            raise ValueError(f"resume: {ckpt} was written by a run with other pairs, editor or training settings "
-                             f"({st['fingerprint']} != {fp}); start without resume=true or use another output")
+    st = resume_state(ckpt, fp, resume, log if rank == 0 else (lambda *_: None))
+    if st:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         order.load_state(st["order"])
         step, elapsed, curve = st["step"], st["elapsed_s"], st["curve"]
         torch.set_rng_state(st["torch_rng"])
-        if rank == 0:
-            log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
-    elif resume and rank == 0:
-        log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
     cuda = device.type == "cuda"
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     net = wrap(model) if wrap else model

@@ -12,7 +12,6 @@ training.json, training_log.jsonl and loss_curve.png."""
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from editor import artifacts
-from editor.training import device_name
+from editor.training import device_name, resume_state, save_checkpoint
 from editor.llm import data as llm_data
 from editor.llm.batches import Batches, eval_batches, too_long
 from editor.llm import packing
@@ -99,12 +98,6 @@ def fingerprint(tc: dict, llm_cfg: dict, data: list[str], vocab_version: str) ->
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint
-
-
 def _unwrap(model):
     return getattr(model, "module", model)
 
@@ -160,20 +153,13 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     ckpt = ckpt_dir / "checkpoint.pt"
     step, elapsed, curve = 0, 0.0, []
     best = {"val_loss": float("inf"), "step": None, "state": None}  # the weights published when keep_best
-    if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if st["fingerprint"] != fp:
-            raise ValueError(f"resume: {ckpt} was written by a run with other data, model or training settings "
-                             f"({st['fingerprint']} != {fp}); start without resume=true or use another output")
+    st = resume_state(ckpt, fp, resume, log if rank == 0 else (lambda *_: None))
+    if st:
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         batches.load_state(st["data"])
         step, elapsed, curve, best = st["step"], st["elapsed_s"], st["curve"], st["best"]
         torch.set_rng_state(st["torch_rng"])
-        if rank == 0:
-            log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
-    elif resume and rank == 0:
-        log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
     cuda = device.type == "cuda"
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     net = wrap(model) if wrap else model

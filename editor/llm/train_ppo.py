@@ -36,7 +36,6 @@ per-prompt reward sums all-reduced). Rank 0 logs, checkpoints and publishes."""
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -52,7 +51,7 @@ from editor.llm.generate import Layout, SampleConfig, generate
 from editor.llm.logprobs import pad_rows
 from editor.llm.pairs import read_pairs
 from editor.llm.reward import RewardModel
-from editor.training import device_name
+from editor.training import device_name, resume_state, save_checkpoint
 
 CKPT = "checkpoint.pt"
 TRAIN, PROBE = 0, 1   # rollout seed streams: training steps and the hardest-prompt probe never share a seed
@@ -249,12 +248,6 @@ def fingerprint(pc: dict, editor_dir, reward_dir, pairs) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint
-
-
 # ---- models --------------------------------------------------------------------------------------
 def load_models(editor_dir, reward_dir, pc: dict, reward_fn=None):
     """(actor, reference, critic, reward, vocab). reward_fn: a module scoring rows as RewardModel
@@ -325,11 +318,8 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
     ckpt = ckpt_dir / CKPT
     gen = torch.Generator().manual_seed(pc["seed"])        # minibatch order
     step, elapsed, curve, selected, probe, epoch, pos = 0, 0.0, [], None, {}, 0, 0
-    if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if st["fingerprint"] != fp:
-            raise ValueError(f"resume: {ckpt} was written by a run with other models, pairs or settings "
-                             f"({st['fingerprint']} != {fp}); start without resume=true or use another output")
+    st = resume_state(ckpt, fp, resume, log)
+    if st:
         actor.load_state_dict(st["actor"])
         critic.load_state_dict(st["critic"])
         opt_a.load_state_dict(st["opt_actor"])
@@ -338,9 +328,6 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
         selected, probe, epoch, pos = st["selected"], st["probe"], st["epoch"], st["pos"]
         gen.set_state(st["gen"])
         torch.set_rng_state(st["torch_rng"])
-        log(f"resumed from {ckpt} at step {step} ({elapsed / 60:.1f} min trained)")
-    elif resume:
-        log(f"resume: no checkpoint in {ckpt_dir}, starting from step 0")
     net_a, net_c = PolicyNet(actor, vocab, layout, pc["temperature"]), ValueNet(critic)
     if wrap:
         net_a, net_c = wrap(net_a), wrap(net_c)

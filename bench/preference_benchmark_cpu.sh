@@ -12,4 +12,5 @@ start=$(date +%s)
 RAY_AUTH_MODE=disabled "${CMD[@]}" 2>&1 | grep --line-buffered -v "pkg_resources\|UserWarning\|Loading weights" >> $RES/run.log
 echo "wall: $(( $(date +%s) - start )) s on $(nproc) cores" | tee -a $RES/run.log
 REL=/work/data/bench_$1/edit_benchmark/latest
-cp $REL/tables.md $REL/results.json $REL/run.json $RES/
+cp $REL/tables.md $REL/run.json $RES/
+cp $REL/results.json /work/data/bench_$1_results.json   # per clip: large, kept out of the tree that travels

@@ -66,13 +66,16 @@ def _read(path: str, option: str, max_s: float) -> np.ndarray:
 
 
 def run(args) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() != ".wav":
+        raise ValueError(f"--output {out}: must end in .wav")
+    option, path = ("--input", args.input) if args.command == "edit" else ("--prompt", args.prompt)
+    if not Path(path).is_file():     # before the slow imports: a mistyped path fails at once
+        raise ValueError(f"{option}: {path}: no such audio file")
     import soundfile as sf
     import torch
 
     from editor.llm.editor import SR, Editor, check_edit
-    out = Path(args.output)
-    if out.suffix.lower() != ".wav":
-        raise ValueError(f"--output {out}: must end in .wav")
     # every input is checked before the (slow) model load
     if args.command == "edit":
         check_edit(args.edit_type, args.edit_info)
@@ -81,7 +84,7 @@ def run(args) -> int:
         src = _read(args.input, "--input", Editor.max_edit_s)
     else:
         src = _read(args.prompt, "--prompt", Editor.max_chunk_s)
-    print(f"read {args.input if args.command == 'edit' else args.prompt}: {len(src) / SR:.2f} s", flush=True)
+    print(f"read {path}: {len(src) / SR:.2f} s", flush=True)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible")
 

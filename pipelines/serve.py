@@ -37,6 +37,10 @@ def start(cfg) -> str:
     tokenizer, decoder = _dir(p.tokenizer, None, "config.json", "tokenizer"), _dir(p.decoder, None, "config.json", "decoder")
     limits = OmegaConf.to_container(p.limits, resolve=True)
     Limits(**limits)      # its checks, before Ray starts
+    if p.device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"pipeline.device={p.device!r}: use auto, cpu or cuda")
+    if p.device == "cuda" and not p.gpus_per_replica:
+        raise ValueError("pipeline.device=cuda needs pipeline.gpus_per_replica > 0 (Ray hides GPUs from a replica without)")
     if p.max_ongoing_requests < p.max_batch_size:
         raise ValueError(f"pipeline.max_ongoing_requests={p.max_ongoing_requests} < pipeline.max_batch_size="
                          f"{p.max_batch_size}: batches could never fill")

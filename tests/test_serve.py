@@ -223,5 +223,7 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
     from pipelines import serve as serve_pipeline
     with pytest.raises(ValueError, match="pipeline.llm=.*not an artifact directory"):
         serve_pipeline.run(make_cfg(["pipeline=serve", f"pipeline.llm={tmp_path}"]))
+    with pytest.raises(ValueError, match="gpus_per_replica"):
+        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
     with pytest.raises(ValueError, match="max_prompt_s"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.limits.max_prompt_s=60"]))

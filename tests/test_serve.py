@@ -174,6 +174,7 @@ BAD_AUDIO = base64.b64encode(b"RIFF....WAVEnot really").decode()
 @pytest.mark.parametrize("path, body, status, field, needle", [
     ("/edit", b"{not json", 400, "body", "not valid JSON"),
     ("/edit", b"[1, 2]", 400, "body", "JSON object"),
+    ("/edit", b"[" * 100_000, 400, "body", "nested too deeply"),
     ("/edit", {"audio": "!!not base64!!", "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio",
      "not valid base64"),
     ("/edit", {"audio": BAD_AUDIO, "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio",

@@ -58,6 +58,8 @@ def parse_json(body: bytes, limits: Limits, allowed: set) -> dict:
         req = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadRequest("body", f"not valid JSON ({e})") from None
+    except RecursionError:
+        raise BadRequest("body", "JSON nested too deeply") from None
     if not isinstance(req, dict):
         raise BadRequest("body", f"need a JSON object, got {type(req).__name__}")
     unknown = sorted(set(req) - allowed)

@@ -63,6 +63,30 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+def voiced(seconds, sr=16000, f0=140.0, seed=0):
+    """A vowel-like clip: harmonics of a wobbling F0 under a smooth envelope."""
+    import numpy as np
+    t = np.arange(int(seconds * sr)) / sr
+    f = f0 + 20 * np.sin(2 * np.pi * 1.5 * t + seed)
+    ph = 2 * np.pi * np.cumsum(f) / sr
+    x = sum(np.sin(k * ph) / k for k in range(1, 12)) * (0.5 - 0.5 * np.cos(2 * np.pi * t / seconds))
+    return (0.2 * x).astype(np.float32)
+
+
+def tiny_llm(d: Path) -> Path:
+    """A random tiny audio LLM in d, made for the shipped codec (tokenizer-v3): for Editor tests."""
+    import torch
+
+    from editor.llm import model as llm_model
+    from editor.llm.editor import write_codec_meta
+    from editor.llm.vocab import load_vocab
+    torch.manual_seed(0)
+    vocab = load_vocab()
+    llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
+    write_codec_meta(d, "tokenizer-v3")
+    return d
+
+
 def run_pipeline(overrides):
     import importlib
     cfg = make_cfg(overrides)

@@ -5,34 +5,17 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
-
-from editor.llm import model as llm_model
+from conftest import tiny_llm, voiced
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR, Editor, crossfade_join,
                                split_points, split_text, write_codec_meta)
-from editor.llm.vocab import load_vocab
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def voiced(seconds, sr=SR, f0=140.0, seed=0):
-    """A vowel-like clip: harmonics of a wobbling F0 under a smooth envelope."""
-    t = np.arange(int(seconds * sr)) / sr
-    f = f0 + 20 * np.sin(2 * np.pi * 1.5 * t + seed)
-    ph = 2 * np.pi * np.cumsum(f) / sr
-    x = sum(np.sin(k * ph) / k for k in range(1, 12)) * (0.5 - 0.5 * np.cos(2 * np.pi * t / seconds))
-    return (0.2 * x).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def llm_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    vocab = load_vocab()
-    d = tmp_path_factory.mktemp("llm")
-    llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
-    write_codec_meta(d, "tokenizer-v3")
-    return d
+    return tiny_llm(tmp_path_factory.mktemp("llm"))
 
 
 @pytest.fixture(scope="module")

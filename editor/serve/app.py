@@ -1,0 +1,102 @@
+"""The editor as a Ray Serve deployment: POST /clone, POST /edit, GET /health (schema.py: the JSON).
+
+Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
+alone), then @serve.batch gathers the concurrent good ones into one `clone_many` / `edit_many` call,
+so the GPU decodes them as one batch. Replicas, batch size and wait come from the config
+(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+"""
+import asyncio
+import logging
+import threading
+import time
+
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from editor.serve.schema import BadRequest, Limits, clip, clone_request, edit_request
+
+log = logging.getLogger("lms.serve")
+
+
+async def _body(request: Request, limits: Limits) -> bytes:
+    """The body, refused as soon as it passes the size limit (a huge upload is not read to the end)."""
+    cap = int(limits.max_body_mb * 1e6)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise BadRequest("body", f"{int(declared) / 1e6:.1f} MB, limit {limits.max_body_mb:g} MB", 413)
+    chunks, n = [], 0
+    async for chunk in request.stream():
+        n += len(chunk)
+        if n > cap:
+            raise BadRequest("body", f"more than {limits.max_body_mb:g} MB", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@serve.deployment
+class EditorServer:
+    def __init__(self, llm_dir: str, tokenizer_dir, decoder_dir, device: str, limits: dict,
+                 max_batch_size: int, batch_wait_timeout_s: float):
+        from editor.llm.editor import Editor
+        self.limits = Limits(**limits)
+        t0 = time.perf_counter()
+        self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device)
+        self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
+                     "load_s": round(time.perf_counter() - t0, 2)}
+        # one model call at a time: the clone and edit batchers run in their own threads, and the
+        # editor's buffers and CUDA graphs are not made for two callers
+        self.lock = threading.Lock()
+        for batcher in (self.clone_batch, self.edit_batch):
+            batcher.set_max_batch_size(max_batch_size)
+            batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
+        log.info("editor replica ready: %s", self.info)
+
+    def _run(self, fn, reqs: list[dict]) -> list:
+        """fn over the batch in a worker thread's call; per request (result, error text)."""
+        with self.lock:
+            t0 = time.perf_counter()
+            try:
+                outs = [(o, None) for o in fn(reqs)]
+            except ValueError:   # checked requests should not fail, but if one does, only it fails
+                outs = []
+                for r in reqs:
+                    try:
+                        outs.append((fn([r])[0], None))
+                    except ValueError as e:
+                        outs.append((None, str(e)))
+            took = time.perf_counter() - t0
+        return [(o, err, {"batch_size": len(reqs), "compute_s": round(took, 3)}) for o, err in outs]
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)     # replaced from the config in __init__
+    async def clone_batch(self, reqs: list[dict]) -> list:
+        return await asyncio.to_thread(self._run, self.editor.clone_many, reqs)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
+    async def edit_batch(self, reqs: list[dict]) -> list:
+        return await asyncio.to_thread(self._run, self.editor.edit_many, reqs)
+
+    async def __call__(self, request: Request) -> JSONResponse:
+        path, method = request.url.path.rstrip("/") or "/", request.method
+        routes = {"/health": "GET", "/clone": "POST", "/edit": "POST"}
+        if path not in routes:
+            return JSONResponse({"error": f"no route {path}; use POST /clone, POST /edit, GET /health"}, 404)
+        if method != routes[path]:
+            return JSONResponse({"error": f"{path} takes {routes[path]}, not {method}"}, 405)
+        if path == "/health":
+            return JSONResponse({"status": "ok", **self.info})
+        try:
+            body = await _body(request, self.limits)
+            if path == "/clone":
+                req = clone_request(body, self.limits)
+                out, err, stats = await self.clone_batch(req)
+            else:
+                req = edit_request(body, self.limits)
+                out, err, stats = await self.edit_batch(req)
+        except BadRequest as e:
+            return JSONResponse(e.body(), e.status)
+        if err is not None:
+            return JSONResponse({"error": err, "field": "body"}, 422)
+        if path == "/clone":
+            return JSONResponse({"sample_rate": 16000, **clip(out), **stats})
+        return JSONResponse({"sample_rate": 16000, "iterations": [clip(y) for y in out], **stats})

@@ -1,0 +1,118 @@
+"""The editor's command line, like upstream's inference script.
+
+    python -m editor clone --prompt P.wav --prompt-text "what P says" --text "new words" -o out.wav
+    python -m editor edit --input IN.wav --text "what IN says" --edit-type emotion --edit-info happy \\
+        --n-iter 2 -o out.wav
+
+Output is 16 kHz WAV. An edit of n > 1 iterations writes each one (out_iter1.wav ... out_iterN.wav)
+and the last again as out.wav, so `-o` always names the final result. Progress and timing (load,
+generation, audio seconds, real-time factor) go to stdout; bad input is one line `error: ...` on
+stderr and exit status 2, without a traceback.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SHIPPED_LLM = Path(__file__).resolve().parent.parent / "artifacts" / "editor-llm-v3"
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", required=True, help="output WAV path")
+    common.add_argument("--llm", default=str(SHIPPED_LLM), help="audio-LLM artifact dir (default: the shipped editor)")
+    common.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the shipped tokenizer-v3)")
+    common.add_argument("--decoder", default=None, help="codec decoder dir (default: the shipped decoder-v3)")
+    common.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when visible")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
+
+    p = argparse.ArgumentParser(prog="python -m editor", description="Zero-shot voice cloning and instruction "
+                                "edits of speech (Step-Audio-EditX recipe).")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("clone", parents=[common], help="say new words in the voice of a prompt clip")
+    c.add_argument("--prompt", required=True, help="voice prompt audio file (at most 30 s)")
+    c.add_argument("--prompt-text", required=True, help="what the prompt says")
+    c.add_argument("--text", required=True, help="the words to say")
+    e = sub.add_parser("edit", parents=[common], help="edit a clip: emotion, style, speed, paralinguistic, denoise, vad")
+    e.add_argument("--input", required=True, help="the audio file to edit")
+    e.add_argument("--text", default="", help="what the input says (not needed for denoise and vad)")
+    e.add_argument("--edit-type", required=True, help="emotion, style, speed, paralinguistic, denoise or vad")
+    e.add_argument("--edit-info", default=None, help="the tag (happy, whisper, faster, ...); for paralinguistic, "
+                   "the new text with [Tag] marks")
+    e.add_argument("--n-iter", type=int, default=1, help="iterations, each editing the last output")
+    e.add_argument("--prompt-fixed", action="store_true", help="every iteration edits the original input")
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return run(args)
+    except ValueError as e:       # bad input or artifacts: say what, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _read(path: str, option: str, max_s: float) -> np.ndarray:
+    from core import audio
+    from editor.llm.editor import SR
+    try:
+        return audio.load(path, SR, max_s=max_s, limit_key=f"{option} limit")
+    except audio.BadAudio as e:
+        raise ValueError(f"{option}: {e}") from None
+
+
+def run(args) -> int:
+    out = Path(args.output)
+    if out.suffix.lower() != ".wav":
+        raise ValueError(f"--output {out}: must end in .wav")
+    option, path = ("--input", args.input) if args.command == "edit" else ("--prompt", args.prompt)
+    if not Path(path).is_file():     # before the slow imports: a mistyped path fails at once
+        raise ValueError(f"{option}: {path}: no such audio file")
+    import soundfile as sf
+    import torch
+
+    from editor.llm.editor import SR, Editor, check_edit
+    # every input is checked before the (slow) model load
+    if args.command == "edit":
+        check_edit(args.edit_type, args.edit_info)
+        if args.n_iter < 1:
+            raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
+        src = _read(args.input, "--input", Editor.max_edit_s)
+    else:
+        src = _read(args.prompt, "--prompt", Editor.max_chunk_s)
+    print(f"read {path}: {len(src) / SR:.2f} s", flush=True)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is visible")
+
+    t0 = time.perf_counter()
+    ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device)
+    load_s = time.perf_counter() - t0
+    print(f"loaded {args.llm} on {ed.codec.device} in {load_s:.1f} s", flush=True)
+
+    t0 = time.perf_counter()
+    if args.command == "edit":
+        print(f"editing: {args.edit_type} {args.edit_info or ''}, {args.n_iter} iteration(s)", flush=True)
+        outs = ed.edit(src, args.text, args.edit_type, args.edit_info, n_iter=args.n_iter,
+                       prompt_fixed=args.prompt_fixed, seed=args.seed, temperature=args.temperature)
+    else:
+        print("cloning", flush=True)
+        outs = [ed.clone(src, args.prompt_text, args.text, seed=args.seed, temperature=args.temperature)]
+    gen_s = time.perf_counter() - t0
+
+    if any(len(o) == 0 for o in outs):
+        print(f"error: the editor produced no audio (iteration {[len(o) for o in outs].index(0) + 1}); "
+              "try another --seed or --temperature", file=sys.stderr)
+        return 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_name(f"{out.stem}_iter{k}{out.suffix}") for k in range(1, len(outs) + 1)] if len(outs) > 1 else []
+    for p, y in zip(paths + [out], outs + outs[-1:]):
+        sf.write(p, y, SR, subtype="PCM_16")
+        print(f"wrote {p} ({len(y) / SR:.2f} s)", flush=True)
+    audio_s = sum(len(o) for o in outs) / SR
+    print(f"timing: load {load_s:.2f} s, generation {gen_s:.2f} s, audio {audio_s:.2f} s, "
+          f"RTF {gen_s / audio_s:.3f} (generation time / audio seconds)", flush=True)
+    return 0

@@ -24,6 +24,7 @@ import json
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -31,7 +32,8 @@ import torch
 from core import audio, tags
 from core.nvspeech import tags_in
 from editor.llm import chat, model as llm_model
-from editor.llm.generate import Layout, SampleConfig, generate
+from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
+from editor.llm.streaming import AudioStream, stream
 from editor.llm.vocab import AUDIO_SIZE
 
 SR = 16000
@@ -188,7 +190,8 @@ class Editor:
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
 
     @classmethod
-    def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto") -> "Editor":
+    def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None) -> "Editor":
+        """quantize: None, or "int8" (weight-only, editor/llm/quantize.py) for a smaller model in memory."""
         from editor.codec import Codec
         tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
         decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
@@ -212,6 +215,11 @@ class Editor:
             raise ArtifactMismatch(f"tokenizer {tok_v} has {c['linguistic']['codebook']}+{c['semantic']['codebook']} "
                                    f"ids, the LLM's audio block {AUDIO_SIZE}")
         model, vocab = llm_model.load(llm_dir)
+        if quantize == "int8":
+            from editor.llm.quantize import quantize_int8
+            quantize_int8(model)
+        elif quantize is not None:
+            raise ValueError(f"quantize={quantize!r}: choose None or 'int8'")
         return cls(model.to(dev), vocab, codec)
 
     # ---- generation ------------------------------------------------------------------------------
@@ -267,18 +275,18 @@ class Editor:
         if not reqs:
             return []
         ids = self._encode([r["prompt_wav"] for r in reqs])
-        prompts, limits = [], []
-        for r, p in zip(reqs, ids):
-            ex = {"system": "clone", "speaker": {"name": r["speaker_name"], "prompt_text": r["prompt_text"]},
-                  "source_tokens": p, "target_text": r["text"]}
-            prompts.append(chat.build_prompt(ex, self.vocab))
-            # the prompt's speaking rate, doubled: room for a slow reading, still a bound on run-away output
-            limits.append(self._limit(len(p) / len(r["prompt_text"]) * len(r["text"]) * 2))
+        prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(reqs, ids)])
         sink = self._sink()
         self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs],
                        refs=[self.codec.analyze(r["prompt_wav"]) for r in reqs], sink=sink)
         audio = sink.collect()
         return [audio[i] for i in range(len(reqs))]
+
+    def _clone_prompt(self, r: dict, prompt_ids: np.ndarray) -> tuple[np.ndarray, int]:
+        ex = {"system": "clone", "speaker": {"name": r["speaker_name"], "prompt_text": r["prompt_text"]},
+              "source_tokens": prompt_ids, "target_text": r["text"]}
+        # the prompt's speaking rate, doubled: room for a slow reading, still a bound on run-away output
+        return chat.build_prompt(ex, self.vocab), self._limit(len(prompt_ids) / len(r["prompt_text"]) * len(r["text"]) * 2)
 
     # ---- edit ------------------------------------------------------------------------------------
     def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0,
@@ -340,6 +348,40 @@ class Editor:
             for k in range(len(it["outs"])):
                 result[it["req"]][k].append(audio.get((id(it), k), np.zeros(0, np.float32)))
         return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+
+
+    # ---- streaming -------------------------------------------------------------------------------
+    def clone_stream(self, prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0,
+                     temperature=0.7, chunk_s=1.0) -> Iterator[np.ndarray]:
+        """clone() as 16 kHz chunks given out while the answer is generated (editor/llm/streaming.py);
+        the same tokens as clone() with the same seed."""
+        r = _call(_clone_request, dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, prompt_sr=prompt_sr,
+                                       speaker_name=speaker_name, seed=seed, temperature=temperature))
+        prompt, limit = self._clone_prompt(r, self._encode([r["prompt_wav"]])[0])
+        return self._stream(prompt, limit, _seed(r["seed"]), r["temperature"], self.codec.analyze(r["prompt_wav"]), chunk_s)
+
+    def edit_stream(self, wav, text, edit_type, edit_info=None, sr=16000, seed=0, temperature=0.7,
+                    chunk_s=1.0) -> Iterator[np.ndarray]:
+        """One iteration of edit() as 16 kHz chunks given out while the answer is generated; the same
+        tokens as edit()'s first iteration with the same seed. Audio up to max_chunk_s (edit() splits
+        longer audio at pauses and is not streamed)."""
+        r = _call(_edit_request, dict(wav=wav, text=text, edit_type=edit_type, edit_info=edit_info, sr=sr, seed=seed,
+                                      temperature=temperature))
+        if len(r["wav"]) > self.max_chunk_s * SR:
+            raise ValueError(f"wav: {len(r['wav']) / SR:.1f} s; a streamed edit takes at most {self.max_chunk_s:g} s "
+                             "(edit() splits longer audio at pauses)")
+        src = self._encode([r["wav"]])[0]
+        ins = tags.instruction(r["edit_type"], r["edit_info"], r["text"], new_text=r["edit_info"])
+        prompt = chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": src}, self.vocab)
+        return self._stream(prompt, self._limit(2 * len(src)), _seed(r["seed"], 0, 0), r["temperature"],
+                            self.codec.analyze(r["wav"]), chunk_s)
+
+    def _stream(self, prompt, limit, seed, temperature, ref, chunk_s) -> Iterator[np.ndarray]:
+        tps = self.codec.tokenizer.tokens_per_second()["interleaved"]
+        audio = AudioStream(lambda ids: self._decode([ids], [ref])[0], tps, chunk_s)
+        answers = generate_stream(self.model, self.vocab, [prompt], [limit], [seed], [temperature], self.sample,
+                                  self.layout, cuda_graphs=self.cuda_graphs, every=4 * self.layout.block)
+        return stream(answers, audio)
 
 
 class _AudioSink:

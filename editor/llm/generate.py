@@ -290,10 +290,25 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     <|eos|> (stripped) or at its limit; its output is cut to whole blocks (layout.block, default 5).
     `stats`, if given, gets "guard_fired" (per-row counts), "steps" and "graph_mode" ("compiled" or "eager").
     cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only."""
+    out: list[np.ndarray] = []
+    for out in generate_stream(model, vocab, prompts, max_new_tokens, seeds, temperature, cfg, layout,
+                               static_cache, stats, cuda_graphs):
+        pass
+    return out
+
+
+@torch.no_grad()
+def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
+                    cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
+                    stats: dict | None = None, cuda_graphs: bool = True, every: int = 0):
+    """generate() as it goes: every `every` decode steps (0: never) it yields each row's answer so far
+    (whole blocks, cut at the row's end token); the last item yielded is generate()'s result. Sampling
+    is the same, so the streamed answer is a prefix of the final one."""
     cfg = cfg or SampleConfig()
     B = len(prompts)
     if B == 0:
-        return []
+        yield []
+        return
     def per_row(v, name):
         if np.ndim(v) == 0:
             return [v] * B
@@ -323,13 +338,20 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
             log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
             torch.cuda.synchronize()
         dec.start(prompts, limits, seeds, temps)     # capture's warm-up steps moved the state
+    block = layout.block if layout else 5
     t = 0
     for t in range(T):
         dec.step()
+        if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
+            yield _answers(dec, t + 1, block)
         if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
             break
     if stats is not None:
         stats.update(guard_fired=dec.fired_n.tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
-    block = layout.block if layout else 5
-    hist, n_out = dec.hist[:, :T].cpu().numpy(), dec.n_out.cpu().numpy()
+    yield _answers(dec, T, block)
+
+
+def _answers(dec: _Decoder, steps: int, block: int) -> list[np.ndarray]:
+    """Each row's answer after `steps` decode steps: up to its end token or limit, whole blocks."""
+    hist, n_out = dec.hist[:, :steps].cpu().numpy(), np.minimum(dec.n_out.cpu().numpy(), steps)
     return [hist[b, :n - n % block].astype(np.int32) for b, n in enumerate(n_out)]

@@ -1,0 +1,1 @@
+"""Serving the editor to people and programs (issue 21)."""

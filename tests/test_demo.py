@@ -3,7 +3,6 @@ with a tiny random LLM: upload, edit, play, download, iterate, history, errors; 
 import json
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import numpy as np
@@ -138,8 +137,8 @@ def test_edit_play_download_and_iterate(demo, browser, tmp_path):
 
     url = p.result("edit_out")
     assert p.js("return document.querySelector('#edit_out audio').play().then(() => true)")   # plays
-    assert p.versions() == ["v2: emotion 'sad' on the uploaded clip, iteration 2/2",
-                            "v1: emotion 'sad' on the uploaded clip, iteration 1/2"]
+    assert p.versions() == ["v2: emotion 'sad' on the source clip, iteration 2/2",
+                            "v1: emotion 'sad' on the source clip, iteration 1/2"]
     name = url.rsplit("/", 1)[1]
     assert name.startswith("v2-")
 

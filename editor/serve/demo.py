@@ -8,17 +8,15 @@ playable and downloadable with what was done to make it.
 
 Nothing leaves the machine: no telemetry or version check, no share link, the theme's fonts are
 served from the gradio package."""
-import os
 import tempfile
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # read when gradio is imported
-import gradio as gr   # noqa: E402
-import soundfile as sf   # noqa: E402
+import gradio as gr
+import soundfile as sf
 
-from core import audio, tags   # noqa: E402
-from editor.llm.editor import EDIT_INFO, EDIT_TYPES, SR   # noqa: E402
+from core import audio, tags
+from editor.llm.editor import EDIT_INFO, EDIT_TYPES, SR
 
 VALUES = {**EDIT_INFO, "paralinguistic": tags.PARALINGUISTIC_TAGS}   # what the value menu lists per type
 
@@ -72,7 +70,7 @@ class Demo:
                 last = history[-1]
                 (wav, sr), text, origin = read_clip(last["path"], f"v{last['n']}"), last["text"], f"v{last['n']}"
             else:
-                (wav, sr), origin = read_clip(src_path, "source audio"), "the uploaded clip"
+                (wav, sr), origin = read_clip(src_path, "source audio"), "the source clip"
             info = edit_info(edit_type, value, tagged_text, (text or "").strip())
             outs = self.editor.edit(wav, text, edit_type, info, n_iter=int(n_iter), sr=sr, seed=int(seed),
                                     temperature=float(temperature))
@@ -92,7 +90,8 @@ class Demo:
         # results in the browser's own player: light enough for a long list of versions
         audio_out = dict(type="filepath", interactive=False, buttons=["download"],
                          waveform_options=gr.WaveformOptions(show_recording_waveform=False))
-        with gr.Blocks(title="Speech editor", analytics_enabled=False) as page:
+        # no telemetry or version check; gradio's copies of the results older than a day are deleted daily
+        with gr.Blocks(title="Speech editor", analytics_enabled=False, delete_cache=(86400, 86400)) as page:
             gr.Markdown("# Speech editor\nClone a voice, or edit a clip's emotion, style, speed, "
                         "non-verbal sounds, noise or silences. Every result is kept below.")
             history = gr.State([])
@@ -125,14 +124,17 @@ class Demo:
                         clone = gr.Button("Clone", variant="primary", elem_id="clone_go")
                 clone_out = gr.Audio(label="result", elem_id="clone_out", **audio_out)
 
-            edit_type.change(_value_widgets, edit_type, [value, tagged])
+            # one model: its requests take turns; the page's own updates skip the queue so they never wait on it
+            model = dict(concurrency_id="editor", concurrency_limit=1)
             go.click(self.edit, [src, text, edit_type, value, tagged, n_iter, from_last, seed, temperature, history],
-                     [edit_out, history])
-            clone.click(self.clone, [prompt, prompt_text, new_text, seed, temperature, history], [clone_out, history])
+                     [edit_out, history], **model)
+            clone.click(self.clone, [prompt, prompt_text, new_text, seed, temperature, history], [clone_out, history],
+                        **model)
+            edit_type.change(_value_widgets, edit_type, [value, tagged], queue=False)
 
             gr.Markdown("## Versions (newest first)")
 
-            @gr.render(inputs=history)
+            @gr.render(inputs=history, queue=False)
             def show(versions):
                 for v in reversed(versions):
                     gr.Audio(v["path"], label=f"v{v['n']}: {v['what']}", elem_classes="version", **audio_out)
@@ -140,7 +142,6 @@ class Demo:
 
     def launch(self, host: str = "127.0.0.1", port: int = 7860, max_file_size: str = "50mb", block: bool = True):
         page = self.blocks()
-        page.queue(default_concurrency_limit=1)     # one model: requests take turns
         page.launch(server_name=host, server_port=port, share=False, show_error=True, max_file_size=max_file_size,
                     allowed_paths=[str(self.workdir)], prevent_thread_lock=not block, quiet=True,
                     footer_links=[], ssr_mode=False)

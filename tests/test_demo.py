@@ -17,9 +17,9 @@ from editor.llm.vocab import load_vocab
 from test_llm_editor import voiced
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
-              pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                                 reason="chromium and chromedriver are not installed (setup.sh installs them from Debian)")]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+in_browser = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="chromium and chromedriver are not installed (setup.sh installs them from Debian)")
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +120,7 @@ class Page:
         return [t.text for t in self.css("[data-testid=toast-body]")]
 
 
+@in_browser
 def test_edit_play_download_and_iterate(demo, browser, tmp_path):
     from core import tags
     p = Page(browser, demo.url)
@@ -165,6 +166,7 @@ def test_edit_play_download_and_iterate(demo, browser, tmp_path):
     assert not outside, outside       # no fonts, scripts or telemetry from the internet
 
 
+@in_browser
 def test_bad_input_shows_an_error_and_the_page_carries_on(demo, browser, tmp_path):
     p = Page(browser, demo.url)
     p.type("edit_text", "hello there")
@@ -182,6 +184,36 @@ def test_bad_input_shows_an_error_and_the_page_carries_on(demo, browser, tmp_pat
     p.css("#clone_go")[0].click()
     assert p.result("clone_out").rsplit("/", 1)[1].startswith("v1-")
     assert p.versions() == ["v1: clone: 'hi'"]
+
+
+class StubEditor:
+    """Records what the page asks the editor for; answers with one short tone per iteration."""
+
+    def __init__(self):
+        self.calls = []
+
+    def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, **kw):
+        self.calls.append((text, edit_type, edit_info, n_iter))
+        return [voiced(0.5)] * n_iter
+
+
+def test_paralinguistic_and_iterating_on_the_last_output(tmp_path):
+    """The widgets' values as the editor receives them: a paralinguistic edit with no tagged text puts
+    the tag after the words; the next edit of its output says that tagged text."""
+    import gradio as gr
+    from editor.serve.demo import Demo
+    ed = StubEditor()
+    demo = Demo(ed, tmp_path)
+    sf.write(tmp_path / "clip.wav", voiced(1.0), SR)
+    with pytest.raises(gr.Error, match="no output yet"):
+        demo.edit(None, "so it goes", "emotion", "sad", "", 1, True, 0, 0.7, [])
+    _, h = demo.edit(str(tmp_path / "clip.wav"), " so it goes ", "paralinguistic", "Laughter", "", 1, False, 0, 0.7, [])
+    _, h = demo.edit(None, "ignored", "denoise", None, "", 2, True, 0, 0.7, h)
+    assert ed.calls == [("so it goes", "paralinguistic", "so it goes [Laughter]", 1),
+                        ("so it goes [Laughter]", "denoise", None, 2)]
+    assert [v["what"] for v in h] == ["paralinguistic 'so it goes [Laughter]' on the source clip, iteration 1/1",
+                                      "denoise on v1, iteration 1/2", "denoise on v1, iteration 2/2"]
+    assert all(sf.info(v["path"]).frames == len(voiced(0.5)) for v in h)
 
 
 def test_pipeline_wiring(llm_dir, monkeypatch):

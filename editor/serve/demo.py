@@ -70,13 +70,13 @@ class Demo:
                 last = history[-1]
                 (wav, sr), text, origin = read_clip(last["path"], f"v{last['n']}"), last["text"], f"v{last['n']}"
             else:
-                (wav, sr), origin = read_clip(src_path, "source audio"), "the source clip"
-            info = edit_info(edit_type, value, tagged_text, (text or "").strip())
+                (wav, sr), text, origin = read_clip(src_path, "source audio"), (text or "").strip(), "the source clip"
+            info = edit_info(edit_type, value, tagged_text, text)
             outs = self.editor.edit(wav, text, edit_type, info, n_iter=int(n_iter), sr=sr, seed=int(seed),
                                     temperature=float(temperature))
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False)
-        said = info if edit_type == "paralinguistic" else (text or "").strip()   # the tagged text is now spoken
+        said = info if edit_type == "paralinguistic" else text   # the tagged text is now spoken
         what = f"{edit_type}{f' {info!r}' if info else ''} on {origin}"
         for k, wav in enumerate(outs, 1):
             if len(wav):     # an iteration the model ended at once gives no audio: leave it out

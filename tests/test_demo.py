@@ -113,11 +113,13 @@ class Page:
         return self.wait(lambda: self.js(f"const a = {audio}; return a && a.src && a.duration > 0 && a.src"),
                          f"{elem_id}: a playable result")
 
+    # read in one script: the versions list is rendered anew on every change, so elements found
+    # earlier can be gone by the time they are read
     def versions(self):
-        return [v.text.splitlines()[0] for v in self.css(".version [data-testid=block-label]")]
+        return self.js("return [...document.querySelectorAll('.version [data-testid=block-label]')].map(e => e.innerText.trim())")
 
     def errors(self):
-        return [t.text for t in self.css("[data-testid=toast-body]")]
+        return self.js("return [...document.querySelectorAll('[data-testid=toast-body]')].map(e => e.innerText)")
 
 
 @in_browser
@@ -133,13 +135,14 @@ def test_edit_play_download_and_iterate(demo, browser, tmp_path):
     p.choose("edit_type", "emotion")
     p.wait(lambda: p.value("edit_value") == tags.EMOTIONS[0], "emotion's values")
     p.choose("edit_value", "sad")
+    p.wait(lambda: p.value("edit_value") == "sad", "sad chosen")
     p.type("edit_n_iter", "2")
     p.css("#edit_go")[0].click()
 
     url = p.result("edit_out")
     assert p.js("return document.querySelector('#edit_out audio').play().then(() => true)")   # plays
-    assert p.versions() == ["v2: emotion 'sad' on the source clip, iteration 2/2",
-                            "v1: emotion 'sad' on the source clip, iteration 1/2"]
+    p.wait(lambda: p.versions() == ["v2: emotion 'sad' on the source clip, iteration 2/2",
+                                    "v1: emotion 'sad' on the source clip, iteration 1/2"], "two versions listed")
     name = url.rsplit("/", 1)[1]
     assert name.startswith("v2-")
 
@@ -153,11 +156,12 @@ def test_edit_play_download_and_iterate(demo, browser, tmp_path):
     p.css("#edit_from_last input")[0].click()      # edit v2 again
     p.type("edit_n_iter", "1")
     p.choose("edit_type", "style")
+    p.wait(lambda: p.value("edit_value") == tags.STYLES[0], "style's values")
     p.css("#edit_go")[0].click()
-    p.wait(lambda: len(p.versions()) == 3, "the third version")
-    assert p.versions()[0] == f"v3: style '{tags.STYLES[0]}' on v2, iteration 1/1"
-    assert p.result("edit_out").rsplit("/", 1)[1].startswith("v3-")
-    assert p.js("return [...document.querySelectorAll('.version audio')].every(a => a.duration > 0)")
+    p.wait(lambda: p.versions()[:1] == [f"v3: style '{tags.STYLES[0]}' on v2, iteration 1/1"], "the third version")
+    assert len(p.versions()) == 3 and p.result("edit_out").rsplit("/", 1)[1].startswith("v3-")
+    p.wait(lambda: p.js("return [...document.querySelectorAll('.version audio')].every(a => a.duration > 0)"),
+           "every version plays")
 
     requests = [json.loads(e["message"])["message"]["params"].get("request", {}).get("url", "")
                 for e in browser.get_log("performance")]
@@ -183,7 +187,7 @@ def test_bad_input_shows_an_error_and_the_page_carries_on(demo, browser, tmp_pat
     p.type("clone_text", "hi")
     p.css("#clone_go")[0].click()
     assert p.result("clone_out").rsplit("/", 1)[1].startswith("v1-")
-    assert p.versions() == ["v1: clone: 'hi'"]
+    p.wait(lambda: p.versions() == ["v1: clone: 'hi'"], "the clone listed")
 
 
 class StubEditor:

@@ -142,9 +142,9 @@ class Demo:
 
     def launch(self, host: str = "127.0.0.1", port: int = 7860, max_file_size: str = "50mb", block: bool = True):
         page = self.blocks()
+        # ssr_mode off whatever GRADIO_SSR_MODE says: server-side rendering would need a Node server
         page.launch(server_name=host, server_port=port, share=False, show_error=True, max_file_size=max_file_size,
-                    allowed_paths=[str(self.workdir)], prevent_thread_lock=not block, quiet=True,
-                    footer_links=[], ssr_mode=False)
+                    allowed_paths=[str(self.workdir)], prevent_thread_lock=not block, quiet=True, ssr_mode=False)
         return page
 
 

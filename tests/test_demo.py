@@ -132,8 +132,11 @@ def test_edit_play_download_and_iterate(demo, browser, tmp_path):
     p.wait(lambda: p.value("edit_value") == tags.SPEED_TAGS[0], "speed's values")
     p.choose("edit_type", "denoise")
     p.wait(lambda: not p.css("#edit_value input"), "denoise takes no value")
+    p.choose("edit_type", "paralinguistic")
+    p.wait(lambda: p.value("edit_value") == tags.PARALINGUISTIC_TAGS[0] and p.css("#edit_tagged textarea"),
+           "the tags and a box for the tagged text")
     p.choose("edit_type", "emotion")
-    p.wait(lambda: p.value("edit_value") == tags.EMOTIONS[0], "emotion's values")
+    p.wait(lambda: p.value("edit_value") == tags.EMOTIONS[0] and not p.css("#edit_tagged textarea"), "emotion's values")
     p.choose("edit_value", "sad")
     p.wait(lambda: p.value("edit_value") == "sad", "sad chosen")
     p.type("edit_n_iter", "2")

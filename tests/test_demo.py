@@ -223,7 +223,7 @@ def test_paralinguistic_and_iterating_on_the_last_output(tmp_path):
     assert all(sf.info(v["path"]).frames == len(voiced(0.5)) for v in h)
 
 
-def test_pipeline_wiring(llm_dir, monkeypatch):
+def test_pipeline_wiring(llm_dir, monkeypatch, tmp_path):
     """`python run.py pipeline=demo llm=DIR`: the LLM dir, device and port reach the editor and the page."""
     import pipelines.demo
     from editor.serve.demo import Demo
@@ -231,7 +231,8 @@ def test_pipeline_wiring(llm_dir, monkeypatch):
     seen = {}
     monkeypatch.setattr(Editor, "load", lambda *a, **k: seen.setdefault("load", (a, k)))
     monkeypatch.setattr(Demo, "launch", lambda self, *a, **k: seen.setdefault("launch", (a, k)))
-    argv = model_shorthand(["pipeline=demo", f"llm={llm_dir}", "pipeline.port=7999", "pipeline.device=cpu"])
+    argv = model_shorthand(["pipeline=demo", f"llm={llm_dir}", "pipeline.port=7999", "pipeline.device=cpu",
+                           f"pipeline.workdir={tmp_path}"])
     assert model_shorthand(["pipeline=demo", "llm=tiny"]) == ["pipeline=demo", "llm=tiny"]   # the size preset
     pipelines.demo.run(make_cfg(argv))
     assert seen["load"] == ((str(llm_dir), None, None), {"device": "cpu"})

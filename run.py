@@ -12,19 +12,25 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 
 # pipelines whose model is given as editor=DIR (and judge=DIR, reward=DIR) on the command line
 MODEL_SHORTHAND = ("edit_benchmark", "preference_pairs", "train_reward", "train_dpo", "train_ppo")
+# pipelines whose audio LLM is given as llm=DIR
+LLM_SHORTHAND = ("demo",)
 
 
 def model_shorthand(argv: list[str]) -> list[str]:
     """`pipeline=edit_benchmark editor=DIR judge=DIR`, as such a command is usually written:
     `editor` is also the codec's config group, so there editor=X, judge=X, reward=X and pairs=X mean
     pipeline.editor, pipeline.judge, pipeline.reward and pipeline.pairs, unless X names one of the
-    group's configs (configs/editor/X.yaml)."""
-    if not any(f"pipeline={name}" in argv for name in MODEL_SHORTHAND):
-        return argv
+    group's configs (configs/editor/X.yaml). Likewise `pipeline=demo llm=DIR`: `llm` is also the
+    group of LLM size presets (configs/llm/X.yaml)."""
+    keys = set()
+    if any(f"pipeline={name}" in argv for name in MODEL_SHORTHAND):
+        keys |= {"editor", "judge", "reward", "pairs"}
+    if any(f"pipeline={name}" in argv for name in LLM_SHORTHAND):
+        keys.add("llm")
     out = []
     for a in argv:
         key, _, value = a.partition("=")
-        if key in ("judge", "reward", "pairs") or (key == "editor" and not (CONFIGS / "editor" / f"{value}.yaml").is_file()):
+        if key in keys and not (key in ("editor", "llm") and (CONFIGS / key / f"{value}.yaml").is_file()):
             a = f"pipeline.{key}={value}"
         out.append(a)
     return out

@@ -1,2 +1,3 @@
-"""Serving the editor: the command line (cli.py, `python -m editor`) and the HTTP API on Ray Serve
-(schema.py: requests and answers; app.py: the deployment). docs/serving.md tells how to use them."""
+"""Serving the editor: the command line (cli.py, `python -m editor`), the HTTP API on Ray Serve
+(schema.py: requests and answers; app.py: the deployment) and the web demo (demo.py, Gradio).
+docs/serving.md and docs/demo.md tell how to use them."""

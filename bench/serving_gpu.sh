@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The serving benchmark on the GPU machine (bench/serving_gpu.py): bf16 and int8, batch 1 with the
+# streamed first chunk, 16 and 64 requests at once, a 2-minute edit and its seams.
+#   run(command="bash bench/serving_gpu.sh", carry=[".gpu_data/clips", ".whl"])
+# (the tree and what is carried must stay under 64 MiB: move the per-clip bench/results/*/results.json
+# out of the working tree for the call)
+# .gpu_data/clips: 4 neutral clips of the test-split speakers (2 en, 2 zh) from an emotion_triplets
+# release, as NAME.flac + NAME.json ({"text": ...}); 270 KB, so they travel with the tree.
+set -eo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+# the codec's readers and F0 (wheels in .whl, see bench/editor_llm_gpu_speed.sh); carry only these
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/soundfile-*.whl .whl/cffi-*.whl \
+  .whl/pycparser-*.whl .whl/soxr-*.whl
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/pyworld-*.tar.gz
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 bench/serving_gpu.py .gpu_data/clips "$OUT" "$@" 2>&1 | grep -v "Loading weights" | tee "$OUT/serving_gpu.log"

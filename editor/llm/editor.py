@@ -40,7 +40,7 @@ SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
-MAX_TEXT = 1000
+MAX_TEXT = 10000         # characters: a max_edit_s (600 s) edit's transcript at about 15 per second
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 DEFAULT_TOKENIZER, DEFAULT_DECODER = ARTIFACTS / "tokenizer-v3", ARTIFACTS / "decoder-v3"
 
@@ -214,7 +214,9 @@ class Editor:
         if c["linguistic"]["codebook"] + c["semantic"]["codebook"] != AUDIO_SIZE:
             raise ArtifactMismatch(f"tokenizer {tok_v} has {c['linguistic']['codebook']}+{c['semantic']['codebook']} "
                                    f"ids, the LLM's audio block {AUDIO_SIZE}")
-        model, vocab = llm_model.load(llm_dir)
+        # bf16 weights on CUDA: the decode runs under bf16 autocast and its static KV cache takes the
+        # model's dtype, which must be the dtype of the keys and values written into it
+        model, vocab = llm_model.load(llm_dir, dtype="bfloat16" if str(dev).startswith("cuda") else "float32")
         if quantize == "int8":
             from editor.llm.quantize import quantize_int8
             quantize_int8(model)

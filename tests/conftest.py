@@ -87,6 +87,21 @@ def tiny_llm(d: Path) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def llm_dir(tmp_path_factory):
+    """One tiny random audio LLM for the session's Editor tests (read only)."""
+    return tiny_llm(tmp_path_factory.mktemp("tiny_llm"))
+
+
+@pytest.fixture(scope="module")
+def short_editor(llm_dir):
+    """An Editor over llm_dir whose answers stay short: a random model never says <|eos|>."""
+    from editor.llm.editor import Editor
+    e = Editor.load(llm_dir, device="cpu")
+    e.margin_tokens = 10
+    return e
+
+
 def run_pipeline(overrides):
     import importlib
     cfg = make_cfg(overrides)

@@ -8,28 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from conftest import make_cfg
-from editor.llm import model as llm_model
-from editor.llm.editor import SR, Editor, write_codec_meta
-from editor.llm.vocab import load_vocab
-from test_llm_editor import voiced
+from conftest import make_cfg, voiced
+from editor.llm.editor import SR, Editor
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 in_browser = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
                                 reason="chromium and chromedriver are not installed (setup.sh installs them from Debian)")
-
-
-@pytest.fixture(scope="module")
-def llm_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    vocab = load_vocab()
-    d = tmp_path_factory.mktemp("llm")
-    llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
-    write_codec_meta(d, "tokenizer-v3")
-    return d
 
 
 @pytest.fixture(scope="module")

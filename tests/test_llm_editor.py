@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import tiny_llm, voiced
+from conftest import voiced
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR, Editor, crossfade_join,
                                split_points, split_text, write_codec_meta)
 
@@ -14,15 +14,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def llm_dir(tmp_path_factory):
-    return tiny_llm(tmp_path_factory.mktemp("llm"))
-
-
-@pytest.fixture(scope="module")
-def ed(llm_dir):
-    e = Editor.load(llm_dir, device="cpu")
-    e.margin_tokens = 10      # a random model never says <|eos|>: keep its outputs short
-    return e
+def ed(short_editor):
+    return short_editor
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ with the shipped codec."""
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_llm, voiced
+from conftest import voiced
 from editor.llm.editor import Editor
 from editor.llm.generate import generate, generate_stream
 from editor.llm.quantize import Int8Linear, quantize_int8, weight_bytes
@@ -13,15 +13,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def llm_dir(tmp_path_factory):
-    return tiny_llm(tmp_path_factory.mktemp("llm"))
-
-
-@pytest.fixture(scope="module")
-def ed(llm_dir):
-    e = Editor.load(llm_dir, device="cpu")
-    e.margin_tokens = 10      # a random model never says <|eos|>: keep its outputs short
-    return e
+def ed(short_editor):
+    return short_editor
 
 
 def test_streamed_answers_are_prefixes_of_the_final_one(ed):

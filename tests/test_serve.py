@@ -16,17 +16,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import REPO, make_cfg, tiny_llm, voiced
+from conftest import REPO, make_cfg, voiced
 from editor.llm.editor import SR, Editor
 from editor.serve import cli
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def llm_dir(tmp_path_factory):
-    return tiny_llm(tmp_path_factory.mktemp("llm"))
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor.llm import editor as editor_mod  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.quantize import weight_bytes  # noqa: E402
-from core import tags  # noqa: E402
-from editor.llm import chat  # noqa: E402
 from editor.llm.generate import generate  # noqa: E402
 
 SR = 16000
-EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed", tags.SPEED_TAGS[0])]
+EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed", "faster")]
 
 
 CUDA = torch.cuda.is_available()
@@ -92,10 +90,7 @@ def greedy_agreement(a, b, clips):
     agree, ratio = [], []
     for name, wav, text in clips:
         ta = a._encode([wav])[0]
-        prompts = []
-        for ed in (a, b):
-            ins = tags.instruction("emotion", "sad", text, new_text="sad")
-            prompts.append(chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": ta}, ed.vocab))
+        prompts = [ed._edit_prompt("emotion", "sad", text, ta) for ed in (a, b)]
         x = generate(a.model, a.vocab, [prompts[0]], [2 * len(ta) + 50], [0], 0.0, a.sample, a.layout)[0]
         y = generate(b.model, b.vocab, [prompts[1]], [2 * len(ta) + 50], [0], 0.0, b.sample, b.layout)[0]
         n = min(len(x), len(y))

@@ -296,6 +296,11 @@ class Editor:
         return self.edit_many([dict(wav=wav, text=text, edit_type=edit_type, edit_info=edit_info, n_iter=n_iter,
                                     prompt_fixed=prompt_fixed, sr=sr, seed=seed, temperature=temperature)])[0]
 
+    def _edit_prompt(self, edit_type, edit_info, text, source_ids) -> np.ndarray:
+        """The chat prompt of one edit of these source tokens (the edit system prompt, upstream's format)."""
+        ins = tags.instruction(edit_type, edit_info, text, new_text=edit_info)
+        return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids}, self.vocab)
+
     def _vad_pauses(self, x: np.ndarray) -> list[int]:
         from silero_vad import get_speech_timestamps, load_silero_vad
         if self._vad is None:
@@ -333,8 +338,7 @@ class Editor:
                 text = it["text"]
                 if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
                     text = r["edit_info"]       # the fed audio already says the tagged text
-                ins = tags.instruction(r["edit_type"], r["edit_info"], text, new_text=r["edit_info"])
-                prompts.append(chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": fed}, self.vocab))
+                prompts.append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
                 limits.append(self._limit(2 * len(fed)))   # room for "more slower" (about 1.5-2x longer)
             res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
                                  [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
@@ -373,8 +377,7 @@ class Editor:
             raise ValueError(f"wav: {len(r['wav']) / SR:.1f} s; a streamed edit takes at most {self.max_chunk_s:g} s "
                              "(edit() splits longer audio at pauses)")
         src = self._encode([r["wav"]])[0]
-        ins = tags.instruction(r["edit_type"], r["edit_info"], r["text"], new_text=r["edit_info"])
-        prompt = chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": src}, self.vocab)
+        prompt = self._edit_prompt(r["edit_type"], r["edit_info"], r["text"], src)
         return self._stream(prompt, self._limit(2 * len(src)), _seed(r["seed"], 0, 0), r["temperature"],
                             self.codec.analyze(r["wav"]), chunk_s)
 

@@ -1,7 +1,6 @@
 """Serving the editor on a tiny random LLM with the shipped codec: the command line (python -m editor)
 and the HTTP API on real Ray Serve at 127.0.0.1 (16 concurrent clients, malformed requests, the server
 still up after them). One server for the module."""
-import base64
 import io
 import json
 import os
@@ -17,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO, make_cfg, voiced
+from core.http_body import encode_multipart, parse_multipart
 from editor.llm.editor import SR, Editor
 from editor.serve import cli
 
@@ -92,27 +92,33 @@ def test_cli_entry_point_exit_status(tmp_path):
 
 
 # ---- HTTP API ----------------------------------------------------------------------------------
-def b64(x, sr=SR) -> str:
+def wav(x, sr=SR) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, x, sr, format="WAV", subtype="FLOAT")
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
 
 
-def unb64(s: str) -> np.ndarray:
-    y, sr = sf.read(io.BytesIO(base64.b64decode(s)), dtype="float32")
+def unwav(data: bytes) -> np.ndarray:
+    y, sr = sf.read(io.BytesIO(data), dtype="float32")
     assert sr == SR
     return y
 
 
-def call(url, body=None, method=None):
-    """(status, JSON answer); body: a dict (sent as JSON) or raw bytes."""
-    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+def call(url, form=None, method=None, body=None, ctype=None):
+    """(status, headers, answer): the answer's WAV bytes, its parts {name: bytes} when multipart, or its
+    JSON. form: (name, value) pairs sent as multipart (bytes values are file parts); or a raw body."""
+    if form is not None:
+        ctype, body = encode_multipart(list(form.items()) if isinstance(form, dict) else form)
+    req = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": ctype} if ctype else {})
     try:
         with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, json.loads(r.read())
+            status, headers, data = r.status, r.headers, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        return e.code, e.headers, json.loads(e.read())
+    kind = headers.get("Content-Type", "")
+    if kind.startswith("multipart/form-data"):
+        return status, headers, parse_multipart(kind, data)[1]
+    return status, headers, data if kind == "audio/wav" else json.loads(data)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +139,7 @@ def server(llm_dir, ray_local):
 
 
 def test_health(server):
-    status, body = call(server + "/health")
+    status, _, body = call(server + "/health")
     assert status == 200 and body["status"] == "ok" and body["device"] == "cpu"
 
 
@@ -143,16 +149,17 @@ def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):
                   edit_type=kinds[i % 4][0], edit_info=kinds[i % 4][1], seed=i) for i in range(12)]
     clones = [dict(prompt_wav=voiced(0.5, seed=20 + i), prompt_text="hello there", text=t, seed=i)
               for i, t in enumerate(["hi", "good morning", "see you later today", "yes"])]
-    jobs = [("/edit", {"audio": b64(r["wav"]), **{k: r[k] for k in ("text", "edit_type", "edit_info", "seed")}})
-            for r in edits]
-    jobs += [("/clone", {"prompt_audio": b64(r["prompt_wav"]), "prompt_text": r["prompt_text"], "text": r["text"],
-                         "seed": r["seed"]}) for r in clones]
+    jobs = [("/edit", {"audio": wav(r["wav"]), "seed": str(r["seed"]), "edit_type": r["edit_type"],
+                       **({"text": r["text"]} if r["text"] else {}),
+                       **({"edit_info": r["edit_info"]} if r["edit_info"] else {})}) for r in edits]
+    jobs += [("/clone", {"prompt_audio": wav(r["prompt_wav"]), "prompt_text": r["prompt_text"], "text": r["text"],
+                         "seed": str(r["seed"])}) for r in clones]
     with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = [pool.submit(call, server + path, body) for path, body in jobs]
+        futures = [pool.submit(call, server + path, form) for path, form in jobs]
         want = [o[0] for o in ed.edit_many(edits)] + ed.clone_many(clones)     # meanwhile, on this side
         answers = [f.result() for f in futures]
-    assert [s for s, _ in answers] == [200] * 16, [a for s, a in answers if s != 200]
-    got = [unb64(a["iterations"][0]["audio"] if "iterations" in a else a["audio"]) for _, a in answers]
+    assert [s for s, _, _ in answers] == [200] * 16, [a for s, _, a in answers if s != 200]
+    got = [unwav(a) for _, _, a in answers]
     # The tokens of a request do not depend on its batch-mates, so lengths match exactly; the
     # vocoder's noise is drawn per batch, so the audio is compared by correlation: each answer is
     # by far the closest to its own request's.
@@ -160,59 +167,62 @@ def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):
     for i, g in enumerate(got):
         corr = [np.corrcoef(g[:n], w[:n])[0, 1] for w in want for n in [min(len(g), len(w))]]
         assert int(np.argmax(corr)) == i and corr[i] > 0.2, (i, np.round(corr, 2))
-    assert max(a["batch_size"] for _, a in answers) > 1          # requests were batched
+    assert max(int(h["X-Batch-Size"]) for _, h, _ in answers) > 1          # requests were batched
 
 
-BAD_AUDIO = base64.b64encode(b"RIFF....WAVEnot really").decode()
+SAD = {"audio": "AUDIO", "text": "hi", "edit_type": "emotion", "edit_info": "sad"}
 
 
-@pytest.mark.parametrize("path, body, status, field, needle", [
-    ("/edit", b"{not json", 400, "body", "not valid JSON"),
-    ("/edit", b"[1, 2]", 400, "body", "JSON object"),
-    ("/edit", b"[" * 100_000, 400, "body", "nested too deeply"),
-    ("/edit", {"audio": "!!not base64!!", "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio",
-     "not valid base64"),
-    ("/edit", {"audio": BAD_AUDIO, "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio",
-     "cannot decode audio"),
-    ("/edit", {"audio": "AUDIO", "text": "hi", "edit_type": "joy"}, 400, "edit_type", "valid: emotion, style"),
-    ("/edit", {"audio": "AUDIO", "text": "hi", "edit_type": "emotion", "edit_info": "joy"}, 400, "edit_info",
-     "valid: happy"),
-    ("/edit", {"audio": "LONG", "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio",
-     "longer than 3 s"),
-    ("/edit", {"audio": "SHORT", "text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio", "too short"),
-    ("/edit", {"text": "hi", "edit_type": "emotion", "edit_info": "sad"}, 400, "audio", "missing"),
-    ("/edit", {"audio": "AUDIO", "edit_type": "emotion", "edit_info": "sad"}, 400, "text", "empty"),
-    ("/edit", {"audio": "AUDIO", "text": "hi", "edit_type": "emotion", "edit_info": "sad", "n_iter": 9}, 400,
-     "n_iter", "[1, 5]"),
-    ("/edit", {"audio": "AUDIO", "text": "hi", "edit-type": "emotion"}, 400, "edit-type", "unknown field"),
-    ("/edit", {"audio": "AUDIO", "text": "hi", "edit_type": "vad", "temperature": "hot"}, 400, "temperature", "number"),
-    ("/edit", {"audio": "x" * 1_100_000}, 413, "body", "limit 1 MB"),
+@pytest.mark.parametrize("path, form, status, field, needle", [
+    ("/edit", b'{"audio": "UklGRg=="}', 415, "body", "must be multipart/form-data"),
+    ("/edit", {**SAD, "audio": b"RIFF....WAVEnot really"}, 400, "audio", "cannot decode audio"),
+    ("/edit", {**SAD, "audio": "a text part"}, 400, "audio", "must be a file part"),
+    ("/edit", {**SAD, "text": b"hi"}, 400, "text", "must be a text part"),
+    ("/edit", [("audio", "AUDIO"), ("audio", "AUDIO")], 400, "body", "given more than once"),
+    ("/edit", {**SAD, "edit_type": "joy"}, 400, "edit_type", "valid: emotion, style"),
+    ("/edit", {**SAD, "edit_info": "joy"}, 400, "edit_info", "valid: happy"),
+    ("/edit", {**SAD, "audio": "LONG"}, 400, "audio", "longer than 3 s"),
+    ("/edit", {**SAD, "audio": "SHORT"}, 400, "audio", "too short"),
+    ("/edit", {k: v for k, v in SAD.items() if k != "audio"}, 400, "audio", "missing"),
+    ("/edit", {k: v for k, v in SAD.items() if k != "text"}, 400, "text", "empty"),
+    ("/edit", {**SAD, "n_iter": "9"}, 400, "n_iter", "[1, 5]"),
+    ("/edit", {**SAD, "n_iter": "1.5"}, 400, "n_iter", "integer"),
+    ("/edit", {**SAD, "prompt_fixed": "maybe"}, 400, "prompt_fixed", "false, true"),
+    ("/edit", {**SAD, "iterations": "some"}, 400, "iterations", "last, all"),
+    ("/edit", {**SAD, "edit-type": "emotion"}, 400, "edit-type", "unknown field"),
+    ("/edit", {**SAD, "temperature": "hot"}, 400, "temperature", "number"),
+    ("/edit", {**SAD, "temperature": "nan"}, 400, "temperature", "number"),
+    ("/edit", {**SAD, "audio": b"x" * 1_100_000}, 413, "body", "limit 1 MB"),
     ("/clone", {"prompt_audio": "AUDIO", "text": "hi"}, 400, "prompt_text", "empty"),
 ])
-def test_bad_request_is_a_named_4xx(server, path, body, status, field, needle):
-    if isinstance(body, dict):
-        clips = {"AUDIO": voiced(0.5), "LONG": voiced(3.5), "SHORT": voiced(0.1)}
-        body = {k: b64(clips[v]) if isinstance(v, str) and v in clips else v for k, v in body.items()}
-    got, answer = call(server + path, body)
+def test_bad_request_is_a_named_4xx(server, path, form, status, field, needle):
+    clips = {"AUDIO": voiced(0.5), "LONG": voiced(3.5), "SHORT": voiced(0.1)}
+    if isinstance(form, bytes):
+        got, _, answer = call(server + path, body=form, ctype="application/json")
+    else:
+        pairs = form.items() if isinstance(form, dict) else form
+        got, _, answer = call(server + path, [(k, wav(clips[v]) if v in clips else v) for k, v in pairs])
     assert (got, answer.get("field")) == (status, field) and needle in answer["error"], answer
 
 
 def test_wrong_route_or_method(server):
-    assert call(server + "/nothing", b"{}")[0] == 404
-    status, answer = call(server + "/edit")
+    assert call(server + "/nothing", body=b"{}")[0] == 404
+    status, _, answer = call(server + "/edit")
     assert status == 405 and "POST" in answer["error"]
 
 
 def test_still_answers_after_bad_requests(server, ed):
-    assert call(server + "/health")[1]["status"] == "ok"
+    assert call(server + "/health")[2]["status"] == "ok"
     x = voiced(0.5, seed=5)
-    status, answer = call(server + "/edit", {"audio": b64(x), "text": "hello", "edit_type": "emotion",
-                                             "edit_info": "sad", "n_iter": 2, "seed": 5})
-    assert status == 200 and len(answer["iterations"]) == 2 and answer["batch_size"] == 1
+    form = {"audio": wav(x), "text": "hello", "edit_type": "emotion", "edit_info": "sad", "n_iter": "2", "seed": "5"}
+    status, headers, parts = call(server + "/edit", {**form, "iterations": "all"})
+    assert status == 200 and sorted(parts) == ["iter1.wav", "iter2.wav"] and headers["X-Batch-Size"] == "1"
     want = ed.edit(x, "hello", "emotion", "sad", n_iter=2, seed=5)       # alone in its batch: the same audio
-    for it, w in zip(answer["iterations"], want):
-        np.testing.assert_allclose(unb64(it["audio"]), w, atol=1e-4)
-        assert it["duration_s"] == pytest.approx(len(w) / SR, abs=1e-3)
+    for k, w in enumerate(want, 1):
+        np.testing.assert_allclose(unwav(parts[f"iter{k}.wav"]), w, atol=1e-4)
+    status, headers, last = call(server + "/edit", form)            # by default: the last iteration's WAV
+    assert status == 200 and headers["Content-Type"] == "audio/wav"
+    np.testing.assert_allclose(unwav(last), want[-1], atol=1e-4)
 
 
 def test_pipeline_checks_before_starting_ray(tmp_path):

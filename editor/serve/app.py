@@ -1,4 +1,4 @@
-"""The editor as a Ray Serve deployment: POST /clone, POST /edit, GET /health (schema.py: the JSON).
+"""The editor as a Ray Serve deployment: POST /clone, POST /edit, GET /health (schema.py: the forms).
 
 Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
 alone), then @serve.batch gathers the concurrent good ones into one `clone_many` / `edit_many` call,
@@ -12,15 +12,17 @@ import time
 
 from ray import serve
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
-from editor.serve.schema import BadRequest, Limits, clip, clone_request, edit_request
+from editor.serve.schema import BadRequest, Limits, answer, check_content_type, clone_request, edit_request
 
 log = logging.getLogger("lms.serve")
 
 
 async def _body(request: Request, limits: Limits) -> bytes:
-    """The body, refused as soon as it passes the size limit (a huge upload is not read to the end)."""
+    """The body, refused unread when it is not a form, and as soon as it passes the size limit (a huge
+    upload is not read to the end)."""
+    check_content_type(request.headers.get("content-type"))
     cap = int(limits.max_body_mb * 1e6)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
@@ -76,7 +78,7 @@ class EditorServer:
     async def edit_batch(self, reqs: list[dict]) -> list:
         return await asyncio.to_thread(self._run, self.editor.edit_many, reqs)
 
-    async def __call__(self, request: Request) -> JSONResponse:
+    async def __call__(self, request: Request) -> Response:
         path, method = request.url.path.rstrip("/") or "/", request.method
         routes = {"/health": "GET", "/clone": "POST", "/edit": "POST"}
         if path not in routes:
@@ -86,17 +88,17 @@ class EditorServer:
         if path == "/health":
             return JSONResponse({"status": "ok", **self.info})
         try:
-            body = await _body(request, self.limits)
+            body, ctype = await _body(request, self.limits), request.headers.get("content-type")
             if path == "/clone":
-                req = clone_request(body, self.limits)
+                req, every = clone_request(ctype, body, self.limits), False
                 out, err, stats = await self.clone_batch(req)
             else:
-                req = edit_request(body, self.limits)
+                req, every = edit_request(ctype, body, self.limits)
                 out, err, stats = await self.edit_batch(req)
         except BadRequest as e:
             return JSONResponse(e.body(), e.status)
         if err is not None:
             return JSONResponse({"error": err, "field": "body"}, 422)
-        if path == "/clone":
-            return JSONResponse({"sample_rate": 16000, **clip(out), **stats})
-        return JSONResponse({"sample_rate": 16000, "iterations": [clip(y) for y in out], **stats})
+        media_type, data = answer([out] if path == "/clone" else out, every)
+        return Response(data, media_type=media_type,
+                        headers={"X-Batch-Size": str(stats["batch_size"]), "X-Compute-S": str(stats["compute_s"])})

@@ -1,19 +1,21 @@
 """The HTTP API's requests and answers, checked before any work is queued (no Ray, no model here).
 
-    POST /clone  {"prompt_audio": B64, "prompt_text": str, "text": str, "seed": 0, "temperature": 0.7}
-             -> {"sample_rate": 16000, "audio": B64, "duration_s": float, ...}
-    POST /edit   {"audio": B64, "text": str, "edit_type": str, "edit_info": str|null, "n_iter": 1,
-                  "prompt_fixed": false, "seed": 0, "temperature": 0.7}
-             -> {"sample_rate": 16000, "iterations": [{"audio": B64, "duration_s": float}, ...], ...}
+Audio travels as bytes, never as text: a request is multipart/form-data (what `curl -F` sends), the
+audio a file part, every other field a text part; an answer is the WAV itself.
 
-B64 is a base64 audio file (WAV; FLAC and OGG are read too, any sample rate, channels averaged);
-answers are 16 kHz 16-bit mono WAV. Every bad request raises BadRequest naming its field, so one
+    POST /clone  prompt_audio=@FILE prompt_text text [seed=0] [temperature=0.7]
+             -> audio/wav
+    POST /edit   audio=@FILE text edit_type [edit_info] [n_iter=1] [prompt_fixed=false] [seed=0]
+                 [temperature=0.7] [iterations=last|all]
+             -> audio/wav of the last iteration; iterations=all: multipart/form-data, one file part
+                iter1.wav ... iterN.wav per iteration
+
+Audio files are read as WAV, FLAC or OGG, any sample rate, channels averaged; answers are 16 kHz
+16-bit mono WAV. The headers X-Batch-Size and X-Compute-S tell how many requests shared this one's
+editor call and that call's time. Every bad request raises BadRequest naming its field, so one
 client's mistake is a 4xx for that client and never reaches a batch that others share.
 """
-import base64
-import binascii
 import io
-import json
 import math
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from core import audio
+from core.http_body import BodyRefused, encode_multipart, multipart_boundary, parse_multipart
 from editor.llm.editor import EDIT_TYPES, SR, Editor, check_audio, check_edit, check_text
 
 
@@ -35,7 +38,7 @@ class BadRequest(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_mb: float = 20.0      # whole request; base64 audio is 4/3 of the file
+    max_body_mb: float = 20.0      # whole request
     min_audio_s: float = 0.3       # the editor needs at least 0.3 s
     max_audio_s: float = 120.0     # clip to edit; longer ones are split at pauses, so time grows with it
     max_prompt_s: float = 30.0     # voice prompt of a clone (the editor's own limit is 30 s)
@@ -47,41 +50,45 @@ class Limits:
                              f"{Editor.max_edit_s:g} (the editor's own limits)")
 
 
-CLONE_FIELDS = {"prompt_audio", "prompt_text", "text", "seed", "temperature"}
-EDIT_FIELDS = {"audio", "text", "edit_type", "edit_info", "n_iter", "prompt_fixed", "seed", "temperature"}
+CLONE_FIELDS = ("prompt_audio", "prompt_text", "text", "seed", "temperature")
+EDIT_FIELDS = ("audio", "text", "edit_type", "edit_info", "n_iter", "prompt_fixed", "seed", "temperature",
+               "iterations")
 
 
-def parse_json(body: bytes, limits: Limits, allowed: set) -> dict:
+def check_content_type(content_type: str | None) -> None:
+    """Before the body is read: a JSON or boundless body is refused unread (415 / 400)."""
+    try:
+        multipart_boundary(content_type)
+    except BodyRefused as e:
+        raise BadRequest("body", str(e), e.status) from None
+
+
+def parse_form(content_type: str | None, body: bytes, limits: Limits, allowed: tuple,
+               file_field: str) -> tuple[dict[str, str], dict[str, bytes]]:
     if len(body) > limits.max_body_mb * 1e6:
         raise BadRequest("body", f"{len(body) / 1e6:.1f} MB, limit {limits.max_body_mb:g} MB", 413)
     try:
-        req = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadRequest("body", f"not valid JSON ({e})") from None
-    except RecursionError:
-        raise BadRequest("body", "JSON nested too deeply") from None
-    if not isinstance(req, dict):
-        raise BadRequest("body", f"need a JSON object, got {type(req).__name__}")
-    unknown = sorted(set(req) - allowed)
+        fields, files = parse_multipart(content_type, body)
+    except BodyRefused as e:
+        raise BadRequest("body", str(e), e.status) from None
+    unknown = sorted((set(fields) | set(files)) - set(allowed))
     if unknown:      # a typo ("edit-type") would otherwise be silently ignored
-        raise BadRequest(unknown[0], f"unknown field; valid: {', '.join(sorted(allowed))}")
-    return req
+        raise BadRequest(unknown[0], f"unknown field; valid: {', '.join(allowed)}")
+    wrong = sorted((set(files) - {file_field}) | ({file_field} & set(fields)))
+    if wrong:
+        want = "a file part (curl -F name=@file)" if wrong[0] == file_field else "a text part, not a file"
+        raise BadRequest(wrong[0], f"must be {want}")
+    return fields, files
 
 
-def _required(req: dict, field: str):
-    if req.get(field) is None:
+def _required(form: dict, field: str):
+    if form.get(field) is None:
         raise BadRequest(field, "missing")
-    return req[field]
+    return form[field]
 
 
-def _audio(req: dict, field: str, limits: Limits, max_s: float) -> np.ndarray:
-    b64 = _required(req, field)
-    if not isinstance(b64, str):
-        raise BadRequest(field, f"need a base64 string, got {type(b64).__name__}")
-    try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise BadRequest(field, f"not valid base64 ({e})") from None
+def _audio(files: dict, field: str, limits: Limits, max_s: float) -> np.ndarray:
+    data = _required(files, field)
     try:
         x, sr = audio.decode(data, field)
         if len(x) < limits.min_audio_s * sr:
@@ -91,38 +98,50 @@ def _audio(req: dict, field: str, limits: Limits, max_s: float) -> np.ndarray:
         raise BadRequest(field, str(e).removeprefix(f"{field}: ")) from None
 
 
-def _text(req: dict, field: str, required: bool = True) -> str:
+def _text(fields: dict, field: str, required: bool = True) -> str:
     try:
-        return check_text(req.get(field), field, required=required)
+        return check_text(fields.get(field), field, required=required)
     except ValueError as e:
         raise BadRequest(field, str(e).removeprefix(f"{field}: ")) from None
 
 
-def _int(req: dict, field: str, default: int, lo: int, hi: int | None = None) -> int:
-    v = req.get(field, default)
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        raise BadRequest(field, f"need an integer in [{lo}, {hi if hi is not None else 'inf'}], got {v!r}")
+def _int(fields: dict, field: str, default: int, lo: int, hi: int | None = None) -> int:
+    s = fields.get(field, str(default)).strip()
+    v = int(s) if s.isascii() and s.isdigit() and len(s) <= 20 else None
+    if v is None or v < lo or (hi is not None and v > hi):
+        raise BadRequest(field, f"need an integer in [{lo}, {hi if hi is not None else 'inf'}], got {s[:40]!r}")
     return v
 
 
-def _sampling(req: dict) -> dict:
-    t = req.get("temperature", 0.7)
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t <= 2:
-        raise BadRequest("temperature", f"need a number in [0, 2] (0 = greedy), got {t!r}")
-    return {"seed": _int(req, "seed", 0, 0, 2**32 - 1), "temperature": float(t)}
+def _choice(fields: dict, field: str, options: tuple) -> str:
+    v = fields.get(field, options[0]).strip().lower()
+    if v not in options:
+        raise BadRequest(field, f"need one of {', '.join(options)}, got {v[:40]!r}")
+    return v
 
 
-def clone_request(body: bytes, limits: Limits) -> dict:
-    """Request body -> Editor.clone_many's keyword arguments."""
-    req = parse_json(body, limits, CLONE_FIELDS)
-    return {"prompt_wav": _audio(req, "prompt_audio", limits, limits.max_prompt_s),
-            "prompt_text": _text(req, "prompt_text"), "text": _text(req, "text"), **_sampling(req)}
+def _sampling(fields: dict) -> dict:
+    s = fields.get("temperature", "0.7").strip()
+    try:
+        t = float(s) if len(s) <= 40 else math.nan
+    except ValueError:
+        t = math.nan
+    if not math.isfinite(t) or not 0 <= t <= 2:
+        raise BadRequest("temperature", f"need a number in [0, 2] (0 = greedy), got {s[:40]!r}")
+    return {"seed": _int(fields, "seed", 0, 0, 2**32 - 1), "temperature": t}
 
 
-def edit_request(body: bytes, limits: Limits) -> dict:
-    """Request body -> Editor.edit_many's keyword arguments."""
-    req = parse_json(body, limits, EDIT_FIELDS)
-    edit_type, edit_info = _required(req, "edit_type"), req.get("edit_info")
+def clone_request(content_type: str | None, body: bytes, limits: Limits) -> dict:
+    """Request -> Editor.clone_many's keyword arguments."""
+    fields, files = parse_form(content_type, body, limits, CLONE_FIELDS, "prompt_audio")
+    return {"prompt_wav": _audio(files, "prompt_audio", limits, limits.max_prompt_s),
+            "prompt_text": _text(fields, "prompt_text"), "text": _text(fields, "text"), **_sampling(fields)}
+
+
+def edit_request(content_type: str | None, body: bytes, limits: Limits) -> tuple[dict, bool]:
+    """Request -> (Editor.edit_many's keyword arguments, whether every iteration is answered)."""
+    fields, files = parse_form(content_type, body, limits, EDIT_FIELDS, "audio")
+    edit_type, edit_info = _required(fields, "edit_type").strip(), fields.get("edit_info", "").strip() or None
     if edit_type not in EDIT_TYPES:
         raise BadRequest("edit_type", f"unknown {edit_type!r}; valid: {', '.join(EDIT_TYPES)}")
     try:
@@ -131,20 +150,22 @@ def edit_request(body: bytes, limits: Limits) -> dict:
         raise BadRequest("edit_info", str(e)) from None
     # a paralinguistic edit cannot be split at pauses (its tagged text goes whole): one chunk at most
     max_s = Editor.max_chunk_s if edit_type == "paralinguistic" else limits.max_audio_s
-    wav = _audio(req, "audio", limits, min(max_s, limits.max_audio_s))
-    if not isinstance(req.get("prompt_fixed", False), bool):
-        raise BadRequest("prompt_fixed", f"need true or false, got {req['prompt_fixed']!r}")
-    return {"wav": wav, "text": _text(req, "text", required=edit_type not in ("denoise", "vad")),
-            "edit_type": edit_type, "edit_info": edit_info,
-            "n_iter": _int(req, "n_iter", 1, 1, limits.max_n_iter),
-            "prompt_fixed": req.get("prompt_fixed", False), **_sampling(req)}
+    wav = _audio(files, "audio", limits, min(max_s, limits.max_audio_s))
+    req = {"wav": wav, "text": _text(fields, "text", required=edit_type not in ("denoise", "vad")),
+           "edit_type": edit_type, "edit_info": edit_info,
+           "n_iter": _int(fields, "n_iter", 1, 1, limits.max_n_iter),
+           "prompt_fixed": _choice(fields, "prompt_fixed", ("false", "true")) == "true", **_sampling(fields)}
+    return req, _choice(fields, "iterations", ("last", "all")) == "all"
 
 
-def wav_b64(x: np.ndarray) -> str:
+def wav_bytes(x: np.ndarray) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1.0, 1.0), SR, format="WAV", subtype="PCM_16")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
-def clip(x: np.ndarray) -> dict:
-    return {"audio": wav_b64(x), "duration_s": round(len(x) / SR, 4)}
+def answer(clips: list[np.ndarray], every: bool) -> tuple[str, bytes]:
+    """(Content-Type, body): the last clip's WAV, or every clip as a file part iter1.wav ... iterN.wav."""
+    if not every:
+        return "audio/wav", wav_bytes(clips[-1])
+    return encode_multipart([(f"iter{k}.wav", wav_bytes(y)) for k, y in enumerate(clips, 1)])

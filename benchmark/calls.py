@@ -45,9 +45,10 @@ def answer(row: dict):
 
 
 class StageCalls:
-    def __init__(self, ray_cfg, specs: list[str], device: str = "auto", temperature: float = 0.7):
+    def __init__(self, ray_cfg, specs: list[str], device: str = "auto", temperature: float = 0.7,
+                 quantize: str | None = None):
         from stages.benchmark_call import stage_for
-        self.ray_cfg, self.stage = ray_cfg, stage_for(specs, device, temperature)
+        self.ray_cfg, self.stage = ray_cfg, stage_for(specs, device, temperature, quantize)
 
     def __call__(self, method: str, jobs: list[tuple[str, dict]]):
         from pipelines.runner import stream_rows

@@ -6,8 +6,9 @@ SHIPPED_JUDGE = REPO / "scorers" / "artifacts" / "judge-v2"
 NAMED = ("identity", "engine")
 
 
-def load_editor(spec: str, device: str = "auto", temperature: float = 0.7):
-    """identity | engine | http(s)://URL | an audio-LLM artifact directory."""
+def load_editor(spec: str, device: str = "auto", temperature: float = 0.7, quantize: str | None = None):
+    """identity | engine | http(s)://URL | an audio-LLM artifact directory (quantize: None or "int8",
+    for an audio LLM only)."""
     from benchmark.editors import IdentityEditor, LlmEditor
     from benchmark.engine_editor import EngineEditor
     from benchmark.http_editor import HttpEditor
@@ -24,12 +25,12 @@ def load_editor(spec: str, device: str = "auto", temperature: float = 0.7):
     if not (d / "llm_vocab.json").is_file():
         raise ValueError(f"pipeline.editor={spec}: not an audio-LLM artifact (no llm_vocab.json), nor one of "
                          f"{', '.join(NAMED)} or an http:// URL")
-    return LlmEditor.load(d, device=device, temperature=temperature)
+    return LlmEditor.load(d, device=device, temperature=temperature, quantize=quantize)
 
 
-def editor_name(spec: str) -> str:
+def editor_name(spec: str, quantize: str | None = None) -> str:
     """The name results carry for an editor spec, without loading a model (an LLM's version from its
-    training.json; a server's from its /health)."""
+    training.json, with "+int8" when quantized; a server's from its /health)."""
     from benchmark.editors import IdentityEditor
     from benchmark.engine_editor import EngineEditor
     from benchmark.http_editor import HttpEditor
@@ -43,7 +44,7 @@ def editor_name(spec: str) -> str:
         return HttpEditor(spec).name
     if not (Path(spec) / "llm_vocab.json").is_file():
         load_editor(spec)      # the named error
-    return llm_version(Path(spec))
+    return llm_version(Path(spec)) + (f"+{quantize}" if quantize else "")
 
 
 def load_judge(spec):

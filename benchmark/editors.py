@@ -113,10 +113,10 @@ class LlmEditor(BenchmarkEditor):
         self.editor, self.name, self.temperature = editor, name, temperature
 
     @classmethod
-    def load(cls, llm_dir, device="auto", temperature: float = 0.7) -> "LlmEditor":
+    def load(cls, llm_dir, device="auto", temperature: float = 0.7, quantize: str | None = None) -> "LlmEditor":
+        from benchmark.choose import editor_name
         from editor.llm.editor import Editor
-        from pipelines.llm_over_release import llm_version
-        return cls(Editor.load(llm_dir, device=device), llm_version(Path(llm_dir)), temperature)
+        return cls(Editor.load(llm_dir, device=device, quantize=quantize), editor_name(llm_dir, quantize), temperature)
 
     def clone(self, prompt_wav, prompt_text, text, language="en", seed=0):
         return self.clone_many([dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, seed=seed)])[0]

@@ -35,6 +35,7 @@ from benchmark.score_jobs import ScoreJobs
 from benchmark.store import ClipStore
 from core.releases import PipelineDir
 from pipelines.runner import check_output_dir, use_ray
+from stages.benchmark_call import is_llm
 
 NAME = "edit_benchmark"
 
@@ -91,7 +92,11 @@ def run(cfg):
     prompts = bench_set.build(languages, labels, int(p.n), int(p.seed))
     judged = [x for x in prompts if x["category"] != "paralinguistic"]
     para = [x for x in prompts if x["category"] == "paralinguistic"]
-    name = editor_name(spec)
+    if p.quantize not in (None, "int8"):
+        raise ValueError(f"pipeline.quantize={p.quantize!r}: null or int8")
+    if p.quantize and not is_llm(spec):
+        raise ValueError(f"pipeline.quantize={p.quantize}: only an audio-LLM editor is quantized, not {spec}")
+    name = editor_name(spec, p.quantize)
     judge = load_judge(p.judge)
     engine = EngineEditor()    # here: the voice prompts and the sources it renders (base voice, factory clips)
     settings = OmegaConf.to_container(p, resolve=True)
@@ -99,7 +104,7 @@ def run(cfg):
                 "settings": settings, "voice_bank_seed": cfg.seed}
     fingerprint = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     specs = sorted({spec, *p.baselines, *(["engine"] if "engine_clone" in p.generalisation else [])})
-    calls = StageCalls(cfg.ray, specs, device=p.device, temperature=float(p.temperature))
+    calls = StageCalls(cfg.ray, specs, device=p.device, temperature=float(p.temperature), quantize=p.quantize)
 
     out = PipelineDir(check_output_dir(cfg.output_dir), NAME)
     out.lock()

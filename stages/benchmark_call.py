@@ -29,7 +29,8 @@ class BenchmarkCall(Stage):
         if spec not in self.editors:
             from benchmark.choose import load_editor
             self.editors[spec] = load_editor(spec, device=self.params.get("device", "auto"),
-                                             temperature=float(self.params.get("temperature", 0.7)))
+                                             temperature=float(self.params.get("temperature", 0.7)),
+                                             quantize=self.params.get("quantize") if is_llm(spec) else None)
         return self.editors[spec]
 
     def process_rows(self, rows: list[dict]) -> list[dict]:
@@ -55,7 +56,7 @@ class GpuBenchmarkCall(BenchmarkCall):
     resources = Resources(cpus=1, gpus=1, cpu_fallback=True)
 
 
-def stage_for(specs, device: str = "auto", temperature: float = 0.7) -> tuple[type, dict]:
+def stage_for(specs, device: str = "auto", temperature: float = 0.7, quantize: str | None = None) -> tuple[type, dict]:
     """The stage for a round that may call any of these editors: on a GPU when one is an audio LLM."""
     cls = GpuBenchmarkCall if any(is_llm(s) for s in specs) else BenchmarkCall
-    return cls, {"device": device, "temperature": temperature}
+    return cls, {"device": device, "temperature": temperature, "quantize": quantize}

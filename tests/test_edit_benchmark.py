@@ -76,6 +76,24 @@ def test_editor_trained_on_a_benchmark_speaker_is_refused(tmp_path):
         refuse_trained_on_benchmark(tmp_path, ["en", "zh"])
 
 
+def test_int8_editor_is_named_apart_and_quantized(tiny_llm, tmp_path):
+    from benchmark.choose import editor_name, load_editor
+    from editor.llm.quantize import Int8Linear
+    plain, int8 = editor_name(tiny_llm), editor_name(tiny_llm, "int8")
+    assert int8 == plain + "+int8"            # its results never mix with the bf16 model's
+    ed = load_editor(str(tiny_llm), device="cpu", quantize="int8")
+    assert ed.name == int8 and any(isinstance(m, Int8Linear) for m in ed.editor.model.modules())
+    y = ed.edit(voiced(0.6), "Hello there.", "emotion", "sad")
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    from pipelines.edit_benchmark import run
+    with pytest.raises(ValueError, match="pipeline.quantize=int8: only an audio-LLM editor"):
+        run(make_cfg(["pipeline=edit_benchmark", "pipeline.editor=identity", "pipeline.quantize=int8",
+                      f"output_dir={tmp_path}"]))
+    with pytest.raises(ValueError, match="pipeline.quantize='int4': null or int8"):
+        run(make_cfg(["pipeline=edit_benchmark", f"pipeline.editor={tiny_llm}", "pipeline.quantize=int4",
+                      f"output_dir={tmp_path}"]))
+
+
 # --- the protocol ---
 
 class Appending(BenchmarkEditor):

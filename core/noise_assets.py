@@ -15,7 +15,7 @@ AUDIO_EXT = (".wav", ".flac", ".ogg", ".mp3")
 
 def _write(path: Path, x: np.ndarray, sr: int):
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")    # per process: runs may share a cache
     sf.write(tmp, x, sr)
     os.replace(tmp, path)
 

@@ -15,6 +15,24 @@ RAW = ["margin.enabled=false", "splits.enabled=false", "quality.wer.enabled=fals
        "quality.prompt_similarity.enabled=false"]
 
 
+# Modules that read the session's factory runs (emotion_run ... trim_run below): one xdist worker runs
+# them all, so each run is made once. Every other module goes whole to one worker too, so its module
+# fixtures (a trained codec, a server) are made once.
+FACTORY_RUN_MODULES = {"test_augment_pipelines", "test_editor_codec", "test_editor_phones", "test_output_contract",
+                       "test_quality", "test_sample_contract"}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "factory_runs" if Path(module).stem in FACTORY_RUN_MODULES else module
+
+    return ByModule(config, log)
+
+
 def make_cfg(overrides):
     from hydra import compose, initialize_config_dir
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):

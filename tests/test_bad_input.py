@@ -60,12 +60,14 @@ def test_folder_bank_with_broken_recordings(tmp_path, cache_dir, ray_local):
 def test_texts_a_voice_cannot_speak_are_rejected(tmp_path, cache_dir, ray_local):
     extra = tmp_path / "texts" / "en"
     extra.mkdir(parents=True)
-    (extra / "happy.txt").write_text("这是中文句子。\n")
-    info, _ = run_pipeline(["pipeline=emotion_triplets", f"texts.extra_dir={tmp_path / 'texts'}",
+    (extra / "happy.txt").write_text("这是中文句子。\nThat is the best news I have heard all year!\n")
+    info, _ = run_pipeline(["pipeline=emotion_triplets", f"texts.extra_dir={tmp_path / 'texts'}", "texts.shipped=false",
                             f"output_dir={tmp_path / 'out'}", "languages=[en]", "emotions=[happy]",
-                            "texts_per_tag=9", *RAW, "ray.progress=false"])
+                            "texts_per_tag=2", *RAW, "ray.progress=false"])
     rej = pd.read_parquet(tmp_path / "out" / "emotion_triplets" / "rejects.parquet")
-    # caught while planning, before any rendering
+    # caught while planning, before any rendering: each of the 4 English voices loses the Mandarin line
     assert len(rej) == 4 and set(rej["reason"]) == {"wrong_script"} and set(rej["stage"]) == {"plan"}
     assert rej["detail"].str.contains("not English").all()
-    assert info["counts"]["kept"] == 32
+    assert info["counts"]["kept"] == 4
+    assert {s["json"]["text"] for s in read_samples(tmp_path / "out" / "emotion_triplets")} == {
+        "That is the best news I have heard all year!"}

@@ -170,7 +170,8 @@ def generated_speakers(languages, per_language: int | None = None, pool: str = D
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    # a temporary name of its own per process: two runs sharing a cache may render the same clip at once
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

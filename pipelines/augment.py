@@ -99,6 +99,28 @@ def folder_sources(cfg, languages) -> list[dict]:
     return out
 
 
+def recording_rows(cfg, key_of=None) -> tuple[list[dict], list[dict]]:
+    """A folder of recordings (source=folder): one `recording` row per clip (its JSON, `audio_path` in
+    the meta), split by speaker, and the plan rejects of the clips that cannot be used. key_of(src):
+    the row's key (default: the recording's own, by path and text; pipeline=edit adds its edit)."""
+    key_of = key_of or (lambda src: make_key(["rec", src["speaker"]], {"path": src["audio_path"], "text": src["text"]}))
+    rows, rejects = [], []
+    for src in folder_sources(cfg, list(cfg.languages)):
+        key = key_of(src)
+        if src.get("problem"):
+            reason, detail = src["problem"]
+            rejects.append({"key": key, "stage": "plan", "reason": reason, "detail": detail, "value": None,
+                            "meta": json.dumps(src, ensure_ascii=False)})
+            continue
+        sample_json = {"task": "recording", "sample_version": SAMPLE_VERSION, "text": src["text"],
+                       "language": src["language"], "speaker": src["speaker"],
+                       "split": splits.speaker_split(src["speaker"], cfg.splits), "sample_rate": 16000,
+                       "durations": {}, "provenance": {"source": "folder"}, "prompt": None,
+                       "source": src["audio_path"]}
+        rows.append(new_row(key, {"json": sample_json, "audio_path": src["audio_path"]}))
+    return rows, rejects
+
+
 def manifest_sources(cfg, languages) -> list[dict]:
     """A csv/parquet with columns audio_path, text, speaker, language (read as text; empty cells None)."""
     columns = ("audio_path", "text", "speaker", "language")

@@ -11,12 +11,10 @@ release holds one tokenizer version only: tokenizing into one made with another 
 import json
 from pathlib import Path
 
-from core import splits
-from core.keys import make_key
 from core.reader import AUDIO_SUFFIXES, Release
 from core.sample import SAMPLE_VERSION, TOKEN_FIELDS, Sample
 from core.releases import PipelineDir
-from pipelines.augment import folder_sources
+from pipelines.augment import recording_rows
 from pipelines.runner import check_output_dir, execute
 from stages.base import new_row
 from stages.tokenize_audio import TokenizeAudio
@@ -55,25 +53,6 @@ def release_rows(data: str) -> tuple[list[dict], str]:
                  if suffix.endswith(AUDIO_SUFFIXES)}
         rows.append(new_row(key, {"json": s.json, "spans": audio}))
     return rows, rel.pipeline
-
-
-def recording_rows(cfg) -> tuple[list[dict], list[dict]]:
-    """A folder of recordings (source=folder): one `recording` sample per clip, split by speaker."""
-    rows, rejects = [], []
-    for src in folder_sources(cfg, list(cfg.languages)):
-        key = make_key(["rec", src["speaker"]], {"path": src["audio_path"], "text": src["text"]})
-        if src.get("problem"):
-            reason, detail = src["problem"]
-            rejects.append({"key": key, "stage": "plan", "reason": reason, "detail": detail, "value": None,
-                            "meta": json.dumps(src, ensure_ascii=False)})
-            continue
-        sample_json = {"task": "recording", "sample_version": SAMPLE_VERSION, "text": src["text"],
-                       "language": src["language"], "speaker": src["speaker"],
-                       "split": splits.speaker_split(src["speaker"], cfg.splits), "sample_rate": 16000,
-                       "durations": {}, "provenance": {"source": "folder"}, "prompt": None,
-                       "source": src["audio_path"]}
-        rows.append(new_row(key, {"json": sample_json, "audio_path": src["audio_path"]}))
-    return rows, rejects
 
 
 def check_same_tokenizer(out: PipelineDir, version: str) -> None:

@@ -1,8 +1,9 @@
 """Stages: the audio LLM over rows of a release, edits (`LlmEdit`) or zero-shot clones (`LlmClone`).
 
 A row's meta holds the source sample's JSON and where its audio members lie (`spans`, as for the
-tokenizer stage). Every row of a batch is checked alone first (a bad one is a reject with the reason),
-then the good ones decode together (Editor.edit_many / clone_many). Outputs are members:
+tokenizer stage) or the path of a user's clip (`audio_path`, pipeline=edit source=folder). Every row
+of a batch is checked alone first (a bad one is a reject with the reason), then the good ones decode
+together (Editor.edit_many / clone_many). Outputs are members:
 `edit1.flac`, `edit2.flac`, ... (one per iteration) or `clone.flac`."""
 from core import audio
 from stages.base import BAD_INPUT, Resources, Stage
@@ -26,7 +27,13 @@ class _LlmStage(Stage):
         self.editor = Editor.load(self.params["llm"], device=self.params.get("device") or "auto")
 
     def audio(self, row, suffix: str):
-        """The member decoded at 16 kHz; its bytes join the output as they are (read once)."""
+        """The member decoded at 16 kHz; its bytes join the output as they are (read once). A user's clip
+        (`audio_path`: pipeline=edit source=folder) is read from its file within the editor's limit and
+        joins as FLAC of its 16 kHz audio."""
+        if path := row["meta"].get("audio_path"):
+            x = audio.load(path, 16000, self.editor.max_edit_s, "Editor.max_edit_s")
+            row["members"][suffix] = audio.encode_flac(x, 16000)
+            return x
         raw = row["members"][suffix] = Span(*row["meta"]["spans"][suffix]).read()
         x, sr = audio.decode(raw, f"{row['key']}.{suffix}")
         return audio.resample(x, sr, 16000)
@@ -39,6 +46,8 @@ class _LlmStage(Stage):
             try:
                 requests.append(self.check(self.request(row)))
                 good.append(row)
+            except audio.TooLong as e:
+                row["reject"] = {"stage": self.name, "reason": "too_long", "detail": str(e), "value": e.seconds}
             except BAD_INPUT as e:
                 row["reject"] = {"stage": self.name, "reason": "bad_input", "detail": f"{type(e).__name__}: {e}",
                                  "value": None}

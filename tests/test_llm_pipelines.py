@@ -95,3 +95,77 @@ def test_ray_setting_is_checked(monkeypatch):
     assert runner.use_ray(OmegaConf.create({"enabled": "auto"})) is False
     with pytest.raises(ValueError, match="Ray is not installed"):
         runner.use_ray(OmegaConf.create({"enabled": True}))
+
+
+FOLDER = ["pipeline=edit", "source=folder", "pipeline.edit_type=emotion", "pipeline.edit_info=happy", "ray.progress=false"]
+
+
+def _clips(root):
+    """Two speakers: three good short clips (one at 22.05 kHz), one unreadable, one over the editor's
+    600 s by its header, one without a transcript."""
+    import soundfile as sf
+
+    from conftest import voiced
+    for spk, name, sr in (("alice", "a", 16000), ("alice", "b", 22050), ("bob", "a", 16000)):
+        (root / spk).mkdir(parents=True, exist_ok=True)
+        sf.write(root / spk / f"{name}.wav", voiced(0.6, sr=sr, f0=120 + 40 * len(spk)), sr)
+        (root / spk / f"{name}.txt").write_text(f"Clip {name} of {spk}.")
+    (root / "bob" / "broken.wav").write_bytes(b"not audio")
+    (root / "bob" / "broken.txt").write_text("Broken.")
+    sf.write(root / "bob" / "long.wav", np.zeros(601 * 1000, np.int16), 1000)
+    (root / "bob" / "long.txt").write_text("Far too long.")
+    sf.write(root / "bob" / "mute.wav", voiced(0.6), 16000)  # no mute.txt: an emotion edit needs the text
+    return {"alice/a.wav", "alice/b.wav", "bob/a.wav"}, 6
+
+
+def test_edit_pipeline_edits_a_folder_of_clips(tiny_llm, tmp_path, ray_local):
+    import pandas as pd
+
+    from core import audio, splits
+    from core.tags import instruction
+    root, out_dir = tmp_path / "clips", tmp_path / "o" / "edit_recordings"
+    good, n_clips = _clips(root)
+    args = [*FOLDER, f"source.root={root}", f"output_dir={tmp_path / 'o'}", f"pipeline.llm={tiny_llm}"]
+    info, cfg = run_pipeline(args)
+    out, rej = Release(out_dir), pd.read_parquet(out_dir / "rejects.parquet")
+    assert len(out) + len(rej) == n_clips == info["counts"]["planned"], "nothing lost"
+    assert len(set(out.manifest["key"]) | set(rej["key"])) == n_clips, "keys unique"
+    by_file = {next(f for f in ("broken.wav", "long.wav", "mute.wav") if f in d): (s, r)
+               for d, s, r in zip(rej["detail"], rej["stage"], rej["reason"])}
+    assert by_file == {"broken.wav": ("llm_edit", "bad_input"), "long.wav": ("llm_edit", "too_long"),
+                       "mute.wav": ("plan", "empty_text")}, rej[["stage", "reason", "detail"]]
+    assert set(out.manifest["source_key"]) == good
+    for s in out.samples(decode=False):
+        s.validate()
+        j = s.json
+        assert j["task"] == "edited" and j["source_task"] == "recording" and j["llm"] == "editor-llm-tiny"
+        assert (j["edit_type"], j["edit_info"], j["n_iter"], j["seed"], j["prompt_fixed"], j["temperature"]) == \
+            ("emotion", "happy", 1, 0, False, 0.7)
+        assert j["text"] == (root / j["source_key"]).with_suffix(".txt").read_text()
+        assert j["instruction"] == instruction("emotion", "happy", j["text"])
+        assert j["split"] == splits.speaker_split(j["speaker"], cfg.splits), "split by speaker"
+        m = out.sample(s.key, ["src.flac", "edit1.flac"]).members
+        (x, sr), (y, sr_y) = m["src.flac"], m["edit1.flac"]
+        assert sr == sr_y == 16000 and len(y) > 0 and np.isfinite(y).all()
+        assert np.abs(x - audio.load(root / j["source_key"], 16000)).max() < 1e-3, "src.flac is the clip at 16 kHz"
+    again, _ = run_pipeline(args)
+    c = again["counts"]
+    assert c["reused_from_previous"] == n_clips - 1 and c["kept"] == len(out) and not again["stage_cpu_s"], \
+        "a rerun reuses every edit and stage reject (the plan reject is decided again, without work)"
+
+
+def test_folder_edit_settings_are_named(tmp_path, tiny_llm):
+    base = [f"output_dir={tmp_path}", f"pipeline.llm={tiny_llm}", "pipeline=edit"]
+    folder = [*base, "source=folder", f"source.root={tmp_path}"]
+    for args, match in (
+            (folder, "needs pipeline.edit_type"),
+            ([*folder, "pipeline.edit_type=emotion", "pipeline.edit_info=joyful"], "pipeline.edit_info: unknown"),
+            ([*folder, "pipeline.edit_type=karaoke"], "pipeline.edit_type: unknown"),
+            ([*folder, "pipeline.edit_type=denoise", "pipeline.edit_info=happy"], "pipeline.edit_info:"),
+            ([*folder, "pipeline.edit_type=paralinguistic", "pipeline.edit_info='So [Laughter] yes'"],
+             "pipeline.edit_type=paralinguistic: not with source=folder"),
+            ([*base, f"data={tmp_path}", "pipeline.edit_type=emotion", "pipeline.edit_info=happy"],
+             "pipeline.edit_type=emotion: the samples of data="),
+            ([*base, f"data={tmp_path}", "pipeline.edit_info=happy"], "pipeline.edit_info=happy: the samples")):
+        with pytest.raises(ValueError, match=match):
+            run_pipeline(args)

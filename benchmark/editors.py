@@ -7,7 +7,6 @@ edit_type is emotion or style (edit_info the tag) or paralinguistic (edit_info t
 marks). clone_many/edit_many take lists of those keyword dicts; an editor that can batch overrides
 them. Outputs are checked by `checked` (empty, NaN, silent, too short or too long is a failure with
 its reason), and one request that raises fails alone: a bad editor is scored, never a crash."""
-from pathlib import Path
 
 import numpy as np
 

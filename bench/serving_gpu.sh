@@ -6,13 +6,5 @@
 # out of the working tree for the call)
 # .gpu_data/clips: 4 neutral clips of the test-split speakers (2 en, 2 zh) from an emotion_triplets
 # release, as NAME.flac + NAME.json ({"text": ...}); 270 KB, so they travel with the tree.
-set -eo pipefail
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-# the codec's readers and F0 (wheels in .whl, see bench/editor_llm_gpu_speed.sh); carry only these
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/soundfile-*.whl .whl/cffi-*.whl \
-  .whl/pycparser-*.whl .whl/soxr-*.whl
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/pyworld-*.tar.gz
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+source bench/gpu_codec_env.sh
 python3 bench/serving_gpu.py .gpu_data/clips "$OUT" "$@" 2>&1 | grep -v "Loading weights" | tee "$OUT/serving_gpu.log"

@@ -97,7 +97,8 @@ def main(clips: Path, out: Path):
         (out / f"cells_{name}.json").write_text(json.dumps(cells))
         print(name, json.dumps(report[name]), flush=True)
         del ed
-        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     # the vocoder draws its noise per batch, so audio is not compared sample by sample; an answer of
     # the same length as bf16's (same seed, same source) most likely has the same tokens
     same_len = [len(a) == len(b) for key in chains["bf16"] for a, b in zip(chains["bf16"][key], chains["int8"][key])]

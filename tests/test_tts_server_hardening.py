@@ -19,7 +19,10 @@ REPO = Path(__file__).resolve().parent.parent
 PROMPT = "The weather today is mild, with a light breeze from the west and a few clouds in the afternoon."
 LIMITS = {"read_timeout_s": 1.5, "max_text_chars": 200, "max_prompt_text_chars": 200, "max_prompt_s": 12,
           "max_body_bytes": 2_000_000, "max_requests_in_flight": 2}
-RSS_LIMIT_MB = 800  # the server's peak resident memory over the whole module
+# What hostile input may add to the server's resident memory, over its peak after one normal request that
+# took the heaviest path (a base voice chosen by speaker embedding, which loads torch). The absolute size
+# depends on the machine (torch's kernels and thread pools: 630 MB here, 920 MB on CI), the growth does not.
+GROWTH_LIMIT_MB = 200
 
 
 def espeak_wav(text: str, voice: str = "en-us") -> bytes:
@@ -53,6 +56,7 @@ def without(name: str) -> dict:
 class Server:
     def __init__(self, proc, port):
         self.proc, self.port = proc, port
+        self.warm_mb = 0.0  # peak resident memory after the warm-up request
 
     def request(self, method: str, path: str, body: bytes | None = None, headers=None, timeout=60):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -90,7 +94,10 @@ def server():
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     port = int(re.search(r":(\d+)$", line.strip()).group(1))
-    yield Server(proc, port)
+    server = Server(proc, port)
+    assert server.clone(clone_body())[0] == 200  # warm-up: no base voice given, so every model loads
+    server.warm_mb = server.memory_mb("VmHWM")
+    yield server
     proc.terminate()
     proc.wait(10)
 
@@ -310,11 +317,11 @@ def test_hostile_requests_get_answers_not_failures(server, req):
     assert 200 <= code < 500, reply[:300]
     if code != 200:
         assert ctype == "application/json" and isinstance(json.loads(reply)["error"], str)
-    assert server.memory_mb("VmRSS") < RSS_LIMIT_MB
+    assert server.memory_mb("VmRSS") < server.warm_mb + GROWTH_LIMIT_MB
 
 
 def test_server_still_serves_after_hostile_input(server):
     """Last in the module: after everything above, a normal request is answered, memory was bounded."""
     code, ctype, reply = server.clone(clone_body())
     assert code == 200 and ctype == "audio/flac" and len(reply) > 1000
-    assert server.memory_mb("VmHWM") < RSS_LIMIT_MB
+    assert server.memory_mb("VmHWM") < server.warm_mb + GROWTH_LIMIT_MB

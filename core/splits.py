@@ -5,10 +5,14 @@ A speaker's split comes from a hash of its id (salted, stable across runs and ma
   proportion to their speakers, and a speaker only speaks texts of its split's block: nothing is
   dropped and no text is spoken in two splits.
 - Given data (a user's recordings): a text's split is the hash of the text; a recording whose text
-  hashes to another split than its speaker is dropped as split_conflict."""
+  hashes to another split than its speaker is dropped as split_conflict.
+- Held-out engines (splits.held_out_engines): every generated speaker whose base voice belongs to one of
+  these engines is a test speaker, whatever its hash, so that no model trains on any of that engine's
+  voices and they stay an unseen-engine test."""
 import hashlib
 
 DEFAULT = {"train": 0.8, "validation": 0.1, "test": 0.1}
+ENGINES = ("piper", "espeak", "flite", "festival")  # the prefixes of base voice names (tts/base_voices.py)
 
 
 def split_of(value: str, fractions: dict, salt: str = "") -> str:
@@ -36,21 +40,48 @@ def assign(speaker: str, text: str, cfg) -> tuple[str | None, bool]:
     return s, split_of(f"text:{text}", fr, str(cfg.salt)) == s
 
 
-def speaker_split(speaker: str, cfg) -> str | None:
-    return split_of(f"speaker:{speaker}", dict(cfg.fractions), str(cfg.salt)) if cfg.enabled else None
+def identity(cfg) -> dict:
+    """What of splits goes into sample keys: no held-out engines leaves the keys of before that setting."""
+    from omegaconf import OmegaConf
+    d = OmegaConf.to_container(cfg)
+    if not d.get("held_out_engines"):
+        d.pop("held_out_engines", None)
+    return d
 
 
-def texts_for(sentences: list[str], speaker: str, speakers: list[str], cfg) -> list[str]:
-    """The block of `sentences` that belongs to this speaker's split (planned data)."""
+def held_out_engines(cfg) -> set[str]:
+    engines = set(cfg.get("held_out_engines") or ())
+    if unknown := engines - set(ENGINES):
+        raise ValueError(f"splits.held_out_engines={sorted(engines)}: unknown engine(s) {sorted(unknown)}; "
+                         f"engines are {', '.join(ENGINES)}")
+    if engines and "test" not in cfg.fractions:
+        raise ValueError(f"splits.held_out_engines={sorted(engines)} puts their voices in the test split, "
+                         f"but splits.fractions has none: {dict(cfg.fractions)}")
+    return engines
+
+
+def speaker_split(speaker: str, cfg, base_voice: str | None = None) -> str | None:
+    """The split of a speaker: `test` for a base voice of a held-out engine, else by hash of its id."""
+    if not cfg.enabled:
+        return None
+    if base_voice and base_voice.split(":")[0] in held_out_engines(cfg):
+        return "test"
+    return split_of(f"speaker:{speaker}", dict(cfg.fractions), str(cfg.salt))
+
+
+def texts_for(sentences: list[str], speaker, speakers: list, cfg) -> list[str]:
+    """The block of `sentences` that belongs to this speaker's split (planned data). `speaker` and
+    `speakers` (all speakers of its language) are voice-bank speakers (id, base_voice)."""
     if not cfg.enabled or "text" not in cfg.by:
         return sentences
     groups = {}
     for s in speakers:
-        groups.setdefault(speaker_split(s, cfg), []).append(s)
+        groups.setdefault(speaker_split(s.id, cfg, s.base_voice), []).append(s.id)
     names = [n for n in dict(cfg.fractions) if n in groups]
     n = len(sentences)
     sizes = [max(1, round(n * len(groups[g]) / len(speakers))) for g in names]
     while sum(sizes) > n and max(sizes) > 1:  # rounding: keep the blocks inside the list
         sizes[sizes.index(max(sizes))] -= 1
-    start = sum(sizes[: names.index(speaker_split(speaker, cfg))])
-    return sentences[start: start + sizes[names.index(speaker_split(speaker, cfg))]]
+    mine = names.index(speaker_split(speaker.id, cfg, speaker.base_voice))
+    start = sum(sizes[:mine])
+    return sentences[start: start + sizes[mine]]

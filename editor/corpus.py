@@ -64,7 +64,7 @@ class Corpus:
     def save(self, path: Path) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")  # two jobs sharing a cache never collide
         # log-mel as 8 bits over a fixed range (steps of 0.07 nepers): a quarter of float32, so an
         # hour of audio travels to the GPU machine in ~30 MB
         q = np.round((np.clip(self.mel, *MEL_RANGE) - MEL_RANGE[0]) / _MEL_STEP).astype(np.uint8)

@@ -47,8 +47,8 @@ def generated_sources(cfg, bank) -> list[dict]:
     out = []
     for spk in bank.speakers:
         pool = [s for tag in texts.corpus(spk.language) for s in texts.sentences(spk.language, tag, cfg.texts.extra_dir)]
-        same_lang = [s.id for s in bank.speakers if s.language == spk.language]
-        block = splits.texts_for(pool, spk.id, same_lang, cfg.splits)
+        same_lang = [s for s in bank.speakers if s.language == spk.language]
+        block = splits.texts_for(pool, spk, same_lang, cfg.splits)
         start = _h("src", spk.id, cfg.seed) % len(block)
         problem = _prompt_problem(bank, spk.id)
         for k in range(cfg.source.texts_per_speaker):
@@ -246,7 +246,7 @@ def run(cfg, kind: str):
         pipe_cfg["noise_sources"] = assets["noise_sources"]
     tts_cfg = OmegaConf.to_container(cfg.tts, resolve=True)
     identity = {"pipeline": {k: v for k, v in pipe_cfg.items() if k != "name"}, "sr": cfg.sample_rate,
-                "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
+                "quality": OmegaConf.to_container(cfg.quality), "splits": splits.identity(cfg.splits),
                 "loudness": OmegaConf.to_container(cfg.loudness), "bank": bank.id if bank else None,
                 "tts": audio_identity(tts_cfg)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
@@ -264,7 +264,7 @@ def run(cfg, kind: str):
             continue
         # planned sources already respect the splits; given recordings are checked by text hash
         split, ok = splits.assign(src["speaker"], src["text"], cfg.splits) if "audio_path" in src else \
-            (splits.speaker_split(src["speaker"], cfg.splits), True)
+            (splits.speaker_split(src["speaker"], cfg.splits, src.get("base_voice")), True)
         for v in _plan_variants(cfg, kind, src, i, assets):
             key = make_key([kind, src["speaker"]], {"text": src["text"], "speaker": src["speaker"],
                                                     "source": src.get("audio_path"), "variant": v,

@@ -55,8 +55,7 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
     for spk in speakers:
         pool = [s for t in texts.corpus(spk.language) for s in texts.sentences(spk.language, t, cfg.texts.extra_dir)]
         # the speaker speaks only its split's block of texts, so no text crosses splits
-        pool = splits.texts_for(pool, spk.id, [s.id for s in bank.speakers if s.language == spk.language],
-                                cfg.splits)
+        pool = splits.texts_for(pool, spk, [s for s in bank.speakers if s.language == spk.language], cfg.splits)
         for tag in tags:
             start = _h("nv", spk.id, tag, cfg.seed) % len(pool)
             for k in range(per_tag):
@@ -66,7 +65,7 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
                 tagged = nvspeech.insert_tag(sentence, tag, place, spk.language)
                 u = _utterance_meta(tagged, spk.language, spk.id, cfg.pipeline.substitution)
                 u.update(gender=spk.gender, base_voice=spk.base_voice, place=place,
-                         split=splits.speaker_split(spk.id, cfg.splits),
+                         split=splits.speaker_split(spk.id, cfg.splits, spk.base_voice),
                          render_seed=_h("render", spk.id, tagged, cfg.seed),
                          # a generated speaker renders with its timbre; a folder bank's speaker with
                          # the voicing estimated from its neutral clip
@@ -125,7 +124,7 @@ def plan(cfg, languages) -> tuple[list[dict], list[dict], object]:
     identity = {"pipeline": {k: pipe_cfg[k] for k in ("pause_s", "substitution", "cut_events")}, "sr": cfg.sample_rate,
                 "tts": audio_identity(OmegaConf.to_container(cfg.tts)),
                 "loudness": OmegaConf.to_container(cfg.loudness), "filters": OmegaConf.to_container(cfg.filters),
-                "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits)}
+                "quality": OmegaConf.to_container(cfg.quality), "splits": splits.identity(cfg.splits)}
     bank, rejects = None, []
     if p.corpus:
         utterances, rejects = corpus_utterances(cfg, languages)

@@ -14,8 +14,8 @@ from core.keys import config_hash, make_key
 from core.sample import SAMPLE_VERSION, Sample, prompt_info
 from core.tags import EMOTIONS, STYLES, check_languages, check_tags, instruction
 from core.text_hygiene import script_problem
-from pipelines.runner import check_output_dir, execute, init_ray, quality_stages
-from stages.base import decode_row, map_stages, new_row, rows_dataset
+from pipelines.runner import check_output_dir, execute, quality_stages, stream_rows
+from stages.base import new_row
 from stages.basic_filter import BasicFilter
 from stages.clone_pair import ClonePair
 from stages.measure_pair import MeasurePair
@@ -38,12 +38,14 @@ def build_voice_bank(cfg, bank, tags):
     if not jobs:
         return
     print(f"voice bank {bank.id}: rendering {len(jobs)} prompt clips (cached for later runs)", flush=True)
-    init_ray(cfg.ray)
     rows = [new_row(f"{j['speaker']}-{j['tag']}", j) for j in jobs]
     render = (RenderPrompts, {"sample_rate": cfg.sample_rate, "frame_period": cfg.tts.frame_period,
                               "cache_dir": cfg.tts.cache_dir})
-    ds = map_stages(rows_dataset(rows, len(rows)), [render], cfg.ray.max_actors)
-    failed = [r for r in map(decode_row, ds.iter_rows()) if r["reject"]]
+    results, close = stream_rows(cfg.ray, rows, [render], max_blocks=len(rows))
+    try:
+        failed = [r for r in results if r["reject"]]
+    finally:
+        close()
     if failed:
         raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
 
@@ -52,7 +54,7 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
     tts_identity = audio_identity(OmegaConf.to_container(cfg.tts))
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
                       "loudness": OmegaConf.to_container(cfg.loudness),
-                      "quality": OmegaConf.to_container(cfg.quality), "splits": OmegaConf.to_container(cfg.splits),
+                      "quality": OmegaConf.to_container(cfg.quality), "splits": splits.identity(cfg.splits),
                       "margin": OmegaConf.to_container(cfg.margin) | {
                           "scorer_version": MarginScorer.load(cfg.margin.scorer).version if cfg.margin.enabled else None},
                       "filters": OmegaConf.to_container(cfg.filters)}
@@ -64,8 +66,8 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
         for tag in tags:
             for spk in bank.speakers:
                 # the speaker's split decides which texts it speaks, so texts do not cross splits
-                same_lang = [s.id for s in bank.speakers if s.language == spk.language]
-                sents = splits.texts_for(corpus[(spk.language, tag)], spk.id, same_lang, cfg.splits)
+                same_lang = [s for s in bank.speakers if s.language == spk.language]
+                sents = splits.texts_for(corpus[(spk.language, tag)], spk, same_lang, cfg.splits)
                 if i >= len(sents):
                     continue
                 text = sents[i]
@@ -74,7 +76,7 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                 meta = {"text": text, "language": spk.language, "speaker": spk.id, "gender": spk.gender,
                         "edit_type": edit_type, "edit_info": tag, "instruction": instruction(edit_type, tag, text),
                         "base_voice": spk.base_voice, "seed": cfg.seed, "config_hash": chash}
-                meta["split"] = splits.speaker_split(spk.id, cfg.splits)
+                meta["split"] = splits.speaker_split(spk.id, cfg.splits, spk.base_voice)
                 if bad_script := script_problem(text, spk.language):  # a user's sentence in another script
                     problem = "wrong_script", f"{tag} sentence for speaker {spk.id}: {bad_script}"
                 elif not bank.has(spk.id, "neutral") or not bank.has(spk.id, tag):

@@ -15,22 +15,41 @@ RAW = ["margin.enabled=false", "splits.enabled=false", "quality.wer.enabled=fals
        "quality.prompt_similarity.enabled=false"]
 
 
-# Modules that read the session's factory runs (emotion_run ... trim_run below): one xdist worker runs
-# them all, so each run is made once. Every other module goes whole to one worker too, so its module
-# fixtures (a trained codec, a server) are made once.
-FACTORY_RUN_MODULES = {"test_augment_pipelines", "test_editor_codec", "test_editor_phones", "test_output_contract",
-                       "test_quality", "test_sample_contract"}
-
-
 def pytest_xdist_make_scheduler(config, log):
+    """Each module goes whole to one xdist worker, so its module fixtures (a trained codec, a server) are
+    made once. (pytest 9 names a test's scope differently from what xdist's own --dist loadscope parses.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByModule(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return "factory_runs" if Path(module).stem in FACTORY_RUN_MODULES else module
+            return nodeid.split("::", 1)[0]
 
     return ByModule(config, log)
+
+
+def _shared_root(tmp_path_factory) -> Path:
+    """The session's temp dir that every xdist worker sees (each worker's own is one level down)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def shared_run(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
+    """A session's factory run made once for all workers: the first worker to ask runs build(dir) under a
+    file lock, the others wait for it and read the same directory and its run info (they only read)."""
+    import json
+
+    from filelock import FileLock
+    d = _shared_root(tmp_path_factory) / "runs" / name
+    done = d / "info.json"
+    d.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(d) + ".lock"):
+        if not done.is_file():
+            d.mkdir(exist_ok=True)
+            info = build(d)
+            tmp = done.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, default=str))
+            os.replace(tmp, done)
+    return d, json.loads(done.read_text())
 
 
 def make_cfg(overrides):
@@ -42,7 +61,8 @@ def make_cfg(overrides):
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory):
     # LMS_TEST_CACHE keeps the rendered voice bank between local test sessions
-    d = os.environ.get("LMS_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    d = os.environ.get("LMS_TEST_CACHE") or str(_shared_root(tmp_path_factory) / "cache")  # one per session
+    Path(d).mkdir(parents=True, exist_ok=True)
     os.environ["LMS_CACHE_DIR"] = d
     return d
 
@@ -129,63 +149,63 @@ def run_pipeline(overrides):
 @pytest.fixture(scope="session")
 def emotion_run(tmp_path_factory, cache_dir, ray_local):
     """All 14 emotions, 8 speakers (4 en, 4 zh), one text each: 112 triplets, before margin selection."""
-    out = tmp_path_factory.mktemp("emotion")
-    info, cfg = run_pipeline(["pipeline=emotion_triplets", f"output_dir={out}", "texts_per_tag=1",
-                              *RAW, "ray.progress=false"])
-    return out / "emotion_triplets", info
+    d, info = shared_run(tmp_path_factory, "emotion", lambda out: run_pipeline(
+        ["pipeline=emotion_triplets", f"output_dir={out}", "texts_per_tag=1", *RAW, "ray.progress=false"])[0])
+    return d / "emotion_triplets", info
 
 
 @pytest.fixture(scope="session")
 def style_run(tmp_path_factory, cache_dir, ray_local):
     """All 32 styles, 4 English speakers, one text each: 128 triplets."""
-    out = tmp_path_factory.mktemp("style")
-    info, cfg = run_pipeline(["pipeline=style_triplets", f"output_dir={out}", "languages=[en]",
-                              "texts_per_tag=1", *RAW, "ray.progress=false"])
-    return out / "style_triplets", info
+    d, info = shared_run(tmp_path_factory, "style", lambda out: run_pipeline(
+        ["pipeline=style_triplets", f"output_dir={out}", "languages=[en]", "texts_per_tag=1", *RAW,
+         "ray.progress=false"])[0])
+    return d / "style_triplets", info
 
 
 # Speed, denoise and trim runs (tests/test_augment_pipelines.py, tests/test_sample_contract.py).
 AUGMENT_BASE = ["languages=[en,zh]", "source.texts_per_speaker=1", *RAW, "ray.progress=false"]
 
 
+def _augment_run(tmp_path_factory, pipeline: str, *extra) -> tuple:
+    d, info = shared_run(tmp_path_factory, pipeline, lambda out: run_pipeline(
+        [f"pipeline={pipeline}", f"output_dir={out}", *AUGMENT_BASE, *(e(out) if callable(e) else e for e in extra)])[0])
+    return read_samples(d / pipeline), info, d / pipeline
+
+
 @pytest.fixture(scope="session")
 def speed_run(tmp_path_factory, cache_dir, ray_local):
-    out = tmp_path_factory.mktemp("speed")
-    info, _ = run_pipeline(["pipeline=speed_triplets", f"output_dir={out}", *AUGMENT_BASE])
-    return read_samples(out / "speed_triplets"), info, out / "speed_triplets"
+    return _augment_run(tmp_path_factory, "speed_triplets")
+
+
+def _noise_dir(out: Path) -> str:
+    import numpy as np
+    import soundfile as sf
+    noise_dir = out / "noise"
+    noise_dir.mkdir(exist_ok=True)
+    sf.write(noise_dir / "hum.wav", (0.1 * np.sin(2 * np.pi * 60 * np.arange(48000) / 16000)
+                                     + 0.02 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32), 16000)
+    return f"pipeline.noise_dir={noise_dir}"
 
 
 @pytest.fixture(scope="session")
 def denoise_run(tmp_path_factory, cache_dir, ray_local):
-    import numpy as np
-    import soundfile as sf
-    out = tmp_path_factory.mktemp("denoise")
-    noise_dir = out / "noise"
-    noise_dir.mkdir()
-    sf.write(noise_dir / "hum.wav", (0.1 * np.sin(2 * np.pi * 60 * np.arange(48000) / 16000)
-                                     + 0.02 * np.random.default_rng(1).standard_normal(48000)).astype(np.float32), 16000)
-    info, _ = run_pipeline(["pipeline=denoise_triplets", f"output_dir={out}", *AUGMENT_BASE,
-                            "source.texts_per_speaker=3", "pipeline.noise_sources=[color,babble,folder]",
-                            f"pipeline.noise_dir={noise_dir}"])
-    return read_samples(out / "denoise_triplets"), info, out / "denoise_triplets"
+    return _augment_run(tmp_path_factory, "denoise_triplets", "source.texts_per_speaker=3",
+                        "pipeline.noise_sources=[color,babble,folder]", _noise_dir)
 
 
 @pytest.fixture(scope="session")
 def trim_run(tmp_path_factory, cache_dir, ray_local):
-    out = tmp_path_factory.mktemp("trim")
-    info, _ = run_pipeline(["pipeline=trim_triplets", f"output_dir={out}", *AUGMENT_BASE,
-                            "source.texts_per_speaker=2"])
-    return read_samples(out / "trim_triplets"), info, out / "trim_triplets"
+    return _augment_run(tmp_path_factory, "trim_triplets", "source.texts_per_speaker=2")
 
 
 @pytest.fixture(scope="session")
 def para(tmp_path_factory, cache_dir, ray_local):
     """Every tag once for one English and one Mandarin speaker: 20 quadruplets."""
-    out = tmp_path_factory.mktemp("para")
-    info, _ = run_pipeline(["pipeline=paralinguistic_quadruplets", f"output_dir={out}", "pipeline.texts_per_tag=1",
-                            "pipeline.speakers=[en_f1,zh_m1]", "ray.progress=false"])
-    d = out / "paralinguistic_quadruplets"
-    return read_samples(d), info, d
+    d, info = shared_run(tmp_path_factory, "para", lambda out: run_pipeline(
+        ["pipeline=paralinguistic_quadruplets", f"output_dir={out}", "pipeline.texts_per_tag=1",
+         "pipeline.speakers=[en_f1,zh_m1]", "ray.progress=false"])[0])
+    return read_samples(d / "paralinguistic_quadruplets"), info, d / "paralinguistic_quadruplets"
 
 
 def read_samples(pipeline_dir: Path) -> list[dict]:

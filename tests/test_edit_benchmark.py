@@ -316,7 +316,7 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
                         "pipeline.n=1", "pipeline.languages=[en]", "pipeline.emotions=[sad]", "pipeline.styles=[whisper]",
                         "pipeline.paralinguistic=[Uhm]", "pipeline.n_iter=2", "pipeline.generalisation=[base_voice]",
                         "pipeline.baselines=[identity]", f"pipeline.recordings={rec}", "pipeline.wer=false",
-                        "pipeline.device=cpu", f"output_dir={tmp_path / 'out'}"])
+                        "pipeline.device=cpu", "ray.enabled=false", f"output_dir={tmp_path / 'out'}"])
         out = run(cfg)
     finally:
         srv.shutdown()

@@ -6,9 +6,10 @@ A speaker's split comes from a hash of its id (salted, stable across runs and ma
   dropped and no text is spoken in two splits.
 - Given data (a user's recordings): a text's split is the hash of the text; a recording whose text
   hashes to another split than its speaker is dropped as split_conflict.
-- Held-out engines (splits.held_out_engines): every generated speaker whose base voice belongs to one of
-  these engines is a test speaker, whatever its hash, so that no model trains on any of that engine's
-  voices and they stay an unseen-engine test."""
+- Held-out engines (splits.held_out_engines): every speaker whose clips are rendered on a base voice of
+  one of these engines (a generated speaker, or a folder speaker whose speaker.json names one) is a test
+  speaker, whatever its hash, so that no model trains on that engine's audio and it stays an
+  unseen-engine test."""
 import hashlib
 
 DEFAULT = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -44,7 +45,10 @@ def identity(cfg) -> dict:
     """What of splits goes into sample keys: no held-out engines leaves the keys of before that setting."""
     from omegaconf import OmegaConf
     d = OmegaConf.to_container(cfg)
-    if not d.get("held_out_engines"):
+    engines = held_out_engines(cfg)   # checked here too: a misspelt engine is an error even with splits off
+    if engines:
+        d["held_out_engines"] = sorted(engines)
+    else:
         d.pop("held_out_engines", None)
     return d
 

@@ -40,12 +40,19 @@ def shared_run(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
 
     from filelock import FileLock
     d = _shared_root(tmp_path_factory) / "runs" / name
-    done = d / "info.json"
+    done, failed = d / "info.json", d / "failed.txt"
     d.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(d) + ".lock"):
+        if failed.is_file():   # made once, failed once: the other worker does not spend the time again
+            raise RuntimeError(f"the shared run {name} failed in another worker:\n{failed.read_text()}")
         if not done.is_file():
             d.mkdir(exist_ok=True)
-            info = build(d)
+            try:
+                info = build(d)
+            except Exception:
+                import traceback
+                failed.write_text(traceback.format_exc())
+                raise
             tmp = done.with_suffix(".tmp")
             tmp.write_text(json.dumps(info, default=str))
             os.replace(tmp, done)

@@ -53,7 +53,8 @@ def test_no_held_out_engine_leaves_sample_keys_as_they_were():
     # the key of every planned sample hashes splits.identity: without held-out engines, the setting of before
     assert splits.identity(_cfg(held_out_engines=[])) == {"enabled": True, "by": ["speaker", "text"], "salt": 0,
                                                          "fractions": {"train": 0.8, "validation": 0.1, "test": 0.1}}
-    assert "held_out_engines" in splits.identity(_cfg(held_out_engines=["flite"]))
+    assert splits.identity(_cfg(held_out_engines=["flite", "festival"]))["held_out_engines"] == \
+        splits.identity(_cfg(held_out_engines=["festival", "flite"]))["held_out_engines"] == ["festival", "flite"]
 
 
 @pytest.mark.parametrize("over, message", [
@@ -64,6 +65,8 @@ def test_no_held_out_engine_leaves_sample_keys_as_they_were():
 def test_bad_settings_are_named(over, message):
     with pytest.raises(ValueError, match=message):
         splits.speaker_split("en_f1", _cfg(**over), "flite:kal")
+    with pytest.raises(ValueError, match=message):   # what every planned pipeline hashes: checked with splits off too
+        splits.identity(_cfg(**over, enabled=False))
 
 
 def test_a_factory_plan_puts_the_held_out_engine_in_test(tmp_path):

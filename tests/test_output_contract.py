@@ -67,18 +67,21 @@ def test_shards_bounded_by_count(tmp_path, cache_dir, ray_local):
 
 
 def test_limit_and_determinism(tmp_path, cache_dir, ray_local):
-    """Same config and seed give the same keys and the same audio; limit stops after N kept."""
+    """Same config and seed give the same keys and the same audio, on Ray actors as in one process;
+    limit stops after N kept."""
     from conftest import run_pipeline
     runs = []
-    for i in range(2):
+    for i, ray_enabled in enumerate(["true", "false"]):
         run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path / str(i)}", "languages=[en,zh]",
-                      "emotions=[angry,fear]", "texts_per_tag=1", "limit=5", *RAW, "ray.progress=false"])
+                      "emotions=[angry,fear]", "texts_per_tag=1", "limit=5", *RAW, "ray.progress=false",
+                      f"ray.enabled={ray_enabled}"])
         runs.append(read_samples(tmp_path / str(i) / "emotion_triplets"))
     assert len(runs[0]) == 5
     assert [s["key"] for s in runs[0]] == [s["key"] for s in runs[1]]
     assert all(a["raw_src"] == b["raw_src"] and a["raw_tgt"] == b["raw_tgt"] for a, b in zip(*runs))
     # another seed changes the keys
     run_pipeline(["pipeline=emotion_triplets", f"output_dir={tmp_path / 's1'}", "languages=[en]",
-                  "emotions=[angry]", "texts_per_tag=1", "limit=2", "seed=1", *RAW, "ray.progress=false"])
+                  "emotions=[angry]", "texts_per_tag=1", "limit=2", "seed=1", *RAW, "ray.progress=false",
+                  "ray.enabled=false"])
     other = {s["key"] for s in read_samples(tmp_path / "s1" / "emotion_triplets")}
     assert not other & {s["key"] for s in runs[0]}

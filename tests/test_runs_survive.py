@@ -120,7 +120,7 @@ def test_killed_driver_resumes_to_the_same_output(tmp_path, cache_dir):
     _run(*args, f"output_dir={tmp_path / 'a'}")
     run = json.loads((tmp_path / "a" / "emotion_triplets" / "run.json").read_text())
     assert run["counts"]["resumed_shards"] >= 2
-    _run(*args, f"output_dir={tmp_path / 'b'}")  # uninterrupted
+    _run(*args, f"output_dir={tmp_path / 'b'}", "ray.enabled=false")  # uninterrupted, in one process
     a = read_samples(tmp_path / "a" / "emotion_triplets")
     b = read_samples(tmp_path / "b" / "emotion_triplets")
     assert [s["key"] for s in a] == [s["key"] for s in b] and len(a) == 12
@@ -140,7 +140,8 @@ def test_second_run_on_the_same_output_is_refused(tmp_path, cache_dir):
 
 
 def test_refresh_makes_only_new_samples_and_prunes_releases(tmp_path, cache_dir):
-    base = ["pipeline=emotion_triplets", f"output_dir={tmp_path}", "release.keep=1", *SMALL]
+    # in one process: what is reused and pruned is the runner's, on Ray or not (a cron job without a cluster)
+    base = ["pipeline=emotion_triplets", f"output_dir={tmp_path}", "release.keep=1", *SMALL, "ray.enabled=false"]
     _run(*base, "emotions=[happy]")
     first = {s["key"]: s for s in read_samples(tmp_path / "emotion_triplets")}
     _run(*base, "emotions=[happy,sad]")

@@ -11,6 +11,7 @@ A speaker's split comes from a hash of its id (salted, stable across runs and ma
   speaker, whatever its hash, so that no model trains on that engine's audio and it stays an
   unseen-engine test."""
 import hashlib
+from functools import lru_cache
 
 DEFAULT = {"train": 0.8, "validation": 0.1, "test": 0.1}
 ENGINES = ("piper", "espeak", "flite", "festival")  # the prefixes of base voice names (tts/base_voices.py)
@@ -64,13 +65,24 @@ def held_out_engines(cfg) -> set[str]:
     return engines
 
 
+def _settings(cfg) -> tuple[tuple, str, frozenset]:
+    """fractions, salt and held-out engines as plain values: planning asks for every speaker's split once
+    per speaker and tag, and each access to an OmegaConf node costs microseconds."""
+    return tuple(dict(cfg.fractions).items()), str(cfg.salt), frozenset(held_out_engines(cfg))
+
+
+@lru_cache(maxsize=65536)
+def _speaker_split(speaker: str, base_voice: str | None, fractions: tuple, salt: str, engines: frozenset) -> str:
+    if base_voice and base_voice.split(":")[0] in engines:
+        return "test"
+    return split_of(f"speaker:{speaker}", dict(fractions), salt)
+
+
 def speaker_split(speaker: str, cfg, base_voice: str | None = None) -> str | None:
     """The split of a speaker: `test` for a base voice of a held-out engine, else by hash of its id."""
     if not cfg.enabled:
         return None
-    if base_voice and base_voice.split(":")[0] in held_out_engines(cfg):
-        return "test"
-    return split_of(f"speaker:{speaker}", dict(cfg.fractions), str(cfg.salt))
+    return _speaker_split(speaker, base_voice, *_settings(cfg))
 
 
 def texts_for(sentences: list[str], speaker, speakers: list, cfg) -> list[str]:
@@ -78,14 +90,15 @@ def texts_for(sentences: list[str], speaker, speakers: list, cfg) -> list[str]:
     `speakers` (all speakers of its language) are voice-bank speakers (id, base_voice)."""
     if not cfg.enabled or "text" not in cfg.by:
         return sentences
+    settings = _settings(cfg)
     groups = {}
     for s in speakers:
-        groups.setdefault(speaker_split(s.id, cfg, s.base_voice), []).append(s.id)
-    names = [n for n in dict(cfg.fractions) if n in groups]
+        groups.setdefault(_speaker_split(s.id, s.base_voice, *settings), []).append(s.id)
+    names = [n for n, _ in settings[0] if n in groups]
     n = len(sentences)
     sizes = [max(1, round(n * len(groups[g]) / len(speakers))) for g in names]
     while sum(sizes) > n and max(sizes) > 1:  # rounding: keep the blocks inside the list
         sizes[sizes.index(max(sizes))] -= 1
-    mine = names.index(speaker_split(speaker.id, cfg, speaker.base_voice))
+    mine = names.index(_speaker_split(speaker.id, speaker.base_voice, *settings))
     start = sum(sizes[:mine])
     return sentences[start: start + sizes[mine]]

@@ -32,29 +32,26 @@ REPO = Path(__file__).resolve().parent.parent
 ENGINES_BANK = ["voice_bank=generated_engines", "languages=[en]"]
 
 
+def _config(*overrides):
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
+        return compose("config", overrides=[*ENGINES_BANK, *overrides])
+
+
 def make_clips(work: Path, texts: int) -> Path:
     """The factory's neutral English sources of every generated_engines speaker (a release)."""
-    from hydra import compose, initialize_config_dir
-
     from pipelines import speed_triplets
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=[
-            "pipeline=speed_triplets", *ENGINES_BANK, f"source.texts_per_speaker={texts}",
-            "pipeline.factors_per_source=1", f"output_dir={work}", "splits.enabled=false",
-            "quality.wer.enabled=false", "ray.progress=false"])
-    speed_triplets.run(cfg)
+    speed_triplets.run(_config("pipeline=speed_triplets", f"source.texts_per_speaker={texts}",
+                               "pipeline.factors_per_source=1", f"output_dir={work}", "splits.enabled=false",
+                               "quality.wer.enabled=false", "ray.progress=false"))
     return work / "speed_triplets"
 
 
 def base_voices() -> dict[str, str]:
     """speaker -> base voice of the generated_engines bank."""
-    from hydra import compose, initialize_config_dir
-
     from tts.voice_bank import make_voice_bank
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=ENGINES_BANK)
-    bank = make_voice_bank(cfg.voice_bank, ["en"], cfg.sample_rate, cfg.seed)
-    return {s.id: s.base_voice for s in bank.speakers}
+    cfg = _config()
+    return {s.id: s.base_voice for s in make_voice_bank(cfg.voice_bank, ["en"], cfg.sample_rate, cfg.seed).speakers}
 
 
 def group_of(speaker: str, base_voice: str, trained: set[str], trained_voices: set[str]) -> str:

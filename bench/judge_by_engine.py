@@ -1,6 +1,6 @@
 """The benchmark's judge per engine: Piper voices it never trained on, and whole engines it never heard.
 
-    python bench/judge_by_engine.py [--judge scorers/artifacts/judge-v2] [--speakers 6] [--workers 2]
+    python bench/judge_by_engine.py [--judge scorers/artifacts/judge-v2] [--speakers 6]
         [--cache .bench_data/judge_by_engine] [--out bench/results/judge_by_engine.json]
 
 Prompt clips of `voice_bank=generated_engines` (English), rendered directly (base voice + timbre +
@@ -13,7 +13,6 @@ as docs/judge.md does (mean over speakers, then classes).
 import argparse
 import json
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,25 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 REPO = Path(__file__).resolve().parent.parent
 
-_engine = None
-
-
-def _render(job):
-    global _engine
-    from tts.engine import LocalEngine
-    from tts.voice_bank import GeneratedVoiceBank
-    if _engine is None:
-        _engine = LocalEngine(16000)
-    if not Path(job["path"]).is_file():
-        GeneratedVoiceBank.render(_engine, job)
-    return job["path"]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--judge", default="scorers/artifacts/judge-v2")
     ap.add_argument("--speakers", type=int, default=6, help="per engine")
-    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", default=".bench_data/judge_by_engine")
     ap.add_argument("--out", default="bench/results/judge_by_engine.json")
     a = ap.parse_args()
@@ -47,10 +31,12 @@ def main():
 
     from scorers.judge import LocalJudge
     from scorers.judge.fit import evaluate
+    from pipelines.triplets import build_voice_bank
     from tts.voice_bank import make_voice_bank
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("config", overrides=["voice_bank=generated_engines", "languages=[en]",
-                                           f"voice_bank.cache_dir={a.cache}"])
+        # no prompt analyses: the clips are only judged, never cloned from
+        cfg = compose("config", overrides=["voice_bank=generated_engines", "languages=[en]", "ray.progress=false",
+                                           f"voice_bank.cache_dir={a.cache}", "tts.cache_dir=null"])
     bank = make_voice_bank(cfg.voice_bank, ["en"], cfg.sample_rate, cfg.seed)
     judge = LocalJudge.load(a.judge)
     tags = sorted({c for classes in (judge.tasks["emotion"], judge.tasks["style"]) for c in classes})
@@ -59,9 +45,8 @@ def main():
         g = groups.setdefault(s.base_voice.split(":")[0], [])
         if len(g) < a.speakers:
             g.append(s)
-    jobs = [bank.job(s, t) for g in groups.values() for s in g for t in tags]
-    with ProcessPoolExecutor(a.workers) as pool:
-        list(pool.map(_render, jobs, chunksize=4))
+    bank.speakers = [s for g in groups.values() for s in g]
+    build_voice_bank(cfg, bank, tags)   # the factory's rendering (on Ray where installed), cached in --cache
     report = {"command": "python " + " ".join(sys.argv), "judge": a.judge, "groups": {}}
     for engine, speakers in groups.items():
         report["groups"][engine] = {"speakers": [s.id for s in speakers],

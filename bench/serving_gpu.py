@@ -86,6 +86,35 @@ def throughput(ed, clips, n):
     return {"requests": n, "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
 
 
+def breakdown(ed, clips, n):
+    """Where the time of n requests at once goes: analysis (F0 and mel, CPU threads), tokenizer,
+    the LLM's decode loop (batches of ed.batch_size), codec decode; each part timed alone."""
+    reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
+                 edit_info=EDITS[i % 4][1], seed=i) for i in range(n)]
+    wavs = [r["wav"] for r in reqs]
+
+    def timed(fn):
+        sync(); t0 = time.perf_counter()
+        r = fn()
+        sync()
+        return r, time.perf_counter() - t0
+    out = {}
+    for rep in range(2):        # the first pass compiles and captures the decode steps of these shapes
+        frames, t_an = timed(lambda: ed.codec.analyze_many(wavs))
+        toks, t_tok = timed(lambda: [ed.codec.tokenizer.interleave(l, s) for l, s in ed.codec.encode_frames(frames)])
+        prompts = [ed._edit_prompt(r["edit_type"], r["edit_info"], r["text"], t) for r, t in zip(reqs, toks)]
+        limits = [ed._limit(2 * len(t)) for t in toks]
+        ans, t_gen = timed(lambda: ed._generate(prompts, limits, [r["seed"] for r in reqs], [0.7] * n))
+        ys, t_dec = timed(lambda: ed._decode(ans, frames))
+        audio_s = sum(len(y) for y in ys) / SR
+        out = {"requests": n, "llm_batch": ed.batch_size, "analyze_s": round(t_an, 4), "tokenize_s": round(t_tok, 4),
+               "generate_s": round(t_gen, 4), "decode_s": round(t_dec, 4), "audio_s": round(audio_s, 2),
+               "answer_tokens": int(sum(len(a) for a in ans)), "longest_answer": int(max(len(a) for a in ans)),
+               "limit_max": int(max(limits)),
+               "x_real_time_sum_of_parts": round(audio_s / (t_an + t_tok + t_gen + t_dec), 1)}
+    return out
+
+
 def greedy_agreement(a, b, clips):
     agree, ratio = [], []
     for name, wav, text in clips:
@@ -203,9 +232,19 @@ def main():
             list(ed.edit_stream(wav, text, "emotion", "happy", chunk_s=0.5))
         r["batch1"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)
+        for n in ((1, 2) if SMOKE else (1, 16, 64)):
+            r[f"breakdown_{n}"] = breakdown(ed, clips, n)
+            print(mode, "breakdown", r[f"breakdown_{n}"], flush=True)
         for n in ((2,) if SMOKE else (16, 64)):
             r[f"concurrent_{n}"] = throughput(ed, clips, n)
             print(mode, n, r[f"concurrent_{n}"], flush=True)
+        if not SMOKE:      # the same 64 requests with the LLM decoding all of them in one batch
+            ed.batch_size = 64
+            r["breakdown_64_llm_batch_64"] = breakdown(ed, clips, 64)
+            print(mode, "breakdown", r["breakdown_64_llm_batch_64"], flush=True)
+            r["concurrent_64_llm_batch_64"] = throughput(ed, clips, 64)
+            print(mode, "64, LLM batch 64", r["concurrent_64_llm_batch_64"], flush=True)
+            ed.batch_size = Editor.batch_size
         r["peak_gpu_mib"] = peak_mib()
         for chunk_s in (30.0, 10.0):     # the default split, and pieces nearer the training examples' length
             ed.max_chunk_s = chunk_s

@@ -166,6 +166,9 @@ def test_train_save_load_round_trip(trained, shards):
         assert ling.max() < 16 and sem.max() < 32
         assert len(codec.tokenizer.interleave(ling, sem)) == 5 * n_blocks
     frames = [codec.analyze(x) for x in wavs]
+    # the threaded analysis of a batch gives each clip's own frames, in order
+    for a, b in zip(codec.analyze_many(wavs), frames):
+        assert np.array_equal(a.f0, b.f0) and np.array_equal(a.mel, b.mel)
     ys = codec.decode(tokens, frames)
     for y, fr in zip(ys, frames):
         assert len(y) == len(fr) * features.HOP and np.isfinite(y).all() and np.abs(y).max() > 1e-3

@@ -247,7 +247,13 @@ class Editor:
         return int(math.ceil((n + self.margin_tokens) / b) * b)
 
     def _encode(self, wavs) -> list[np.ndarray]:
-        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode(list(wavs))]
+        return self._analyze_encode(wavs)[0]
+
+    def _analyze_encode(self, wavs) -> tuple[list[np.ndarray], list]:
+        """(interleaved ids, frames) per clip: the frames the tokenizer reads are also the voice
+        reference the decoder takes, so each clip is analysed once."""
+        frames = self.codec.analyze_many(wavs)
+        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)], frames
 
     def _decode(self, ids_list, refs) -> list[np.ndarray]:
         """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
@@ -276,11 +282,11 @@ class Editor:
         reqs = [_call(_clone_request, r) for r in requests]
         if not reqs:
             return []
-        ids = self._encode([r["prompt_wav"] for r in reqs])
+        ids, refs = self._analyze_encode([r["prompt_wav"] for r in reqs])
         prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(reqs, ids)])
         sink = self._sink()
         self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs],
-                       refs=[self.codec.analyze(r["prompt_wav"]) for r in reqs], sink=sink)
+                       refs=refs, sink=sink)
         audio = sink.collect()
         return [audio[i] for i in range(len(reqs))]
 
@@ -326,8 +332,8 @@ class Editor:
             items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
         if not items:
             return []
-        for it, ids in zip(items, self._encode([it["wav"] for it in items])):
-            it["src"], it["outs"], it["ref"] = ids, [], self.codec.analyze(it["wav"])
+        for it, ids, ref in zip(items, *self._analyze_encode([it["wav"] for it in items])):
+            it["src"], it["outs"], it["ref"] = ids, [], ref
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
@@ -363,8 +369,9 @@ class Editor:
         the same tokens as clone() with the same seed."""
         r = _call(_clone_request, dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, prompt_sr=prompt_sr,
                                        speaker_name=speaker_name, seed=seed, temperature=temperature))
-        prompt, limit = self._clone_prompt(r, self._encode([r["prompt_wav"]])[0])
-        return self._stream(prompt, limit, _seed(r["seed"]), r["temperature"], self.codec.analyze(r["prompt_wav"]), chunk_s)
+        (ids,), (ref,) = self._analyze_encode([r["prompt_wav"]])
+        prompt, limit = self._clone_prompt(r, ids)
+        return self._stream(prompt, limit, _seed(r["seed"]), r["temperature"], ref, chunk_s)
 
     def edit_stream(self, wav, text, edit_type, edit_info=None, sr=16000, seed=0, temperature=0.7,
                     chunk_s=1.0) -> Iterator[np.ndarray]:
@@ -376,10 +383,9 @@ class Editor:
         if len(r["wav"]) > self.max_chunk_s * SR:
             raise ValueError(f"wav: {len(r['wav']) / SR:.1f} s; a streamed edit takes at most {self.max_chunk_s:g} s "
                              "(edit() splits longer audio at pauses)")
-        src = self._encode([r["wav"]])[0]
+        (src,), (ref,) = self._analyze_encode([r["wav"]])
         prompt = self._edit_prompt(r["edit_type"], r["edit_info"], r["text"], src)
-        return self._stream(prompt, self._limit(2 * len(src)), _seed(r["seed"], 0, 0), r["temperature"],
-                            self.codec.analyze(r["wav"]), chunk_s)
+        return self._stream(prompt, self._limit(2 * len(src)), _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s)
 
     def _stream(self, prompt, limit, seed, temperature, ref, chunk_s) -> Iterator[np.ndarray]:
         tps = self.codec.tokenizer.tokens_per_second()["interleaved"]

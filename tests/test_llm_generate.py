@@ -102,6 +102,13 @@ def test_batched_equals_one_at_a_time(trained, vocab, static):
                for p, n, s in zip(prompts, [60, 45, 30], [5, 6, 7])]
         for a, b in zip(batch, one):
             np.testing.assert_array_equal(a, b)
+        # rounded up to 4 rows (as CUDA graphs are): the same answers, and only the 3 requests' own
+        stats = {}
+        padded = generate(model, vocab, prompts, [60, 45, 30], seeds=[5, 6, 7], temperature=temp, static_cache=static,
+                          stats=stats, round_batch=True)
+        assert len(padded) == 3 and len(stats["guard_fired"]) == 3
+        for a, b in zip(padded, one):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_seed_reproducible_and_temperature_samples(untrained, vocab):

@@ -253,6 +253,13 @@ class _Decoder:
             self._step()
 
 
+def batch_rows(n: int) -> int:
+    """The CUDA batch for n requests: the next power of two. A server's dynamic batches come in every
+    size; rounded up they share few captured steps, and a new size does not stall a request for a
+    compile. The extra rows decode a copy of the first prompt for one step and are dropped."""
+    return 1 << (n - 1).bit_length()
+
+
 def cache_len(n: int) -> int:
     """The CUDA cache length for n positions: GRAPH_LEN, 2·GRAPH_LEN, 4·GRAPH_LEN, ... Each new
     (batch, length) compiles and captures its step once (seconds on the H200), so lengths come in few sizes."""
@@ -283,16 +290,17 @@ _GRAPH_FAILED: list = []     # set once capture failed in this process (warned o
 @torch.no_grad()
 def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
              cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
-             stats: dict | None = None, cuda_graphs: bool = True) -> list[np.ndarray]:
+             stats: dict | None = None, cuda_graphs: bool = True, round_batch: bool | None = None) -> list[np.ndarray]:
     """Prompts (LLM id arrays ending in <|assistant|>) -> codec audio ids [0, 5120) per prompt.
 
     max_new_tokens, seeds, temperature: one value for all rows or one per row. A row stops at
     <|eos|> (stripped) or at its limit; its output is cut to whole blocks (layout.block, default 5).
     `stats`, if given, gets "guard_fired" (per-row counts), "steps" and "graph_mode" ("compiled" or "eager").
-    cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only."""
+    cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only.
+    round_batch: see generate_stream."""
     out: list[np.ndarray] = []
     for out in generate_stream(model, vocab, prompts, max_new_tokens, seeds, temperature, cfg, layout,
-                               static_cache, stats, cuda_graphs):
+                               static_cache, stats, cuda_graphs, round_batch=round_batch):
         pass
     return out
 
@@ -300,10 +308,12 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
 @torch.no_grad()
 def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
                     cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
-                    stats: dict | None = None, cuda_graphs: bool = True, every: int = 0):
+                    stats: dict | None = None, cuda_graphs: bool = True, every: int = 0,
+                    round_batch: bool | None = None):
     """generate() as it goes: every `every` decode steps (0: never) it yields each row's answer so far
     (whole blocks, cut at the row's end token); the last item yielded is generate()'s result. Sampling
-    is the same, so the streamed answer is a prefix of the final one."""
+    is the same, so the streamed answer is a prefix of the final one.
+    round_batch: decode batch_rows(B) rows (None: when the step is a captured CUDA graph)."""
     cfg = cfg or SampleConfig()
     B = len(prompts)
     if B == 0:
@@ -328,7 +338,11 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
     P, T = max(len(p) for p in prompts), max(limits)
     graphs = bool(cuda_graphs) and static_cache and dev.type == "cuda" and not _GRAPH_FAILED
     L = cache_len(P + T) if dev.type == "cuda" else P + T
-    dec = _decoder(model, vocab, B, L, cfg, layout, dev, static_cache)
+    if (graphs if round_batch is None else round_batch) and batch_rows(B) > B:
+        extra = batch_rows(B) - B
+        prompts, limits = prompts + [prompts[0]] * extra, limits + [1] * extra
+        seeds, temps = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra
+    dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache)
     dec.start(prompts, limits, seeds, temps)
     if dec.graph is None and graphs:
         try:
@@ -343,12 +357,12 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
     for t in range(T):
         dec.step()
         if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
-            yield _answers(dec, t + 1, block)
+            yield _answers(dec, t + 1, block)[:B]
         if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
             break
     if stats is not None:
-        stats.update(guard_fired=dec.fired_n.tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
-    yield _answers(dec, T, block)
+        stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
+    yield _answers(dec, T, block)[:B]
 
 
 def _answers(dec: _Decoder, steps: int, block: int) -> list[np.ndarray]:

@@ -1,0 +1,56 @@
+"""Where one decode step's GPU time goes at a given batch: the compiled step (not graph-captured, so
+the profiler sees each kernel) of the shipped editor LLM, top kernels by CUDA time.
+
+    python bench/decode_step_profile.py OUT_DIR [batch ...]
+"""
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.llm.generate import Layout, SampleConfig, _Decoder, cache_len  # noqa: E402
+from editor.llm.model import load  # noqa: E402
+
+
+def main():
+    out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+    batches = [int(b) for b in sys.argv[2:]] or [1, 64]
+    model, vocab = load("editor/artifacts/editor-llm-v3", dtype="bfloat16")
+    model = model.cuda().eval()
+    dev = torch.device("cuda")
+    lines = []
+    for B in batches:
+        for P, T in ((160, 300), (700, 1400)):      # a 3 s edit, a 15 s edit
+            L = cache_len(P + T)
+            dec = _Decoder(model, vocab, B, L, SampleConfig(), Layout(), dev, True)
+            prompts = [np.full(P, vocab.audio_offset + 7, np.int64)] * B
+            with torch.no_grad():
+                dec.start(prompts, [T] * B, list(range(B)), [0.7] * B)
+                dec.capture()
+                dec.start(prompts, [T] * B, list(range(B)), [0.7] * B)
+                for _ in range(20):
+                    dec.step()
+                torch.cuda.synchronize(); t0 = time.perf_counter()
+                for _ in range(100):
+                    dec.step()
+                torch.cuda.synchronize(); graph_ms = (time.perf_counter() - t0) * 10
+                fn = torch.compile(dec._step)
+                for _ in range(3):
+                    fn()
+                with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                    for _ in range(10):
+                        fn()
+                    torch.cuda.synchronize()
+            head = f"== batch {B}, prompt {P}, cache {L}: graph replay {graph_ms:.3f} ms/step"
+            print(head, flush=True)
+            table = prof.key_averages().table(sort_by="self_device_time_total", row_limit=15)
+            print(table, flush=True)
+            lines += [head, table]
+    (out / "decode_step_profile.txt").write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf, open_dict
 
+from core import splits
 from core.reader import Release
 from pipelines.runner import check_output_dir
 from scorers.judge import artifact, fit
@@ -81,7 +82,7 @@ def read_clips(data: str, task: str, pool: str) -> list[dict]:
             x, sr = s.members[member]
             out.append({"x": waveform((x, sr), f"{data}#{s.key}.{member}"), "label": label, "speaker": j["speaker"],
                         "language": j["language"], "gender": j.get("gender"), "text": j["text"],
-                        "voice_bank": j.get("provenance", {}).get("voice_bank")})
+                        "voice_bank": j.get("provenance", {}).get("voice_bank"), "base_voice": j.get("base_voice")})
     if foreign:
         raise ValueError(f"pipeline.{task}_data={data}: speakers outside the judge's voice pool {pool!r} "
                          f"({sorted(map(str, foreign))[:5]}): the judge trains on its own voices only")
@@ -90,24 +91,31 @@ def read_clips(data: str, task: str, pool: str) -> list[dict]:
     return out
 
 
-def heldout_speakers(records: list[dict], given) -> list[str]:
+def engine_speakers(records: list[dict], engines) -> set[str]:
+    """The speakers rendered on a base voice of one of these engines (splits.held_out_engines)."""
+    return {r["speaker"] for r in records if str(r.get("base_voice") or "").split(":")[0] in engines}
+
+
+def heldout_speakers(records: list[dict], given, engines=()) -> list[str]:
     """Given, or per language the last female and the last male speaker by id (drawn speakers are
-    numbered, so this is the same choice at any pool size)."""
-    speakers = {r["speaker"]: (r["language"], r["gender"]) for r in records}
+    numbered, so this is the same choice at any pool size); and every speaker of a held-out engine
+    (splits.held_out_engines), so that the judge, like the codec and the editor, never trains on it."""
+    by_engine = engine_speakers(records, engines)
+    speakers = {r["speaker"]: (r["language"], r["gender"]) for r in records if r["speaker"] not in by_engine}
     if given:
-        unknown = sorted(set(given) - set(speakers))
+        unknown = sorted(set(given) - set(speakers) - by_engine)
         if unknown:
             raise ValueError(f"pipeline.heldout_speakers: {unknown} not in the data ({sorted(speakers)})")
-        return sorted(given)
-    out = []
+        return sorted(set(given) | by_engine)
+    out = sorted(by_engine)
     for lang in sorted({l for l, _ in speakers.values()}):
         for gender in ("female", "male"):
             ids = sorted((s for s, lg in speakers.items() if lg == (lang, gender)), key=lambda s: (len(s), s))
             if len(ids) >= 2:
                 out.append(ids[-1])
-    if not out:
+    if len(out) == len(by_engine):
         raise ValueError("too few speakers to hold any out: need at least 2 of one language and gender")
-    return out
+    return sorted(out)
 
 
 def heldout_texts(records: list[dict], per_tag: int) -> set[str]:
@@ -161,7 +169,8 @@ def run(cfg):
         data = task_data(cfg, task)
         classes = TASKS[task]
         records = read_clips(data, task, p.factory.pool)
-        held = set(heldout_speakers(records, p.heldout_speakers))
+        engines = splits.held_out_engines(cfg.splits)
+        held = set(heldout_speakers(records, p.heldout_speakers, engines))
         held_texts = heldout_texts(records, p.heldout_texts_per_tag)
         train = [r for r in records if r["speaker"] not in held and r["text"] not in held_texts]
         test = [r for r in records if r["speaker"] in held and r["text"] in held_texts]
@@ -184,6 +193,7 @@ def run(cfg):
         meta["tasks"][task] = {
             "data": data, "voice_bank": sorted({str(r["voice_bank"]) for r in records}),
             "train": summary(train, classes), "heldout": summary(test, classes),
+            "heldout_engines": sorted(engines), "heldout_engine_speakers": sorted(engine_speakers(records, engines)),
             "heldout_texts": sorted(held_texts),
             "heldout_eval": ev, "heldout_voices_training_texts_eval": seen_ev, "train_accuracy": train_ev["accuracy"], "train_seconds": round(time.time() - t0, 1)}
         print(f"   held out: accuracy {ev['accuracy']:.3f} (tagged classes, mean over speakers: "

@@ -269,7 +269,7 @@ def test_http_judge_names_bad_input_and_survives(judge_server, tiny_judge):
 
 # --- pipeline=train_judge on a release of the judge's own clips ---
 
-def _triplet_tar(path, clips, speaker_of=lambda s: s):
+def _triplet_tar(path, clips, speaker_of=lambda s: s, base_voice_of=lambda s: "piper:joe"):
     """A release shard as the triplet pipelines write it: per (speaker, text) KEY.json, src (neutral), tgt (whisper)."""
     import io
     import tarfile
@@ -282,7 +282,7 @@ def _triplet_tar(path, clips, speaker_of=lambda s: s):
         for i, ((spk, text), pair) in enumerate(sorted(by.items())):
             key = f"k{i:04d}"
             meta = {"speaker": speaker_of(spk), "language": "en", "gender": "female" if "_f" in spk else "male",
-                    "text": text, "edit_info": "whisper", "task": "style_edit"}
+                    "text": text, "edit_info": "whisper", "task": "style_edit", "base_voice": base_voice_of(spk)}
             for suffix, data in (("json", json.dumps(meta).encode()), ("src.flac", encode_flac(pair[0], 16000)),
                                  ("tgt.flac", encode_flac(pair[7], 16000))):
                 info = tarfile.TarInfo(f"{key}.{suffix}")
@@ -309,6 +309,17 @@ def test_train_judge_pipeline_publishes_with_heldout_numbers(tiny_judge, tmp_pat
     assert not (tmp_path / ".judge-x.checkpoints").exists(), "checkpoints go once the artifact is published"
     saved = json.loads((tmp_path / "judge-x" / "meta.json").read_text())
     assert saved["tasks"]["style"]["heldout_eval"] == task["heldout_eval"]
+    # a held-out engine's voices are held out too, whatever the default choice: here one training voice
+    flite = _triplet_tar(tmp_path / "flite.tar", clips,
+                         base_voice_of=lambda s: "flite:slt" if s == "judge_en_f1" else "piper:joe")
+    meta = run(make_cfg(["pipeline=train_judge", f"output_dir={tmp_path / 'out'}", "pipeline.tasks=[style]",
+                         f"pipeline.style_data={flite}", f"pipeline.artifact_out={tmp_path / 'judge-y'}",
+                         "pipeline.threads=1", "pipeline.train.epochs=1", "pipeline.train.width=8",
+                         "pipeline.train.batch=8", "pipeline.heldout_texts_per_tag=1", "splits.held_out_engines=[flite]"]))
+    task = meta["tasks"]["style"]
+    assert task["heldout"]["speakers"] == ["judge_en_f1", "judge_en_f3", "judge_en_m3"]
+    assert "judge_en_f1" not in task["train"]["speakers"] and task["train"]["clips"] == 12
+    assert task["heldout_engines"] == ["flite"] and task["heldout_engine_speakers"] == ["judge_en_f1"]
     # the judge trains on its own voices only
     foreign = _triplet_tar(tmp_path / "foreign.tar", clips, lambda s: s.replace("judge_", ""))
     with pytest.raises(ValueError, match="outside the judge's voice pool 'judge'"):

@@ -118,7 +118,7 @@ def breakdown(ed, clips, n):
 def greedy_agreement(a, b, clips):
     agree, ratio = [], []
     for name, wav, text in clips:
-        ta = a._encode([wav])[0]
+        ta = a._analyze_encode([wav])[0][0]
         prompts = [ed._edit_prompt("emotion", "sad", text, ta) for ed in (a, b)]
         x = generate(a.model, a.vocab, [prompts[0]], [2 * len(ta) + 50], [0], 0.0, a.sample, a.layout)[0]
         y = generate(b.model, b.vocab, [prompts[1]], [2 * len(ta) + 50], [0], 0.0, b.sample, b.layout)[0]

@@ -71,9 +71,14 @@ def _settings(cfg) -> tuple[tuple, str, frozenset]:
     return tuple(dict(cfg.fractions).items()), str(cfg.salt), frozenset(held_out_engines(cfg))
 
 
+def on_engine(base_voice: str | None, engines) -> bool:
+    """Whether a base voice ('flite:slt') belongs to one of these engines."""
+    return bool(base_voice) and base_voice.split(":")[0] in engines
+
+
 @lru_cache(maxsize=65536)
 def _speaker_split(speaker: str, base_voice: str | None, fractions: tuple, salt: str, engines: frozenset) -> str:
-    if base_voice and base_voice.split(":")[0] in engines:
+    if on_engine(base_voice, engines):
         return "test"
     return split_of(f"speaker:{speaker}", dict(fractions), salt)
 

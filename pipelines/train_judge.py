@@ -93,7 +93,7 @@ def read_clips(data: str, task: str, pool: str) -> list[dict]:
 
 def engine_speakers(records: list[dict], engines) -> set[str]:
     """The speakers rendered on a base voice of one of these engines (splits.held_out_engines)."""
-    return {r["speaker"] for r in records if str(r.get("base_voice") or "").split(":")[0] in engines}
+    return {r["speaker"] for r in records if splits.on_engine(r.get("base_voice"), engines)}
 
 
 def heldout_speakers(records: list[dict], given, engines=()) -> list[str]:

@@ -246,9 +246,6 @@ class Editor:
         b = self.layout.block
         return int(math.ceil((n + self.margin_tokens) / b) * b)
 
-    def _encode(self, wavs) -> list[np.ndarray]:
-        return self._analyze_encode(wavs)[0]
-
     def _analyze_encode(self, wavs) -> tuple[list[np.ndarray], list]:
         """(interleaved ids, frames) per clip: the frames the tokenizer reads are also the voice
         reference the decoder takes, so each clip is analysed once."""

@@ -5,7 +5,8 @@
 CLIPS_DIR: a few 16 kHz clips (NAME.flac + NAME.json with "text"), bench/serving_gpu.sh makes them.
 Per model: time to the first streamed audio chunk and RTF at batch 1 (codec included), throughput of
 16 and 64 requests at once through Editor.edit_many (the batch an API replica forms from concurrent
-clients), peak GPU memory; then a 2-minute edit (split at pauses, joined) with its seams measured:
+clients) and of 16 and 64 clients that keep sending (waves analysed while the wave before decodes, as
+the server runs them), peak GPU memory; then a 2-minute edit (split at pauses, joined) with its seams measured:
 the level and F0 step across each join against the same steps at other places of the same output.
 Quality of int8 against bf16 without a judge here: greedy answers' token agreement and lengths.
 """
@@ -84,6 +85,36 @@ def throughput(ed, clips, n):
     sync(); dt = time.perf_counter() - t0
     total = sum(len(o[0]) for o in outs) / SR
     return {"requests": n, "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
+
+
+def sustained(ed, clips, clients, waves=4):
+    """`clients` requests at a time, `waves` times over, the way the API server runs them with two
+    batches in flight: each wave is analysed (Editor.analyse: F0 and mel on CPU threads) while the
+    wave before it generates (Editor.start: tokenizer, LLM), and its audio is decoded (the codec's
+    thread and stream) while the next wave generates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def wave(w):
+        return [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
+                     edit_info=EDITS[i % 4][1], seed=w * clients + i) for i in range(clients)]
+    ed.edit_many(wave(0))     # shapes compiled and captured, not timed
+    helper = ThreadPoolExecutor(1)
+    sync(); t0 = time.perf_counter()
+    nxt, total, finish = helper.submit(ed.analyse, "edit", wave(0)), 0.0, None
+    audio_s = lambda outs: sum(len(o[0]) for o in outs) / SR
+    for w in range(waves):
+        a = nxt.result()
+        if w + 1 < waves:
+            nxt = helper.submit(ed.analyse, "edit", wave(w + 1))
+        started = ed.start(a)
+        if finish is not None:
+            total += audio_s(finish())
+        finish = started
+    total += audio_s(finish())
+    sync(); dt = time.perf_counter() - t0
+    helper.shutdown()
+    return {"clients": clients, "waves": waves, "llm_batch": ed.batch_size, "seconds": round(dt, 3),
+            "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
 
 
 def breakdown(ed, clips, n):
@@ -238,12 +269,16 @@ def main():
         for n in ((2,) if SMOKE else (16, 64)):
             r[f"concurrent_{n}"] = throughput(ed, clips, n)
             print(mode, n, r[f"concurrent_{n}"], flush=True)
+            r[f"sustained_{n}"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+            print(mode, "sustained", r[f"sustained_{n}"], flush=True)
         if not SMOKE:      # the same 64 requests with the LLM decoding all of them in one batch
             ed.batch_size = 64
             r["breakdown_64_llm_batch_64"] = breakdown(ed, clips, 64)
             print(mode, "breakdown", r["breakdown_64_llm_batch_64"], flush=True)
             r["concurrent_64_llm_batch_64"] = throughput(ed, clips, 64)
             print(mode, "64, LLM batch 64", r["concurrent_64_llm_batch_64"], flush=True)
+            r["sustained_64_llm_batch_64"] = sustained(ed, clips, 64)
+            print(mode, "sustained, LLM batch 64", r["sustained_64_llm_batch_64"], flush=True)
             ed.batch_size = Editor.batch_size
         r["peak_gpu_mib"] = peak_mib()
         for chunk_s in (30.0, 10.0):     # the default split, and pieces nearer the training examples' length

@@ -36,11 +36,16 @@ class Codec:
     def analyze_many(self, wavs: list[np.ndarray]) -> list[Frames]:
         """analyze() of every clip, in order, on threads: WORLD's F0 search is most of the CPU time
         of an edit (~15 ms per second of audio) and releases the GIL, so a batch of requests is
-        analysed on all the machine's cores at once instead of one after the other."""
+        analysed on all the machine's cores at once instead of one after the other. With fewer clips
+        than threads (a lone request), each clip's F0 search is split over the threads instead."""
         wavs = list(wavs)
+        pool, threads = _analysis_pool(), _threads()
+        if len(wavs) < threads and threads > 1:
+            return [features.analyze(w, self.tokenizer.block, f0_pieces=threads // len(wavs), map_fn=pool.map)
+                    for w in wavs]
         if len(wavs) < 2:
             return [self.analyze(w) for w in wavs]
-        return list(_analysis_pool().map(self.analyze, wavs))
+        return list(pool.map(self.analyze, wavs))
 
     def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """16 kHz clips -> (linguistic ids, semantic ids) per clip."""
@@ -91,11 +96,16 @@ class Codec:
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _threads() -> int:
+    """As many analysis threads as cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
 def _analysis_pool() -> ThreadPoolExecutor:
-    """One pool per process, as many threads as cores this process may use."""
+    """One pool per process, _threads() wide."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max(1, len(os.sched_getaffinity(0))), thread_name_prefix="codec-analyze")
+        _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="codec-analyze")
     return _POOL
 
 

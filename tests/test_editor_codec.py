@@ -104,6 +104,22 @@ def test_harmonic_griffin_lim_keeps_mel_and_pitch(shards):
         assert voiced.sum() > 20 and np.mean(semitones < 1.0) > 0.85
 
 
+def test_split_f0_search_matches_the_whole_clip(shards):
+    """A lone request's F0 search split into pieces on threads gives the whole clip's track, in order
+    and at full length; one short clip is one piece (the same call as ever)."""
+    from concurrent.futures import ThreadPoolExecutor
+    clips = [x for x, _ in heldout_clips(shards, {HELD_OUT}, 4)]
+    with ThreadPoolExecutor(4) as pool:
+        for x in clips:
+            x = features.pad_to_block(x, 12)
+            whole = features.f0_track(x)
+            split = features.f0_track_split(x, 8, pool.map)
+            assert len(split) == len(whole) and len(whole) > 3 * features.F0_PIECE_MIN
+            same = ((split > 0) == (whole > 0)) & (np.abs(split - whole) <= 0.01 * whole)
+            assert same.mean() > 0.99
+        short = clips[0][: features.F0_PIECE_MIN * features.HOP]
+        assert np.array_equal(features.f0_track_split(short, 8, pool.map), features.f0_track(short))
+
 def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):
     c = corpus.build(shards, cache_dir, 12)
     members = [m["member"] for m in c.meta]

@@ -87,6 +87,25 @@ def test_edit_many_matches_single_requests(ed, spy):
         assert any(np.array_equal(a, b) for b in singles)
 
 
+def test_analysed_batches_run_later_and_in_any_order(ed, spy):
+    """What the server does with two batches in flight: batches analysed ahead (CPU only, nothing of the
+    editor touched) and run afterwards, in any order, give what edit_many and clone_many give."""
+    edits = [dict(wav=voiced(0.6), text="hello", edit_type="emotion", edit_info="sad", temperature=0),
+             dict(wav=voiced(0.7, seed=3), text="so", edit_type="speed", edit_info="faster", seed=2)]
+    clones = [dict(prompt_wav=voiced(0.8, seed=5), prompt_text="hello there", text="hi", temperature=0)]
+    a_edit, a_clone = ed.analyse("edit", edits), ed.analyse("clone", clones)
+    assert not spy["prompts"]                            # analysis generated nothing
+    late = [ed.run(a_clone), ed.run(a_edit)]
+    late_ids = [ids for call in spy["decoded"] for ids in call]
+    now = [ed.clone_many(clones), ed.edit_many(edits)]
+    now_ids = [ids for call in spy["decoded"] for ids in call][len(late_ids):]
+    assert len(late[0]) == 1 and [len(o) for o in late[1]] == [1, 1]
+    assert len(late_ids) == 3 and all(np.array_equal(a, b) for a, b in zip(late_ids, now_ids))
+    assert all(np.array_equal(a, b) for a, b in zip(late[0], now[0]))
+    with pytest.raises(ValueError, match="kind='translate'"):
+        ed.analyse("translate", edits)
+
+
 def test_decode_on_the_codec_thread_gives_the_same_audio(ed, monkeypatch):
     """The path CUDA takes (each batch decoded on the codec thread while the next generates), on the
     CPU: the same audio as decoding inline, in the right order, with batches of 2 so decodes overlap."""

@@ -23,8 +23,9 @@ Version check: the LLM dir records the codec tokenizer it was trained on, in `co
 import json
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -250,7 +251,38 @@ class Editor:
         """(interleaved ids, frames) per clip: the frames the tokenizer reads are also the voice
         reference the decoder takes, so each clip is analysed once."""
         frames = self.codec.analyze_many(wavs)
-        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)], frames
+        return self._encode(frames), frames
+
+    def _encode(self, frames) -> list[np.ndarray]:
+        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
+
+    # ---- two phases: analyse (CPU), run (tokenizer, LLM and codec decode) --------------------------
+    def analyse(self, kind: str, requests: list[dict]) -> "Analysed":
+        """Requests checked, split at pauses and their audio analysed: CPU work only, and no state of
+        the editor touched, so a server analyses the next batch while `run` has the GPU."""
+        if kind == "clone":
+            reqs = [_call(_clone_request, r) for r in requests]
+            items = [{"req": i, "wav": r["prompt_wav"]} for i, r in enumerate(reqs)]
+        elif kind == "edit":
+            reqs = [_call(_edit_request, r) for r in requests]
+            items = self._edit_items(reqs)
+        else:
+            raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
+        return Analysed(kind, reqs, items, self.codec.analyze_many([it["wav"] for it in items]))
+
+    def run(self, a: "Analysed") -> list:
+        """clone_many's or edit_many's result for analysed requests."""
+        return self.start(a)()
+
+    def start(self, a: "Analysed") -> Callable[[], list]:
+        """Generate every answer of an analysed batch and hand them to the codec; returns the function
+        that waits for their audio and gives run()'s result. One caller at a time until start returns;
+        after that the model is free: on CUDA the codec decodes on its own thread and stream, so a
+        server starts the next batch's generation while this batch's audio is decoded."""
+        if not a.items:
+            return lambda: []
+        ids = self._encode(a.frames)
+        return self._start_clones(a, ids) if a.kind == "clone" else self._start_edits(a, ids)
 
     def _decode(self, ids_list, refs) -> list[np.ndarray]:
         """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
@@ -276,16 +308,18 @@ class Editor:
                                      speaker_name=speaker_name, seed=seed, temperature=temperature)])[0]
 
     def clone_many(self, requests: list[dict]) -> list[np.ndarray]:
-        reqs = [_call(_clone_request, r) for r in requests]
-        if not reqs:
-            return []
-        ids, refs = self._analyze_encode([r["prompt_wav"] for r in reqs])
-        prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(reqs, ids)])
+        return self.run(self.analyse("clone", requests))
+
+    def _start_clones(self, a: "Analysed", ids) -> Callable[[], list[np.ndarray]]:
+        prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(a.reqs, ids)])
         sink = self._sink()
-        self._generate(prompts, limits, [_seed(r["seed"]) for r in reqs], [r["temperature"] for r in reqs],
-                       refs=refs, sink=sink)
-        audio = sink.collect()
-        return [audio[i] for i in range(len(reqs))]
+        self._generate(prompts, limits, [_seed(r["seed"]) for r in a.reqs], [r["temperature"] for r in a.reqs],
+                       refs=a.frames, sink=sink)
+
+        def finish():
+            audio = sink.collect()
+            return [audio[i] for i in range(len(a.reqs))]
+        return finish
 
     def _clone_prompt(self, r: dict, prompt_ids: np.ndarray) -> tuple[np.ndarray, int]:
         ex = {"system": "clone", "speaker": {"name": r["speaker_name"], "prompt_text": r["prompt_text"]},
@@ -318,8 +352,11 @@ class Editor:
 
     def edit_many(self, requests: list[dict]) -> list[list[np.ndarray]]:
         """Each request: edit()'s keyword arguments as a dict. All rows of one iteration decode together."""
-        reqs = [_call(_edit_request, r) for r in requests]
-        items = []   # one per (request, chunk)
+        return self.run(self.analyse("edit", requests))
+
+    def _edit_items(self, reqs: list[dict]) -> list[dict]:
+        """One item per (request, chunk): audio over max_chunk_s is split at pauses, its text shared out."""
+        items = []
         for ri, r in enumerate(reqs):
             spans = self._chunks(r["wav"])
             if len(spans) > 1 and r["edit_type"] == "paralinguistic":
@@ -327,10 +364,11 @@ class Editor:
                                  "(the tagged text cannot be split with the audio); split it yourself")
             texts = split_text(r["text"], [b - a for a, b in spans])
             items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
-        if not items:
-            return []
-        for it, ids, ref in zip(items, *self._analyze_encode([it["wav"] for it in items])):
-            it["src"], it["outs"], it["ref"] = ids, [], ref
+        return items
+
+    def _start_edits(self, a: "Analysed", ids) -> Callable[[], list[list[np.ndarray]]]:
+        reqs = a.reqs
+        items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, ids, a.frames)]
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
@@ -351,12 +389,15 @@ class Editor:
             for it in items:      # rows that stopped early (an empty answer) stay empty
                 if reqs[it["req"]]["n_iter"] > k and len(it["outs"]) < k + 1:
                     it["outs"].append(np.zeros(0, np.int32))
-        audio = sink.collect()
-        result = [[[] for _ in range(r["n_iter"])] for r in reqs]
-        for it in items:
-            for k in range(len(it["outs"])):
-                result[it["req"]][k].append(audio.get((id(it), k), np.zeros(0, np.float32)))
-        return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+
+        def finish():
+            audio = sink.collect()
+            result = [[[] for _ in range(r["n_iter"])] for r in reqs]
+            for it in items:
+                for k in range(len(it["outs"])):
+                    result[it["req"]][k].append(audio.get((id(it), k), np.zeros(0, np.float32)))
+            return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+        return finish
 
 
     # ---- streaming -------------------------------------------------------------------------------
@@ -390,6 +431,16 @@ class Editor:
         answers = generate_stream(self.model, self.vocab, [prompt], [limit], [seed], [temperature], self.sample,
                                   self.layout, cuda_graphs=self.cuda_graphs, every=4 * self.layout.block)
         return stream(answers, audio)
+
+
+@dataclass
+class Analysed:
+    """Requests after Editor.analyse: checked (reqs), one item per clip to encode (an edit's audio over
+    max_chunk_s is several), and each item's frames (the tokenizer's input and the decoder's voice)."""
+    kind: str
+    reqs: list[dict]
+    items: list[dict]
+    frames: list
 
 
 class _AudioSink:

@@ -1,9 +1,11 @@
 """The editor as a Ray Serve deployment: POST /clone, POST /edit, GET /health (schema.py: the forms).
 
 Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
-alone), then @serve.batch gathers the concurrent good ones into one `clone_many` / `edit_many` call,
-so the GPU decodes them as one batch. Replicas, batch size and wait come from the config
-(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
+together. A batch is analysed (F0 and mel, CPU threads) before it takes the model and decoded by the
+codec after it gives the model back: with two batches in flight per route, one batch's analysis and
+audio decode overlap the other's generation. Replicas, batch
+size and wait come from the config (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
 import asyncio
 import logging
@@ -46,37 +48,43 @@ class EditorServer:
         self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
                      "load_s": round(time.perf_counter() - t0, 2)}
-        # one model call at a time: the clone and edit batchers run in their own threads, and the
-        # editor's buffers and CUDA graphs are not made for two callers
+        # one model call (Editor.run) at a time: batches run in their own threads, and the editor's
+        # buffers and CUDA graphs are not made for two callers; analysis needs no lock
         self.lock = threading.Lock()
         for batcher in (self.clone_batch, self.edit_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
         log.info("editor replica ready: %s", self.info)
 
-    def _run(self, fn, reqs: list[dict]) -> list:
-        """fn over the batch in a worker thread's call; per request (result, error text)."""
-        with self.lock:
-            t0 = time.perf_counter()
-            try:
-                outs = [(o, None) for o in fn(reqs)]
-            except ValueError:   # checked requests should not fail, but if one does, only it fails
-                outs = []
-                for r in reqs:
-                    try:
-                        outs.append((fn([r])[0], None))
-                    except ValueError as e:
-                        outs.append((None, str(e)))
-            took = time.perf_counter() - t0
+    def _run(self, kind: str, reqs: list[dict]) -> list:
+        """The batch in a worker thread's call; per request (result, error text)."""
+        t0 = time.perf_counter()
+        try:
+            outs = [(o, None) for o in self._analyse_run(kind, reqs)]
+        except ValueError:   # checked requests should not fail, but if one does, only it fails
+            outs = []
+            for r in reqs:
+                try:
+                    outs.append((self._analyse_run(kind, [r])[0], None))
+                except ValueError as e:
+                    outs.append((None, str(e)))
+        took = time.perf_counter() - t0
         return [(o, err, {"batch_size": len(reqs), "compute_s": round(took, 3)}) for o, err in outs]
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)     # replaced from the config in __init__
-    async def clone_batch(self, reqs: list[dict]) -> list:
-        return await asyncio.to_thread(self._run, self.editor.clone_many, reqs)
+    def _analyse_run(self, kind: str, reqs: list[dict]) -> list:
+        analysed = self.editor.analyse(kind, reqs)     # CPU only: beside another batch's GPU work
+        with self.lock:
+            finish = self.editor.start(analysed)       # the LLM's part
+        return finish()                                # the codec's decode, beside the next batch's LLM
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
+    # two batches in flight per route: one analysed or decoded while the other has the model (self.lock)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05, max_concurrent_batches=2)  # sizes from the config
+    async def clone_batch(self, reqs: list[dict]) -> list:
+        return await asyncio.to_thread(self._run, "clone", reqs)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05, max_concurrent_batches=2)
     async def edit_batch(self, reqs: list[dict]) -> list:
-        return await asyncio.to_thread(self._run, self.editor.edit_many, reqs)
+        return await asyncio.to_thread(self._run, "edit", reqs)
 
     async def __call__(self, request: Request) -> Response:
         path, method = request.url.path.rstrip("/") or "/", request.method

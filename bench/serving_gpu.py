@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor import codec as codec_mod  # noqa: E402
 from editor.llm import editor as editor_mod  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.quantize import weight_bytes  # noqa: E402
@@ -57,23 +58,39 @@ def load_clips(d: Path):
 
 
 def batch1(ed, clips, reps=3):
-    rtf, ttfa, audio_s, same_len = [], [], [], []
+    """Each clip edited alone, reps times: RTF of the whole edit and time to the first streamed chunk.
+    Every run twice, in alternating order: with a lone clip's F0 search split over the analysis
+    threads (as shipped) and in one piece (as before), so the two are compared on the same runs."""
+    runs = {"split": [], "one_piece": []}
+    threads = codec_mod._threads
     for k in range(reps):
-        for name, wav, text in clips:
-            sync(); t0 = time.perf_counter()
-            out = ed.edit(wav, text, "emotion", "happy", seed=k)[0]
-            sync(); dt = time.perf_counter() - t0
-            rtf.append(dt / max(len(out) / SR, 1e-3)); audio_s.append(len(out) / SR)
-            sync(); t0 = time.perf_counter()
-            it = ed.edit_stream(wav, text, "emotion", "happy", seed=k, chunk_s=0.5)
-            first = next(it)
-            sync(); ttfa.append(time.perf_counter() - t0)
-            rest = sum(len(c) for c in it)
-            same_len.append(len(first) + rest == len(out))
-    return {"rtf_median": float(np.median(rtf)), "rtf_p90": float(np.percentile(rtf, 90)),
-            "first_chunk_s_median": float(np.median(ttfa)), "first_chunk_s_p90": float(np.percentile(ttfa, 90)),
-            "audio_s_median": float(np.median(audio_s)), "runs": len(rtf),
-            "stream_length_equals_edit": float(np.mean(same_len))}
+        for j, (name, wav, text) in enumerate(clips):
+            for mode in (("split", "one_piece") if (k + j) % 2 == 0 else ("one_piece", "split")):
+                codec_mod._threads = threads if mode == "split" else (lambda: 1)
+                try:
+                    runs[mode].append(one_edit(ed, wav, text, k))
+                finally:
+                    codec_mod._threads = threads
+
+    def summary(rs):
+        rtf, ttfa, audio_s, same_len = (np.array(v) for v in zip(*rs))
+        return {"rtf_median": float(np.median(rtf)), "rtf_p90": float(np.percentile(rtf, 90)),
+                "first_chunk_s_median": float(np.median(ttfa)), "first_chunk_s_p90": float(np.percentile(ttfa, 90)),
+                "audio_s_median": float(np.median(audio_s)), "runs": len(rtf),
+                "stream_length_equals_edit": float(np.mean(same_len))}
+    return summary(runs["split"]), summary(runs["one_piece"])
+
+
+def one_edit(ed, wav, text, seed):
+    sync(); t0 = time.perf_counter()
+    out = ed.edit(wav, text, "emotion", "happy", seed=seed)[0]
+    sync(); dt = time.perf_counter() - t0
+    sync(); t0 = time.perf_counter()
+    it = ed.edit_stream(wav, text, "emotion", "happy", seed=seed, chunk_s=0.5)
+    first = next(it)
+    sync(); ttfa = time.perf_counter() - t0
+    rest = sum(len(c) for c in it)
+    return dt / max(len(out) / SR, 1e-3), ttfa, len(out) / SR, len(first) + rest == len(out)
 
 
 def throughput(ed, clips, n):
@@ -258,11 +275,12 @@ def main():
         if res["vad"].startswith("energy"):
             ed._vad_pauses = energy_pauses
         r = {"llm_weight_mib": round(weight_bytes(ed.model) / 2 ** 20, 2)}
-        for name, wav, text in clips[:2]:        # warm-up: compile and capture the decode steps
+        for name, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
             ed.edit(wav, text, "emotion", "happy")
             list(ed.edit_stream(wav, text, "emotion", "happy", chunk_s=0.5))
-        r["batch1"] = batch1(ed, clips, reps=1 if SMOKE else 3)
+        r["batch1"], r["batch1_f0_one_piece"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)
+        print(mode, "batch1, F0 in one piece", r["batch1_f0_one_piece"], flush=True)
         for n in ((1, 2) if SMOKE else (1, 16, 64)):
             r[f"breakdown_{n}"] = breakdown(ed, clips, n)
             print(mode, "breakdown", r[f"breakdown_{n}"], flush=True)

@@ -97,8 +97,11 @@ _POOL: ThreadPoolExecutor | None = None
 
 
 def _threads() -> int:
-    """As many analysis threads as cores this process may use."""
-    return max(1, len(os.sched_getaffinity(0)))
+    """Analysis threads: the cores this process may use, less two on a larger machine, where they stay
+    free for the threads that feed the GPU (the LLM's decode loop, the codec's decode): a server
+    analyses one batch while the other decodes, and a starved feeding thread leaves the GPU idle."""
+    n = len(os.sched_getaffinity(0))
+    return n - 2 if n > 4 else max(1, n)
 
 
 def _analysis_pool() -> ThreadPoolExecutor:

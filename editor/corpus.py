@@ -213,6 +213,43 @@ def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:
     return from_frames(parts, meta, labels * (1 + len(factors)))   # durations kept: so are the phones
 
 
+def with_eq_voices(c: Corpus, copies: int, max_db: float, seed: int = 0) -> Corpus:
+    """The corpus plus `copies` copies of every clip under a random smooth spectral tilt and EQ, each copy
+    of a speaker one new speaker ('en_f1~eq1'): other microphones, rooms and engines colour the whole
+    spectrum, and a codec that met only one engine's spectra loses voices it has not heard (docs/voices.md).
+    Per copy and speaker one curve over the mel bands: a tilt plus two cosine bumps, at most max_db
+    (seeded, so a run is replayable); F0 and durations are kept."""
+    if copies < 1:
+        return c
+    parts = [c.frames(i) for i in range(len(c))]
+    meta = list(c.meta)
+    for k in range(1, copies + 1):
+        curves = {}
+        for i in range(len(c)):
+            spk = c.meta[i]["speaker"]
+            if spk not in curves:
+                curves[spk] = eq_curve(np.random.default_rng([seed, k, _stable(spk)]), max_db)
+            fr = c.frames(i)
+            parts.append(features.Frames(fr.f0, (fr.mel + curves[spk]).astype(np.float32)))
+            meta.append({**c.meta[i], "speaker": f"{spk}~eq{k}"})
+    labels = [c.phone_labels(i) for i in range(len(c))]
+    return from_frames(parts, meta, labels * (1 + copies))
+
+
+def eq_curve(rng: np.random.Generator, max_db: float) -> np.ndarray:
+    """(N_MELS,) a log-mel offset in nepers: a tilt across the bands plus two cosine bumps, |dB| <= max_db."""
+    x = np.linspace(0.0, 1.0, features.N_MELS)
+    db = rng.uniform(-1, 1) * (x - 0.5) * 2
+    for _ in range(2):
+        db += rng.uniform(-0.5, 0.5) * np.cos(np.pi * (rng.uniform(1, 4) * x + rng.uniform(0, 2)))
+    db *= max_db / max(np.abs(db).max(), 1e-6) * rng.uniform(0.5, 1.0)
+    return (db / (20 * np.log10(np.e))).astype(np.float32)
+
+
+def _stable(name: str) -> int:
+    return int(hashlib.sha1(name.encode()).hexdigest()[:8], 16)
+
+
 def with_splits(c: Corpus, speakers: dict[str, list[str] | None]) -> Corpus:
     """The corpus with each clip's split set: the overrides' (split -> speakers, for experiments) where
     they name its speaker, else the release's; a release made without splits trains on everything."""

@@ -149,6 +149,30 @@ def test_warped_voices_are_new_speakers_with_scaled_frequencies(shards, cache_di
     assert set(both.speakers()) == {HELD_OUT, f"{HELD_OUT}~vtlp1.15"}
 
 
+
+def test_eq_voices_colour_each_speaker_with_one_bounded_curve(shards, cache_dir):
+    c = corpus.build(shards, cache_dir, 12)
+    two = c.select(lambda m: m["speaker"] in c.speakers()[:2])
+    eq = corpus.with_eq_voices(two, 2, 6.0, seed=3)
+    assert len(eq) == 3 * len(two) and eq.meta[:len(two)] == two.meta
+    spk = two.meta[0]["speaker"]
+    assert {f"{spk}~eq1", f"{spk}~eq2"} <= set(eq.speakers())
+    diffs = {}
+    for i in range(len(two), len(eq)):
+        j = (i - len(two)) % len(two)
+        d = eq.frames(i).mel - two.frames(j).mel
+        assert np.array_equal(eq.frames(i).f0, two.frames(j).f0)
+        assert np.ptp(d, axis=0).max() < 1e-3                      # one curve over every frame of a clip
+        db = d[0] * 20 * np.log10(np.e)
+        assert 0.5 < np.abs(db).max() <= 6.0 + 1e-3
+        diffs.setdefault(eq.meta[i]["speaker"], []).append(d[0])
+    for curves in diffs.values():                                   # one curve per speaker and copy
+        assert all(np.allclose(x, curves[0], atol=1e-3) for x in curves)
+    assert len({tuple(np.round(v[0], 3)) for v in diffs.values()}) == len(diffs)   # each its own
+    again = corpus.with_eq_voices(two, 2, 6.0, seed=3)                # seeded: a run is replayable
+    assert np.array_equal(again.mel, eq.mel)
+    assert corpus.with_eq_voices(two, 0, 6.0) is two
+
 def test_train_save_load_round_trip(trained, shards):
     out, tok_info, _ = trained
     tok_dir, dec_dir = out / "editor" / "tokenizer-tiny", out / "editor" / "decoder-tiny"

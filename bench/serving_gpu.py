@@ -298,6 +298,17 @@ def main():
             r["sustained_64_llm_batch_64"] = sustained(ed, clips, 64)
             print(mode, "sustained, LLM batch 64", r["sustained_64_llm_batch_64"], flush=True)
             ed.batch_size = Editor.batch_size
+        if mode == "bf16":      # the same with the analysis in worker processes (codec.use_analysis_processes)
+            codec_mod.use_analysis_processes()
+            r["batch1_processes"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+            print(mode, "processes: batch1", r["batch1_processes"], flush=True)
+            for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 16), (64, 64)):
+                ed.batch_size = rows
+                r[f"sustained_{n}_llm_batch_{rows}_processes"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+                print(mode, f"processes: sustained {n}, LLM batch {rows}", r[f"sustained_{n}_llm_batch_{rows}_processes"], flush=True)
+            ed.batch_size = Editor.batch_size
+            codec_mod._POOL.shutdown()
+            codec_mod._POOL = None     # threads again
         r["peak_gpu_mib"] = peak_mib()
         for chunk_s in (30.0, 10.0):     # the default split, and pieces nearer the training examples' length
             ed.max_chunk_s = chunk_s

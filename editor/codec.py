@@ -1,6 +1,8 @@
 """Audio <-> tokens with a trained tokenizer and decoder, loaded by path: the editor's codec."""
+import multiprocessing
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +47,7 @@ class Codec:
                     for w in wavs]
         if len(wavs) < 2:
             return [self.analyze(w) for w in wavs]
-        return list(pool.map(self.analyze, wavs))
+        return list(pool.map(partial(features.analyze, block_frames=self.tokenizer.block), wavs))
 
     def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """16 kHz clips -> (linguistic ids, semantic ids) per clip."""
@@ -93,7 +95,7 @@ class Codec:
         return out
 
 
-_POOL: ThreadPoolExecutor | None = None
+_POOL: Executor | None = None
 
 
 def _threads() -> int:
@@ -104,12 +106,29 @@ def _threads() -> int:
     return n - 2 if n > 4 else max(1, n)
 
 
-def _analysis_pool() -> ThreadPoolExecutor:
-    """One pool per process, _threads() wide."""
+def _analysis_pool() -> Executor:
+    """One pool per process, _threads() wide: threads unless use_analysis_processes() was called."""
     global _POOL
     if _POOL is None:
         _POOL = ThreadPoolExecutor(_threads(), thread_name_prefix="codec-analyze")
     return _POOL
+
+
+def use_analysis_processes() -> None:
+    """Analyse in _threads() worker processes from now on (a GPU server's choice: pyworld releases the
+    GIL, but the Python around its calls does not, and a dozen analysis threads slow the one thread
+    that feeds the GPU). Workers start from a clean forkserver, never forked from a process that holds
+    CUDA; each costs a Python with torch (~0.3 GB) and a few seconds to start, once."""
+    global _POOL
+    old = _POOL
+    _POOL = ProcessPoolExecutor(_threads(), mp_context=multiprocessing.get_context("forkserver"),
+                                initializer=_one_torch_thread)
+    if old is not None:
+        old.shutdown(wait=False)
+
+
+def _one_torch_thread() -> None:
+    torch.set_num_threads(1)
 
 
 def _length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:

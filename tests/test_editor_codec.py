@@ -120,6 +120,26 @@ def test_split_f0_search_matches_the_whole_clip(shards):
         short = clips[0][: features.F0_PIECE_MIN * features.HOP]
         assert np.array_equal(features.f0_track_split(short, 8, pool.map), features.f0_track(short))
 
+def test_analysis_in_worker_processes_gives_the_same_frames(shards, monkeypatch):
+    """A GPU server's choice (codec.use_analysis_processes): clips analysed in forkserver workers, and a
+    lone clip's F0 pieces sent to them, give the frames the threads give."""
+    from editor import codec as codec_mod
+    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v3")
+    c = Codec(tok)
+    clips = [x for x, _ in heldout_clips(shards, {HELD_OUT}, 3)]
+    monkeypatch.setattr(codec_mod, "_threads", lambda: 2)
+    monkeypatch.setattr(codec_mod, "_POOL", None)
+    by_threads = c.analyze_many(clips) + c.analyze_many(clips[:1])
+    codec_mod.use_analysis_processes()
+    try:
+        assert not isinstance(codec_mod._analysis_pool(), codec_mod.ThreadPoolExecutor)
+        by_processes = c.analyze_many(clips) + c.analyze_many(clips[:1])    # 3 clips; then 1, split
+    finally:
+        codec_mod._POOL.shutdown()
+    for a, b in zip(by_threads, by_processes, strict=True):
+        assert np.array_equal(a.f0, b.f0) and np.array_equal(a.mel, b.mel)
+
+
 def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):
     c = corpus.build(shards, cache_dir, 12)
     members = [m["member"] for m in c.meta]

@@ -41,8 +41,11 @@ async def _body(request: Request, limits: Limits) -> bytes:
 @serve.deployment
 class EditorServer:
     def __init__(self, llm_dir: str, tokenizer_dir, decoder_dir, device: str, limits: dict,
-                 max_batch_size: int, batch_wait_timeout_s: float):
+                 max_batch_size: int, batch_wait_timeout_s: float, analysis_processes: bool = False):
+        from editor.codec import use_analysis_processes
         from editor.llm.editor import Editor
+        if analysis_processes:
+            use_analysis_processes()
         self.limits = Limits(**limits)
         t0 = time.perf_counter()
         self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device)

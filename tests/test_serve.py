@@ -162,11 +162,12 @@ def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):
     got = [unwav(a) for _, _, a in answers]
     # The tokens of a request do not depend on its batch-mates, so lengths match exactly; the
     # vocoder's noise is drawn per batch, so the audio is compared by correlation: each answer is
-    # by far the closest to its own request's.
+    # by far the closest to its own request's (others' are near 0).
     assert [len(g) for g in got] == [len(w) for w in want]
     for i, g in enumerate(got):
         corr = [np.corrcoef(g[:n], w[:n])[0, 1] for w in want for n in [min(len(g), len(w))]]
-        assert int(np.argmax(corr)) == i and corr[i] > 0.2, (i, np.round(corr, 2))
+        runner_up = max(c for j, c in enumerate(corr) if j != i)
+        assert int(np.argmax(corr)) == i and corr[i] > 0.1 and corr[i] > 2 * runner_up, (i, np.round(corr, 2))
     assert max(int(h["X-Batch-Size"]) for _, h, _ in answers) > 1          # requests were batched
 
 

@@ -131,6 +131,7 @@ def server(llm_dir, ray_local):
         port = s.getsockname()[1]
     cfg = make_cfg(["pipeline=serve", f"pipeline.llm={llm_dir}", f"pipeline.port={port}", "pipeline.blocking=false",
                     "pipeline.batch_wait_timeout_s=0.5", "pipeline.limits.max_audio_s=3",
+                    "pipeline.analysis_processes=true",      # the GPU servers' choice, in a real replica
                     "pipeline.limits.max_body_mb=1"])
     url = serve_pipeline.run(cfg)["url"]
     assert url == f"http://127.0.0.1:{port}"

@@ -281,6 +281,8 @@ def main():
         r["batch1"], r["batch1_f0_one_piece"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)
         print(mode, "batch1, F0 in one piece", r["batch1_f0_one_piece"], flush=True)
+        default_rows = ed.batch_size
+        ed.batch_size = 16          # rows of 16 first (the default before CUDA editors took 64), then 64
         for n in ((1, 2) if SMOKE else (1, 16, 64)):
             r[f"breakdown_{n}"] = breakdown(ed, clips, n)
             print(mode, "breakdown", r[f"breakdown_{n}"], flush=True)
@@ -297,7 +299,7 @@ def main():
             print(mode, "64, LLM batch 64", r["concurrent_64_llm_batch_64"], flush=True)
             r["sustained_64_llm_batch_64"] = sustained(ed, clips, 64)
             print(mode, "sustained, LLM batch 64", r["sustained_64_llm_batch_64"], flush=True)
-            ed.batch_size = Editor.batch_size
+            ed.batch_size = default_rows
         if mode == "bf16":      # the same with the analysis in worker processes (codec.use_analysis_processes)
             codec_mod.use_analysis_processes()
             r["batch1_processes"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
@@ -306,7 +308,7 @@ def main():
                 ed.batch_size = rows
                 r[f"sustained_{n}_llm_batch_{rows}_processes"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
                 print(mode, f"processes: sustained {n}, LLM batch {rows}", r[f"sustained_{n}_llm_batch_{rows}_processes"], flush=True)
-            ed.batch_size = Editor.batch_size
+            ed.batch_size = default_rows
             codec_mod._POOL.shutdown()
             codec_mod._POOL = None     # threads again
         r["peak_gpu_mib"] = peak_mib()

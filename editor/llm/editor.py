@@ -370,9 +370,9 @@ class Editor:
             items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
         return items
 
-    def _start_edits(self, a: "Analysed", ids) -> Callable[[], list[list[np.ndarray]]]:
+    def _start_edits(self, a: "Analysed", sources) -> Callable[[], list[list[np.ndarray]]]:
         reqs = a.reqs
-        items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, ids, a.frames)]
+        items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, sources, a.frames)]
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
@@ -388,8 +388,8 @@ class Editor:
             res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
                                  [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
                                  sink=sink, keys=[(id(it), k) for it in todo])
-            for it, ids in zip(todo, res):
-                it["outs"].append(ids)
+            for it, answer in zip(todo, res):
+                it["outs"].append(answer)
             for it in items:      # rows that stopped early (an empty answer) stay empty
                 if reqs[it["req"]]["n_iter"] > k and len(it["outs"]) < k + 1:
                     it["outs"].append(np.zeros(0, np.int32))

@@ -309,8 +309,7 @@ def main():
                 r[f"sustained_{n}_llm_batch_{rows}_processes"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
                 print(mode, f"processes: sustained {n}, LLM batch {rows}", r[f"sustained_{n}_llm_batch_{rows}_processes"], flush=True)
             ed.batch_size = default_rows
-            codec_mod._POOL.shutdown()
-            codec_mod._POOL = None     # threads again
+            codec_mod.use_analysis_processes(False)     # threads again
         r["peak_gpu_mib"] = peak_mib()
         for chunk_s in (30.0, 10.0):     # the default split, and pieces nearer the training examples' length
             ed.max_chunk_s = chunk_s

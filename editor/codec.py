@@ -47,6 +47,7 @@ class Codec:
                     for w in wavs]
         if len(wavs) < 2:
             return [self.analyze(w) for w in wavs]
+        # a module function, not self.analyze: worker processes are sent the function, not the codec
         return list(pool.map(partial(features.analyze, block_frames=self.tokenizer.block), wavs))
 
     def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -114,15 +115,17 @@ def _analysis_pool() -> Executor:
     return _POOL
 
 
-def use_analysis_processes() -> None:
-    """Analyse in _threads() worker processes from now on (a GPU server's choice: pyworld releases the
-    GIL, but the Python around its calls does not, and a dozen analysis threads slow the one thread
-    that feeds the GPU). Workers start from a clean forkserver, never forked from a process that holds
-    CUDA; each costs a Python with torch (~0.3 GB) and a few seconds to start, once."""
+def use_analysis_processes(on: bool = True) -> None:
+    """Analyse in _threads() worker processes from now on (on=False: threads again). A GPU server's
+    choice: pyworld releases the GIL, but the Python around its calls does not, and a dozen analysis
+    threads slow the one thread that feeds the GPU. Workers start from a clean forkserver, never forked
+    from a process that holds CUDA; each costs a Python with torch (~0.3 GB) and a few seconds to start, once."""
     global _POOL
+    if _POOL is not None and isinstance(_POOL, ProcessPoolExecutor) == on:
+        return
     old = _POOL
     _POOL = ProcessPoolExecutor(_threads(), mp_context=multiprocessing.get_context("forkserver"),
-                                initializer=_one_torch_thread)
+                                initializer=_one_torch_thread) if on else None
     if old is not None:
         old.shutdown(wait=False)
 

@@ -53,7 +53,7 @@ def start(cfg) -> str:
         num_replicas=int(p.replicas), max_ongoing_requests=int(p.max_ongoing_requests),
         ray_actor_options={"num_cpus": p.cpus_per_replica, "num_gpus": p.gpus_per_replica},
     ).bind(llm, tokenizer, decoder, p.device, limits, int(p.max_batch_size), float(p.batch_wait_timeout_s),
-           bool(p.get("analysis_processes", False)))
+           bool(p.analysis_processes))
     serve.run(app, name="editor", route_prefix="/")
     url = f"http://{p.host}:{p.port}"
     log.info("editor API up at %s (%d replica(s) of %s): POST /clone, POST /edit, GET /health", url, p.replicas, llm)

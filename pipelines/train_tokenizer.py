@@ -46,7 +46,7 @@ def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus | None, list[str]]:
                               {k: list(v) for k, v in split_overrides(cfg).items() if v})
     aug = cfg.editor.augment
     train = corpus.with_warped_voices(full.select(lambda m: m["split"] == "train"), list(aug.vtlp_factors))
-    train = corpus.with_eq_voices(train, int(aug.get("eq_copies", 0)), float(aug.get("eq_max_db", 6.0)), cfg.seed)
+    train = corpus.with_eq_voices(train, int(aug.eq_copies), float(aug.eq_max_db), cfg.seed)
     has_val = any(m["split"] == "validation" for m in full.meta)
     val = full.select(lambda m: m["split"] == "validation") if has_val else None
     held = corpus.held_out_speakers(full)

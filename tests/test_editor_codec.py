@@ -135,7 +135,7 @@ def test_analysis_in_worker_processes_gives_the_same_frames(shards, monkeypatch)
         assert not isinstance(codec_mod._analysis_pool(), codec_mod.ThreadPoolExecutor)
         by_processes = c.analyze_many(clips) + c.analyze_many(clips[:1])    # 3 clips; then 1, split
     finally:
-        codec_mod._POOL.shutdown()
+        codec_mod.use_analysis_processes(False)
     for a, b in zip(by_threads, by_processes, strict=True):
         assert np.array_equal(a.f0, b.f0) and np.array_equal(a.mel, b.mel)
 

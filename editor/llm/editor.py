@@ -260,10 +260,10 @@ class Editor:
     def _encode(self, frames) -> list[np.ndarray]:
         return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
 
-    # ---- two phases: analyse (CPU), run (tokenizer, LLM and codec decode) --------------------------
+    # ---- phases: analyse (CPU), start (tokenizer, LLM), finish (codec decode) ----------------------
     def analyse(self, kind: str, requests: list[dict]) -> "Analysed":
         """Requests checked, split at pauses and their audio analysed: CPU work only, and no state of
-        the editor touched, so a server analyses the next batch while `run` has the GPU."""
+        the editor touched, so a server analyses the next batch while `start` has the GPU."""
         if kind == "clone":
             reqs = [_call(_clone_request, r) for r in requests]
             items = [{"req": i, "wav": r["prompt_wav"]} for i, r in enumerate(reqs)]

@@ -4,8 +4,8 @@ Each replica loads one Editor. Requests are checked one by one (a bad one is a 4
 alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
 together. A batch is analysed (F0 and mel, CPU threads) before it takes the model and decoded by the
 codec after it gives the model back: with two batches in flight per route, one batch's analysis and
-audio decode overlap the other's generation. Replicas, batch
-size and wait come from the config (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+audio decode overlap the other's generation. Replicas, batch size and wait come from the config
+(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
 import asyncio
 import logging
@@ -44,14 +44,13 @@ class EditorServer:
                  max_batch_size: int, batch_wait_timeout_s: float, analysis_processes: bool = False):
         from editor.codec import use_analysis_processes
         from editor.llm.editor import Editor
-        if analysis_processes:
-            use_analysis_processes()
+        use_analysis_processes(analysis_processes)
         self.limits = Limits(**limits)
         t0 = time.perf_counter()
         self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
                      "load_s": round(time.perf_counter() - t0, 2)}
-        # one model call (Editor.run) at a time: batches run in their own threads, and the editor's
+        # one model call (Editor.start) at a time: batches run in their own threads, and the editor's
         # buffers and CUDA graphs are not made for two callers; analysis needs no lock
         self.lock = threading.Lock()
         for batcher in (self.clone_batch, self.edit_batch):

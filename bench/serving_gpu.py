@@ -21,10 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from editor import codec as codec_mod  # noqa: E402
-from editor.llm import editor as editor_mod  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.quantize import weight_bytes  # noqa: E402
 from editor.llm.generate import generate  # noqa: E402
+from long_edit import load_clips, long_edit, peak_mib, reset_peak, sync  # noqa: E402
 
 SR = 16000
 EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed", "faster")]
@@ -32,29 +32,6 @@ EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed
 
 CUDA = torch.cuda.is_available()
 SMOKE = bool(int(__import__("os").environ.get("SERVING_SMOKE", "0")))   # a quick CPU run of the script itself
-
-
-def sync():
-    if CUDA:
-        torch.cuda.synchronize()
-
-
-def peak_mib():
-    return round(torch.cuda.max_memory_allocated() / 2 ** 20, 1) if CUDA else None
-
-
-def reset_peak():
-    if CUDA:
-        torch.cuda.reset_peak_memory_stats()
-
-
-def load_clips(d: Path):
-    out = []
-    for f in sorted(d.glob("*.flac")):
-        wav, sr = sf.read(f, dtype="float32")
-        assert sr == SR, f
-        out.append((f.stem, wav, json.loads(f.with_suffix(".json").read_text())["text"]))
-    return out
 
 
 def batch1(ed, clips, reps=3):
@@ -176,71 +153,6 @@ def greedy_agreement(a, b, clips):
     return {"greedy_shared_prefix_share": float(np.median(agree)), "greedy_length_ratio_int8_over_bf16": float(np.median(ratio))}
 
 
-def f0_of(x):
-    """A coarse F0 (Hz) of a 40 ms window by autocorrelation; 0 when unvoiced or too quiet."""
-    x = x - x.mean()
-    if np.sqrt(np.mean(x ** 2)) < 1e-3:
-        return 0.0
-    ac = np.correlate(x, x, "full")[len(x) - 1:]
-    lo, hi = SR // 400, SR // 60
-    k = lo + int(np.argmax(ac[lo:hi]))
-    return SR / k if ac[k] > 0.4 * ac[0] else 0.0
-
-
-def seam_steps(y, at, ref_rms):
-    """(RMS step across `at` relative to the whole output's RMS, F0 step in semitones or None) over
-    40 ms either side. Joins sit in the source's pauses, so a relative step (not dB of near-silence)."""
-    w = int(0.04 * SR)
-    a, b = y[max(0, at - w):at], y[at:at + w]
-    if len(a) < w or len(b) < w:
-        return None
-    rms = lambda z: float(np.sqrt(np.mean(z ** 2)))
-    fa, fb = f0_of(a), f0_of(b)
-    f0_step = abs(12 * np.log2(fb / fa)) if fa and fb else None
-    return abs(rms(a) - rms(b)) / ref_rms, f0_step
-
-
-def long_edit(ed, clips, seconds=120.0):
-    # the English clips again and again with pauses between, and their transcripts: a 2-minute sad edit
-    rng = np.random.default_rng(0)
-    en = [(w, t) for n, w, t in clips if n.startswith("en")] or [(w, t) for _, w, t in clips]
-    parts, texts = [], []
-    while sum(len(p) for p in parts) < seconds * SR:
-        w, t = en[len(texts) % len(en)]
-        parts += [w, np.zeros(int(rng.uniform(0.4, 0.7) * SR), np.float32)]
-        texts.append(t)
-    src = np.concatenate(parts)
-    joins = []
-    real_join = editor_mod.crossfade_join
-
-    def spy(pieces, fade_s=0.02):
-        out = real_join(pieces, fade_s)
-        ends = np.cumsum([len(p) for p in pieces])[:-1] - np.arange(1, len(pieces)) * int(fade_s * SR)
-        joins.append([int(e) for e in ends])
-        return out
-    editor_mod.crossfade_join = spy
-    reset_peak()
-    try:
-        sync(); t0 = time.perf_counter()
-        out = ed.edit(src, " ".join(texts), "emotion", "sad", seed=0)[0]
-        sync(); dt = time.perf_counter() - t0
-    finally:
-        editor_mod.crossfade_join = real_join
-    at = joins[-1] if joins else []
-    rng = np.random.default_rng(1)
-    elsewhere = rng.integers(SR, len(out) - SR, 200)
-    ref = float(np.sqrt(np.mean(out ** 2))) + 1e-9
-    seam = [s for s in (seam_steps(out, j, ref) for j in at) if s]
-    base = [s for s in (seam_steps(out, int(j), ref) for j in elsewhere) if s]
-    med = lambda v: float(np.median(v)) if v else None
-    return {"source_s": round(len(src) / SR, 1), "output_s": round(len(out) / SR, 1), "seconds": round(dt, 2),
-            "joins": len(at), "peak_gpu_mib": peak_mib(),
-            "rms_step_rel_at_joins_median": med([s[0] for s in seam]),
-            "rms_step_rel_elsewhere_median": med([s[0] for s in base]),
-            "f0_step_st_at_joins_median": med([s[1] for s in seam if s[1] is not None]),
-            "f0_step_st_elsewhere_median": med([s[1] for s in base if s[1] is not None])}, out
-
-
 def energy_pauses(x: np.ndarray) -> list[int]:
     """Midpoints of runs of >= 0.25 s below -40 dB of the clip's peak (10 ms frames): the pause finder
     used where silero-vad is not installed (the GPU machine); the editor's own is silero's."""
@@ -311,12 +223,13 @@ def main():
             ed.batch_size = default_rows
             codec_mod.use_analysis_processes(False)     # threads again
         r["peak_gpu_mib"] = peak_mib()
-        for chunk_s in (30.0, 10.0):     # the default split, and pieces nearer the training examples' length
-            ed.max_chunk_s = chunk_s
-            r[f"two_minutes_chunks_{chunk_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
-            print(mode, "2 min, chunks of", chunk_s, r[f"two_minutes_chunks_{chunk_s:g}s"], flush=True)
-            sf.write(out_dir / f"two_minutes_{mode}_{chunk_s:g}s.flac", y, SR)
-        ed.max_chunk_s = Editor.max_chunk_s
+        model_piece = ed.piece_s       # the artifact's own (piece_seconds), then upstream's 30 s
+        for piece_s in (model_piece, 30.0):
+            ed.piece_s = piece_s
+            r[f"two_minutes_pieces_{piece_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
+            print(mode, "2 min, pieces of", piece_s, r[f"two_minutes_pieces_{piece_s:g}s"], flush=True)
+            sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
+        ed.piece_s = model_piece
         res[mode] = r
         (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
     res["int8_vs_bf16"] = greedy_agreement(eds["bf16"], eds["int8"], clips)

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 from conftest import voiced
-from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, EDIT_TYPES, SR, Editor, crossfade_join,
-                               split_points, split_text, write_codec_meta)
+from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, DEFAULT_PIECE_S, EDIT_TYPES, SR, Editor,
+                               crossfade_join, piece_seconds, split_points, split_text, write_codec_meta)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -132,12 +132,32 @@ def test_resampled_input(ed, spy):
 
 
 def test_long_audio_split_at_pause_and_joined(ed, spy, monkeypatch):
-    monkeypatch.setattr(ed, "max_chunk_s", 1.5)
+    monkeypatch.setattr(ed, "piece_s", 1.5)
     x = np.concatenate([voiced(1.2), np.zeros(int(0.4 * SR), np.float32), voiced(1.0, seed=3)])
     out = ed.edit(x, "one two three four", "emotion", "angry", seed=0)[0]
-    assert len(spy["prompts"][0]) == 2                     # two chunks, generated in one batch
+    assert len(spy["prompts"][0]) == 2                     # two pieces, generated in one batch
     pieces = spy["decoded"][0]
     assert len(out) == sum(len(p) * 384 for p in pieces) - int(0.02 * SR)
+    # a paralinguistic edit's tagged text cannot be shared out: it stays whole up to max_chunk_s
+    ed.edit(x, "one two three four", "paralinguistic", "one [Laughter] two three four", seed=0)
+    assert len(spy["prompts"][1]) == 1
+
+
+def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):
+    d = tmp_path / "llm"
+    shutil.copytree(llm_dir, d)
+    assert piece_seconds(d) == DEFAULT_PIECE_S                        # no training.json: a model of unknown data
+    tj = {"tokenizer_version": "tokenizer-v3"}
+    tj["data"] = {"speed_edit": {"source_seconds": {"p90": 6.5}}, "emotion_edit": {"source_seconds": {"p90": 3.1}},
+                  "clone": {"source_seconds": {"p90": 12.0}}}          # clone sources are voice prompts
+    (d / "training.json").write_text(json.dumps(tj))
+    assert piece_seconds(d) == 6.5 and Editor.load(d, device="cpu").piece_s == 6.5
+    tj["data"] = {"speed_edit": {"examples": 3}}                      # written before lengths were recorded
+    (d / "training.json").write_text(json.dumps(tj))
+    assert piece_seconds(d) == DEFAULT_PIECE_S
+    tj["data"] = {"speed_edit": {"source_seconds": {"p90": 0.4}}}     # never below MIN_PIECE_S
+    (d / "training.json").write_text(json.dumps(tj))
+    assert piece_seconds(d) == 2.0
 
 
 def test_split_points_and_text():

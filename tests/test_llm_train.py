@@ -80,6 +80,8 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert tj["published_step"] == 150, "keep_best=false publishes the last weights"
     assert tj["steps"] == 150 and tj["data"]["emotion_edit"]["examples"] == 3 and tj["data"]["clone"]["examples"] == 2
     assert tj["validation_examples"] >= 1 and tj["final"]["val_loss"] is not None
+    src = tj["data"]["emotion_edit"]["source_seconds"]       # the Editor's piece length reads this
+    assert 0 < src["p50"] <= src["p90"] <= src["max"] < 30
     assert tj["command"].startswith("python run.py") and tj["device"] == "cpu"
     for f in ("config.json", "tokenizer.json", "llm_vocab.json", "training_log.jsonl", "loss_curve.png"):
         assert (out / f).is_file(), f

@@ -124,11 +124,16 @@ class Mixture:
 
 
 def summary(examples: dict[str, list[dict]], tokens_per_second: float) -> dict:
-    """Per task: examples, hours of target audio, speakers, distinct texts (training.json)."""
+    """Per task: examples, hours of target audio, speakers, distinct texts, and the source audio's
+    length (training.json; the Editor splits longer edits into pieces the model has seen, see
+    editor.llm.editor.piece_seconds)."""
     out = {}
     for task, exs in examples.items():
+        src_s = np.array([len(e["source_tokens"]) for e in exs], dtype=np.float64) / tokens_per_second
         out[task] = {"examples": len(exs),
                      "target_hours": round(sum(len(e["target_tokens"]) for e in exs) / tokens_per_second / 3600, 4),
                      "speakers": sorted({e["speaker_id"] for e in exs}),
-                     "texts": len({e["target_text"] for e in exs})}  # what the answers say
+                     "texts": len({e["target_text"] for e in exs}),  # what the answers say
+                     "source_seconds": {q: round(float(np.percentile(src_s, v)), 2) if len(src_s) else None
+                                        for q, v in (("p50", 50), ("p90", 90), ("max", 100))}}
     return out

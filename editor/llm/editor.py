@@ -12,9 +12,12 @@ Iterative editing (upstream's n_edit_iter): iteration k feeds iteration k-1's ou
 source; prompt_fixed=True feeds the first source every time (the ablation). The decoder reference
 stays the original source either way, so the voice cannot drift across iterations.
 
-Audio over `max_chunk_s` (30 s, upstream's advice) is cut at pauses (Silero VAD; the quietest
-10 ms near the limit when there is no pause), each chunk edited with its share of the text
-(words in proportion to the chunk's duration), and the outputs joined with a short cross-fade.
+An edit's audio longer than `piece_s` is cut at pauses (Silero VAD; the quietest 10 ms near the
+limit when there is no pause), each piece edited with its share of the text (words in proportion to
+the piece's duration), and the outputs joined with a short cross-fade. Upstream cuts at 30 s; our
+LLM learned from the factory's clips of a few seconds and answers a longer source with a fraction of
+it, so `piece_s` comes from the artifact's own training data (`piece_seconds`). A paralinguistic
+edit is not split below `max_chunk_s` (30 s): its tagged text cannot be shared out.
 
 Version check: the LLM dir records the codec tokenizer it was trained on, in `codec.json`
 ({"tokenizer_version": ...}, written by `write_codec_meta`) or `training.json`'s
@@ -41,6 +44,10 @@ SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
+# editor-llm-v3 (trained on sources of ~3.5 s, before training.json recorded their lengths) answers a
+# 3 s source with 0.8-1.2 of its length, 6 s with 0.1-0.7, 10-20 s with 0.04-0.3 (docs/serving.md)
+DEFAULT_PIECE_S = 4.0
+MIN_PIECE_S = 2.0
 MAX_TEXT = 10000         # characters: a max_edit_s (600 s) edit's transcript at about 15 per second
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 DEFAULT_TOKENIZER, DEFAULT_DECODER = ARTIFACTS / "tokenizer-v3", ARTIFACTS / "decoder-v3"
@@ -65,6 +72,17 @@ def codec_version_of(llm_dir) -> str | None:
             if v:
                 return v
     return None
+
+
+def piece_seconds(llm_dir) -> float:
+    """The longest piece of an edit's source the LLM is given: the 90th percentile of the edit
+    sources it trained on (training.json "data" -> task -> "source_seconds"), within [MIN_PIECE_S,
+    Editor.max_chunk_s]; DEFAULT_PIECE_S for an artifact that does not record it."""
+    f = Path(llm_dir) / "training.json"
+    data = json.loads(f.read_text()).get("data", {}) if f.is_file() else {}
+    p90 = [d["source_seconds"]["p90"] for t, d in data.items()
+           if t != "clone" and (d.get("source_seconds") or {}).get("p90")]
+    return min(max(max(p90), MIN_PIECE_S), Editor.max_chunk_s) if p90 else DEFAULT_PIECE_S
 
 
 def _json_version(d: Path, key: str, what: str) -> str:
@@ -177,7 +195,8 @@ def _seed(*parts) -> int:
 
 
 class Editor:
-    max_chunk_s = 30.0       # longer edits are split at pauses
+    max_chunk_s = 30.0       # the longest audio one LLM answer covers (a paralinguistic edit, a stream)
+    piece_s = DEFAULT_PIECE_S    # longer edits are split at pauses (Editor.load: piece_seconds)
     max_edit_s = 600.0       # the longest clip one request may edit (bounds memory and time)
     batch_size = 16          # rows per decode batch (64 on CUDA: set in __init__)
     margin_tokens = 50       # added to every length limit (about 1.2 s)
@@ -227,7 +246,9 @@ class Editor:
             quantize_int8(model)
         elif quantize is not None:
             raise ValueError(f"quantize={quantize!r}: choose None or 'int8'")
-        return cls(model.to(dev), vocab, codec)
+        ed = cls(model.to(dev), vocab, codec)
+        ed.piece_s = piece_seconds(llm_dir)
+        return ed
 
     # ---- generation ------------------------------------------------------------------------------
     def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None) -> list[np.ndarray]:
@@ -349,21 +370,22 @@ class Editor:
         ts = get_speech_timestamps(torch.from_numpy(x), self._vad, sampling_rate=SR)
         return [(a["end"] + b["start"]) // 2 for a, b in zip(ts[:-1], ts[1:])]
 
-    def _chunks(self, x: np.ndarray) -> list[tuple[int, int]]:
-        if len(x) <= self.max_chunk_s * SR:
+    def _chunks(self, x: np.ndarray, max_s: float) -> list[tuple[int, int]]:
+        if len(x) <= max_s * SR:
             return [(0, len(x))]
-        return split_points(x, self.max_chunk_s, self._vad_pauses(x))
+        return split_points(x, max_s, self._vad_pauses(x), min_s=min(1.0, max_s / 4))
 
     def edit_many(self, requests: list[dict]) -> list[list[np.ndarray]]:
         """Each request: edit()'s keyword arguments as a dict. All rows of one iteration decode together."""
         return self.run(self.analyse("edit", requests))
 
     def _edit_items(self, reqs: list[dict]) -> list[dict]:
-        """One item per (request, chunk): audio over max_chunk_s is split at pauses, its text shared out."""
+        """One item per (request, piece): audio over piece_s is split at pauses, its text shared out."""
         items = []
         for ri, r in enumerate(reqs):
-            spans = self._chunks(r["wav"])
-            if len(spans) > 1 and r["edit_type"] == "paralinguistic":
+            para = r["edit_type"] == "paralinguistic"
+            spans = self._chunks(r["wav"], self.max_chunk_s if para else self.piece_s)
+            if len(spans) > 1 and para:
                 raise ValueError(f"request {ri}: paralinguistic edits need audio of at most {self.max_chunk_s:g} s "
                                  "(the tagged text cannot be split with the audio); split it yourself")
             texts = split_text(r["text"], [b - a for a, b in spans])
@@ -440,7 +462,7 @@ class Editor:
 @dataclass
 class Analysed:
     """Requests after Editor.analyse: checked (reqs), one item per clip to encode (an edit's audio over
-    max_chunk_s is several), and each item's frames (the tokenizer's input and the decoder's voice)."""
+    piece_s is several), and each item's frames (the tokenizer's input and the decoder's voice)."""
     kind: str
     reqs: list[dict]
     items: list[dict]

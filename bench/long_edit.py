@@ -1,6 +1,6 @@
 """Long audio through the editor: output length against input length, seams at the joins (issue: serving).
 
-    python bench/long_edit.py CLIPS_DIR OUT_JSON [llm_dir] [--pieces 30,10,model] [--seconds 120]
+    python bench/long_edit.py CLIPS_DIR OUT_JSON [llm_dir] [--pieces 30,10,model] [--seconds 120] [--audio-dir DIR]
 
 A source of ~2 minutes is made of CLIPS_DIR's English clips (NAME.flac + NAME.json with "text") again
 and again with 0.4-0.7 s pauses between, and edited (emotion: sad, seed 0) with the Editor's pieces of
@@ -119,6 +119,7 @@ def main():
     ap.add_argument("clips"), ap.add_argument("out"), ap.add_argument("llm", nargs="?", default="editor/artifacts/editor-llm-v3")
     ap.add_argument("--pieces", default="30,10,model")
     ap.add_argument("--seconds", type=float, default=120.0)
+    ap.add_argument("--audio-dir", help="also write each setting's output as long_edit_<pieces>.flac here")
     a = ap.parse_args()
     ed = editor_mod.Editor.load(a.llm, device="cuda" if CUDA else "cpu")
     clips = load_clips(Path(a.clips))
@@ -132,7 +133,9 @@ def main():
         r["output_over_source"] = round(r["output_s"] / r["source_s"], 3)
         res[f"pieces_{p}"] = r
         print(p, r, flush=True)
-        sf.write(Path(a.out).with_name(f"long_edit_{p}.flac"), y, SR)
+        if a.audio_dir:
+            Path(a.audio_dir).mkdir(parents=True, exist_ok=True)
+            sf.write(Path(a.audio_dir) / f"long_edit_{p}.flac", y, SR)
     Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
 
 

@@ -6,19 +6,23 @@
 # log is bench/results/editor_llm/data_v3.log (v2 was the same recipe at half the
 # texts: emotion 4, style 2, paralinguistic 1 per tag, 6 source texts per speaker; a rerun renders only what
 # is new, the factory reuses finished samples). Usage: bash bench/editor_llm_data.sh [output_dir]
+# Growing it (v4's data): SRC_TEXTS=N source texts per speaker for speed/denoise/trim (12), EXTRA_DIR=DIR
+# adds DIR/<language>/neutral.txt to their sentence pool (python -m tts.sentence_maker writes one),
+# TOKENIZE=0 leaves the tokenizing for later (another codec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}
 PY=.venv/bin/python
 export RAY_AUTH_MODE=disabled
-BANK="voice_bank.per_language=18 languages=[en,zh] source.texts_per_speaker=12"
+BANK="voice_bank.per_language=18 languages=[en,zh] source.texts_per_speaker=${SRC_TEXTS:-12}"
+SRC="${EXTRA_DIR:+texts.extra_dir=$EXTRA_DIR}"
 for p in "emotion_triplets texts_per_tag=8 emotions=[happy,angry,sad,fear,surprised]" \
          "style_triplets texts_per_tag=4 styles=[child,older,exaggerated,recite,generous,act_coy,whisper]" \
-         speed_triplets denoise_triplets trim_triplets "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
+         "speed_triplets $SRC" "denoise_triplets $SRC" "trim_triplets $SRC" "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
   set -- $p
   echo "== $(date -u +%H:%M:%S) $p"
   $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
-  $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
+  [ "${TOKENIZE:-1}" = 0 ] || $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
 done
 echo "== $(date -u +%H:%M:%S) done"
-du -sh $OUT/*_tokens/latest/shards
+du -sh $OUT/*_tokens/latest/shards 2>/dev/null || true

@@ -20,6 +20,7 @@ N_FFT = 512
 N_MELS = 80
 F0_FLOOR, F0_CEIL = 60.0, 600.0
 LOG_FLOOR = 1e-5
+NEPER_DB = 20 / np.log(10)   # dB per neper of a magnitude
 F0_PIECE_MIN = 25        # frames: the shortest piece a clip's F0 search is split into (f0_track_split)
 F0_CONTEXT = 40          # frames analysed on each side of a piece and dropped: dio's filters and its
                          # contour repair look about this far (0.4 s)
@@ -129,3 +130,18 @@ def warp_voice(fr: Frames, alpha: float) -> Frames:
     w = (src - lo).astype(np.float32)
     mel = fr.mel[:, lo] * (1 - w) + fr.mel[:, hi] * w
     return Frames((fr.f0 * alpha).astype(np.float32), mel.astype(np.float32))
+
+
+def noisy_view(fr: Frames, rng: np.random.Generator, below_db=(55.0, 80.0), pad_frames: int = 0) -> Frames:
+    """The clip's log-mel as it would be with white noise added (drawn below_db under its loudest
+    log-mel value) and pad_frames of digital silence after it: per band the noise's magnitude follows
+    the mel filter's width and varies per frame (Rayleigh, mean 1), adding to the speech's in power.
+    F0 is kept (WORLD's F0 of speech hardly moves at these levels). For training a tokenizer whose ids
+    do not change with what it should ignore (editor/train_decoder.py, noise_views)."""
+    mel = np.concatenate([fr.mel, np.full((pad_frames, fr.mel.shape[1]), np.log(LOG_FLOOR), np.float32)])
+    f0 = np.concatenate([fr.f0, np.zeros(pad_frames, np.float32)])
+    width = mel_basis().sum(0)
+    noise = fr.mel.max() - rng.uniform(*below_db) / NEPER_DB + np.log(width / width.max())
+    n = np.exp(noise)[None, :] * rng.rayleigh(np.sqrt(2 / np.pi), size=mel.shape)
+    noisy = 0.5 * np.log(np.exp(2 * mel.astype(np.float64)) + n ** 2)
+    return Frames(f0, noisy.astype(np.float32))

@@ -31,14 +31,18 @@ class FSQ(torch.nn.Module):
     def size(self) -> int:
         return math.prod(self.levels_list)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """(..., dim) unbounded -> (..., dim) quantized values in [-1, 1], straight-through gradient."""
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., dim) unbounded -> the values that round to the levels (in level steps)."""
         levels = self._levels(z)
         half = (levels - 1) * (1 - 1e-3) / 2
         offset = torch.where(levels % 2 == 0, 0.5, 0.0)
-        bounded = torch.tanh(z.float() + torch.tan(offset / half)) * half - offset   # tan: as the paper's code
+        return torch.tanh(z.float() + torch.tan(offset / half)) * half - offset   # tan: as the paper's code
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., dim) unbounded -> (..., dim) quantized values in [-1, 1], straight-through gradient."""
+        bounded = self.bound(z)
         rounded = bounded + (torch.round(bounded) - bounded).detach()
-        return rounded / (levels // 2)
+        return rounded / (self._levels(z) // 2)
 
     def ids(self, q: torch.Tensor) -> torch.Tensor:
         """Quantized values (..., dim) -> ids (...) in [0, size)."""

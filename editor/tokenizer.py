@@ -11,6 +11,14 @@ quantized by FSQ; the encoders are trained jointly with a decoder to reconstruct
 - semantic (how it is said): absolute log F0 and voicing, absolute level (energy, noise floor), the
   high-band share (breath, fricatives, noise) and the absolute low cepstrum (timbre, tilt).
 
+Robust inputs (`inputs.floor_db`, `inputs.speech_db`; absent in tokenizer-v3): with tokenizer-v3's
+inputs, white noise 60 dB under the clip's peak changed about half of the tokens in speech, and 0.5 s of
+silence appended to a clip a fifth of its linguistic ones (the speech mean moves), so the same words
+rarely give the same ids and an LLM cannot learn to copy them (bench/token_stability.py). With
+floor_db, every log-mel value under the clip's loudest by more than floor_db is raised to that floor
+(noise down there is invisible); with speech_db, the speech frames whose mean the linguistic stream
+removes are those within speech_db of the loudest frame (not a percentile, which appended silence moves).
+
 Why learned and not k-means on these features (tokenizer-v1): k-means codes of the same features
 lost so much that even training speakers came back at +0.30 pocketsphinx WER
 (bench/results/editor/roundtrip_v1_training_speakers.json).
@@ -35,6 +43,7 @@ DEFAULT = {
     "encoder": {"hidden": 256, "frame_layers": 2, "token_layers": 3},
 }
 SPEECH_PERCENTILE = 30  # frames above this level percentile count as speech for the clip mean
+NEPER_DB = features.NEPER_DB
 HIGH_BAND = features.N_MELS * 3 // 4  # mel bands above ~4.5 kHz
 STREAMS = ("linguistic", "semantic")
 
@@ -49,22 +58,37 @@ def level(mel: np.ndarray) -> np.ndarray:
     return mel.mean(1)
 
 
-def speech_mask(mel: np.ndarray) -> np.ndarray:
+def speech_mask(mel: np.ndarray, speech_db: float | None = None) -> np.ndarray:
+    """Frames that count as speech: above the level percentile, or (speech_db) within speech_db of the
+    loudest frame."""
     lv = level(mel)
+    if speech_db:
+        return lv >= lv.max() - speech_db / NEPER_DB
     return lv >= np.percentile(lv, SPEECH_PERCENTILE)
+
+
+def robust_mel(fr: Frames, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(mel, speech mask) as the encoders see them: the mel floored floor_db under the clip's loudest
+    value, speech by speech_db (each only when the config asks: tokenizer-v3 did not)."""
+    opts = cfg.get("inputs") or {}
+    mel = fr.mel
+    if opts.get("floor_db"):
+        mel = np.maximum(mel, mel.max() - opts["floor_db"] / NEPER_DB)
+    return mel, speech_mask(mel, opts.get("speech_db"))
 
 
 def linguistic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
     """(T, content_dims + 1) per frame: speaker-mean-removed cepstrum, level below the loudest frame."""
-    cep = features.cepstrum(fr.mel, cfg["linguistic"]["content_dims"] + 1)[:, 1:]
-    cep = cep - cep[speech_mask(fr.mel)].mean(0)
-    lv = level(fr.mel) - level(fr.mel).max()
+    mel, speech = robust_mel(fr, cfg)
+    cep = features.cepstrum(mel, cfg["linguistic"]["content_dims"] + 1)[:, 1:]
+    cep = cep - cep[speech].mean(0)
+    lv = level(mel) - level(mel).max()
     return np.concatenate([cep, lv[:, None]], 1).astype(np.float32)
 
 
 def semantic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
     """(T, 4 + timbre_dims) per frame: log F0, voicing, level, high-band share, absolute cepstrum."""
-    mel = fr.mel
+    mel, _ = robust_mel(fr, cfg)
     timbre = features.cepstrum(mel, cfg["semantic"]["timbre_dims"] + 1)[:, 1:]
     cols = [features.continuous_lf0(fr.f0), (fr.f0 > 0).astype(np.float32), level(mel),
             mel[:, HIGH_BAND:].mean(1) - mel[:, :HIGH_BAND].mean(1)]
@@ -146,10 +170,13 @@ class DualCodebookTokenizer(nn.Module):
                 getattr(self, f"{s}_mean").copy_(inputs[s].mean(0))
                 getattr(self, f"{s}_std").copy_(inputs[s].std(0).clamp(min=1e-3))
 
+    def latents(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Raw frame inputs per stream (B, T, d) -> the encoders' values before FSQ (B, T / hop, len(levels))."""
+        return {s: self.encoders[s]((x[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")) for s in STREAMS}
+
     def quantize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Raw frame inputs per stream (B, T, d) -> quantized vectors (B, T / hop, len(levels))."""
-        return {s: self.quantizers[s](self.encoders[s]((x[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")))
-                for s in STREAMS}
+        return {s: self.quantizers[s](z) for s, z in self.latents(x).items()}
 
     def vectors(self, stream: str, ids: torch.Tensor) -> torch.Tensor:
         return self.quantizers[stream].vectors(ids)

@@ -11,6 +11,10 @@ model. The reference is the clip itself half of the time (the editing case: the 
 prompt) and another clip of the same speaker otherwise, so the decoder learns to take timbre from it.
 Where the corpus has phone labels (editor/phones.py) and train.phone_weight > 0, the decoder also
 names each frame's phone: in the joint stage that pushes phone identity into the tokens.
+With noise_views > 0 (joint), that share of a batch's rows is encoded from a noisy view of the clip
+(features.noisy_view: low-level noise, silence after it) and still decoded to the clean frames, and
+consistency_weight pulls each noisy view's pre-rounding values onto the clean view's: the ids should
+not change with what the tokens are not meant to carry.
 """
 import json
 import math
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from editor import phones
+from editor import features, phones
 from editor.corpus import Corpus
 from editor.decoder import DecoderConfig, TokenDecoder, frame_targets, reference_stats
 from editor.tokenizer import STREAMS, DualCodebookTokenizer
@@ -43,10 +47,19 @@ class FrameSet:
     refs: torch.Tensor
     n_blocks: torch.Tensor
     same_speaker: list[np.ndarray]   # per clip: indices of clips by the same speaker
+    noisy: dict[str, Stream] | None = None   # joint with noise views: the encoders' inputs of each clip's noisy view
 
 
-def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool) -> FrameSet:
-    """as_ids: the streams are the tokenizer's ids (frozen); else the encoders' frame inputs (joint)."""
+def noisy_inputs(tok: DualCodebookTokenizer, fr, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The encoders' inputs of one noisy view of a clip (up to 1 s of silence after it, dropped again)."""
+    pad = int(rng.integers(0, 101))
+    x = tok.inputs(features.noisy_view(fr, rng, pad_frames=pad))
+    return {s: v[:len(fr)] for s, v in x.items()}
+
+
+def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool, views_seed: int | None = None) -> FrameSet:
+    """as_ids: the streams are the tokenizer's ids (frozen); else the encoders' frame inputs (joint).
+    views_seed (joint): also one noisy view per clip (noisy_inputs), seeded."""
     frames = [corpus.frames(i) for i in range(len(corpus))]
     as_t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
     offsets = lambda parts: as_t(np.concatenate([[0], np.cumsum([len(p) for p in parts])]), torch.long)
@@ -60,10 +73,16 @@ def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool) 
         inputs = [tok.inputs(f) for f in frames]
         streams = {s: Stream(as_t(np.concatenate([x[s] for x in inputs])), as_t(corpus.offsets, torch.long), tok.block)
                    for s in STREAMS}
+        if views_seed is not None:
+            rng = np.random.default_rng(views_seed)
+            views = [noisy_inputs(tok, f, rng) for f in frames]
+            noisy = {s: Stream(as_t(np.concatenate([x[s] for x in views])), as_t(corpus.offsets, torch.long), tok.block)
+                     for s in STREAMS}
     by_speaker: dict[str, list[int]] = {}
     for i, m in enumerate(corpus.meta):
         by_speaker.setdefault(m["speaker"], []).append(i)
-    return FrameSet(targets=as_t(np.concatenate([frame_targets(f) for f in frames])),
+    return FrameSet(noisy=noisy if not as_ids and views_seed is not None else None,
+                    targets=as_t(np.concatenate([frame_targets(f) for f in frames])),
                     phones=as_t(corpus.phones, torch.long),
                     frame_off=as_t(corpus.offsets, torch.long), streams=streams,
                     refs=as_t(np.stack([reference_stats(f) for f in frames])),
@@ -71,9 +90,11 @@ def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool) 
                     same_speaker=[np.array(by_speaker[m["speaker"]]) for m in corpus.meta])
 
 
-def batch(fs: FrameSet, block: int, crop_blocks: int, size: int, same_ref_prob: float, rng: np.random.Generator):
+def batch(fs: FrameSet, block: int, crop_blocks: int, size: int, same_ref_prob: float, rng: np.random.Generator,
+          noise_views: float = 0.0):
     """Random crops of whole token blocks; clips shorter than the crop are padded and masked.
-    Padding repeats the clip's last item, so encoders see no fake edge."""
+    Padding repeats the clip's last item, so encoders see no fake edge. With fs.noisy, the same crops of
+    the noisy views too, and which rows (a noise_views share) the decoder reads them for."""
     dev = fs.targets.device
     utt = torch.as_tensor(rng.integers(0, len(fs.n_blocks), size), device=dev)
     nb = fs.n_blocks[utt]
@@ -91,16 +112,34 @@ def batch(fs: FrameSet, block: int, crop_blocks: int, size: int, same_ref_prob: 
     phones = gather(fs.phones, fs.frame_off, block)
     u = utt.cpu().numpy()
     ref_idx = [i if rng.random() < same_ref_prob else rng.choice(fs.same_speaker[i]) for i in u]
-    return {"streams": streams, "ref": fs.refs[torch.as_tensor(ref_idx, device=dev)], "target": target, "mask": mask,
-            "phones": phones}
+    out = {"streams": streams, "ref": fs.refs[torch.as_tensor(ref_idx, device=dev)], "target": target, "mask": mask,
+           "phones": phones}
+    if fs.noisy is not None:
+        out["noisy"] = {s: gather(st.flat, st.off, st.per_block) for s, st in fs.noisy.items()}
+        out["noisy_rows"] = torch.as_tensor(rng.random(size) < noise_views, device=dev)
+    return out
 
 
 def step_loss(model: TokenDecoder, tok: DualCodebookTokenizer | None, b: dict,
-              phone_weight: float) -> dict[str, torch.Tensor]:
+              phone_weight: float, consistency_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """tok given: streams are frame inputs, quantized by its encoders (joint); else they are ids."""
-    streams = b["streams"] if tok is None else tok.quantize(b["streams"])
-    return model.training_terms(streams["linguistic"], streams["semantic"], b["ref"], b["mask"], b["target"],
-                                b["phones"], phone_weight)
+    consistency = None
+    if tok is None:
+        streams = b["streams"]
+    elif "noisy" in b:
+        clean, noisy = tok.latents(b["streams"]), tok.latents(b["noisy"])
+        rows = b["noisy_rows"][:, None, None]
+        streams = {s: tok.quantizers[s](torch.where(rows, noisy[s], clean[s])) for s in STREAMS}
+        consistency = sum(((tok.quantizers[s].bound(noisy[s]) - tok.quantizers[s].bound(clean[s]).detach()) ** 2).mean()
+                          for s in STREAMS)
+    else:
+        streams = tok.quantize(b["streams"])
+    terms = model.training_terms(streams["linguistic"], streams["semantic"], b["ref"], b["mask"], b["target"],
+                                 b["phones"], phone_weight)
+    if consistency is not None:
+        terms["consistency"] = consistency
+        terms["total"] = terms["total"] + consistency_weight * consistency
+    return terms
 
 
 def fit_normalization(model: TokenDecoder, fs: FrameSet) -> None:
@@ -113,6 +152,7 @@ def fit_normalization(model: TokenDecoder, fs: FrameSet) -> None:
 
 def evaluate(model, fs: FrameSet, block: int, crop_blocks: int, size: int, batches: int, seed: int,
              tok: DualCodebookTokenizer | None = None, phone_weight: float = 0.0) -> dict[str, float]:
+    # noisy views (joint) are read by no row here: the loss is the clean one; "consistency" is measured
     """Mean loss terms over seeded batches."""
     rng = np.random.default_rng(seed)
     model.eval()
@@ -143,8 +183,11 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     rng = np.random.default_rng(train_cfg["seed"])
     t0 = time.time()
     tok.to(device)
-    fs = frame_set(train_corpus, tok, device, not joint)
-    vs = frame_set(val_corpus, tok, device, not joint) if val_corpus is not None and len(val_corpus) else None
+    noise_views = float(train_cfg.get("noise_views", 0.0)) if joint else 0.0
+    views_seed = train_cfg["seed"] if noise_views > 0 else None
+    fs = frame_set(train_corpus, tok, device, not joint, views_seed)
+    vs = (frame_set(val_corpus, tok, device, not joint, views_seed) if val_corpus is not None and len(val_corpus)
+          else None)
     log(f"{'joint' if joint else 'decoder'}: {len(train_corpus)} clips ({train_corpus.hours():.2f} h) "
         f"prepared in {time.time() - t0:.1f} s")
     labelled = phones.coverage(train_corpus.phones)
@@ -173,9 +216,9 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     crop_blocks = max(1, train_cfg["crop_frames"] // tok.block)
     curve = []
     for step in range(1, steps + 1):
-        b = batch(fs, tok.block, crop_blocks, train_cfg["batch_size"], train_cfg["same_ref_prob"], rng)
+        b = batch(fs, tok.block, crop_blocks, train_cfg["batch_size"], train_cfg["same_ref_prob"], rng, noise_views)
         with _autocast(device):
-            terms = step_loss(model, enc, b, phone_weight)
+            terms = step_loss(model, enc, b, phone_weight, float(train_cfg.get("consistency_weight", 0.0)))
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -330,3 +330,41 @@ def test_flow_decoder_trains_and_samples_reproducibly(trained, shards, cache_dir
     assert all(len(p) == len(f) and np.isfinite(p.mel).all() for p, f in zip(a, frames))
     ys = codec.decode(tokens, frames, vocoder="source_filter")
     assert all(np.abs(y).max() > 1e-3 for y in ys)
+
+
+def test_robust_inputs_ignore_low_noise_and_silence_after(shards):
+    """inputs.floor_db / speech_db: noise far under the speech and silence appended to a clip hardly move
+    what the linguistic encoder reads (tokenizer-v3's inputs move with both: bench/token_stability.py)."""
+    from editor.tokenizer import DEFAULT, linguistic_inputs, speech_mask
+    x, _ = heldout_clips(shards, {"en_f2"}, 1)[0]
+    fr = features.analyze(x, 12)
+    noise = np.random.default_rng(0).normal(0, 10 ** (-70 / 20) * np.abs(x).max(), len(x)).astype(np.float32)
+    noisy = features.analyze(x + noise, 12)
+    padded = features.analyze(np.concatenate([x, np.zeros(features.SAMPLE_RATE // 2, np.float32)]), 12)
+    speech = speech_mask(fr.mel, 30)
+    moved = {}
+    for name, cfg in (("v3", DEFAULT), ("robust", {**DEFAULT, "inputs": {"floor_db": 60, "speech_db": 30}})):
+        a = linguistic_inputs(fr, cfg)
+        moved[name] = (np.abs(a - linguistic_inputs(noisy, cfg))[speech].mean(),
+                       np.abs(a - linguistic_inputs(padded, cfg)[:len(a)])[speech].mean())
+    assert moved["robust"][0] < 0.5 * moved["v3"][0]
+    assert moved["robust"][1] < 0.1 * moved["v3"][1] and moved["v3"][1] > 0.01
+
+
+def test_noisy_views_train_the_encoders_toward_the_clean_ids(shards, tmp_path):
+    """noise_views + consistency_weight: the joint stage reads noisy views (same length and F0, louder
+    floor, silence after the clip dropped again) and reports the consistency term it minimises."""
+    x, _ = heldout_clips(shards, {"en_f2"}, 1)[0]
+    fr = features.analyze(x, 12)
+    view = features.noisy_view(fr, np.random.default_rng(0), pad_frames=30)
+    assert len(view) == len(fr) + 30 and np.array_equal(view.f0[:len(fr)], fr.f0)
+    assert (view.mel[:len(fr)] >= fr.mel - 1e-4).all() and np.median(view.mel[len(fr):]) > np.log(features.LOG_FLOOR) + 1
+    info, _ = run_pipeline(["pipeline=train_tokenizer", f"data={shards}", f"output_dir={tmp_path}", *TINY,
+                            "editor.joint.steps=20", "editor.train.log_every=10", "editor.train.noise_views=0.5",
+                            "editor.train.consistency_weight=1.0", "editor.tokenizer.inputs.floor_db=60",
+                            "editor.tokenizer.inputs.speech_db=30"])
+    tok_dir = tmp_path / "editor" / "tokenizer-tiny"
+    curve = [json.loads(line) for line in (tok_dir / "training_log.jsonl").read_text().splitlines()]
+    assert "train_consistency" in curve[-1] and "val_consistency" in curve[-1]
+    assert json.loads((tok_dir / "config.json").read_text())["inputs"] == {"floor_db": 60, "speech_db": 30}
+    assert info["train"]["noise_views"] == 0.5

@@ -123,13 +123,13 @@ def main():
     a = ap.parse_args()
     ed = editor_mod.Editor.load(a.llm, device="cuda" if CUDA else "cpu")
     clips = load_clips(Path(a.clips))
-    res = {"device": torch.cuda.get_device_name(0) if CUDA else "cpu", "llm": a.llm, "model_piece_s": ed.piece_s,
+    model_piece = ed.piece_s["emotion"]         # long_edit() makes a sad (emotion) edit
+    res = {"device": torch.cuda.get_device_name(0) if CUDA else "cpu", "llm": a.llm, "model_piece_s": model_piece,
            "command": "python " + " ".join(sys.argv)}
-    model_piece = ed.piece_s
     for p in a.pieces.split(","):
-        ed.piece_s = model_piece if p == "model" else float(p)
+        ed.piece_s["emotion"] = model_piece if p == "model" else float(p)
         r, y = long_edit(ed, clips, a.seconds)
-        r["piece_s"] = ed.piece_s
+        r["piece_s"] = ed.piece_s["emotion"]
         r["output_over_source"] = round(r["output_s"] / r["source_s"], 3)
         res[f"pieces_{p}"] = r
         print(p, r, flush=True)

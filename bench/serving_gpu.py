@@ -223,13 +223,13 @@ def main():
             ed.batch_size = default_rows
             codec_mod.use_analysis_processes(False)     # threads again
         r["peak_gpu_mib"] = peak_mib()
-        model_piece = ed.piece_s       # the artifact's own (piece_seconds), then upstream's 30 s
+        model_piece = ed.piece_s["emotion"]   # the artifact's own (piece_seconds), then upstream's 30 s
         for piece_s in (model_piece, 30.0):
-            ed.piece_s = piece_s
+            ed.piece_s["emotion"] = piece_s
             r[f"two_minutes_pieces_{piece_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
             print(mode, "2 min, pieces of", piece_s, r[f"two_minutes_pieces_{piece_s:g}s"], flush=True)
             sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
-        ed.piece_s = model_piece
+        ed.piece_s["emotion"] = model_piece
         res[mode] = r
         (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
     res["int8_vs_bf16"] = greedy_agreement(eds["bf16"], eds["int8"], clips)

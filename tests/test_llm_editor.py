@@ -132,7 +132,8 @@ def test_resampled_input(ed, spy):
 
 
 def test_long_audio_split_at_pause_and_joined(ed, spy, monkeypatch):
-    monkeypatch.setattr(ed, "piece_s", 1.5)
+    monkeypatch.setitem(ed.piece_s, "emotion", 1.5)
+    monkeypatch.setitem(ed.piece_s, "paralinguistic", 1.5)
     x = np.concatenate([voiced(1.2), np.zeros(int(0.4 * SR), np.float32), voiced(1.0, seed=3)])
     out = ed.edit(x, "one two three four", "emotion", "angry", seed=0)[0]
     assert len(spy["prompts"][0]) == 2                     # two pieces, generated in one batch
@@ -148,16 +149,16 @@ def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):
     shutil.copytree(llm_dir, d)
     assert piece_seconds(d) == DEFAULT_PIECE_S                        # no training.json: a model of unknown data
     tj = {"tokenizer_version": "tokenizer-v3"}
-    tj["data"] = {"speed_edit": {"source_seconds": {"p90": 6.5}}, "emotion_edit": {"source_seconds": {"p90": 3.1}},
-                  "clone": {"source_seconds": {"p90": 12.0}}}          # clone sources are voice prompts
+    tj["data"] = {"speed_edit": {"source_seconds": {"p90": 6.5}}, "silence_trim": {"source_seconds": {"p90": 9.0}},
+                  "emotion_edit": {"source_seconds": {"p90": 0.4}}}    # never below MIN_PIECE_S
     (d / "training.json").write_text(json.dumps(tj))
-    assert piece_seconds(d) == 6.5 and Editor.load(d, device="cpu").piece_s == 6.5
+    pieces = piece_seconds(d)
+    assert (pieces["speed"], pieces["vad"], pieces["emotion"]) == (6.5, 9.0, 2.0)
+    assert pieces["style"] == DEFAULT_PIECE_S["style"]                # a task it does not record
+    assert Editor.load(d, device="cpu").piece_s == pieces
     tj["data"] = {"speed_edit": {"examples": 3}}                      # written before lengths were recorded
     (d / "training.json").write_text(json.dumps(tj))
     assert piece_seconds(d) == DEFAULT_PIECE_S
-    tj["data"] = {"speed_edit": {"source_seconds": {"p90": 0.4}}}     # never below MIN_PIECE_S
-    (d / "training.json").write_text(json.dumps(tj))
-    assert piece_seconds(d) == 2.0
 
 
 def test_split_points_and_text():

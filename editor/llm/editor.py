@@ -12,12 +12,13 @@ Iterative editing (upstream's n_edit_iter): iteration k feeds iteration k-1's ou
 source; prompt_fixed=True feeds the first source every time (the ablation). The decoder reference
 stays the original source either way, so the voice cannot drift across iterations.
 
-An edit's audio longer than `piece_s` is cut at pauses (Silero VAD; the quietest 10 ms near the
-limit when there is no pause), each piece edited with its share of the text (words in proportion to
-the piece's duration), and the outputs joined with a short cross-fade. Upstream cuts at 30 s; our
-LLM learned from the factory's clips of a few seconds and answers a longer source with a fraction of
-it, so `piece_s` comes from the artifact's own training data (`piece_seconds`). A paralinguistic
-edit is not split below `max_chunk_s` (30 s): its tagged text cannot be shared out.
+An edit's audio longer than `piece_s[edit_type]` is cut at pauses (Silero VAD; the quietest 10 ms
+near the limit when there is no pause), each piece edited with its share of the text (words in
+proportion to the piece's duration), and the outputs joined with a short cross-fade. Upstream cuts
+at 30 s; our LLM learned from the factory's clips of a few seconds and answers a longer source with
+a fraction of it, so each edit type's piece length comes from the artifact's own training data
+(`piece_seconds`): a trim's sources (speech with pauses put in) are twice an emotion's. A
+paralinguistic edit is not split below `max_chunk_s` (30 s): its tagged text cannot be shared out.
 
 Version check: the LLM dir records the codec tokenizer it was trained on, in `codec.json`
 ({"tokenizer_version": ...}, written by `write_codec_meta`) or `training.json`'s
@@ -44,9 +45,13 @@ SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
-# editor-llm-v3 (trained on sources of ~3.5 s, before training.json recorded their lengths) answers a
-# 3 s source with 0.8-1.2 of its length, 6 s with 0.1-0.7, 10-20 s with 0.04-0.3 (docs/serving.md)
-DEFAULT_PIECE_S = 4.0
+# the task whose training sources set an edit type's piece length
+EDIT_TASK = {"emotion": "emotion_edit", "style": "style_edit", "speed": "speed_edit", "denoise": "denoise",
+             "vad": "silence_trim", "paralinguistic": "paralinguistic_edit"}
+# for an artifact that does not record its sources' lengths (editor-llm-v3): the 90th percentiles of
+# the v3 data recipe's train split (bench/editor_llm_data.sh; measured on its v4 rerun). editor-llm-v3
+# answers a 3 s emotion source with 0.8-1.2 of its length, 6 s with 0.1-0.7 (docs/editor_llm_inference.md)
+DEFAULT_PIECE_S = {"emotion": 4.3, "style": 4.2, "speed": 5.4, "denoise": 5.4, "vad": 8.6, "paralinguistic": 4.3}
 MIN_PIECE_S = 2.0
 MAX_TEXT = 10000         # characters: a max_edit_s (600 s) edit's transcript at about 15 per second
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -74,15 +79,17 @@ def codec_version_of(llm_dir) -> str | None:
     return None
 
 
-def piece_seconds(llm_dir) -> float:
-    """The longest piece of an edit's source the LLM is given: the 90th percentile of the edit
+def piece_seconds(llm_dir) -> dict[str, float]:
+    """Per edit type, the longest piece of a source the LLM is given: the 90th percentile of that task's
     sources it trained on (training.json "data" -> task -> "source_seconds"), within [MIN_PIECE_S,
-    Editor.max_chunk_s]; DEFAULT_PIECE_S for an artifact that does not record it."""
+    Editor.max_chunk_s]; DEFAULT_PIECE_S's for a task the artifact does not record."""
     f = Path(llm_dir) / "training.json"
     data = json.loads(f.read_text()).get("data", {}) if f.is_file() else {}
-    p90 = [d["source_seconds"]["p90"] for t, d in data.items()
-           if t != "clone" and (d.get("source_seconds") or {}).get("p90")]
-    return min(max(max(p90), MIN_PIECE_S), Editor.max_chunk_s) if p90 else DEFAULT_PIECE_S
+    out = {}
+    for edit_type, task in EDIT_TASK.items():
+        p90 = ((data.get(task) or {}).get("source_seconds") or {}).get("p90")
+        out[edit_type] = min(max(p90, MIN_PIECE_S), Editor.max_chunk_s) if p90 else DEFAULT_PIECE_S[edit_type]
+    return out
 
 
 def _json_version(d: Path, key: str, what: str) -> str:
@@ -196,7 +203,7 @@ def _seed(*parts) -> int:
 
 class Editor:
     max_chunk_s = 30.0       # the longest audio one LLM answer covers (a paralinguistic edit, a stream)
-    piece_s = DEFAULT_PIECE_S    # longer edits are split at pauses (Editor.load: piece_seconds)
+    # piece_s (per instance): {edit_type: seconds}, longer edits are split at pauses (Editor.load: piece_seconds)
     max_edit_s = 600.0       # the longest clip one request may edit (bounds memory and time)
     batch_size = 16          # rows per decode batch (64 on CUDA: set in __init__)
     margin_tokens = 50       # added to every length limit (about 1.2 s)
@@ -209,6 +216,7 @@ class Editor:
             # (docs/serving.md); a CPU gains nothing from wider rows and a request waits for its batch
             self.batch_size = 64
         self.sample = sample or SampleConfig()
+        self.piece_s = dict(DEFAULT_PIECE_S)
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
@@ -380,11 +388,11 @@ class Editor:
         return self.run(self.analyse("edit", requests))
 
     def _edit_items(self, reqs: list[dict]) -> list[dict]:
-        """One item per (request, piece): audio over piece_s is split at pauses, its text shared out."""
+        """One item per (request, piece): audio over its edit type's piece_s is split at pauses, its text shared out."""
         items = []
         for ri, r in enumerate(reqs):
             para = r["edit_type"] == "paralinguistic"
-            spans = self._chunks(r["wav"], self.max_chunk_s if para else self.piece_s)
+            spans = self._chunks(r["wav"], self.max_chunk_s if para else self.piece_s[r["edit_type"]])
             if len(spans) > 1 and para:
                 raise ValueError(f"request {ri}: paralinguistic edits need audio of at most {self.max_chunk_s:g} s "
                                  "(the tagged text cannot be split with the audio); split it yourself")

@@ -63,6 +63,7 @@ def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool, 
     frames = [corpus.frames(i) for i in range(len(corpus))]
     as_t = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt, device=device)
     offsets = lambda parts: as_t(np.concatenate([[0], np.cumsum([len(p) for p in parts])]), torch.long)
+    noisy = None
     if as_ids:
         ids = []
         for i in range(0, len(frames), 256):  # bounded feature memory on big corpora
@@ -81,8 +82,7 @@ def frame_set(corpus: Corpus, tok: DualCodebookTokenizer, device, as_ids: bool, 
     by_speaker: dict[str, list[int]] = {}
     for i, m in enumerate(corpus.meta):
         by_speaker.setdefault(m["speaker"], []).append(i)
-    return FrameSet(noisy=noisy if not as_ids and views_seed is not None else None,
-                    targets=as_t(np.concatenate([frame_targets(f) for f in frames])),
+    return FrameSet(noisy=noisy, targets=as_t(np.concatenate([frame_targets(f) for f in frames])),
                     phones=as_t(corpus.phones, torch.long),
                     frame_off=as_t(corpus.offsets, torch.long), streams=streams,
                     refs=as_t(np.stack([reference_stats(f) for f in frames])),

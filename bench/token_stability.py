@@ -1,6 +1,7 @@
 """Do the codec's ids stay the same when the audio changes in ways they should ignore?
 
     python bench/token_stability.py OUT_JSON TOKENIZER_DIR [TOKENIZER_DIR ...] [--clips DIR] [--release R --n 24]
+        [--pairs TRIM_RELEASE --n-pairs 12]
 
 An LLM learns to copy what a source says only if the same words give the same ids. Per clip, each
 tokenizer encodes the clip and a changed copy of it, and the share of ids that agree is taken over the
@@ -9,6 +10,9 @@ clip's peak, 0.5 s of silence appended, one token block (120 ms) of silence put 
 shifted by one block), and the level lowered 1 dB (the semantic stream carries the level, so its ids
 may change there by design). Clips: NAME.flac files of --clips, and --n clean clips (tgt.flac of
 speed/trim/denoise samples, src.flac otherwise) drawn evenly over a release's speakers.
+--pairs: silence-trim pairs of a release (English): the share of the clean answer's ids (tgt.flac) found
+in order in its source's (src.flac, the same speech with pauses put in): longest common subsequence /
+answer length, per stream; a copy in ids would give about 1.
 """
 import argparse
 import io
@@ -55,6 +59,33 @@ def agreement(tok: DualCodebookTokenizer, x: np.ndarray, rng) -> dict[str, dict[
     return out
 
 
+def lcs_share(answer: np.ndarray, source: np.ndarray) -> float:
+    prev = np.zeros(len(source) + 1, np.int32)
+    for x in answer:
+        cur = np.zeros_like(prev)
+        for j, y in enumerate(source):
+            cur[j + 1] = prev[j] + 1 if x == y else max(prev[j + 1], cur[j])
+        prev = cur
+    return float(prev[-1]) / max(1, len(answer))
+
+
+def trim_pairs(path: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from core.reader import Release
+    out = []
+    for s in Release(path).samples():
+        if s.task == "silence_trim" and s.json.get("language") == "en":
+            out.append(tuple(_audio(s.members[m]) for m in ("src.flac", "tgt.flac")))
+            if len(out) == n:
+                break
+    return out
+
+
+def _audio(member) -> np.ndarray:
+    x = member if isinstance(member, np.ndarray) else (np.asarray(member[0]) if isinstance(member, tuple)
+                                                       else sf.read(io.BytesIO(member), dtype="float32")[0])
+    return np.asarray(x, np.float32)
+
+
 def release_clips(path: str, n: int) -> list[tuple[str, np.ndarray]]:
     from core.reader import Release
     by_speaker = {}
@@ -65,9 +96,7 @@ def release_clips(path: str, n: int) -> list[tuple[str, np.ndarray]]:
     out, spk = [], sorted(by_speaker)
     for i in range(n):
         key, audio = by_speaker[spk[i % len(spk)]][i // len(spk)]
-        x = audio if isinstance(audio, np.ndarray) else (np.asarray(audio[0]) if isinstance(audio, tuple)
-                                                         else sf.read(io.BytesIO(audio), dtype="float32")[0])
-        out.append((key, np.asarray(x, np.float32)))
+        out.append((key, _audio(audio)))
     return out
 
 
@@ -75,16 +104,25 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out"), ap.add_argument("tokenizers", nargs="+")
     ap.add_argument("--clips"), ap.add_argument("--release"), ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--pairs"), ap.add_argument("--n-pairs", type=int, default=12)
     a = ap.parse_args()
     clips = [(f.stem, sf.read(f, dtype="float32")[0]) for f in sorted(Path(a.clips).glob("*.flac"))] if a.clips else []
     if a.release:
         clips += release_clips(a.release, a.n)
-    res = {"command": "python " + " ".join(sys.argv), "clips": len(clips)}
+    pairs = trim_pairs(a.pairs, a.n_pairs) if a.pairs else []
+    res = {"command": "python " + " ".join(sys.argv), "clips": len(clips), "trim_pairs": len(pairs)}
     for t in a.tokenizers:
         tok = DualCodebookTokenizer.load(t)
-        rows = [agreement(tok, x, np.random.default_rng(i)) for i, (_, x) in enumerate(clips)]
-        res[t] = {c: {s: round(float(np.nanmedian([r[c][s] for r in rows])), 3) for s in ("linguistic", "semantic")}
-                  for c in rows[0]}
+        res[t] = {}
+        if clips:
+            rows = [agreement(tok, x, np.random.default_rng(i)) for i, (_, x) in enumerate(clips)]
+            res[t] = {c: {s: round(float(np.nanmedian([r[c][s] for r in rows])), 3) for s in ("linguistic", "semantic")}
+                      for c in rows[0]}
+        if pairs:
+            ids = [tok.encode([features.analyze(x, tok.block) for x in p]) for p in pairs]
+            res[t]["trim_pairs_answer_ids_in_source_order"] = {
+                s: round(float(np.median([lcs_share(tgt[k], src[k]) for src, tgt in ids])), 3)
+                for k, s in enumerate(("linguistic", "semantic"))}
         print(t, json.dumps(res[t]), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1) + "\n")

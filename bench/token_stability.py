@@ -15,16 +15,16 @@ in order in its source's (src.flac, the same speech with pauses put in): longest
 answer length, per stream; a copy in ids would give about 1.
 """
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.reader import Release  # noqa: E402
 from editor import features  # noqa: E402
+from editor.corpus import decode_audio  # noqa: E402
 from editor.tokenizer import DualCodebookTokenizer, speech_mask  # noqa: E402
 
 SR = 16000
@@ -70,34 +70,21 @@ def lcs_share(answer: np.ndarray, source: np.ndarray) -> float:
 
 
 def trim_pairs(path: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from core.reader import Release
-    out = []
-    for s in Release(path).samples():
-        if s.task == "silence_trim" and s.json.get("language") == "en":
-            out.append(tuple(_audio(s.members[m]) for m in ("src.flac", "tgt.flac")))
-            if len(out) == n:
-                break
-    return out
-
-
-def _audio(member) -> np.ndarray:
-    x = member if isinstance(member, np.ndarray) else (np.asarray(member[0]) if isinstance(member, tuple)
-                                                       else sf.read(io.BytesIO(member), dtype="float32")[0])
-    return np.asarray(x, np.float32)
+    rel = Release(path)
+    keys = rel.select(task="silence_trim", language="en")["key"][:n]
+    return [tuple(decode_audio(rel.read(k, m)) for m in ("src.flac", "tgt.flac")) for k in keys]
 
 
 def release_clips(path: str, n: int) -> list[tuple[str, np.ndarray]]:
-    from core.reader import Release
+    rel = Release(path)
     by_speaker = {}
-    for s in Release(path).samples():
-        member = "tgt.flac" if s.task in ("speed_edit", "silence_trim", "denoise") else "src.flac"
-        if member in s.members:
-            by_speaker.setdefault(s.json["speaker"], []).append((s.key, s.members[member]))
-    out, spk = [], sorted(by_speaker)
-    for i in range(n):
-        key, audio = by_speaker[spk[i % len(spk)]][i // len(spk)]
-        out.append((key, _audio(audio)))
-    return out
+    for key, task, speaker in rel.select()[["key", "task", "speaker"]].itertuples(index=False):
+        member = "tgt.flac" if task in ("speed_edit", "silence_trim", "denoise") else "src.flac"
+        if member in rel.locate(key):
+            by_speaker.setdefault(speaker, []).append((key, member))
+    spk = sorted(by_speaker)
+    picks = [by_speaker[spk[i % len(spk)]][i // len(spk)] for i in range(n)]
+    return [(key, decode_audio(rel.read(key, member))) for key, member in picks]
 
 
 def main():
@@ -106,7 +93,7 @@ def main():
     ap.add_argument("--clips"), ap.add_argument("--release"), ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--pairs"), ap.add_argument("--n-pairs", type=int, default=12)
     a = ap.parse_args()
-    clips = [(f.stem, sf.read(f, dtype="float32")[0]) for f in sorted(Path(a.clips).glob("*.flac"))] if a.clips else []
+    clips = [(f.stem, decode_audio(f.read_bytes())) for f in sorted(Path(a.clips).glob("*.flac"))] if a.clips else []
     if a.release:
         clips += release_clips(a.release, a.n)
     pairs = trim_pairs(a.pairs, a.n_pairs) if a.pairs else []

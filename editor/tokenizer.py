@@ -43,7 +43,6 @@ DEFAULT = {
     "encoder": {"hidden": 256, "frame_layers": 2, "token_layers": 3},
 }
 SPEECH_PERCENTILE = 30  # frames above this level percentile count as speech for the clip mean
-NEPER_DB = features.NEPER_DB
 HIGH_BAND = features.N_MELS * 3 // 4  # mel bands above ~4.5 kHz
 STREAMS = ("linguistic", "semantic")
 
@@ -63,32 +62,32 @@ def speech_mask(mel: np.ndarray, speech_db: float | None = None) -> np.ndarray:
     loudest frame."""
     lv = level(mel)
     if speech_db:
-        return lv >= lv.max() - speech_db / NEPER_DB
+        return lv >= lv.max() - speech_db / features.NEPER_DB
     return lv >= np.percentile(lv, SPEECH_PERCENTILE)
 
 
-def robust_mel(fr: Frames, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(mel, speech mask) as the encoders see them: the mel floored floor_db under the clip's loudest
-    value, speech by speech_db (each only when the config asks: tokenizer-v3 did not)."""
-    opts = cfg.get("inputs") or {}
-    mel = fr.mel
-    if opts.get("floor_db"):
-        mel = np.maximum(mel, mel.max() - opts["floor_db"] / NEPER_DB)
-    return mel, speech_mask(mel, opts.get("speech_db"))
+def _inputs_option(cfg: dict, name: str):
+    return (cfg.get("inputs") or {}).get(name)     # absent in tokenizer-v3
+
+
+def floored_mel(mel: np.ndarray, cfg: dict) -> np.ndarray:
+    """The log-mel as the encoders see it: floored floor_db under the clip's loudest value, if asked."""
+    db = _inputs_option(cfg, "floor_db")
+    return np.maximum(mel, mel.max() - db / features.NEPER_DB) if db else mel
 
 
 def linguistic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
     """(T, content_dims + 1) per frame: speaker-mean-removed cepstrum, level below the loudest frame."""
-    mel, speech = robust_mel(fr, cfg)
+    mel = floored_mel(fr.mel, cfg)
     cep = features.cepstrum(mel, cfg["linguistic"]["content_dims"] + 1)[:, 1:]
-    cep = cep - cep[speech].mean(0)
+    cep = cep - cep[speech_mask(mel, _inputs_option(cfg, "speech_db"))].mean(0)
     lv = level(mel) - level(mel).max()
     return np.concatenate([cep, lv[:, None]], 1).astype(np.float32)
 
 
 def semantic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
     """(T, 4 + timbre_dims) per frame: log F0, voicing, level, high-band share, absolute cepstrum."""
-    mel, _ = robust_mel(fr, cfg)
+    mel = floored_mel(fr.mel, cfg)
     timbre = features.cepstrum(mel, cfg["semantic"]["timbre_dims"] + 1)[:, 1:]
     cols = [features.continuous_lf0(fr.f0), (fr.f0 > 0).astype(np.float32), level(mel),
             mel[:, HIGH_BAND:].mean(1) - mel[:, :HIGH_BAND].mean(1)]

@@ -14,6 +14,7 @@ splits); with_splits() applies the editor.split_* overrides, by speaker.
 import hashlib
 import io
 import json
+import math
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -269,9 +270,13 @@ def held_out_speakers(c: Corpus) -> list[str]:
     return sorted({m["speaker"] for m in c.meta if m.get("split", "train") != "train"})
 
 
-def subset(c: Corpus, max_hours: float, heldout_clips: int, seed: int = 0) -> Corpus:
+def subset(c: Corpus, max_hours: float, heldout_clips: int, seed: int = 0,
+           language_hours: dict[str, float] | None = None) -> Corpus:
     """At most max_hours of training-split clips (a seeded random pick) plus heldout_clips clips of the other
-    splits (validation curve only): how a corpus is cut down to travel to the GPU machine."""
+    splits (validation curve only): how a corpus is cut down to travel to the GPU machine. language_hours caps
+    a language's share of those hours (e.g. {"en": 1.2}), so a corpus whose renders are mostly one language
+    can still give the words the English recogniser measures a fixed part of the budget."""
+    caps = language_hours or {}
     rng = np.random.default_rng(seed)
     lengths = np.diff(c.offsets) * features.FRAME_MS / 1000 / 3600
     is_train = [m.get("split", "train") == "train" for m in c.meta]
@@ -279,12 +284,31 @@ def subset(c: Corpus, max_hours: float, heldout_clips: int, seed: int = 0) -> Co
     held = [i for i in rng.permutation(len(c)) if not is_train[i]][:heldout_clips]
     keep = set(held)
     hours = 0.0
+    per_language: dict[str, float] = {}
     for i in train:
         if hours + lengths[i] > max_hours:
             break
+        lang = c.meta[i]["language"]
+        if per_language.get(lang, 0.0) + lengths[i] > caps.get(lang, math.inf):
+            continue
         keep.add(i)
         hours += lengths[i]
+        per_language[lang] = per_language.get(lang, 0.0) + lengths[i]
     return c._take(sorted(keep))
+
+
+def language_caps(spec: str | None) -> dict[str, float]:
+    """"en=1.2,zh=0.7" -> {"en": 1.2, "zh": 0.7}; a malformed entry is an error naming it."""
+    caps = {}
+    for part in filter(None, (spec or "").split(",")):
+        lang, _, hours = part.partition("=")
+        try:
+            caps[lang.strip()] = float(hours)
+        except ValueError:
+            raise ValueError(f"--language-hours: {part!r} is not LANGUAGE=HOURS (e.g. en=1.2)") from None
+        if not lang.strip() or caps[lang.strip()] < 0:
+            raise ValueError(f"--language-hours: {part!r} is not LANGUAGE=HOURS with hours >= 0")
+    return caps
 
 
 def main(argv=None):
@@ -295,6 +319,8 @@ def main(argv=None):
     ap.add_argument("--cache-dir", default=".cache")
     ap.add_argument("--block-frames", type=int, default=12)
     ap.add_argument("--max-hours", type=float, default=None)
+    ap.add_argument("--language-hours", default=None,
+                    help="with --max-hours: a cap per language, e.g. en=1.2,zh=0.7")
     for split in SPLITS:
         ap.add_argument(f"--{split}", default=None, help=f"speakers (comma-separated) put in the {split} split "
                                                         "instead of the release's own")
@@ -303,7 +329,7 @@ def main(argv=None):
     c = with_splits(build(a.data, a.cache_dir, a.block_frames),
                     {s: getattr(a, s).split(",") for s in SPLITS if getattr(a, s)})
     if a.max_hours is not None:
-        c = subset(c, a.max_hours, a.heldout_clips)
+        c = subset(c, a.max_hours, a.heldout_clips, language_hours=language_caps(a.language_hours))
     c.save(a.out)
     english = [i for i in range(len(c)) if c.meta[i]["language"] == "en"]
     unaligned = sum(phones.coverage(c.phone_labels(i)) == 0 for i in english)

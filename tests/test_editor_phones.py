@@ -93,3 +93,27 @@ def test_phone_head_reads_what_it_is_configured_to(head):
         DecoderConfig(n_phones=4, phone_head="nearby")
     with pytest.raises(ValueError, match="kind=flow"):
         DecoderConfig(n_phones=4, phone_head="context", kind="flow")
+
+
+def test_subset_caps_each_language_and_names_a_bad_cap():
+    # 40 training clips of 1 s per language, 2 held out: each language's cap binds under a looser total
+    parts, meta = [], []
+    for lang in ("en", "zh"):
+        for i in range(42):
+            parts.append(features.Frames(np.full(100, 120.0, np.float32), np.zeros((100, features.N_MELS), np.float32)))
+            meta.append({"language": lang, "speaker": f"{lang}_{i % 4}", "split": "train" if i < 40 else "test"})
+    c = corpus.from_frames(parts, meta)
+    hour = 1 / 3600
+
+    def hours(cut, lang):
+        return sum(m["language"] == lang and m["split"] == "train" for m in cut.meta) * hour
+
+    caps = corpus.language_caps(f"en={20.5 * hour},zh={10.5 * hour}")
+    cut = corpus.subset(c, 35 * hour, 2, language_hours=caps)
+    assert hours(cut, "en") == pytest.approx(20 * hour) and hours(cut, "zh") == pytest.approx(10 * hour)
+    assert sum(m["split"] == "test" for m in cut.meta) == 2
+    even = corpus.subset(c, 30 * hour, 0)                   # no caps: a random pick of either language
+    assert 0 < hours(even, "en") < 30 * hour
+    for bad in ("en", "en=x", "=1", "en=-1"):
+        with pytest.raises(ValueError, match="--language-hours"):
+            corpus.language_caps(bad)

@@ -2,7 +2,8 @@
 
 The set (benchmark/bench_set.py) is cloned (Iter0) and edited three times by the editor, feeding
 back and, as the seed's ablation, with the prompt fixed; the same edits run on audio the editor did
-not make (the factory engine's clones, plain Piper/espeak-ng renderings, the user's recordings); the
+not make (the factory engine's clones, plain Piper/espeak-ng renderings, plain voices of an engine no
+model heard, the user's recordings); the
 identity and the factory engine edit the editor's Iter0 as baselines; paralinguistic prompts get
 one edit, with the factory's substitution and its own tagged rendering beside it. Every clip is
 scored (judge, similarity to Iter0, English WER, or the paralinguistic 1-3 score).
@@ -34,10 +35,12 @@ from benchmark.engine_editor import EngineEditor
 from benchmark.score_jobs import ScoreJobs
 from benchmark.store import ClipStore
 from core.releases import PipelineDir
+from core.splits import ENGINES
 from pipelines.runner import check_output_dir, use_ray
 from stages.benchmark_call import is_llm
 
 NAME = "edit_benchmark"
+GENERALISATION = ("engine_clone", "base_voice", "other_engine")
 
 
 def refuse_trained_on_benchmark(editor_spec: str, languages) -> None:
@@ -87,8 +90,9 @@ def run(cfg):
         if b not in ("identity", "engine"):
             raise ValueError(f"pipeline.baselines: unknown {b!r}; known: identity, engine")
     for src in p.generalisation:
-        if src not in ("engine_clone", "base_voice"):
-            raise ValueError(f"pipeline.generalisation: unknown {src!r}; known: engine_clone, base_voice")
+        if src not in GENERALISATION:
+            raise ValueError(f"pipeline.generalisation: unknown {src!r}; known: {', '.join(GENERALISATION)}")
+    other_voices = other_engine_voices(p.other_engine, languages) if "other_engine" in p.generalisation else {}
     prompts = bench_set.build(languages, labels, int(p.n), int(p.seed))
     judged = [x for x in prompts if x["category"] != "paralinguistic"]
     para = [x for x in prompts if x["category"] == "paralinguistic"]
@@ -128,13 +132,20 @@ def run(cfg):
         for b in p.baselines:
             runs.append((b, "own", "feedback", protocol.Chains(f"{b}/own/feedback", b, judged, iter0, n_iter), "editor/own"))
         for src in p.generalisation:
-            prefix = f"sources/{src}"
+            prefix, src_prompts = f"sources/{src}", judged
             if src == "engine_clone":
                 _say("sources: the factory engine clones every prompt")
                 start = protocol.clone_all(calls, judged, vp, store, prefix, seed, editor="engine")
-            else:
+            elif src == "base_voice":
                 start = {x["id"]: _base_voice(store, engine.engine, x, vp[x["speaker"]]["speaker"]) for x in judged}
-            runs.append(("editor", src, "feedback", protocol.Chains(f"editor/{src}/feedback", spec, judged, start, n_iter), prefix))
+            else:
+                src_prompts = [x for x in judged if x["language"] in other_voices]
+                _say(f"sources: {p.other_engine} speaks the {len(src_prompts)} prompts of "
+                     f"{', '.join(sorted(other_voices))}")
+                start = {x["id"]: _other_engine(store, engine.engine, x, vp[x["speaker"]]["speaker"], other_voices)
+                         for x in src_prompts}
+            runs.append(("editor", src, "feedback",
+                         protocol.Chains(f"editor/{src}/feedback", spec, src_prompts, start, n_iter), prefix))
         if p.recordings:
             recs, bad = recordings.read(p.recordings, languages)
             rejects += [{"what": "recording", **r} for r in bad]
@@ -199,6 +210,35 @@ def _stored(store, name: str, make):
 def _base_voice(store, eng, x, speaker):
     """The plain base voice (Piper or espeak-ng, no timbre) speaking the text: a source the editor did not make."""
     return _stored(store, _iter0("sources/base_voice", x["id"]), lambda: eng.base(x["text"], x["language"], speaker.base_voice))
+
+
+def other_engine_voices(engine_name: str, languages: list[str]) -> dict[str, list[str]]:
+    """language -> the installed voices of engine_name that speak it (sorted); languages it does not
+    speak are left out of the other_engine row (flite and festival speak English only)."""
+    from tts.base_voices import candidate_voices
+    if engine_name not in ENGINES:
+        raise ValueError(f"pipeline.other_engine={engine_name!r}: known engines {', '.join(ENGINES)}")
+    out = {lang: sorted(v for v in candidate_voices(lang) if v.split(":")[0] == engine_name) for lang in languages}
+    out = {lang: vs for lang, vs in out.items() if vs}
+    if not out:
+        raise ValueError(f"pipeline.other_engine={engine_name}: no installed voice of it speaks "
+                         f"{', '.join(languages)} (setup.sh installs flite and festival voices)")
+    return out
+
+
+def other_engine_voice(speaker, voices: dict[str, list[str]]) -> str:
+    """A benchmark speaker's stand-in on the other engine: a voice of its sex where the engine has one
+    (else any), the same one on every run (picked by a hash of the speaker id)."""
+    from tts.base_voices import base_voice_sex
+    pool = voices[speaker.language]
+    same_sex = [v for v in pool if base_voice_sex(v) == speaker.gender] or pool
+    return same_sex[int(hashlib.sha1(speaker.id.encode()).hexdigest(), 16) % len(same_sex)]
+
+
+def _other_engine(store, eng, x, speaker, voices):
+    """The text in a plain voice of an engine none of the models heard: a held-out-engine source."""
+    return _stored(store, _iter0("sources/other_engine", x["id"]),
+                   lambda: eng.base(x["text"], x["language"], other_engine_voice(speaker, voices)))
 
 
 def _paralinguistic(scores, engine, para, iter0, edits, vp, store, seed, baselines) -> list[dict]:

@@ -314,7 +314,7 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
     try:
         cfg = make_cfg(["pipeline=edit_benchmark", f"pipeline.editor={tiny_llm}", f"pipeline.judge={url}",
                         "pipeline.n=1", "pipeline.languages=[en]", "pipeline.emotions=[sad]", "pipeline.styles=[whisper]",
-                        "pipeline.paralinguistic=[Uhm]", "pipeline.n_iter=2", "pipeline.generalisation=[base_voice]",
+                        "pipeline.paralinguistic=[Uhm]", "pipeline.n_iter=2", "pipeline.generalisation=[base_voice,other_engine]",
                         "pipeline.baselines=[identity]", f"pipeline.recordings={rec}", "pipeline.wer=false",
                         "pipeline.device=cpu", "ray.enabled=false", f"output_dir={tmp_path / 'out'}"])
         out = run(cfg)
@@ -328,8 +328,14 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
     res = json.loads((rel / "results.json").read_text())
     rows = {(r["run"], r["source"], r["mode"], r["category"], r["iter"]): r for r in res["summary"]["judged"]}
     for key in [("editor", "own", "feedback"), ("editor", "own", "prompt_fixed"), ("identity", "own", "feedback"),
-                ("editor", "base_voice", "feedback"), ("editor", "recordings", "feedback")]:
+                ("editor", "base_voice", "feedback"), ("editor", "other_engine", "feedback"),
+                ("editor", "recordings", "feedback")]:
         assert all((*key, cat, k) in rows for cat in ("emotion", "style") for k in range(3)), key
+    sources = rel / "audio" / "sources"
+    for x in json.loads((rel / "manifest.json").read_text()):
+        if x["category"] != "paralinguistic":      # another engine's voice: not the plain base voice's audio
+            a, b = (audio.load(sources / s / x["id"] / "iter0.flac", SR) for s in ("base_voice", "other_engine"))
+            assert len(a) != len(b) or not np.allclose(a, b)
     ident = [c for c in res["cells"] if c["run"] == "identity"]
     assert ident and all(c.get("similarity", 0) > 0.99 for c in ident)          # no edit: Iter0's voice exactly
     for cat in ("emotion", "style"):                                              # and Iter0's verdict every time
@@ -341,6 +347,20 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
     md = (rel / "tables.md").read_text()
     assert "| identity | own | feedback | en |" in md and "Paralinguistic score" in md
     assert len(list((rel / "audio" / "editor" / "own" / "feedback").rglob("*.flac"))) == 2 * 2   # 2 chains x 2 iterations
+
+
+def test_other_engine_source_is_a_held_out_engines_voice_of_the_speakers_sex():
+    from pipelines.edit_benchmark import other_engine_voice, other_engine_voices
+    from tts.base_voices import base_voice_sex
+    voices = other_engine_voices("flite", ["en", "zh"])
+    assert set(voices) == {"en"} and voices["en"] and all(v.startswith("flite:") for v in voices["en"])
+    for s in bench_set.speakers(["en"]):
+        v = other_engine_voice(s, voices)
+        assert base_voice_sex(v) == s.gender and v == other_engine_voice(s, voices)
+    with pytest.raises(ValueError, match="pipeline.other_engine='flight'"):
+        other_engine_voices("flight", ["en"])
+    with pytest.raises(ValueError, match="no installed voice of it speaks zh"):
+        other_engine_voices("flite", ["zh"])
 
 
 def test_tables_average_speakers_then_labels_then_languages(tmp_path):

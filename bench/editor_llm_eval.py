@@ -245,7 +245,7 @@ def run(a) -> dict:
     t0 = time.time()
     notes = []
     picked = pick_samples(a.data, a.split, a.per_task, a.seed, notes)
-    ed = Editor.load(a.llm, device=a.device)
+    ed = Editor.load(a.llm, a.tokenizer, a.decoder, device=a.device, f0_decimation=a.f0_decimation)
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
@@ -398,6 +398,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
     ap.add_argument("--data", required=True, help="audio releases, comma-separated")
+    ap.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the shipped one)")
+    ap.add_argument("--decoder", default=None, help="codec decoder dir, trained on that tokenizer")
+    ap.add_argument("--f0-decimation", type=int, default=1, help="the codec's analysis (editor/features.py f0_track)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-task", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)

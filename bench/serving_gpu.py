@@ -222,6 +222,19 @@ def main():
                 print(mode, f"processes: sustained {n}, LLM batch {rows}", r[f"sustained_{n}_llm_batch_{rows}_processes"], flush=True)
             ed.batch_size = default_rows
             codec_mod.use_analysis_processes(False)     # threads again
+            # the F0 search on a 4 kHz copy (Codec.f0_decimation): the analysis bound of the rows above
+            ed.codec.f0_decimation = 4
+            r["batch1_f0_decimation_4"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+            print(mode, "f0_decimation 4: batch1", r["batch1_f0_decimation_4"], flush=True)
+            for processes in (False, True):
+                codec_mod.use_analysis_processes(processes)
+                for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
+                    ed.batch_size = rows
+                    key = f"sustained_{n}_llm_batch_{rows}_f0_decimation_4" + ("_processes" if processes else "")
+                    r[key] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+                    print(mode, key, r[key], flush=True)
+            codec_mod.use_analysis_processes(False)
+            ed.batch_size, ed.codec.f0_decimation = default_rows, 1
         r["peak_gpu_mib"] = peak_mib()
         model_piece = ed.piece_s["emotion"]   # the artifact's own (piece_seconds), then upstream's 30 s
         for piece_s in (model_piece, 30.0):

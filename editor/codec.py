@@ -16,24 +16,29 @@ from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 
 
 class Codec:
-    def __init__(self, tokenizer: DualCodebookTokenizer, decoder: TokenDecoder | None = None, device="cpu"):
+    """f0_decimation: how the clips it encodes are analysed (features.f0_track): 1, as every tokenizer so
+    far was trained, or more for a faster F0 search at a few cents' difference (a server's choice)."""
+
+    def __init__(self, tokenizer: DualCodebookTokenizer, decoder: TokenDecoder | None = None, device="cpu",
+                 f0_decimation: int = 1):
         self.tokenizer, self.device = tokenizer, torch.device(device)
+        self.f0_decimation = features.check_f0_decimation(f0_decimation)
         self.decoder = decoder.to(self.device).eval() if decoder is not None else None
         if decoder is not None and decoder.config.tokenizer_version != tokenizer.cfg["version"]:
             raise ValueError(f"decoder {decoder.config.version} was trained on tokenizer "
                              f"{decoder.config.tokenizer_version}, not {tokenizer.cfg['version']}")
 
     @classmethod
-    def load(cls, tokenizer_dir, decoder_dir=None, device="cpu") -> "Codec":
+    def load(cls, tokenizer_dir, decoder_dir=None, device="cpu", f0_decimation: int = 1) -> "Codec":
         dec = None
         if decoder_dir:
             if not (Path(decoder_dir) / "config.json").is_file():
                 raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
             dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
-        return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device)
+        return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device, f0_decimation)
 
     def analyze(self, wav: np.ndarray) -> Frames:
-        return features.analyze(wav, self.tokenizer.block)
+        return features.analyze(wav, self.tokenizer.block, f0_decimation=self.f0_decimation)
 
     def analyze_many(self, wavs: list[np.ndarray]) -> list[Frames]:
         """analyze() of every clip, in order, on threads: WORLD's F0 search is most of the CPU time
@@ -43,12 +48,13 @@ class Codec:
         wavs = list(wavs)
         pool, threads = _analysis_pool(), _threads()
         if len(wavs) < threads and threads > 1:
-            return [features.analyze(w, self.tokenizer.block, f0_pieces=threads // len(wavs), map_fn=pool.map)
-                    for w in wavs]
+            return [features.analyze(w, self.tokenizer.block, f0_pieces=threads // len(wavs), map_fn=pool.map,
+                                      f0_decimation=self.f0_decimation) for w in wavs]
         if len(wavs) < 2:
             return [self.analyze(w) for w in wavs]
         # a module function, not self.analyze: worker processes are sent the function, not the codec
-        return list(pool.map(partial(features.analyze, block_frames=self.tokenizer.block), wavs))
+        return list(pool.map(partial(features.analyze, block_frames=self.tokenizer.block,
+                                     f0_decimation=self.f0_decimation), wavs))
 
     def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """16 kHz clips -> (linguistic ids, semantic ids) per clip."""

@@ -157,18 +157,19 @@ def main(argv=None):
     ap.add_argument("--speakers", default=None, help="comma-separated; default: the release's test split")
     ap.add_argument("--max-clips", type=int, default=60)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--f0-decimation", type=int, default=1, help="the codec's analysis (features.f0_track)")
     ap.add_argument("--vocoder", default=DEFAULT_VOCODER, choices=sorted(VOCODERS))
     ap.add_argument("--tokens", default=None, help="a token release of --data: decode its stored ids "
                     "(pipeline=tokenize) instead of encoding the clips")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     a = ap.parse_args(argv)
     t0 = time.time()
-    codec = Codec.load(a.tokenizer, a.decoder, a.device)
+    codec = Codec.load(a.tokenizer, a.decoder, a.device, a.f0_decimation)
     clips = heldout_clips(a.data, set(a.speakers.split(",")) if a.speakers else None, a.max_clips)
     report = evaluate(codec, clips, a.vocoder, tokens=a.tokens)
     report.update({"command": " ".join(["python -m editor.evaluate", *(argv or sys.argv[1:])]),
                    "tokenizer": codec.tokenizer.cfg["version"], "decoder": codec.decoder.config.version,
-                   "synthesis": a.vocoder,
+                   "synthesis": a.vocoder, "f0_decimation": codec.f0_decimation,
                    "seconds": round(time.time() - t0, 1)})
     if a.out:
         Path(a.out).write_text(json.dumps(report, indent=1))

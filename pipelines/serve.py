@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from editor.features import F0_DECIMATIONS
 from editor.serve.cli import SHIPPED_LLM
 from editor.serve.schema import Limits
 from pipelines.runner import init_ray
@@ -41,6 +42,8 @@ def start(cfg) -> str:
         raise ValueError(f"pipeline.device={p.device!r}: use auto, cpu or cuda")
     if p.device == "cuda" and not p.gpus_per_replica:
         raise ValueError("pipeline.device=cuda needs pipeline.gpus_per_replica > 0 (Ray hides GPUs from a replica without)")
+    if p.f0_decimation not in F0_DECIMATIONS:
+        raise ValueError(f"pipeline.f0_decimation={p.f0_decimation!r}: an integer from 1 to 12 (WORLD dio's speed)")
     if p.max_ongoing_requests < p.max_batch_size:
         raise ValueError(f"pipeline.max_ongoing_requests={p.max_ongoing_requests} < pipeline.max_batch_size="
                          f"{p.max_batch_size}: batches could never fill")
@@ -53,7 +56,7 @@ def start(cfg) -> str:
         num_replicas=int(p.replicas), max_ongoing_requests=int(p.max_ongoing_requests),
         ray_actor_options={"num_cpus": p.cpus_per_replica, "num_gpus": p.gpus_per_replica},
     ).bind(llm, tokenizer, decoder, p.device, limits, int(p.max_batch_size), float(p.batch_wait_timeout_s),
-           bool(p.analysis_processes))
+           bool(p.analysis_processes), int(p.f0_decimation))
     serve.run(app, name="editor", route_prefix="/")
     url = f"http://{p.host}:{p.port}"
     log.info("editor API up at %s (%d replica(s) of %s): POST /clone, POST /edit, GET /health", url, p.replicas, llm)

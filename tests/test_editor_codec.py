@@ -120,6 +120,29 @@ def test_split_f0_search_matches_the_whole_clip(shards):
         short = clips[0][: features.F0_PIECE_MIN * features.HOP]
         assert np.array_equal(features.f0_track_split(short, 8, pool.map), features.f0_track(short))
 
+def test_decimated_f0_search_stays_close_and_reaches_every_codec_path(shards):
+    """A server's faster analysis (f0_decimation=4: dio's search on a 4 kHz copy, stonemask at full rate):
+    on speech the voicing and the F0 stay those of the full-rate search within a few cents; the codec
+    analyses with it, a lone clip's split search too; a bad value is named."""
+    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v3")
+    clips = [features.pad_to_block(x, tok.block) for x, _ in heldout_clips(shards, {HELD_OUT}, 4)]
+    for x in clips:
+        full, fast = features.f0_track(x), features.f0_track(x, 4)
+        both = (full > 0) & (fast > 0)
+        assert both.sum() > 50 and np.mean((full > 0) == (fast > 0)) > 0.95
+        assert np.median(np.abs(1200 * np.log2(fast[both] / full[both]))) < 5
+    c = Codec(tok, f0_decimation=4)
+    whole = features.analyze(clips[0], tok.block, f0_decimation=4).f0
+    assert np.array_equal(c.analyze(clips[0]).f0, whole)
+    assert not np.array_equal(Codec(tok).analyze(clips[0]).f0, whole)       # it is another search
+    (lone,) = c.analyze_many(clips[:1])                                     # split over the threads
+    same = ((lone.f0 > 0) == (whole > 0)) & (np.abs(lone.f0 - whole) <= 0.01 * whole)
+    assert same.mean() > 0.99
+    for bad in (0, 13, "4"):
+        with pytest.raises(ValueError, match="f0_decimation="):
+            Codec(tok, f0_decimation=bad)
+
+
 def test_analysis_in_worker_processes_gives_the_same_frames(shards, monkeypatch):
     """A GPU server's choice (codec.use_analysis_processes): clips analysed in forkserver workers, and a
     lone clip's F0 pieces sent to them, give the frames the threads give."""

@@ -69,6 +69,7 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     (["--edit-info", "joy"], "unknown edit_info 'joy' for emotion; valid: happy"),
     (["--n-iter", "0"], "--n-iter 0"),
     (["-o", "out.mp3"], "must end in .wav"),
+    (["--f0-decimation", "13"], "f0_decimation=13"),
 ])
 def test_cli_bad_input_is_a_named_error(tmp_path, llm_dir, capsys, args, needle):
     garbage = tmp_path / "garbage.wav"
@@ -231,6 +232,8 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
     from pipelines import serve as serve_pipeline
     with pytest.raises(ValueError, match="pipeline.llm=.*not an artifact directory"):
         serve_pipeline.run(make_cfg(["pipeline=serve", f"pipeline.llm={tmp_path}"]))
+    with pytest.raises(ValueError, match="pipeline.f0_decimation=0"):
+        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.f0_decimation=0"]))
     with pytest.raises(ValueError, match="gpus_per_replica"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
     with pytest.raises(ValueError, match="max_prompt_s"):

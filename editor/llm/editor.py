@@ -222,8 +222,11 @@ class Editor:
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
 
     @classmethod
-    def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None) -> "Editor":
-        """quantize: None, or "int8" (weight-only, editor/llm/quantize.py) for a smaller model in memory."""
+    def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None,
+             f0_decimation: int = 1) -> "Editor":
+        """quantize: None, or "int8" (weight-only, editor/llm/quantize.py) for a smaller model in memory.
+        f0_decimation: the codec's F0 search on a downsampled copy of each clip (editor/codec.py): 4 for a
+        server whose CPUs bound its throughput (docs/serving.md)."""
         from editor.codec import Codec
         tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
         decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
@@ -241,7 +244,7 @@ class Editor:
         if dec_v != tok_v:
             raise ArtifactMismatch(f"decoder {decoder_dir} was trained on tokenizer {dec_v}, not {tok_v} ({tokenizer_dir})")
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        codec = Codec.load(tokenizer_dir, decoder_dir, dev)
+        codec = Codec.load(tokenizer_dir, decoder_dir, dev, f0_decimation)
         c = codec.tokenizer.cfg
         if c["linguistic"]["codebook"] + c["semantic"]["codebook"] != AUDIO_SIZE:
             raise ArtifactMismatch(f"tokenizer {tok_v} has {c['linguistic']['codebook']}+{c['semantic']['codebook']} "

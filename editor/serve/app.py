@@ -41,13 +41,14 @@ async def _body(request: Request, limits: Limits) -> bytes:
 @serve.deployment
 class EditorServer:
     def __init__(self, llm_dir: str, tokenizer_dir, decoder_dir, device: str, limits: dict,
-                 max_batch_size: int, batch_wait_timeout_s: float, analysis_processes: bool = False):
+                 max_batch_size: int, batch_wait_timeout_s: float, analysis_processes: bool = False,
+                 f0_decimation: int = 1):
         from editor.codec import use_analysis_processes
         from editor.llm.editor import Editor
         use_analysis_processes(analysis_processes)
         self.limits = Limits(**limits)
         t0 = time.perf_counter()
-        self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device)
+        self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device, f0_decimation=f0_decimation)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
                      "load_s": round(time.perf_counter() - t0, 2)}
         # one model call (Editor.start) at a time: batches run in their own threads, and the editor's

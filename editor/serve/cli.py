@@ -26,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the shipped tokenizer-v3)")
     common.add_argument("--decoder", default=None, help="codec decoder dir (default: the shipped decoder-v3)")
     common.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when visible")
+    common.add_argument("--f0-decimation", type=int, default=1,
+                        help="the codec's F0 search on a copy downsampled this many times (4: faster analysis)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
 
@@ -75,8 +77,10 @@ def run(args) -> int:
     import soundfile as sf
     import torch
 
+    from editor.features import check_f0_decimation
     from editor.llm.editor import SR, Editor, check_edit
     # every input is checked before the (slow) model load
+    check_f0_decimation(args.f0_decimation)
     if args.command == "edit":
         check_edit(args.edit_type, args.edit_info)
         if args.n_iter < 1:
@@ -89,7 +93,7 @@ def run(args) -> int:
         raise ValueError("--device cuda: no CUDA device is visible")
 
     t0 = time.perf_counter()
-    ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device)
+    ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device, f0_decimation=args.f0_decimation)
     load_s = time.perf_counter() - t0
     print(f"loaded {args.llm} on {ed.codec.device} in {load_s:.1f} s", flush=True)
 

@@ -104,15 +104,24 @@ class InsertSilences:
 
 @dataclass
 class JoinSegments:
+    """The speech segments joined with padding_s of silence between them (half of it at each end).
+    align_s > 0 lengthens each gap by less than align_s, so that every segment moves from its place in
+    the input by a whole number of align_s: with align_s = the codec's token block (120 ms), copied
+    speech falls on the same token grid in both clips and keeps its ids (bench/trim_alignment.py)."""
     segments_s: list[list[float]]   # speech segments found by VAD, seconds
     padding_s: float = 0.1          # silence kept between joined segments, and at the ends
+    align_s: float = 0.0            # 0: gaps of exactly padding_s (recipes from before it replay so)
     op: str = "join_segments"
 
     def __call__(self, x, sr):
-        pad = np.zeros(int(round(self.padding_s / 2 * sr)), np.float32)
-        parts = []
+        half = int(round(self.padding_s / 2 * sr))
+        block = int(round(self.align_s * sr))
+        parts, n = [], 0
         for a, b in self.segments_s:
-            parts += [pad, x[int(a * sr): int(b * sr)], pad]
+            i, j = int(a * sr), int(b * sr)
+            lead = half + ((i - n - half) % block if block else 0)
+            parts += [np.zeros(lead, np.float32), x[i:j], np.zeros(half, np.float32)]
+            n += lead + (j - i) + half
         return np.concatenate(parts).astype(np.float32) if parts else x[:0]
 
 

@@ -47,7 +47,7 @@ class VadTrim(Stage):
         segs = self.segments(x, sr)
         if not segs:
             raise Reject("no_speech", "VAD found no speech in the source", 0.0)
-        join = augment.JoinSegments(segs, self.params["padding_s"])
+        join = augment.JoinSegments(segs, self.params["padding_s"], float(self.params.get("align_s") or 0.0))
         row["members"]["tgt.flac"] = audio.encode_flac(join(x, sr), sr)
         row["meta"]["vad_segments_s"] = segs
         row["meta"]["recipe"] = row["meta"]["recipe"] + [augment.to_dict(join)]

@@ -106,10 +106,41 @@ def _longest_internal_silence(x, sr, floor_db=-45.0):
 
 def test_trimmed_targets_have_no_long_internal_silence(trim_run):
     for s in trim_run[0]:
-        # padding between segments, plus the 30 ms Silero keeps on each side of a segment
-        assert _longest_internal_silence(s["tgt"], 16000) <= 0.1 + 0.06 + 0.03
+        # padding between segments, less than one 120 ms token block to keep the token grid (align_s),
+        # plus the 30 ms Silero keeps on each side of a segment
+        assert _longest_internal_silence(s["tgt"], 16000) <= 0.1 + 0.12 + 0.06 + 0.03
         assert _longest_internal_silence(s["src"], 16000) >= 0.45  # the source really had silences
         assert len(s["tgt"]) < len(s["src"])
+
+
+def test_joined_segments_move_by_whole_token_blocks():
+    """align_s: each segment lands a whole number of blocks from where it was in the source (so copied
+    speech keeps its token ids), behind a gap of padding_s plus less than one block; without it the
+    gaps are padding_s exactly, as recipes written before align_s replay."""
+    sr, block = 16000, 1920
+    x = np.random.default_rng(0).standard_normal(3 * sr).astype(np.float32)
+    segs = [[0.137, 0.9], [1.333, 2.01], [2.5, 2.873]]
+
+    def placed(y):
+        out = []
+        for a, b in segs:
+            i, j = int(a * sr), int(b * sr)
+            o = next(o for o in np.flatnonzero(y == x[i]) if np.array_equal(y[o:o + j - i], x[i:j]))
+            out.append((i, j, int(o)))
+        return out
+
+    aligned = augment.JoinSegments(segs, 0.1, 0.12)
+    where = placed(aligned(x, sr))
+    assert all((o - i) % block == 0 for i, _, o in where)
+    gaps = [o2 - (o1 + j1 - i1) for (i1, j1, o1), (_, _, o2) in zip(where, where[1:])]
+    assert all(1600 <= g < 1600 + block for g in gaps) and len(set(gaps)) > 1
+    plain = augment.JoinSegments(segs, 0.1)
+    y = plain(x, sr)
+    assert len(y) == sum(int(b * sr) - int(a * sr) for a, b in segs) + 3 * 1600
+    assert [o2 - (o1 + j1 - i1) for (i1, j1, o1), (_, _, o2) in zip(placed(y), placed(y)[1:])] == [1600, 1600]
+    old = {k: v for k, v in augment.to_dict(plain).items() if k != "align_s"}
+    assert np.array_equal(augment.from_dict(old)(x, sr), y)
+    assert augment.from_dict(augment.to_dict(aligned)) == aligned
 
 
 def test_loudness_handles_short_and_silent_clips():

@@ -47,6 +47,8 @@ def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus | None, list[str]]:
     aug = cfg.editor.augment
     train = corpus.with_warped_voices(full.select(lambda m: m["split"] == "train"), list(aug.vtlp_factors))
     train = corpus.with_eq_voices(train, int(aug.eq_copies), float(aug.eq_max_db), cfg.seed)
+    train = corpus.with_room_voices(train, int(aug.room_copies), tuple(aug.room_rt60_s),
+                                    tuple(aug.room_drr_db), tuple(aug.room_noise_below_db), cfg.seed)
     has_val = any(m["split"] == "validation" for m in full.meta)
     val = full.select(lambda m: m["split"] == "validation") if has_val else None
     held = corpus.held_out_speakers(full)

@@ -117,3 +117,26 @@ def test_subset_caps_each_language_and_names_a_bad_cap():
     for bad in ("en", "en=x", "=1", "en=-1"):
         with pytest.raises(ValueError, match="--language-hours"):
             corpus.language_caps(bad)
+
+
+def test_room_voices_add_a_decaying_tail_and_a_noise_floor():
+    # a clip of 0.5 s of loud broadband frames, then 1 s of near silence: the room's tail shows after it
+    mel = np.full((150, features.N_MELS), np.log(1e-4), np.float32)
+    mel[:50] = np.log(1.0)
+    f0 = np.where(np.arange(150) < 50, 120.0, 0.0).astype(np.float32)
+    c = corpus.from_frames([features.Frames(f0, mel)] * 2,
+                           [{"language": "en", "speaker": s, "split": "train"} for s in ("en_a", "en_b")])
+    room = corpus.with_room_voices(c, 2, rt60_s=(0.5, 0.5), drr_db=(3.0, 3.0), noise_below_db=(70.0, 70.0), seed=1)
+    assert len(room) == 6 and {"en_a~room1", "en_a~room2", "en_b~room1"} <= set(room.speakers())
+    wet = room.frames(2)
+    assert np.array_equal(wet.f0, f0) and wet.mel.shape == mel.shape
+    assert (wet.mel >= mel - 1e-4).all()                       # power is only added
+    after = wet.mel[50:90] - mel[50:90]                        # the tail: above the silence, decaying
+    assert after[0].min() > 3.0 and (np.diff(wet.mel[51:80, 5]) < 0).all()
+    low, high = wet.mel[70, 2], wet.mel[70, -3]                # high bands die out sooner
+    assert low > high + 0.5
+    # the low band's tail loses 60 dB over its RT60 (0.5 s = 50 frames)
+    db = (wet.mel[51, 0] - wet.mel[101, 0]) * 20 * np.log10(np.e)
+    assert 50 < db < 70
+    again = corpus.with_room_voices(c, 2, rt60_s=(0.5, 0.5), drr_db=(3.0, 3.0), noise_below_db=(70.0, 70.0), seed=1)
+    assert np.array_equal(again.mel, room.mel) and corpus.with_room_voices(c, 0) is c

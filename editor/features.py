@@ -72,8 +72,8 @@ def check_f0_decimation(decimation) -> int:
 
 def f0_track(x: np.ndarray, decimation: int = 1) -> np.ndarray:
     """dio's F0 candidates, refined by stonemask on the full-rate clip. decimation > 1 searches a
-    downsampled copy (4: at 4 kHz, WORLD's own suggestion): the search is half of the analysis time and
-    gets 3.2x cheaper, while the refined F0 moves by a few cents (bench/f0_decimation.py)."""
+    downsampled copy (4: at 4 kHz, WORLD's own suggestion): the search is three quarters of the analysis
+    time and gets 3.2x cheaper, while the refined F0 moves by a few cents (bench/f0_decimation.py)."""
     x = np.asarray(x, dtype=np.float64)
     f0, t = pyworld.dio(x, SAMPLE_RATE, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS,
                         speed=check_f0_decimation(decimation))

@@ -63,12 +63,7 @@ def analyse_many_x_real_time(tok: DualCodebookTokenizer, clips, decimation: int)
     from editor.codec import Codec
     codec = Codec(tok, f0_decimation=decimation)
     codec.analyze_many(clips)                                      # the pool starts once
-    best = np.inf
-    for _ in range(3):
-        t0 = time.perf_counter()
-        codec.analyze_many(clips)
-        best = min(best, time.perf_counter() - t0)
-    return round(sum(len(x) for x in clips) / features.SAMPLE_RATE / best, 1)
+    return round(sum(len(x) for x in clips) / features.SAMPLE_RATE / seconds(lambda: codec.analyze_many(clips)), 1)
 
 
 def agreement(ref: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float]:

@@ -69,10 +69,14 @@ def lcs_share(answer: np.ndarray, source: np.ndarray) -> float:
     return float(prev[-1]) / max(1, len(answer))
 
 
+def trim_keys(rel: Release, n: int) -> list[str]:
+    """The first n English silence-trim samples of a release."""
+    return list(rel.select(task="silence_trim", language="en")["key"][:n])
+
+
 def trim_pairs(path: str, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
     rel = Release(path)
-    keys = rel.select(task="silence_trim", language="en")["key"][:n]
-    return [tuple(decode_audio(rel.read(k, m)) for m in ("src.flac", "tgt.flac")) for k in keys]
+    return [tuple(decode_audio(rel.read(k, m)) for m in ("src.flac", "tgt.flac")) for k in trim_keys(rel, n)]
 
 
 def release_clips(path: str, n: int) -> list[tuple[str, np.ndarray]]:

@@ -25,15 +25,14 @@ from core.reader import Release  # noqa: E402
 from editor import features  # noqa: E402
 from editor.corpus import decode_audio  # noqa: E402
 from editor.tokenizer import DualCodebookTokenizer  # noqa: E402
-from token_stability import lcs_share  # noqa: E402
+from token_stability import lcs_share, trim_keys  # noqa: E402
 
 STREAMS = ("linguistic", "semantic")
 
 
 def pairs(path: str, n: int) -> list[tuple[np.ndarray, dict]]:
     rel = Release(path)
-    keys = rel.select(task="silence_trim", language="en")["key"][:n]
-    return [(decode_audio(rel.read(k, "src.flac")), rel.sample(k).json) for k in keys]
+    return [(decode_audio(rel.read(k, "src.flac")), rel.sample(k).json) for k in trim_keys(rel, n)]
 
 
 def shares(tok: DualCodebookTokenizer, src: np.ndarray, answers: dict[str, np.ndarray]) -> dict[str, list[float]]:

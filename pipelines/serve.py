@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from editor.features import F0_DECIMATIONS
+from editor.features import check_f0_decimation
 from editor.serve.cli import SHIPPED_LLM
 from editor.serve.schema import Limits
 from pipelines.runner import init_ray
@@ -42,8 +42,10 @@ def start(cfg) -> str:
         raise ValueError(f"pipeline.device={p.device!r}: use auto, cpu or cuda")
     if p.device == "cuda" and not p.gpus_per_replica:
         raise ValueError("pipeline.device=cuda needs pipeline.gpus_per_replica > 0 (Ray hides GPUs from a replica without)")
-    if p.f0_decimation not in F0_DECIMATIONS:
-        raise ValueError(f"pipeline.f0_decimation={p.f0_decimation!r}: an integer from 1 to 12 (WORLD dio's speed)")
+    try:
+        check_f0_decimation(p.f0_decimation)
+    except ValueError as e:
+        raise ValueError(f"pipeline.{e}") from None
     if p.max_ongoing_requests < p.max_batch_size:
         raise ValueError(f"pipeline.max_ongoing_requests={p.max_ongoing_requests} < pipeline.max_batch_size="
                          f"{p.max_batch_size}: batches could never fill")

@@ -225,6 +225,9 @@ def run(cfg, kind: str):
         augment.require_sox()
         if any(float(f) <= 0 or float(f) == 1.0 for f in cfg.pipeline.factors):
             raise ValueError(f"pipeline.factors must be positive and not 1.0: {list(cfg.pipeline.factors)}")
+    if kind == "trim" and float(cfg.pipeline.get("align_s") or 0.0) < 0:
+        raise ValueError(f"pipeline.align_s={cfg.pipeline.align_s}: 0 (gaps of exactly padding_s) or a block "
+                         "length in seconds (0.12, the codec's token block)")
     bank = None
     if cfg.source.kind == "generated":
         if cfg.tts.kind == "http":  # bad request settings: one error line now, not a failure in every worker

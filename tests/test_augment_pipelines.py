@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import pandas as pd
 import soundfile as sf
 
@@ -153,6 +154,13 @@ def test_loudness_handles_short_and_silent_clips():
     loud = (0.9 * np.sin(np.arange(sr) * 0.3)).astype(np.float32)
     g = loudness_gain(loud, sr, -3.0, -1.0)
     assert g["peak_limited"] and 20 * np.log10(0.9) + g["gain_db"] <= -1.0 + 1e-6
+
+
+def test_negative_trim_alignment_is_a_named_error(tmp_path):
+    from conftest import make_cfg
+    from pipelines.augment import run
+    with pytest.raises(ValueError, match="pipeline.align_s=-0.1"):
+        run(make_cfg(["pipeline=trim_triplets", "pipeline.align_s=-0.1", f"output_dir={tmp_path}"]), "trim")
 
 
 def test_missing_sox_is_a_clear_error(tmp_path):

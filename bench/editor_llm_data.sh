@@ -8,7 +8,10 @@
 # is new, the factory reuses finished samples). Usage: bash bench/editor_llm_data.sh [output_dir]
 # Growing it (v4's data): SRC_TEXTS=N source texts per speaker for speed/denoise/trim (12), EXTRA_DIR=DIR
 # adds DIR/<language>/neutral.txt to their sentence pool (python -m tts.sentence_maker writes one),
-# TOKENIZE=0 leaves the tokenizing for later (another codec).
+# TOKENIZE=0 leaves the tokenizing for later (another codec). More emotion and style text (v5's data):
+# TAG_DIR=DIR adds DIR/<language>/<tag>.txt to the emotion and style sentences (python -m tts.sentence_maker
+# --tags writes them) and turns on texts.rotate_per_speaker; EMO_TEXTS / STYLE_TEXTS texts per tag and
+# speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}
@@ -16,10 +19,12 @@ PY=.venv/bin/python
 export RAY_AUTH_MODE=disabled
 BANK="voice_bank.per_language=18 languages=[en,zh] source.texts_per_speaker=${SRC_TEXTS:-12}"
 SRC="${EXTRA_DIR:+texts.extra_dir=$EXTRA_DIR}"
-for p in "emotion_triplets texts_per_tag=8 emotions=[happy,angry,sad,fear,surprised]" \
-         "style_triplets texts_per_tag=4 styles=[child,older,exaggerated,recite,generous,act_coy,whisper]" \
+TAGS="${TAG_DIR:+texts.extra_dir=$TAG_DIR texts.rotate_per_speaker=true}"
+for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,sad,fear,surprised] $TAGS" \
+         "style_triplets texts_per_tag=${STYLE_TEXTS:-4} styles=[child,older,exaggerated,recite,generous,act_coy,whisper] $TAGS" \
          "speed_triplets $SRC" "denoise_triplets $SRC" "trim_triplets $SRC" "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
   set -- $p
+  [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]] || continue
   echo "== $(date -u +%H:%M:%S) $p"
   $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
   [ "${TOKENIZE:-1}" = 0 ] || $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true

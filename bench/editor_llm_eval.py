@@ -245,13 +245,15 @@ def run(a) -> dict:
     t0 = time.time()
     notes = []
     picked = pick_samples(a.data, a.split, a.per_task, a.seed, notes)
-    ed = Editor.load(a.llm, a.tokenizer, a.decoder, device=a.device, f0_decimation=a.f0_decimation)
+    ed = Editor.load(a.llm, a.tokenizer, a.decoder, device=a.device, f0_decimation=a.f0_decimation,
+                     quantize=a.quantize)
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
     codec = ed.codec
     roundtrip = lambda xs: codec.decode(codec.encode(xs), [codec.analyze(x) for x in xs])
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
+              "quantize": a.quantize,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,
               "speakers": speakers_report(a.data, a.split, Path(a.llm)), "tasks": {}, "per_clip": {}}
     rows_all = []
@@ -401,6 +403,8 @@ def main(argv=None):
     ap.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the shipped one)")
     ap.add_argument("--decoder", default=None, help="codec decoder dir, trained on that tokenizer")
     ap.add_argument("--f0-decimation", type=int, default=1, help="the codec's analysis (editor/features.py f0_track)")
+    ap.add_argument("--quantize", default=None, choices=["int8"],
+                    help="the LLM's weights as int8 (editor/llm/quantize.py); the codec stays float")
     ap.add_argument("--split", default="test")
     ap.add_argument("--per-task", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)

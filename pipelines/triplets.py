@@ -2,6 +2,7 @@
 
 Per speaker and text: the neutral prompt clip gives src, the same speaker's emotional or styled
 prompt clip (plus the upstream instruction) gives tgt. Same text, same speaker, one attribute."""
+import hashlib
 import json
 import logging
 
@@ -50,6 +51,13 @@ def build_voice_bank(cfg, bank, tags):
         raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
 
 
+def rotation(cfg, tag: str, speaker: str, n: int) -> int:
+    """Where a speaker starts in its split's texts of a tag (texts.rotate_per_speaker), 0 when off."""
+    if not cfg.texts.get("rotate_per_speaker", False):
+        return 0
+    return int(hashlib.sha1(f"{tag}/{speaker}/{cfg.seed}".encode()).hexdigest()[:8], 16) % n
+
+
 def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
     tts_identity = audio_identity(OmegaConf.to_container(cfg.tts))
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
@@ -70,7 +78,7 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                 sents = splits.texts_for(corpus[(spk.language, tag)], spk, same_lang, cfg.splits)
                 if i >= len(sents):
                     continue
-                text = sents[i]
+                text = sents[(i + rotation(cfg, tag, spk.id, len(sents))) % len(sents)]
                 key = make_key([tag, spk.id], {"text": text, "speaker": spk.id, "tag": tag,
                                                "stages": stage_identity, "seed": cfg.seed})
                 meta = {"text": text, "language": spk.language, "speaker": spk.id, "gender": spk.gender,

@@ -1,9 +1,15 @@
-"""More neutral sentences for the factory's source clips (speed, denoise, trim): subjects, actions,
-places and times recombined, so an audio LLM hears many distinct texts rather than the shipped
-corpus's few hundred again and again. Deterministic; writes `<out>/<language>/neutral.txt`, the
-layout `texts.extra_dir` reads.
+"""More sentences for the factory: subjects, actions, places and times recombined, so an audio LLM hears
+many distinct texts rather than the shipped corpus's few hundred (8 per emotion or style tag) again
+and again. Deterministic; writes the layout `texts.extra_dir` reads.
 
-    python -m tts.sentence_maker --out data/extra_texts --per-language 1500
+    python -m tts.sentence_maker --out data/extra_texts --per-language 1500      # <lang>/neutral.txt
+    python -m tts.sentence_maker --out data/tag_texts --skip 1500 --per-tag 60 \
+        --tags happy,angry,sad,fear,surprised                                    # <lang>/<tag>.txt
+
+Tag files hold the sentences that follow the first `--skip` of the same stream, a slice per tag, so
+with --skip equal to the neutral file's length no sentence is in two files: a text of an emotion
+pair's test split is never a speed pair's training text. Their content is neutral; the emotion or style
+is the rendering's, which is what an editor meets: any text, any requested edit.
 """
 import argparse
 from pathlib import Path
@@ -67,15 +73,34 @@ def sentences(language: str, n: int, seed: int = 0) -> list[str]:
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def tag_sentences(language: str, tags: list[str], per_tag: int, skip: int, seed: int = 0) -> dict[str, list[str]]:
+    """per_tag sentences for each tag: consecutive slices of the stream after its first `skip`."""
+    if per_tag < 1 or skip < 0:
+        raise ValueError(f"per_tag={per_tag}, skip={skip}: need per_tag >= 1 and skip >= 0")
+    if len(set(tags)) != len(tags) or "neutral" in tags:
+        raise ValueError(f"tags {tags}: each once, and not neutral (--per-language writes that one)")
+    from core.tags import EMOTIONS, STYLES
+    if unknown := [t for t in tags if t not in EMOTIONS + STYLES]:
+        raise ValueError(f"tags {unknown}: not emotion or style tags (core/tags.py)")
+    stream = sentences(language, skip + per_tag * len(tags), seed)[skip:]
+    return {t: stream[k * per_tag:(k + 1) * per_tag] for k, t in enumerate(tags)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--per-language", type=int, default=1500)
-    a = ap.parse_args()
+    ap.add_argument("--per-language", type=int, default=1500, help="neutral.txt's sentences (without --tags)")
+    ap.add_argument("--tags", default=None, help="comma-separated tags: write <tag>.txt files instead")
+    ap.add_argument("--per-tag", type=int, default=60)
+    ap.add_argument("--skip", type=int, default=0, help="sentences of the stream left out first (neutral.txt's)")
+    a = ap.parse_args(argv)
     for lang in ("en", "zh"):
         d = Path(a.out) / lang
         d.mkdir(parents=True, exist_ok=True)
-        (d / "neutral.txt").write_text("\n".join(sentences(lang, a.per_language)) + "\n")
+        files = ({t: lines for t, lines in tag_sentences(lang, a.tags.split(","), a.per_tag, a.skip).items()}
+                 if a.tags else {"neutral": sentences(lang, a.per_language)})
+        for tag, lines in files.items():
+            (d / f"{tag}.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Train/validation/test assignment, so that no speaker and no text crosses splits.
 
 A speaker's split comes from a hash of its id (salted, stable across runs and machines).
-- Planned data (our corpus, our speakers): each text list is partitioned among the splits in
-  proportion to their speakers, and a speaker only speaks texts of its split's block: nothing is
-  dropped and no text is spoken in two splits.
+- Planned data (our corpus, our speakers): each text list (a tag's shipped sentences, one file of
+  texts.extra_dir) is partitioned among the splits in proportion to their speakers, and a speaker only
+  speaks texts of its split's blocks: nothing is dropped and no text is spoken in two splits, in any
+  pipeline of the same bank.
 - Given data (a user's recordings): a text's split is the hash of the text; a recording whose text
   hashes to another split than its speaker is dropped as split_conflict.
 - Held-out engines (splits.held_out_engines): every speaker whose clips are rendered on a base voice of
@@ -107,3 +108,11 @@ def texts_for(sentences: list[str], speaker, speakers: list, cfg) -> list[str]:
     mine = names.index(_speaker_split(speaker.id, speaker.base_voice, *settings))
     start = sum(sizes[:mine])
     return sentences[start: start + sizes[mine]]
+
+
+def texts_of_split(lists: list[list[str]], speaker, speakers: list, cfg) -> list[str]:
+    """texts_for of each list on its own, joined. A sentence's split then depends only on its own list
+    (a tag's shipped sentences, or one file of texts.extra_dir) and the bank's speakers, not on what a
+    pipeline pools it with: an emotion run, which reads one tag's lists, and a speed run, which pools
+    every tag's, put it in the same split, so no text of one's test split is in the other's training data."""
+    return [s for part in lists if part for s in texts_for(part, speaker, speakers, cfg)]

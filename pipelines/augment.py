@@ -46,9 +46,10 @@ def generated_sources(cfg, bank) -> list[dict]:
     """Neutral clones of corpus sentences, texts_per_speaker per voice-bank speaker."""
     out = []
     for spk in bank.speakers:
-        pool = [s for tag in texts.corpus(spk.language) for s in texts.sentences(spk.language, tag, cfg.texts.extra_dir)]
+        lists = [part for tag in texts.corpus(spk.language)
+                 for part in texts.sentence_lists(spk.language, tag, cfg.texts.extra_dir)]
         same_lang = [s for s in bank.speakers if s.language == spk.language]
-        block = splits.texts_for(pool, spk, same_lang, cfg.splits)
+        block = splits.texts_of_split(lists, spk, same_lang, cfg.splits)
         start = _h("src", spk.id, cfg.seed) % len(block)
         problem = _prompt_problem(bank, spk.id)
         for k in range(cfg.source.texts_per_speaker):

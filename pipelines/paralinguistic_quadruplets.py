@@ -53,9 +53,9 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
     out = []
     for spk in speakers:
-        pool = [s for t in texts.corpus(spk.language) for s in texts.sentences(spk.language, t, cfg.texts.extra_dir)]
-        # the speaker speaks only its split's block of texts, so no text crosses splits
-        pool = splits.texts_for(pool, spk, [s for s in bank.speakers if s.language == spk.language], cfg.splits)
+        lists = [part for t in texts.corpus(spk.language) for part in texts.sentence_lists(spk.language, t, cfg.texts.extra_dir)]
+        # the speaker speaks only its split's blocks of texts, so no text crosses splits
+        pool = splits.texts_of_split(lists, spk, [s for s in bank.speakers if s.language == spk.language], cfg.splits)
         for tag in tags:
             start = _h("nv", spk.id, tag, cfg.seed) % len(pool)
             for k in range(per_tag):

@@ -68,14 +68,15 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
-    corpus = {(l, t): texts.sentences(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True)) for l in languages for t in tags}
+    corpus = {(l, t): texts.sentence_lists(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True))
+              for l in languages for t in tags}
     rows, rejects = [], []
     for i in range(per_tag):
         for tag in tags:
             for spk in bank.speakers:
                 # the speaker's split decides which texts it speaks, so texts do not cross splits
                 same_lang = [s for s in bank.speakers if s.language == spk.language]
-                sents = splits.texts_for(corpus[(spk.language, tag)], spk, same_lang, cfg.splits)
+                sents = splits.texts_of_split(corpus[(spk.language, tag)], spk, same_lang, cfg.splits)
                 if i >= len(sents):
                     continue
                 text = sents[(i + rotation(cfg, tag, spk.id, len(sents))) % len(sents)]

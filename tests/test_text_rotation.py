@@ -47,7 +47,7 @@ def test_rotation_off_plans_the_samples_of_before(tmp_path):
     assert plan == _plan(tmp_path, "texts.rotate_per_speaker=false")
     cfg = make_cfg(["languages=[en]", "voice_bank.per_language=12"])
     bank = make_voice_bank(cfg.voice_bank, ["en"], cfg.sample_rate, cfg.seed)
-    corpus = texts.sentences("en", "happy", str(ROOT / "data" / "tag_texts"))
+    lists = texts.sentence_lists("en", "happy", str(ROOT / "data" / "tag_texts"))
     for spk in bank.speakers:
         said = [t for s, _, t in plan.values() if s == spk.id]
-        assert sorted(said) == sorted(splits.texts_for(corpus, spk, bank.speakers, cfg.splits)[:3]), spk.id
+        assert sorted(said) == sorted(splits.texts_of_split(lists, spk, bank.speakers, cfg.splits)[:3]), spk.id

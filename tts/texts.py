@@ -21,7 +21,15 @@ def prompt_text(language: str, tag: str) -> str:
 
 
 def sentences(language: str, tag: str, extra_dir: str | None = None, shipped: bool = True) -> list[str]:
-    """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present.
+    """Shipped sentences for a tag, then the lines of `<extra_dir>/<language>/<tag>.txt` if present
+    (sentence_lists joined)."""
+    return [s for part in sentence_lists(language, tag, extra_dir, shipped) for s in part]
+
+
+def sentence_lists(language: str, tag: str, extra_dir: str | None = None, shipped: bool = True) -> list[list[str]]:
+    """The tag's sentences as the lists they come in: the shipped ones, then the lines of
+    `<extra_dir>/<language>/<tag>.txt` if present. Each list is partitioned among the splits on its
+    own (core.splits.texts_of_split), so a sentence's split never depends on what it is pooled with.
     shipped=False (texts.shipped=false): the extra_dir lines only, so a run's texts are its own
     (the judge's corpus, data/judge_texts, never overlaps the shipped one); a missing or empty
     file is then an error naming it.
@@ -31,7 +39,7 @@ def sentences(language: str, tag: str, extra_dir: str | None = None, shipped: bo
     planner's check: a line in another script becomes a reject with its reason there."""
     if not shipped and not extra_dir:
         raise ValueError("texts.shipped=false needs texts.extra_dir (the run's own sentences)")
-    out = list(corpus(language)[tag]["sentences"]) if shipped else []
+    out = [list(corpus(language)[tag]["sentences"])] if shipped else []
     if extra_dir:
         root = Path(extra_dir)
         if not root.is_dir():
@@ -42,7 +50,8 @@ def sentences(language: str, tag: str, extra_dir: str | None = None, shipped: bo
                 lines = f.read_text(encoding="utf-8").split("\n")
             except UnicodeDecodeError as e:
                 raise ValueError(f"{f}: not UTF-8 text ({e})") from e
-            out += [t for t in (strip_control(l).strip() for l in lines) if t]
+            out.append([t for t in (strip_control(l).strip() for l in lines) if t])
+    out = [part for part in out if part]
     if not out:
         raise ValueError(f"texts.extra_dir={extra_dir}: no sentences in {Path(extra_dir) / language / f'{tag}.txt'}"
                          " (texts.shipped=false)")

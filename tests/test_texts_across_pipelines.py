@@ -2,7 +2,7 @@
 training speaker of the speed, denoise, trim or paralinguistic data of the same bank (the audio LLM trains
 on all of them at once), with or without extra sentence files. Each sentence list is split on its own
 (core.splits.texts_of_split); before, the pooled pipelines split the pool of every tag's sentences as one
-list, and 33 of the 136 test-split emotion and style texts of the LLM's data were training texts there."""
+list, and 33 of the 136 test-split texts of the LLM's data (outputs_v4) were some task's training texts."""
 import json
 from pathlib import Path
 

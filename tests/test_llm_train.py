@@ -165,3 +165,18 @@ def test_bad_input_is_named(tokens, tmp_path):
         tc = OmegaConf.to_container(make_cfg([*BASE]).pipeline.train, resolve=True)
         train_loop(tc, OmegaConf.to_container(make_cfg([*BASE]).llm), [str(data)], tmp_path / "x", tmp_path, "cpu",
                    False, rank=0, world=3)
+
+
+def test_tiny_llm_with_pronunciations_learns_and_publishes_the_scheme(tokens, tmp_path):
+    from editor.llm.model import load
+    from editor.llm.pronounce import PRONUNCIATION
+    data, _ = tokens
+    out = tmp_path / "llm"
+    _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}", "pipeline.train.steps=150",
+          "pipeline.train.lr=0.003", "pipeline.train.keep_best=false", "pipeline.train.pronounce=true"])
+    assert json.loads((out / "llm_vocab.json").read_text())["pronunciation"] == PRONUNCIATION
+    assert json.loads((out / "training.json").read_text())["train"]["pronounce"] is True
+    _, vocab = load(out)
+    assert vocab.pronunciation == PRONUNCIATION
+    good, n = _teacher_forced_exact(out, data)     # its examples now carry "Sentence number i." pronounced
+    assert good == n == 5, f"{good}/{n} examples reproduced exactly"

@@ -11,6 +11,9 @@ Our layout, one line per turn (T(x) = text ids, A(x) = audio ids between bracket
     <|bos|> <|system|> T(system) [<|audio_start|> A(prompt audio) <|audio_end|>] <|turn_end|>
     <|human|> T(text or instruction) [<|audio_start|> A(source) <|audio_end|>] <|turn_end|>
     <|assistant|> A(target) <|eos|>
+A model trained with pronunciations (Vocab.pronunciation, editor/llm/pronounce.py) also gets, as text, the
+pronunciation of the prompt audio's text after the system prompt (clone) and of the target text after
+the human turn's text or instruction (both kinds).
 The assistant's audio has no brackets: generation starts right after <|assistant|> and <|eos|>
 ends it. Loss is on the assistant's audio and <|eos|> only: the prompt is given, not predicted.
 Labels are aligned with input_ids (the model shifts them), so the first label is always -100;
@@ -25,6 +28,18 @@ IGNORE = -100
 SYSTEMS = ("clone", "edit")
 
 
+PRONUNCIATION_LEAD = "\nPronunciation: "
+
+
+def _pronounced(text, v: Vocab) -> list:
+    """Text ids of `text`'s pronunciation when the model has one; nothing for no text (a denoise or
+    silence-trim edit may come without its transcript)."""
+    if not v.pronunciation or not text or not str(text).strip():
+        return []
+    from editor.llm.pronounce import pronounce
+    return v.encode_text(PRONUNCIATION_LEAD + pronounce(str(text)))
+
+
 def _system_and_human(ex: dict, v: Vocab) -> list:
     """Everything before the assistant header, as a list of id pieces."""
     kind = ex.get("system")
@@ -35,13 +50,14 @@ def _system_and_human(ex: dict, v: Vocab) -> list:
         spk = ex.get("speaker") or {}
         if "name" not in spk or "prompt_text" not in spk:
             raise ValueError(f"clone example needs speaker={{'name', 'prompt_text'}}, got {spk!r}")
-        system = v.encode_text(CLONE_SYSTEM.format(name=spk["name"], prompt_text=spk["prompt_text"])) + audio
-        human = v.encode_text(ex["target_text"])
+        system = (v.encode_text(CLONE_SYSTEM.format(name=spk["name"], prompt_text=spk["prompt_text"]))
+                  + _pronounced(spk["prompt_text"], v) + audio)
+        human = v.encode_text(ex["target_text"]) + _pronounced(ex["target_text"], v)
     else:
         if not ex.get("instruction"):
             raise ValueError(f"edit example needs an instruction, got {ex.get('instruction')!r}")
         system = v.encode_text(EDIT_SYSTEM)
-        human = v.encode_text(ex["instruction"]) + audio
+        human = v.encode_text(ex["instruction"]) + _pronounced(ex.get("target_text"), v) + audio
     return [v.bos, v.system, *system, v.turn_end, v.human, *human, v.turn_end]
 
 

@@ -372,7 +372,10 @@ class Editor:
     def _edit_prompt(self, edit_type, edit_info, text, source_ids) -> np.ndarray:
         """The chat prompt of one edit of these source tokens (the edit system prompt, upstream's format)."""
         ins = tags.instruction(edit_type, edit_info, text, new_text=edit_info)
-        return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids}, self.vocab)
+        # what the answer says: the tagged text of a paralinguistic edit, else the source's text
+        said = edit_info if edit_type == "paralinguistic" else text
+        return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids,
+                                  "target_text": said}, self.vocab)
 
     def _vad_pauses(self, x: np.ndarray) -> list[int]:
         from silero_vad import get_speech_timestamps, load_silero_vad

@@ -84,7 +84,10 @@ def save(model, vocab: Vocab, out, max_shard_size: str | None = None) -> Path:
     out = Path(out)
     model.save_pretrained(out, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     vocab.text.backend_tokenizer.save(str(out / "tokenizer.json"))
-    (out / "llm_vocab.json").write_text(json.dumps({"version": vocab.version, "text_size": vocab.text_size}) + "\n")
+    meta = {"version": vocab.version, "text_size": vocab.text_size}
+    if vocab.pronunciation:      # absent for models without one, so their files stay as they were
+        meta["pronunciation"] = vocab.pronunciation
+    (out / "llm_vocab.json").write_text(json.dumps(meta) + "\n")
     return out
 
 
@@ -94,9 +97,12 @@ def load(path, dtype: str = "float32"):
     from editor.llm.vocab import load_vocab
     path = Path(path)
     meta = json.loads((path / "llm_vocab.json").read_text())
-    vocab = load_vocab(path, meta["text_size"])
+    vocab = load_vocab(path, meta["text_size"], meta.get("pronunciation"))
     if vocab.version != meta["version"]:
         raise ValueError(f"{path}: vocab {vocab.version} does not match the saved {meta['version']}")
+    if vocab.pronunciation:
+        from editor.llm.pronounce import check_scheme
+        check_scheme(vocab.pronunciation, str(path))
     model = transformers.AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, attn_implementation="sdpa", dtype=getattr(torch, dtype))
     return model, vocab

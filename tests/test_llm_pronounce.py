@@ -24,8 +24,9 @@ EDIT = {"system": "edit", "instruction": "Make the following audio more happy. T
 
 def test_pronunciation_of_words_syllables_tags_and_unknown_words():
     assert pronounce("Hello, world!") == "hh ah l ow/ w er l d/"            # CMU phones, stress dropped
-    assert pronounce("新来的护士") == "xin1 lai2 de5 hu4 shi4"               # toned pinyin, neutral tone 5
-    assert pronounce("I [Laughter] can't, 好") == "ay/ [Laughter] k ae n t/ hao3"   # tags stay where they are
+    assert pronounce("新来的护士") == "x in1 l ai2 d e5 h u4 sh i4"          # initial, toned final; neutral tone 5
+    assert pronounce("我要去银行") == "uo3 iao4 q v4 in2 h ang2"              # no initial; a phrase's reading (hang2)
+    assert pronounce("I [Laughter] can't, 好") == "ay/ [Laughter] k ae n t/ h ao3"  # tags stay where they are
     assert pronounce("The zyzzyvaq café") == "dh ah/ zyzzyvaq/ café/"        # not in the dictionary: as written
     assert pronounce("...") == ""
     # each phone or syllable is its own pre-token: "the" is the same text ids wherever it stands

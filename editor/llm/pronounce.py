@@ -1,15 +1,16 @@
 """How a text sounds, written out for the LLM's prompt: English words as CMU phones, Chinese characters as
 toned pinyin, paralinguistic tags kept where they stand.
 
-    "Hello, 你好 [Laughter] world" -> "hh ah l ow/ ni3 hao3 [Laughter] w er l d/"
+    "Hello, 你好 [Laughter] world" -> "hh ah l ow/ n i3 h ao3 [Laughter] w er l d/"
 
-Each phone or syllable is a word of its own for the tokenizer's pre-tokenizer, so it becomes the same one
-to three text ids wherever it stands; "/" ends an English word (one id).
+Each phone, initial, final and tone digit is a word of its own for the tokenizer's pre-tokenizer, so it
+becomes the same one to three text ids wherever it stands; "/" ends an English word (one id), a tone
+digit a syllable.
 
 Why: a model trained from scratch on a few thousand sentences sees most words a handful of times, so it
 cannot learn from the text tokens alone what each word sounds like (the shipped LLM's clones have the
-voice but a pocketsphinx WER of about 1). Its ~40 English phones and ~400 toned syllables recur in every
-sentence, so with the pronunciation in the prompt the sound of unseen words is made of parts it has heard
+voice but a pocketsphinx WER of about 1). ~40 English phones and ~20 initials and ~35 toned finals of
+Mandarin recur in every sentence, so with the pronunciation in the prompt the sound of unseen words is made of parts it has heard
 often. Step-Audio-EditX does not need this: it starts from a text LLM and a TTS model trained on
 millions of sentences.
 
@@ -20,7 +21,8 @@ models without it (editor-llm-v3) never do.
 Sources, both offline: the CMU pronouncing dictionary as pocketsphinx ships it (first pronunciation of
 each word, stress marks dropped), copied into the artifact `editor/artifacts/pronunciation-v1` by
 `python -m editor.llm.pronounce --out DIR`, so the GPU machine, without pocketsphinx, reads the same
-dictionary; pypinyin for Han characters (Mandarin readings, also for Cantonese text: a known limit).
+dictionary; pypinyin for Han characters, as initial and toned final (Mandarin readings, also for Cantonese
+text: a known limit).
 A word not in the dictionary stays as written, lowercased.
 """
 import argparse
@@ -53,8 +55,13 @@ def lexicon(directory: str = str(DEFAULT_DIR)) -> dict[str, str]:
 
 
 def _pinyin(han: str) -> list[str]:
+    """A run of Han characters -> one "initial final+tone" string per syllable ("x in1", "uo3": no initial).
+    Initials and finals, not whole syllables: ~400 toned syllables are nearly as sparse in a small corpus
+    as the characters themselves, ~20 initials and ~35 finals are not (bench/pronunciation_coverage.py)."""
     from pypinyin import Style, lazy_pinyin
-    return lazy_pinyin(han, style=Style.TONE3, neutral_tone_with_five=True)
+    initials = lazy_pinyin(han, style=Style.INITIALS, strict=True)
+    finals = lazy_pinyin(han, style=Style.FINALS_TONE3, strict=True, neutral_tone_with_five=True)
+    return [f"{i} {f}" if i else f for i, f in zip(initials, finals)]
 
 
 def pronounce(text: str, directory: str = str(DEFAULT_DIR)) -> str:

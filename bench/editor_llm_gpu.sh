@@ -34,6 +34,7 @@ train() {  # train ARTIFACT_DIR [overrides...]
     | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
 }
 i=0
+rm -rf /tmp/o/cand*     # a warm machine may hold an earlier call's candidates (KEEP_ALL would send them back)
 for c in "${CANDS[@]}"; do
   i=$((i+1)); echo "== candidate $i: $c" | tee -a /tmp/res/train.log
   rm -rf /tmp/o/cand$i /tmp/o/cand$i.checkpoints /tmp/res/training_cand$i.json
@@ -50,6 +51,13 @@ rm -rf $LLM && mv /tmp/o/$best $LLM      # a warm machine may still hold an earl
 tail -3 /tmp/res/train.log
 cp $LLM/*.safetensors "$OUT/"
 (cd $LLM && tar cf "$OUT/llm_files.tar" --exclude='*.safetensors' .)
+if [ -n "$KEEP_ALL" ]; then  # KEEP_ALL=1: every other candidate comes back too, under $OUT/candN (at most
+  for d in /tmp/o/cand*; do  # 8 files come back: two candidates of the small size fit, three do not)
+    [ -f "$d/training.json" ] || continue
+    mkdir -p "$OUT/$(basename $d)" && cp $d/*.safetensors "$OUT/$(basename $d)/"
+    (cd $d && tar cf "$OUT/$(basename $d)/llm_files.tar" --exclude='*.safetensors' .)
+  done
+fi
 (cd /tmp/res && tar cf "$OUT/results.tar" .)    # the model is safe now; the speed bench comes after
 [ -n "$SKIP_SPEED" ] || timeout ${SPEED_S:-240} python3 bench/editor_llm_speed.py --llm $LLM --data "$DATA" \
   --batch 64 256 512 --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"

@@ -5,7 +5,9 @@ setting (int8 against float, another codec analysis, ...) over the same samples 
 
 The i-th file of --a pairs with the i-th of --b (same --data, --split, --per-task, --seed). Per task and
 iteration: the mean and median margin of each side, the share >= 6, and the mean of b - a over every
-(sample, seed) with a 95 % bootstrap interval over those pairs (resampled 4,000 times, seeded).
+(sample, seed) with a 95 % bootstrap interval (samples resampled 4,000 times with all their seeds,
+seeded). Paired runs must have the same command but for --quantize, --f0-decimation, --tokenizer,
+--decoder, --llm and --out.
 """
 import argparse
 import json
@@ -14,26 +16,48 @@ from pathlib import Path
 import numpy as np
 
 
+def _setting(command: str) -> list[str]:
+    """A run's command without the compared options and its output path."""
+    words, out, skip = command.split(), [], False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out"):
+            skip = True
+        else:
+            out.append(w)
+    return out
+
+
 def paired(a_files: list[str], b_files: list[str]) -> dict:
     if len(a_files) != len(b_files):
         raise ValueError(f"--a has {len(a_files)} files, --b {len(b_files)}: pair them one to one")
     runs = [(json.loads(Path(x).read_text()), json.loads(Path(y).read_text())) for x, y in zip(a_files, b_files)]
+    for (ra, rb), x, y in zip(runs, a_files, b_files):
+        if _setting(ra["command"]) != _setting(rb["command"]):
+            raise ValueError(f"{x} and {y} differ in more than the compared setting:\n  {ra['command']}\n  {rb['command']}")
     rng, out = np.random.default_rng(0), {}
     for task in ("emotion_edit", "style_edit"):
         for it in (0, 1):
-            a, b = [], []
+            a, b, keys = [], [], []
             for ra, rb in runs:
                 clips_b = {c["key"]: c for c in rb["per_clip"].get(task, [])}
                 for c in ra["per_clip"].get(task, []):
                     if c["key"] in clips_b:
                         a.append(c["margin"][it])
                         b.append(clips_b[c["key"]]["margin"][it])
+                        keys.append(c["key"])
             if not a:
                 continue
-            a, b = np.array(a), np.array(b)
-            boot = [rng.choice(b - a, len(a)).mean() for _ in range(4000)]
+            a, b, keys = np.array(a), np.array(b), np.array(keys)
+            # resample samples, not (sample, seed) pairs: a sample's seeds share its text and voice
+            by_key = [np.flatnonzero(keys == k) for k in np.unique(keys)]
+            boot = []
+            for _ in range(4000):
+                idx = np.concatenate([by_key[i] for i in rng.integers(len(by_key), size=len(by_key))])
+                boot.append((b[idx] - a[idx]).mean())
             out[f"{task} iteration {it + 1}"] = {
-                "pairs": len(a), "a_mean": round(a.mean(), 2), "b_mean": round(b.mean(), 2),
+                "pairs": len(a), "samples": len(by_key), "a_mean": round(a.mean(), 2), "b_mean": round(b.mean(), 2),
                 "a_median": round(float(np.median(a)), 2), "b_median": round(float(np.median(b)), 2),
                 "a_share_ge_6": round(float((a >= 6).mean()), 2), "b_share_ge_6": round(float((b >= 6).mean()), 2),
                 "b_minus_a": round(float((b - a).mean()), 2),

@@ -30,8 +30,12 @@ _WORDS = re.compile(r"[\u4e00-\u9fff]|[A-Za-z\u00c0-\u024f]+(?:'[A-Za-z\u00c0-\u
 def units(text: str, vocab) -> dict[str, list]:
     spoken = [u for u in pronounce(text).split() if not u.startswith("[")]
     # the pre-tokens the model reads: an English phone; a Mandarin initial, final and tone digit
+    from pypinyin import Style, lazy_pinyin
+    han = "".join(re.findall(r"[\u4e00-\u9fff]", text))
     return {"text ids": vocab.encode_text(text), "words": [w.lower() for w in _WORDS.findall(text)],
-            "pronunciation units": [p for u in spoken for p in re.findall(r"[^\W\d_]+|\d", u)]}
+            "pronunciation units": [p for u in spoken for p in re.findall(r"[^\W\d_]+|\d", u)],
+            # the alternative not taken for Mandarin: whole toned syllables (empty for English)
+            "toned syllables": lazy_pinyin(han, style=Style.TONE3, neutral_tone_with_five=True) if han else []}
 
 
 def coverage(train: list[dict], test: list[dict], vocab) -> dict:
@@ -44,7 +48,7 @@ def coverage(train: list[dict], test: list[dict], vocab) -> dict:
                     seen.setdefault(kind, Counter()).update(us)
         row = {"train_answers": sum(e["language"] == lang for e in train),
                "test_answers": sum(e["language"] == lang for e in test)}
-        for kind in seen:
+        for kind in [k for k in seen if seen[k]]:
             test_units = [u for e in test if e["language"] == lang for u in units(e["target_text"], vocab)[kind]]
             row[kind] = {"distinct_in_train": len(seen[kind]), "test_units": len(test_units),
                          **{f"share_seen_{n}x": round(sum(seen[kind][u] >= n for u in test_units)

@@ -3,8 +3,9 @@
 A speaker's split comes from a hash of its id (salted, stable across runs and machines).
 - Planned data (our corpus, our speakers): each text list (a tag's shipped sentences, one file of
   texts.extra_dir) is partitioned among the splits in proportion to their speakers, and a speaker only
-  speaks texts of its split's blocks: nothing is dropped and no text is spoken in two splits, in any
-  pipeline of the same bank.
+  speaks texts of its split's blocks, so no text is spoken in two splits, in any pipeline of the same
+  bank, as long as no sentence is in two lists (tts.texts drops repeats of shipped sentences). Rounding
+  the block sizes can leave a list's last sentence unused.
 - Given data (a user's recordings): a text's split is the hash of the text; a recording whose text
   hashes to another split than its speaker is dropped as split_conflict.
 - Held-out engines (splits.held_out_engines): every speaker whose clips are rendered on a base voice of

@@ -169,14 +169,14 @@ def test_bad_input_is_named(tokens, tmp_path):
 
 def test_tiny_llm_with_pronunciations_learns_and_publishes_the_scheme(tokens, tmp_path):
     from editor.llm.model import load
-    from editor.llm.pronounce import PRONUNCIATION
+    from editor.llm.pronounce import PRONUNCIATION_SCHEME
     data, _ = tokens
     out = tmp_path / "llm"
     _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}", "pipeline.train.steps=150",
           "pipeline.train.lr=0.003", "pipeline.train.keep_best=false", "pipeline.train.pronounce=true"])
-    assert json.loads((out / "llm_vocab.json").read_text())["pronunciation"] == PRONUNCIATION
+    assert json.loads((out / "llm_vocab.json").read_text())["pronunciation_scheme"] == PRONUNCIATION_SCHEME
     assert json.loads((out / "training.json").read_text())["train"]["pronounce"] is True
     _, vocab = load(out)
-    assert vocab.pronunciation == PRONUNCIATION
+    assert vocab.pronunciation_scheme == PRONUNCIATION_SCHEME
     good, n = _teacher_forced_exact(out, data)     # its examples now carry "Sentence number i." pronounced
     assert good == n == 5, f"{good}/{n} examples reproduced exactly"

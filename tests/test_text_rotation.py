@@ -38,16 +38,16 @@ def test_rotation_spreads_the_texts_inside_each_split(tmp_path):
 
 
 def test_rotation_off_plans_the_samples_of_before(tmp_path):
-    # off, every speaker speaks the first texts_per_tag of its split's block, as before the setting (keys hash
-    # the text, speaker and stages, not the config, so these are the keys of earlier runs)
+    # off and with the shipped sentences alone (one list), every speaker speaks the first texts_per_tag of
+    # its split's block as splits.texts_for cut it before lists were split apart, so sample keys (which hash
+    # the text, speaker and stages, not the config) are those of earlier runs
     from core import splits
     from tts import texts
     from tts.voice_bank import make_voice_bank
-    plan = _plan(tmp_path)
-    assert plan == _plan(tmp_path, "texts.rotate_per_speaker=false")
+    plan = _plan(tmp_path, "texts.extra_dir=null")
     cfg = make_cfg(["languages=[en]", "voice_bank.per_language=12"])
     bank = make_voice_bank(cfg.voice_bank, ["en"], cfg.sample_rate, cfg.seed)
-    lists = texts.sentence_lists("en", "happy", str(ROOT / "data" / "tag_texts"))
+    shipped = texts.corpus("en")["happy"]["sentences"]
     for spk in bank.speakers:
         said = [t for s, _, t in plan.values() if s == spk.id]
-        assert sorted(said) == sorted(splits.texts_of_split(lists, spk, bank.speakers, cfg.splits)[:3]), spk.id
+        assert sorted(said) == sorted(splits.texts_for(shipped, spk, bank.speakers, cfg.splits)[:3]), spk.id

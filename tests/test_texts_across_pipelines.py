@@ -46,3 +46,22 @@ def test_test_texts_of_one_pipeline_are_no_training_texts_of_another(tmp_path, t
     for p in pipelines:
         for held in ("validation", "test"):
             assert not said.get((p, held), set()) & train, (p, held, sorted(said[(p, held)] & train)[:3])
+
+
+def test_a_sentence_is_in_one_list_once(tmp_path):
+    # lists are split by position: a line repeated in its file, or one of the shipped sentences again, could
+    # otherwise be spoken in two splits; each is kept once, where it first is
+    from tts import texts
+    shipped = texts.corpus("en")["sad"]["sentences"]
+    (tmp_path / "en").mkdir()
+    (tmp_path / "en" / "happy.txt").write_text(f"A new one.\n{shipped[3]}\nAnother.\nA new one.\n")
+    lists = texts.sentence_lists("en", "happy", str(tmp_path))
+    assert lists[-1] == ["A new one.", "Another."]
+    assert texts.sentence_lists("en", "happy", str(tmp_path), shipped=False) == \
+        [["A new one.", shipped[3], "Another."]]                   # a run of its own texts keeps them
+
+
+def test_tag_files_need_the_neutral_files_length(tmp_path):
+    from tts import sentence_maker
+    with pytest.raises(SystemExit, match="--tags needs --skip"):
+        sentence_maker.main(["--out", str(tmp_path), "--tags", "happy"])

@@ -92,13 +92,17 @@ def main(argv=None):
     ap.add_argument("--per-language", type=int, default=1500, help="neutral.txt's sentences (without --tags)")
     ap.add_argument("--tags", default=None, help="comma-separated tags: write <tag>.txt files instead")
     ap.add_argument("--per-tag", type=int, default=60)
-    ap.add_argument("--skip", type=int, default=0, help="sentences of the stream left out first (neutral.txt's)")
+    ap.add_argument("--skip", type=int, default=None, help="with --tags: sentences of the stream left out first "
+                    "(the neutral file's length)")
     a = ap.parse_args(argv)
+    if a.tags and a.skip is None:
+        raise SystemExit("--tags needs --skip: the neutral file's length (1500 for data/extra_texts), so no "
+                         "sentence is in two files")
     for lang in ("en", "zh"):
         d = Path(a.out) / lang
         d.mkdir(parents=True, exist_ok=True)
-        files = ({t: lines for t, lines in tag_sentences(lang, a.tags.split(","), a.per_tag, a.skip).items()}
-                 if a.tags else {"neutral": sentences(lang, a.per_language)})
+        files = (tag_sentences(lang, a.tags.split(","), a.per_tag, a.skip) if a.tags
+                 else {"neutral": sentences(lang, a.per_language)})
         for tag, lines in files.items():
             (d / f"{tag}.txt").write_text("\n".join(lines) + "\n")
 

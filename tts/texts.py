@@ -34,6 +34,10 @@ def sentence_lists(language: str, tag: str, extra_dir: str | None = None, shippe
     (the judge's corpus, data/judge_texts, never overlaps the shipped one); a missing or empty
     file is then an error naming it.
 
+    Lines of the file repeated in it, or already among the language's shipped sentences, are dropped
+    (kept once, where they first are). Other extra files of the language must not repeat its lines either:
+    each list is split on its own, so a sentence in two lists could be in two splits.
+
     A line ends at "\n" only (str.splitlines would also split at a vertical tab or form feed),
     and control characters inside it are stripped. Whether a line fits the language is the
     planner's check: a line in another script becomes a reject with its reason there."""
@@ -50,7 +54,10 @@ def sentence_lists(language: str, tag: str, extra_dir: str | None = None, shippe
                 lines = f.read_text(encoding="utf-8").split("\n")
             except UnicodeDecodeError as e:
                 raise ValueError(f"{f}: not UTF-8 text ({e})") from e
-            out.append([t for t in (strip_control(l).strip() for l in lines) if t])
+            # a sentence is in one list once: a list is split among train/validation/test by position, so
+            # a repeat, or a shipped sentence of the language, could land in two splits
+            known = {x for tag_ in corpus(language) for x in corpus(language)[tag_]["sentences"]} if shipped else set()
+            out.append([t for t in dict.fromkeys(strip_control(l).strip() for l in lines) if t and t not in known])
     out = [part for part in out if part]
     if not out:
         raise ValueError(f"texts.extra_dir={extra_dir}: no sentences in {Path(extra_dir) / language / f'{tag}.txt'}"

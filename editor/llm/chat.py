@@ -11,9 +11,9 @@ Our layout, one line per turn (T(x) = text ids, A(x) = audio ids between bracket
     <|bos|> <|system|> T(system) [<|audio_start|> A(prompt audio) <|audio_end|>] <|turn_end|>
     <|human|> T(text or instruction) [<|audio_start|> A(source) <|audio_end|>] <|turn_end|>
     <|assistant|> A(target) <|eos|>
-A model trained with pronunciations (Vocab.pronunciation, editor/llm/pronounce.py) also gets, as text, the
+A model trained with pronunciations (Vocab.pronunciation_scheme, editor/llm/pronounce.py) also gets, as text, the
 pronunciation of the prompt audio's text after the system prompt (clone) and of the target text after
-the human turn's text or instruction (both kinds).
+the human turn's text (clone) or an instruction that quotes it (emotion, style, speed, paralinguistic).
 The assistant's audio has no brackets: generation starts right after <|assistant|> and <|eos|>
 ends it. Loss is on the assistant's audio and <|eos|> only: the prompt is given, not predicted.
 Labels are aligned with input_ids (the model shifts them), so the first label is always -100;
@@ -31,10 +31,13 @@ SYSTEMS = ("clone", "edit")
 PRONUNCIATION_LEAD = "\nPronunciation: "
 
 
-def _pronounced(text, v: Vocab) -> list:
-    """Text ids of `text`'s pronunciation when the model has one; nothing for no text (a denoise or
-    silence-trim edit may come without its transcript)."""
-    if not v.pronunciation or not text or not str(text).strip():
+def _pronounced(text, v: Vocab, instruction: str | None = None) -> list:
+    """Text ids of `text`'s pronunciation when the model has one. An edit's instruction must quote the
+    text: denoise and silence-trim instructions do not, and their transcript is optional at inference,
+    so they never carry one, in training or after."""
+    if not v.pronunciation_scheme or not text or not str(text).strip():
+        return []
+    if instruction is not None and str(text) not in instruction:
         return []
     from editor.llm.pronounce import pronounce
     return v.encode_text(PRONUNCIATION_LEAD + pronounce(str(text)))
@@ -57,7 +60,7 @@ def _system_and_human(ex: dict, v: Vocab) -> list:
         if not ex.get("instruction"):
             raise ValueError(f"edit example needs an instruction, got {ex.get('instruction')!r}")
         system = v.encode_text(EDIT_SYSTEM)
-        human = v.encode_text(ex["instruction"]) + _pronounced(ex.get("target_text"), v) + audio
+        human = v.encode_text(ex["instruction"]) + _pronounced(ex.get("target_text"), v, ex["instruction"]) + audio
     return [v.bos, v.system, *system, v.turn_end, v.human, *human, v.turn_end]
 
 

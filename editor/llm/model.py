@@ -85,8 +85,8 @@ def save(model, vocab: Vocab, out, max_shard_size: str | None = None) -> Path:
     model.save_pretrained(out, **({"max_shard_size": max_shard_size} if max_shard_size else {}))
     vocab.text.backend_tokenizer.save(str(out / "tokenizer.json"))
     meta = {"version": vocab.version, "text_size": vocab.text_size}
-    if vocab.pronunciation:      # absent for models without one, so their files stay as they were
-        meta["pronunciation"] = vocab.pronunciation
+    if vocab.pronunciation_scheme:      # absent for models without one, so their files stay as they were
+        meta["pronunciation_scheme"] = vocab.pronunciation_scheme
     (out / "llm_vocab.json").write_text(json.dumps(meta) + "\n")
     return out
 
@@ -97,12 +97,12 @@ def load(path, dtype: str = "float32"):
     from editor.llm.vocab import load_vocab
     path = Path(path)
     meta = json.loads((path / "llm_vocab.json").read_text())
-    vocab = load_vocab(path, meta["text_size"], meta.get("pronunciation"))
+    vocab = load_vocab(path, meta["text_size"], meta.get("pronunciation_scheme"))
     if vocab.version != meta["version"]:
         raise ValueError(f"{path}: vocab {vocab.version} does not match the saved {meta['version']}")
-    if vocab.pronunciation:
+    if vocab.pronunciation_scheme:
         from editor.llm.pronounce import check_scheme
-        check_scheme(vocab.pronunciation, str(path))
+        check_scheme(vocab.pronunciation_scheme, str(path))
     model = transformers.AutoModelForCausalLM.from_pretrained(
         path, local_files_only=True, attn_implementation="sdpa", dtype=getattr(torch, dtype))
     return model, vocab

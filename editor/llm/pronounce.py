@@ -15,7 +15,7 @@ often. Step-Audio-EditX does not need this: it starts from a text LLM and a TTS 
 millions of sentences.
 
 The string goes through the project's text tokenizer like any text (no new ids). A model trained with it
-records the scheme's version (PRONUNCIATION) in its vocabulary file and always gets it at inference;
+records the scheme's version (PRONUNCIATION_SCHEME) in its vocabulary file and always gets it at inference;
 models without it (editor-llm-v3) never do.
 
 Sources, both offline: the CMU pronouncing dictionary as pocketsphinx ships it (first pronunciation of
@@ -32,8 +32,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-PRONUNCIATION = "pronunciation-v1"
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / PRONUNCIATION
+PRONUNCIATION_SCHEME = "pronunciation-v1"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "artifacts" / PRONUNCIATION_SCHEME
 DICT_NAME = "cmudict.txt.gz"
 _LATIN = "A-Za-z\u00c0-\u024f"
 _PIECES = re.compile(rf"\[[^\[\]]{{1,40}}\]|[\u4e00-\u9fff]+|[{_LATIN}]+(?:'[{_LATIN}]+)*")
@@ -64,11 +64,14 @@ def _pinyin(han: str) -> list[str]:
     return [f"{i} {f}" if i else f for i, f in zip(initials, finals)]
 
 
+@lru_cache(maxsize=65536)
 def pronounce(text: str, directory: str = str(DEFAULT_DIR)) -> str:
-    """The pronunciation of `text` (see the module doc); punctuation and other scripts are left out."""
+    """The pronunciation of `text` (see the module doc). Left out: punctuation, digits (write numbers as
+    words), other scripts and Han characters outside the basic CJK block. Cached: a trainer builds each
+    example's prompt several times (lengths, batches)."""
     words = lexicon(directory)
     out = []
-    for m in _PIECES.finditer(text):
+    for m in _PIECES.finditer(text.replace("\u2019", "'")):     # a typographic apostrophe: don’t = don't
         piece = m.group(0)
         if piece[0] == "[":
             out.append(piece)                      # a paralinguistic tag: where the event goes
@@ -80,9 +83,9 @@ def pronounce(text: str, directory: str = str(DEFAULT_DIR)) -> str:
 
 
 def check_scheme(scheme: str, what: str) -> None:
-    """A model's prompts carry `scheme`; this code writes PRONUNCIATION: anything else is refused."""
-    if scheme != PRONUNCIATION:
-        raise ValueError(f"{what}: trained with pronunciations {scheme!r}, this code writes {PRONUNCIATION!r}")
+    """A model's prompts carry `scheme`; this code writes PRONUNCIATION_SCHEME: anything else is refused."""
+    if scheme != PRONUNCIATION_SCHEME:
+        raise ValueError(f"{what}: trained with pronunciations {scheme!r}, this code writes {PRONUNCIATION_SCHEME!r}")
 
 
 def build(pocketsphinx_dict: Path, out: Path) -> dict:
@@ -99,10 +102,10 @@ def build(pocketsphinx_dict: Path, out: Path) -> dict:
         f.write("".join(f"{w}\t{p}\n" for w, p in sorted(entries.items())).encode())
     tmp.replace(out / DICT_NAME)
     import pypinyin
-    meta = {"version": PRONUNCIATION, "words": len(entries), "source": "CMU pronouncing dictionary as shipped "
+    meta = {"version": PRONUNCIATION_SCHEME, "words": len(entries), "source": "CMU pronouncing dictionary as shipped "
             "by pocketsphinx (BSD-style licence), first pronunciation, stress dropped",
-            "pinyin": f"pypinyin {pypinyin.__version__}, Style.TONE3, neutral tone 5",
-            "command": "python -m editor.llm.pronounce" + ("" if out.resolve() == DEFAULT_DIR else f" --out {out}")}
+            "pinyin": f"pypinyin {pypinyin.__version__}: Style.INITIALS and Style.FINALS_TONE3, strict, neutral tone 5",
+            "command": "python -m editor.llm.pronounce" + ("" if out.resolve() == DEFAULT_DIR else " --out DIR")}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return meta
 

@@ -25,7 +25,7 @@ from editor.llm.batches import Batches, eval_batches, too_long
 from editor.llm import packing
 from editor.llm.chat import IGNORE
 from editor.llm.model import build_model, count_params, flops_per_token, save
-from editor.llm.pronounce import PRONUNCIATION
+from editor.llm.pronounce import PRONUNCIATION_SCHEME
 from editor.llm.vocab import DEFAULT_TEXT_TOKENIZER, load_vocab
 
 H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of the H200 SXM (MFU denominator)
@@ -121,7 +121,7 @@ def prepare(tc: dict, data: list[str], log=print):
     """(vocab, training examples per task, validation examples, the codec of the data) with over-long
     examples dropped."""
     vocab = load_vocab(tc.get("text_tokenizer") or DEFAULT_TEXT_TOKENIZER,
-                       pronunciation=PRONUNCIATION if tc.get("pronounce") else None)
+                       pronunciation_scheme=PRONUNCIATION_SCHEME if tc.get("pronounce") else None)
     rel = llm_data.token_release(data)  # read once, for both splits
     train = llm_data.load_examples(rel, "train")
     val = llm_data.load_examples(rel, "validation")

@@ -259,9 +259,10 @@ def load_models(editor_dir, reward_dir, pc: dict, reward_fn=None):
     ref, _ = llm_model.load(editor_dir)
     ref.requires_grad_(False).eval()
     reward = reward_fn if reward_fn is not None else RewardModel.load(reward_dir)
-    if reward.vocab.version != vocab.version:
-        raise ValueError(f"reward={reward_dir} reads vocab {reward.vocab.version}, the editor {editor_dir} "
-                         f"{vocab.version}: train the reward model from this editor")
+    if (reward.vocab.version, reward.vocab.pronunciation_scheme) != (vocab.version, vocab.pronunciation_scheme):
+        raise ValueError(f"reward={reward_dir} reads vocab {reward.vocab.version} (pronunciations "
+                         f"{reward.vocab.pronunciation_scheme}), the editor {editor_dir} {vocab.version} (pronunciations "
+                         f"{vocab.pronunciation_scheme}): train the reward model from this editor")
     if reward_fn is None:
         ours, theirs = codec_version_of(editor_dir), codec_version_of(reward_dir)
         if ours and theirs and ours != theirs:

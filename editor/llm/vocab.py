@@ -28,11 +28,11 @@ SPECIALS = (BOS, EOS, PAD, SYSTEM, HUMAN, ASSISTANT, TURN_END, AUDIO_START, AUDI
 class Vocab:
     """Ids of one text tokenizer joined with the audio block and the specials."""
 
-    def __init__(self, text_tokenizer, text_size: int | None = None, pronunciation: str | None = None):
+    def __init__(self, text_tokenizer, text_size: int | None = None, pronunciation_scheme: str | None = None):
         self.text = text_tokenizer
         # the pronunciation scheme the model's prompts carry (editor/llm/pronounce.py), None for none:
         # not part of the id layout, but of what a prompt must hold, so it is saved beside it
-        self.pronunciation = pronunciation
+        self.pronunciation_scheme = pronunciation_scheme
         n = len(text_tokenizer)
         self.text_size = n if text_size is None else int(text_size)
         if self.text_size < n:
@@ -78,7 +78,7 @@ class Vocab:
 
 
 def load_vocab(text_tokenizer=DEFAULT_TEXT_TOKENIZER, text_size: int | None = None,
-               pronunciation: str | None = None) -> Vocab:
+               pronunciation_scheme: str | None = None) -> Vocab:
     """The joint vocabulary over a tokenizer directory / tokenizer.json (default: the shipped one)."""
     from editor.llm.text_tokenizer import load
-    return Vocab(load(text_tokenizer), text_size, pronunciation)
+    return Vocab(load(text_tokenizer), text_size, pronunciation_scheme)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The tracked tree is over the 64 MiB that travel to the GPU machine (the codec and LLM weights, ~58 MB).
+# Before a device call, move what that call does not read out of the tree; after it, move it back.
+#   bash bench/travel_light.sh out llm     # an LLM training call: the codec's and the shipped LLM's weights go
+#   bash bench/travel_light.sh out codec   # a codec training call: every editor artifact goes
+#   bash bench/travel_light.sh back        # restore (also after a failed call)
+# Big benchmark results go in both cases. Files wait in $STASH (default /tmp/travel_stash); `git status`
+# shows them deleted until `back`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STASH=${STASH:-/tmp/travel_stash}
+RESULTS="bench/results/benchmark/results.json bench/results/benchmark_v3/results.json
+bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet"
+case "${1:-}:${2:-}" in
+  out:llm)   files="$RESULTS editor/artifacts/tokenizer-v3 editor/artifacts/decoder-v3 editor/artifacts/editor-llm-v3" ;;
+  out:codec) files="$RESULTS editor/artifacts" ;;
+  back:)
+    [ -f "$STASH/list" ] || { echo "nothing stashed in $STASH"; exit 0; }
+    for f in $(cat "$STASH/list"); do mkdir -p "$(dirname "$f")"; rm -rf "$f"; mv "$STASH/$f" "$f"; done
+    rm -rf "$STASH"; git status --short | head; exit 0 ;;
+  *) echo "usage: bash bench/travel_light.sh out llm|codec  |  bash bench/travel_light.sh back" >&2; exit 2 ;;
+esac
+[ ! -f "$STASH/list" ] || { echo "$STASH already holds a stash: run 'back' first" >&2; exit 2; }
+for f in $files; do mkdir -p "$STASH/$(dirname "$f")"; mv "$f" "$STASH/$f"; done
+echo $files > "$STASH/list"
+echo "what travels of the tracked tree: $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (limit 67108864 with .whl and the carried data)"

@@ -2,7 +2,7 @@
 # What travels to the GPU machine for bench/editor_llm_gpu.sh (ignored paths, carried): the token
 # releases (.gpu_data/tokens.tar.gz: <pipeline>_tokens, their latest release; gzip shrinks the tar
 # shards of small .npy members about 4x), one audio shard of the default
-# run for the tokenizer's throughput (.gpu_data/audio), and the wheels that machine lacks (.whl:
+# run for the tokenizer's throughput (.gpu_data/audio; not with SKIP_BENCH=1), and the wheels that machine lacks (.whl:
 # hydra-core, omegaconf, antlr4 sdist, soundfile, cffi, pycparser, soxr, pyworld sdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,5 +10,6 @@ OUT=${1:-outputs}
 rm -rf .gpu_data /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
 for d in "$OUT"/*_tokens; do cp -rL "$d/latest" "/tmp/gpu_tokens/tokens/$(basename "$d")"; done
 tar czf .gpu_data/tokens.tar.gz -C /tmp/gpu_tokens tokens && rm -rf /tmp/gpu_tokens
-cp "$(ls "$OUT"/emotion_triplets/latest/shards/*.tar | head -1)" .gpu_data/audio/
+# SKIP_BENCH=1 (a training-only call): no audio shard, it only feeds the tokenizer's throughput bench
+[ -n "${SKIP_BENCH:-}" ] || cp "$(ls "$OUT"/emotion_triplets/latest/shards/*.tar | head -1)" .gpu_data/audio/
 du -sh .gpu_data .whl

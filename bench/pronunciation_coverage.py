@@ -20,11 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from editor.llm import data as llm_data                  # noqa: E402
-from editor.llm.pronounce import pronounce               # noqa: E402
+from editor.llm.pronounce import _LATIN, pronounce      # noqa: E402
 from editor.llm.vocab import load_vocab                  # noqa: E402
 
 THRESHOLDS = (1, 5, 20)
-_WORDS = re.compile(r"[\u4e00-\u9fff]|[A-Za-z\u00c0-\u024f]+(?:'[A-Za-z\u00c0-\u024f]+)*")
+_WORDS = re.compile(rf"[\u4e00-\u9fff]|[{_LATIN}]+(?:'[{_LATIN}]+)*")
 
 
 def units(text: str, vocab) -> dict[str, list]:
@@ -48,8 +48,9 @@ def coverage(train: list[dict], test: list[dict], vocab) -> dict:
                     seen.setdefault(kind, Counter()).update(us)
         row = {"train_answers": sum(e["language"] == lang for e in train),
                "test_answers": sum(e["language"] == lang for e in test)}
+        test_units_of = [units(e["target_text"], vocab) for e in test if e["language"] == lang]
         for kind in [k for k in seen if seen[k]]:
-            test_units = [u for e in test if e["language"] == lang for u in units(e["target_text"], vocab)[kind]]
+            test_units = [u for us in test_units_of for u in us[kind]]
             row[kind] = {"distinct_in_train": len(seen[kind]), "test_units": len(test_units),
                          **{f"share_seen_{n}x": round(sum(seen[kind][u] >= n for u in test_units)
                                                       / max(1, len(test_units)), 3) for n in THRESHOLDS}}

@@ -45,11 +45,10 @@ def _h(*parts) -> int:
 def generated_sources(cfg, bank) -> list[dict]:
     """Neutral clones of corpus sentences, texts_per_speaker per voice-bank speaker."""
     out = []
+    pools = {lang: texts.pooled_sentence_lists(lang, cfg.texts.extra_dir) for lang in {s.language for s in bank.speakers}}
     for spk in bank.speakers:
-        lists = [part for tag in texts.corpus(spk.language)
-                 for part in texts.sentence_lists(spk.language, tag, cfg.texts.extra_dir)]
         same_lang = [s for s in bank.speakers if s.language == spk.language]
-        block = splits.texts_of_split(lists, spk, same_lang, cfg.splits)
+        block = splits.texts_of_split(pools[spk.language], spk, same_lang, cfg.splits)
         start = _h("src", spk.id, cfg.seed) % len(block)
         problem = _prompt_problem(bank, spk.id)
         for k in range(cfg.source.texts_per_speaker):

@@ -52,10 +52,11 @@ def generated_utterances(cfg, bank, tags: list[str], speakers: list) -> list[dic
     """texts_per_tag corpus sentences per tag and speaker, each with the tag put at a natural place."""
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
     out = []
+    pools = {lang: texts.pooled_sentence_lists(lang, cfg.texts.extra_dir) for lang in {s.language for s in speakers}}
     for spk in speakers:
-        lists = [part for t in texts.corpus(spk.language) for part in texts.sentence_lists(spk.language, t, cfg.texts.extra_dir)]
         # the speaker speaks only its split's blocks of texts, so no text crosses splits
-        pool = splits.texts_of_split(lists, spk, [s for s in bank.speakers if s.language == spk.language], cfg.splits)
+        pool = splits.texts_of_split(pools[spk.language], spk, [s for s in bank.speakers if s.language == spk.language],
+                                     cfg.splits)
         for tag in tags:
             start = _h("nv", spk.id, tag, cfg.seed) % len(pool)
             for k in range(per_tag):

@@ -16,6 +16,18 @@ def corpus(language: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))["tags"]
 
 
+@lru_cache(maxsize=None)
+def shipped_sentences(language: str) -> frozenset[str]:
+    """Every shipped sentence of the language, of any tag."""
+    return frozenset(x for tag in corpus(language).values() for x in tag["sentences"])
+
+
+def pooled_sentence_lists(language: str, extra_dir: str | None = None) -> list[list[str]]:
+    """Every tag's sentence lists, in the corpus's tag order: the pool of the pipelines that draw source
+    texts from all tags (speed, denoise, trim, paralinguistic)."""
+    return [part for tag in corpus(language) for part in sentence_lists(language, tag, extra_dir)]
+
+
 def prompt_text(language: str, tag: str) -> str:
     return corpus(language)[tag]["prompt"]
 
@@ -56,7 +68,7 @@ def sentence_lists(language: str, tag: str, extra_dir: str | None = None, shippe
                 raise ValueError(f"{f}: not UTF-8 text ({e})") from e
             # a sentence is in one list once: a list is split among train/validation/test by position, so
             # a repeat, or a shipped sentence of the language, could land in two splits
-            known = {x for tag_ in corpus(language) for x in corpus(language)[tag_]["sentences"]} if shipped else set()
+            known = shipped_sentences(language) if shipped else frozenset()
             out.append([t for t in dict.fromkeys(strip_control(l).strip() for l in lines) if t and t not in known])
     out = [part for part in out if part]
     if not out:

@@ -64,11 +64,22 @@ def _pinyin(han: str) -> list[str]:
     return [f"{i} {f}" if i else f for i, f in zip(initials, finals)]
 
 
-@lru_cache(maxsize=65536)
+CACHED_CHARS = 512     # texts up to this long are cached (a server's request texts may be 10,000 characters)
+
+
 def pronounce(text: str, directory: str = str(DEFAULT_DIR)) -> str:
     """The pronunciation of `text` (see the module doc). Left out: punctuation, digits (write numbers as
-    words), other scripts and Han characters outside the basic CJK block. Cached: a trainer builds each
-    example's prompt several times (lengths, batches)."""
+    words), other scripts and Han characters outside the basic CJK block. Short texts are cached: a
+    trainer builds each example's prompt several times (lengths, batches); the cache stays a few MB."""
+    return (_pronounce_cached if len(text) <= CACHED_CHARS else _pronounce)(text, directory)
+
+
+@lru_cache(maxsize=8192)
+def _pronounce_cached(text: str, directory: str) -> str:
+    return _pronounce(text, directory)
+
+
+def _pronounce(text: str, directory: str) -> str:
     words = lexicon(directory)
     out = []
     for m in _PIECES.finditer(text.replace("\u2019", "'")):     # a typographic apostrophe: don’t = don't

@@ -3,6 +3,7 @@
 # Before a device call, move what that call does not read out of the tree; after it, move it back.
 #   bash bench/travel_light.sh out llm     # an LLM training call: the codec's and the shipped LLM's weights go
 #   bash bench/travel_light.sh out codec   # a codec training call: every editor artifact goes
+#   bash bench/travel_light.sh out serve   # a serving call (the shipped editor runs): results and plots go
 #   bash bench/travel_light.sh back        # restore (also after a failed call)
 # Big benchmark results go in both cases. Files wait in $STASH (default /tmp/travel_stash); `git status`
 # shows them deleted until `back`.
@@ -14,11 +15,12 @@ bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parque
 case "${1:-}:${2:-}" in
   out:llm)   files="$RESULTS editor/artifacts/tokenizer-v3 editor/artifacts/decoder-v3 editor/artifacts/editor-llm-v3" ;;
   out:codec) files="$RESULTS editor/artifacts" ;;
+  out:serve) files="bench/results $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
   back:)
     [ -f "$STASH/list" ] || { echo "nothing stashed in $STASH"; exit 0; }
     for f in $(cat "$STASH/list"); do mkdir -p "$(dirname "$f")"; rm -rf "$f"; mv "$STASH/$f" "$f"; done
     rm -rf "$STASH"; git status --short | head; exit 0 ;;
-  *) echo "usage: bash bench/travel_light.sh out llm|codec  |  bash bench/travel_light.sh back" >&2; exit 2 ;;
+  *) echo "usage: bash bench/travel_light.sh out llm|codec|serve  |  bash bench/travel_light.sh back" >&2; exit 2 ;;
 esac
 [ ! -f "$STASH/list" ] || { echo "$STASH already holds a stash: run 'back' first" >&2; exit 2; }
 for f in $files; do mkdir -p "$STASH/$(dirname "$f")"; mv "$f" "$STASH/$f"; done

@@ -29,7 +29,7 @@ LLM=/tmp/o/${VERSION:-editor-llm-v3}
 IFS='|' read -ra CANDS <<< "${CANDIDATES:- }"
 train() {  # train ARTIFACT_DIR [overrides...]
   local dir=$1; shift
-  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$dir \
+  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$dir pipeline.version=${VERSION:-editor-llm-v3} \
     pipeline.checkpoint_dir=$dir.checkpoints editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA "$@" 2>&1 \
     | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
 }

@@ -18,7 +18,7 @@ from editor.llm.model import load  # noqa: E402
 def main():
     out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in sys.argv[2:]] or [1, 64]
-    model, vocab = load("editor/artifacts/editor-llm-v3", dtype="bfloat16")
+    model, vocab = load("editor/artifacts/editor-llm-v5", dtype="bfloat16")
     model = model.cuda().eval()
     dev = torch.device("cuda")
     lines = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The data behind the shipped audio LLM (editor-llm-v3): every factory pipeline over a voice bank of
+# The data behind the shipped audio LLM: every factory pipeline over a voice bank of
 # 18 speakers per language (voice_bank.per_language=18: the hash split then leaves two test speakers
 # per language, en_f1 en_f2 zh_m1 zh_fd7, that the LLM never trains on), emotions and styles held to
 # the seed benchmark's categories, each release tokenized into a token release. 2-core machine; the
@@ -11,7 +11,9 @@
 # TOKENIZE=0 leaves the tokenizing for later (another codec). More emotion and style text (v5's data):
 # TAG_DIR=DIR adds DIR/<language>/<tag>.txt to the emotion and style sentences (python -m tts.sentence_maker
 # --tags writes them) and turns on texts.rotate_per_speaker; EMO_TEXTS / STYLE_TEXTS texts per tag and
-# speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines.
+# speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines. The shipped
+# editor-llm-v5 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
+# EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}

@@ -4,6 +4,11 @@ import shutil
 import time
 from pathlib import Path
 
+# the shipped models (the LLM answers in the codec's ids: the three go together)
+SHIPPED = Path(__file__).resolve().parent / "artifacts"
+SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v3", SHIPPED / "decoder-v3"
+SHIPPED_LLM = SHIPPED / "editor-llm-v5"
+
 
 def publish(tmp: Path, final: Path) -> Path:
     """Move the finished directory `tmp` to `final`, replacing an older artifact of the same name."""

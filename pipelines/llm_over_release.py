@@ -20,13 +20,13 @@ from core.keys import make_key
 from core.reader import Release
 from core.sample import SAMPLE_VERSION, Sample
 from core.tags import instruction
+from editor.artifacts import SHIPPED_LLM
 from pipelines.augment import recording_rows
 from pipelines.runner import check_output_dir, execute
 from stages.base import new_row
 from stages.llm_generate import LlmClone, LlmEdit
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_LLM = REPO / "editor" / "artifacts" / "editor-llm-v3"
 EDIT_TASKS = ("emotion_edit", "style_edit", "speed_edit", "denoise", "silence_trim", "paralinguistic_edit")
 
 

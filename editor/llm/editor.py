@@ -36,6 +36,7 @@ import torch
 
 from core import audio, tags
 from core.nvspeech import tags_in
+from editor.artifacts import SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER
 from editor.llm import chat, model as llm_model
 from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
 from editor.llm.streaming import AudioStream, stream
@@ -48,14 +49,12 @@ MIN_S = 0.3
 # the task whose training sources set an edit type's piece length
 EDIT_TASK = {"emotion": "emotion_edit", "style": "style_edit", "speed": "speed_edit", "denoise": "denoise",
              "vad": "silence_trim", "paralinguistic": "paralinguistic_edit"}
-# for an artifact that does not record its sources' lengths (editor-llm-v3): the 90th percentiles of
+# for an artifact that does not record its sources' lengths (editor-llm-v3, before v5): the 90th percentiles of
 # the v3 data recipe's train split (bench/editor_llm_data.sh; measured on its v4 rerun). editor-llm-v3
 # answers a 3 s emotion source with 0.8-1.2 of its length, 6 s with 0.1-0.7 (docs/editor_llm_inference.md)
 DEFAULT_PIECE_S = {"emotion": 4.3, "style": 4.2, "speed": 5.4, "denoise": 5.4, "vad": 8.6, "paralinguistic": 4.3}
 MIN_PIECE_S = 2.0
 MAX_TEXT = 10000         # characters: a max_edit_s (600 s) edit's transcript at about 15 per second
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-DEFAULT_TOKENIZER, DEFAULT_DECODER = ARTIFACTS / "tokenizer-v3", ARTIFACTS / "decoder-v3"
 
 
 class ArtifactMismatch(ValueError):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-SHIPPED_LLM = Path(__file__).resolve().parent.parent / "artifacts" / "editor-llm-v3"
+from editor.artifacts import SHIPPED_LLM
+
 
 
 def parser() -> argparse.ArgumentParser:

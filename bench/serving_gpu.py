@@ -32,6 +32,9 @@ EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed
 
 CUDA = torch.cuda.is_available()
 SMOKE = bool(int(__import__("os").environ.get("SERVING_SMOKE", "0")))   # a quick CPU run of the script itself
+# SERVING_F0_ONLY=1: bf16 alone, and only the rows that compare the F0 search at 16 kHz and on a 4 kHz
+# copy (f0_decimation 1 and 4) in the same run: a short call when little device time is left
+F0_ONLY = bool(int(__import__("os").environ.get("SERVING_F0_ONLY", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -170,6 +173,27 @@ def energy_pauses(x: np.ndarray) -> list[int]:
     return out
 
 
+def f0_rows(ed, clips, r, save):
+    """Batch 1 and clients that keep sending, analysis in threads and in worker processes, with the F0
+    search at 16 kHz (1) and on a 4 kHz copy (4), the rows saved as each ends."""
+    for dec in (1, 4):
+        ed.codec.f0_decimation = dec
+        r[f"batch1_f0_decimation_{dec}"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+        print("f0_decimation", dec, "batch1", r[f"batch1_f0_decimation_{dec}"], flush=True)
+        save()
+        for processes in (False, True):
+            codec_mod.use_analysis_processes(processes)
+            for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
+                ed.batch_size = rows
+                key = f"sustained_{n}_llm_batch_{rows}_f0_decimation_{dec}" + ("_processes" if processes else "")
+                r[key] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+                print(key, r[key], flush=True)
+                save()
+        codec_mod.use_analysis_processes(False)
+    r["peak_gpu_mib"] = peak_mib()
+    save()
+
+
 def main():
     clips_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v5"
@@ -180,7 +204,7 @@ def main():
     import importlib.util
     res["vad"] = ("silero" if importlib.util.find_spec("silero_vad")
                   else "energy (silero-vad is not installed on this machine)")
-    for mode in ("bf16", "int8"):
+    for mode in ("bf16",) if F0_ONLY else ("bf16", "int8"):
         reset_peak()
         ed = Editor.load(llm, device="cuda" if CUDA else "cpu", quantize="int8" if mode == "int8" else None)
         eds[mode] = ed
@@ -190,6 +214,10 @@ def main():
         for name, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
             ed.edit(wav, text, "emotion", "happy")
             list(ed.edit_stream(wav, text, "emotion", "happy", chunk_s=0.5))
+        if F0_ONLY:
+            res[mode] = r
+            f0_rows(ed, clips, r, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)))
+            return
         r["batch1"], r["batch1_f0_one_piece"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)
         print(mode, "batch1, F0 in one piece", r["batch1_f0_one_piece"], flush=True)

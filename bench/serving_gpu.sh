@@ -3,8 +3,8 @@
 # streamed first chunk, 16 and 64 requests at once, a 2-minute edit and its seams.
 #   run(command="bash bench/serving_gpu.sh", carry=[".gpu_data/clips", ".whl"])
 #   SERVING_F0_ONLY=1 bash bench/serving_gpu.sh    # bf16, only the F0-search rows (f0_decimation 1 and 4): a short call
-# (the tree and what is carried must stay under 64 MiB: move the per-clip bench/results/*/results.json
-# out of the working tree for the call)
+# (the tree and what is carried must stay under 64 MiB: `bash bench/travel_light.sh out serve` first,
+# `back` after)
 # .gpu_data/clips: 4 neutral clips of the test-split speakers (2 en, 2 zh) from an emotion_triplets
 # release, as NAME.flac + NAME.json ({"text": ...}); 270 KB, so they travel with the tree.
 source bench/gpu_codec_env.sh

@@ -174,24 +174,31 @@ def energy_pauses(x: np.ndarray) -> list[int]:
 
 
 def f0_rows(ed, clips, r, save):
-    """Batch 1 and clients that keep sending, analysis in threads and in worker processes, with the F0
-    search at 16 kHz (1) and on a 4 kHz copy (4), the rows saved as each ends."""
+    """Both F0 searches in the same run: at 16 kHz (1) and on a 4 kHz copy (4)."""
     for dec in (1, 4):
-        ed.codec.f0_decimation = dec
-        r[f"batch1_f0_decimation_{dec}"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
-        print("f0_decimation", dec, "batch1", r[f"batch1_f0_decimation_{dec}"], flush=True)
-        save()
-        for processes in (False, True):
-            codec_mod.use_analysis_processes(processes)
-            for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
-                ed.batch_size = rows
-                key = f"sustained_{n}_llm_batch_{rows}_f0_decimation_{dec}" + ("_processes" if processes else "")
-                r[key] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
-                print(key, r[key], flush=True)
-                save()
-        codec_mod.use_analysis_processes(False)
+        decimated_rows(ed, clips, r, dec, save)
     r["peak_gpu_mib"] = peak_mib()
     save()
+
+
+def decimated_rows(ed, clips, r, dec, save=lambda: None):
+    """With the F0 search on a copy decimated `dec` times: batch 1, and clients that keep sending with the
+    analysis in threads and in worker processes; each row saved as it ends. Leaves threads and dec=1."""
+    ed.codec.f0_decimation = dec
+    r[f"batch1_f0_decimation_{dec}"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+    print("f0_decimation", dec, "batch1", r[f"batch1_f0_decimation_{dec}"], flush=True)
+    save()
+    rows_before = ed.batch_size
+    for processes in (False, True):
+        codec_mod.use_analysis_processes(processes)
+        for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
+            ed.batch_size = rows
+            key = f"sustained_{n}_llm_batch_{rows}_f0_decimation_{dec}" + ("_processes" if processes else "")
+            r[key] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+            print(key, r[key], flush=True)
+            save()
+    codec_mod.use_analysis_processes(False)
+    ed.batch_size, ed.codec.f0_decimation = rows_before, 1
 
 
 def main():
@@ -251,18 +258,7 @@ def main():
             ed.batch_size = default_rows
             codec_mod.use_analysis_processes(False)     # threads again
             # the F0 search on a 4 kHz copy (Codec.f0_decimation): the analysis bound of the rows above
-            ed.codec.f0_decimation = 4
-            r["batch1_f0_decimation_4"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
-            print(mode, "f0_decimation 4: batch1", r["batch1_f0_decimation_4"], flush=True)
-            for processes in (False, True):
-                codec_mod.use_analysis_processes(processes)
-                for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
-                    ed.batch_size = rows
-                    key = f"sustained_{n}_llm_batch_{rows}_f0_decimation_4" + ("_processes" if processes else "")
-                    r[key] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
-                    print(mode, key, r[key], flush=True)
-            codec_mod.use_analysis_processes(False)
-            ed.batch_size, ed.codec.f0_decimation = default_rows, 1
+            decimated_rows(ed, clips, r, 4)
         r["peak_gpu_mib"] = peak_mib()
         model_piece = ed.piece_s["emotion"]   # the artifact's own (piece_seconds), then upstream's 30 s
         for piece_s in (model_piece, 30.0):

@@ -5,7 +5,7 @@
 #   bash bench/travel_light.sh out codec   # a codec training call: every editor artifact goes
 #   bash bench/travel_light.sh out serve   # a serving call (the shipped editor runs): results and plots go
 #   bash bench/travel_light.sh back        # restore (also after a failed call)
-# Big benchmark results go in both cases. Files wait in $STASH (default /tmp/travel_stash); `git status`
+# Big benchmark results go in every case. Files wait in $STASH (default /tmp/travel_stash); `git status`
 # shows them deleted until `back`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

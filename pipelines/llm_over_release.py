@@ -26,7 +26,6 @@ from pipelines.runner import check_output_dir, execute
 from stages.base import new_row
 from stages.llm_generate import LlmClone, LlmEdit
 
-REPO = Path(__file__).resolve().parent.parent
 EDIT_TASKS = ("emotion_edit", "style_edit", "speed_edit", "denoise", "silence_trim", "paralinguistic_edit")
 
 

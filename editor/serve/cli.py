@@ -19,7 +19,6 @@ import numpy as np
 from editor.artifacts import SHIPPED_LLM
 
 
-
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-o", "--output", required=True, help="output WAV path")

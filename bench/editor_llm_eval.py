@@ -27,7 +27,9 @@ Metrics (all clips 16 kHz; medians over clips unless said)
   margin > iteration 1's.
 - speed: the requested duration ratio is 1/factor (factor = the sox tempo factor of the sample);
   error = |(len(edited)/len(src)) * factor - 1| (whole-clip durations). Pass: median error <= 0.10;
-  also reported: the fraction within 0.10, and the data's own tgt/src error.
+  also reported: the fraction within 0.10, and the data's own tgt/src error. The Editor ends a speed
+  edit within its duration_window of the length the tag was taught (--duration-window off: where the
+  model alone ends it; the report records which).
 - silence trim: non-speech(x) = duration - total length of Silero VAD segments, found exactly as
   stages.vad_trim finds them (min_silence_ms 100, speech_pad_ms 30, edge refinement).
   removed_vad = (ns(src) - ns(edited)) / (ns(src) - ns(tgt)) and removed_duration = (len(src) -
@@ -247,13 +249,15 @@ def run(a) -> dict:
     picked = pick_samples(a.data, a.split, a.per_task, a.seed, notes)
     ed = Editor.load(a.llm, a.tokenizer, a.decoder, device=a.device, f0_decimation=a.f0_decimation,
                      quantize=a.quantize)
+    if a.duration_window is not None:
+        ed.duration_window = None if a.duration_window == "off" else float(a.duration_window)
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
     codec = ed.codec
     roundtrip = lambda xs: codec.decode(codec.encode(xs), [codec.analyze(x) for x in xs])
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
-              "quantize": a.quantize,
+              "quantize": a.quantize, "duration_window": ed.duration_window, "speed_ratio": ed.speed_ratio,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,
               "speakers": speakers_report(a.data, a.split, Path(a.llm)), "tasks": {}, "per_clip": {}}
     rows_all = []
@@ -409,6 +413,9 @@ def main(argv=None):
     ap.add_argument("--per-task", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--duration-window", default=None,
+                    help="speed edits end within this fraction of their tag's taught length (default: the "
+                         "Editor's, 0.08); 'off': where the model alone ends them")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

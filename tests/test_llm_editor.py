@@ -161,6 +161,39 @@ def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):
     assert piece_seconds(d) == DEFAULT_PIECE_S
 
 
+def test_speed_edits_end_near_the_length_their_tag_was_taught(llm_dir, tmp_path, monkeypatch):
+    import torch
+    from test_llm_generate import ConstLM
+    d = tmp_path / "llm"
+    shutil.copytree(llm_dir, d)
+    ratios = {"more slower": 1.43, "faster": 0.83}
+    (d / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3",
+                                                 "data": {"speed_edit": {"length_ratio": ratios}}}))
+    e = Editor.load(d, device="cpu")
+    assert e.speed_ratio == ratios
+    lo, hi = e._edit_bounds("speed", "more slower", 100)
+    assert lo % 5 == hi % 5 == 0 and 0.9 * 143 <= lo < 143 < hi <= 1.1 * 143
+    free = (0, e._limit(200))            # no minimum, room for twice the source
+    assert e._edit_bounds("speed", "slower", 100) == free              # a tag it was not taught: the model alone
+    assert e._edit_bounds("emotion", "happy", 100) == free
+    monkeypatch.setattr(e, "duration_window", None)
+    assert e._edit_bounds("speed", "more slower", 100) == free
+    monkeypatch.setattr(e, "duration_window", 0.08)
+    # end to end, a model that wants to stop at once: held to the window's start on speed edits only
+    logits = torch.full((e.vocab.size,), -1e4)
+    logits[e.vocab.audio_offset:e.vocab.special_offset] = 0.0
+    logits[e.vocab.eos] = 30.0
+    monkeypatch.setattr(e, "model", ConstLM(e.model.config, logits))
+    monkeypatch.setattr(e, "_decode", lambda ids_list, refs: [np.ones(len(i) * 384, np.float32) for i in ids_list])
+    x = voiced(2.0)
+    n_src = len(e._analyze_encode([x])[0][0])
+    outs = [e.edit(x, "hello", t, i)[0] for t, i in (("speed", "more slower"), ("speed", "faster"), ("emotion", "sad"))]
+    lens = [len(o) // 384 for o in outs]
+    assert lens[0] == e._edit_bounds("speed", "more slower", n_src)[0] > n_src
+    assert lens[1] == e._edit_bounds("speed", "faster", n_src)[0] > 0.7 * n_src
+    assert lens[2] == 0
+
+
 def test_split_points_and_text():
     x = np.concatenate([voiced(25), np.zeros(SR // 2, np.float32), voiced(20), np.zeros(SR, np.float32), voiced(5)])
     gap1 = (25 * SR, 25 * SR + SR // 2)

@@ -187,3 +187,19 @@ def test_pick_window_counts_only_recent_tokens():
     assert not pick(logits, old, 7, t, cfg, noise)[1].item()
     recent = torch.tensor([[0, 1, 0, 2, 1, 2, 0]])
     assert pick(logits, recent, 7, t, cfg, noise)[1].item()
+
+
+def test_min_new_tokens_holds_the_end_back(trained, untrained, vocab):
+    logits = torch.full((vocab.size,), -1e4)
+    logits[vocab.audio_offset:vocab.special_offset] = 0.0
+    logits[vocab.eos] = 30.0                                  # a model that wants to stop at once
+    model = ConstLM(untrained.config, logits)
+    p = build_prompt(examples(1)[0], vocab)
+    lay = Layout(2, 3, 1024)                                  # <|eos|> only between blocks
+    out = generate(model, vocab, [p, p, p], 100, temperature=0.7, layout=lay, min_new_tokens=[0, 20, 33])
+    assert [len(o) for o in out] == [0, 20, 35]              # the first block boundary at or after the minimum
+    # a trained model that would end its 30-token answer goes on to the minimum, then ends when it may
+    model, exs = trained
+    out = generate(model, vocab, [build_prompt(exs[0], vocab)], 100, temperature=0, min_new_tokens=40)[0]
+    assert 40 <= len(out) < 100
+    np.testing.assert_array_equal(out[:30], exs[0]["target_tokens"])

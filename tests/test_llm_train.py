@@ -82,6 +82,10 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert tj["validation_examples"] >= 1 and tj["final"]["val_loss"] is not None
     src = tj["data"]["emotion_edit"]["source_seconds"]       # the Editor's piece length reads this
     assert 0 < src["p50"] <= src["p90"] <= src["max"] < 30
+    # answer over source length per tag, train split only (validation's happy is 40/30): the Editor's
+    # speed window reads speed_edit's
+    assert tj["data"]["emotion_edit"]["length_ratio"] == {"angry": 1.1667, "happy": 0.8333, "sad": 1.0}
+    assert "length_ratio" not in tj["data"]["clone"]
     assert tj["command"].startswith("python run.py") and tj["device"] == "cpu"
     for f in ("config.json", "tokenizer.json", "llm_vocab.json", "training_log.jsonl", "loss_curve.png"):
         assert (out / f).is_file(), f

@@ -5,7 +5,7 @@ voice prompt, the clone example it yields (core.sample.clone_example; shared pro
 one). Examples are plain dicts, the input of editor/llm/chat.py:
 
     {"task", "key", "system": "edit"|"clone", "instruction", "text", "target_text", "language",
-     "source_tokens", "target_tokens", "speaker": {"name", "prompt_text"} (clone)}
+     "speaker_id", "edit_info", "source_tokens", "target_tokens", "speaker": {"name", "prompt_text"} (clone)}
 
 Token releases are small (83 bytes per second of audio), so a split is read into memory once."""
 from collections import defaultdict
@@ -22,7 +22,7 @@ def _example(sample) -> dict:
     ex = llm_example(sample)
     out = {"task": sample.task, "key": sample.key, "system": ex["system"], "instruction": ex["instruction"],
            "text": ex["text"], "target_text": ex["target_text"], "language": ex["language"],
-           "speaker_id": sample.json["speaker"],
+           "speaker_id": sample.json["speaker"], "edit_info": sample.json.get("edit_info"),
            "source_tokens": np.asarray(sample.members[ex["source"]], dtype=np.int64),
            "target_tokens": np.asarray(sample.members[ex["target"]], dtype=np.int64)}
     if ex["system"] == "clone":
@@ -123,10 +123,21 @@ class Mixture:
         self.passes.update(st["passes"])
 
 
+def length_ratios(exs: list[dict]) -> dict[str, float]:
+    """Per tag (a string edit_info: the emotion, style and speed tags): the median answer length over
+    source length. For speed edits it is the tempo the model was taught for each tag; the Editor
+    holds a speed edit's answer near it (editor.llm.editor.speed_ratios)."""
+    by_tag: dict[str, list[float]] = defaultdict(list)
+    for e in exs:
+        if isinstance(e.get("edit_info"), str) and len(e["source_tokens"]):
+            by_tag[e["edit_info"]].append(len(e["target_tokens"]) / len(e["source_tokens"]))
+    return {t: round(float(np.median(r)), 4) for t, r in sorted(by_tag.items())}
+
+
 def summary(examples: dict[str, list[dict]], tokens_per_second: float) -> dict:
-    """Per task: examples, hours of target audio, speakers, distinct texts, and the source audio's
-    length (training.json; the Editor splits longer edits into pieces the model has seen, see
-    editor.llm.editor.piece_seconds)."""
+    """Per task: examples, hours of target audio, speakers, distinct texts, the source audio's length
+    (training.json; the Editor splits longer edits into pieces the model has seen, see
+    editor.llm.editor.piece_seconds) and, for tagged edits, the answer's length ratio per tag."""
     out = {}
     for task, exs in examples.items():
         src_s = np.array([len(e["source_tokens"]) for e in exs], dtype=np.float64) / tokens_per_second
@@ -136,4 +147,7 @@ def summary(examples: dict[str, list[dict]], tokens_per_second: float) -> dict:
                      "texts": len({e["target_text"] for e in exs}),  # what the answers say
                      "source_seconds": {q: round(float(np.percentile(src_s, v)), 2) if len(src_s) else None
                                         for q, v in (("p50", 50), ("p90", 90), ("max", 100))}}
+        ratios = length_ratios(exs) if task != "clone" else {}
+        if ratios:
+            out[task]["length_ratio"] = ratios
     return out

@@ -91,6 +91,15 @@ def piece_seconds(llm_dir) -> dict[str, float]:
     return out
 
 
+def speed_ratios(llm_dir) -> dict[str, float]:
+    """Per speed tag, the answer-over-source length the LLM was taught (training.json "data" ->
+    "speed_edit" -> "length_ratio", written by the trainer); empty for an artifact that does not
+    record it, whose speed edits then stop where the model alone stops."""
+    f = Path(llm_dir) / "training.json"
+    data = json.loads(f.read_text()).get("data", {}) if f.is_file() else {}
+    return {t: float(r) for t, r in ((data.get("speed_edit") or {}).get("length_ratio") or {}).items()}
+
+
 def _json_version(d: Path, key: str, what: str) -> str:
     f = Path(d) / "config.json"
     if not f.is_file():
@@ -206,6 +215,10 @@ class Editor:
     max_edit_s = 600.0       # the longest clip one request may edit (bounds memory and time)
     batch_size = 16          # rows per decode batch (64 on CUDA: set in __init__)
     margin_tokens = 50       # added to every length limit (about 1.2 s)
+    # a speed edit's answer ends within this fraction of the length its tag was taught (speed_ratio), as a
+    # TTS takes a target duration; the model still chooses where inside. None: the model alone decides.
+    # 0.08, inside the 0.10 users are promised: the taught ratio is a median over the training pairs
+    duration_window: float | None = 0.08
     cuda_graphs = True       # on CUDA, decode steps replay as captured graphs (about 6x faster at batch 1)
 
     def __init__(self, model, vocab, codec, sample: SampleConfig | None = None):
@@ -216,6 +229,7 @@ class Editor:
             self.batch_size = 64
         self.sample = sample or SampleConfig()
         self.piece_s = dict(DEFAULT_PIECE_S)
+        self.speed_ratio: dict[str, float] = {}
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
@@ -258,20 +272,24 @@ class Editor:
             raise ValueError(f"quantize={quantize!r}: choose None or 'int8'")
         ed = cls(model.to(dev), vocab, codec)
         ed.piece_s = piece_seconds(llm_dir)
+        ed.speed_ratio = speed_ratios(llm_dir)
         return ed
 
     # ---- generation ------------------------------------------------------------------------------
-    def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None) -> list[np.ndarray]:
-        """Decode in batches of similar prompt length; results in input order. With a sink
+    def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None) -> list[np.ndarray]:
+        """Decode in batches of similar prompt length; results in input order (min_new: each row's
+        fewest answer tokens, default none). With a sink
         (`_AudioSink`), each finished batch's answers go to the codec at once (refs[i]: the voice
         reference of request i; keys[i], default i: its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
+        min_new = min_new or [0] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         for k in range(0, len(order), self.batch_size):
             idx = order[k:k + self.batch_size]
             args = (self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
                     [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
-            res = generate(*args, cuda_graphs=self.cuda_graphs)   # falls back to eager itself
+            res = generate(*args, cuda_graphs=self.cuda_graphs,   # falls back to eager itself
+                           min_new_tokens=[min_new[i] for i in idx])
             for i, r in zip(idx, res):
                 out[i] = r
             if sink is not None:
@@ -281,6 +299,17 @@ class Editor:
     def _limit(self, n: float) -> int:
         b = self.layout.block
         return int(math.ceil((n + self.margin_tokens) / b) * b)
+
+    def _edit_bounds(self, edit_type: str, edit_info, n_src: int) -> tuple[int, int]:
+        """(fewest, most) answer tokens of an edit of n_src source tokens: a speed edit whose tag has a
+        taught ratio within duration_window of it; any other edit from none to twice the source plus
+        margin_tokens (room for "more slower", a bound on run-away output)."""
+        ratio = self.speed_ratio.get(edit_info) if edit_type == "speed" and self.duration_window else None
+        if ratio is None:
+            return 0, self._limit(2 * n_src)
+        b, want, w = self.layout.block, ratio * n_src, self.duration_window
+        lo = int(math.ceil(want * (1 - w) / b) * b)        # whole blocks, rounded inwards: never wider than w
+        return lo, max(lo, b, int(want * (1 + w) // b * b))
 
     def _analyze_encode(self, wavs) -> tuple[list[np.ndarray], list]:
         """(interleaved ids, frames) per clip: the frames the tokenizer reads are also the voice
@@ -411,7 +440,7 @@ class Editor:
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
-            prompts, limits = [], []
+            prompts, mins, limits = [], [], []
             for it in todo:
                 r = reqs[it["req"]]
                 fed = it["src"] if (k == 0 or r["prompt_fixed"]) else it["outs"][-1]
@@ -419,10 +448,11 @@ class Editor:
                 if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
                     text = r["edit_info"]       # the fed audio already says the tagged text
                 prompts.append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
-                limits.append(self._limit(2 * len(fed)))   # room for "more slower" (about 1.5-2x longer)
+                lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
+                mins.append(lo), limits.append(hi)
             res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
                                  [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
-                                 sink=sink, keys=[(id(it), k) for it in todo])
+                                 sink=sink, keys=[(id(it), k) for it in todo], min_new=mins)
             for it, answer in zip(todo, res):
                 it["outs"].append(answer)
             for it in items:      # rows that stopped early (an empty answer) stay empty
@@ -448,7 +478,7 @@ class Editor:
                                        speaker_name=speaker_name, seed=seed, temperature=temperature))
         (ids,), (ref,) = self._analyze_encode([r["prompt_wav"]])
         prompt, limit = self._clone_prompt(r, ids)
-        return self._stream(prompt, limit, _seed(r["seed"]), r["temperature"], ref, chunk_s)
+        return self._stream(prompt, (0, limit), _seed(r["seed"]), r["temperature"], ref, chunk_s)
 
     def edit_stream(self, wav, text, edit_type, edit_info=None, sr=16000, seed=0, temperature=0.7,
                     chunk_s=1.0) -> Iterator[np.ndarray]:
@@ -462,13 +492,16 @@ class Editor:
                              "(edit() splits longer audio at pauses)")
         (src,), (ref,) = self._analyze_encode([r["wav"]])
         prompt = self._edit_prompt(r["edit_type"], r["edit_info"], r["text"], src)
-        return self._stream(prompt, self._limit(2 * len(src)), _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s)
+        bounds = self._edit_bounds(r["edit_type"], r["edit_info"], len(src))
+        return self._stream(prompt, bounds, _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s)
 
-    def _stream(self, prompt, limit, seed, temperature, ref, chunk_s) -> Iterator[np.ndarray]:
+    def _stream(self, prompt, bounds, seed, temperature, ref, chunk_s) -> Iterator[np.ndarray]:
+        """bounds: (fewest, most) answer tokens."""
         tps = self.codec.tokenizer.tokens_per_second()["interleaved"]
         audio = AudioStream(lambda ids: self._decode([ids], [ref])[0], tps, chunk_s)
-        answers = generate_stream(self.model, self.vocab, [prompt], [limit], [seed], [temperature], self.sample,
-                                  self.layout, cuda_graphs=self.cuda_graphs, every=4 * self.layout.block)
+        answers = generate_stream(self.model, self.vocab, [prompt], [bounds[1]], [seed], [temperature], self.sample,
+                                  self.layout, cuda_graphs=self.cuda_graphs, every=4 * self.layout.block,
+                                  min_new_tokens=[bounds[0]])
         return stream(answers, audio)
 
 

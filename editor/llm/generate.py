@@ -150,6 +150,7 @@ class _Decoder:
         self.hist = z(B, L)                                  # generated candidate indices (T <= L)
         self.valid = z(B, L, dtype=torch.bool)               # which cache slots hold real tokens
         self.done, self.n_out, self.lim, self.fired_n = z(B, dtype=torch.bool), z(B), z(B), z(B)
+        self.min_out = z(B)                                  # <|eos|> is not allowed before this many tokens
         self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
         self.t, self.p0 = z(()), z(())                     # step counter; prompt block length P
         self.allowed = _allowed(layout, dev)
@@ -170,7 +171,7 @@ class _Decoder:
             return StaticCache(config=self.model.config, max_cache_len=self.L)
         return DynamicCache(config=self.model.config)
 
-    def start(self, prompts: list[np.ndarray], limits, seeds, temps) -> None:
+    def start(self, prompts: list[np.ndarray], limits, seeds, temps, mins) -> None:
         """Reset the state in place for a new batch and run the prompts' forward (prefill)."""
         B, P = self.B, max(len(p) for p in prompts)
         ids = torch.full((B, P), self.vocab.pad, dtype=torch.long)
@@ -181,6 +182,7 @@ class _Decoder:
         self.valid.copy_(valid)
         self.plen.copy_(torch.tensor([len(p) for p in prompts]))
         self.lim.copy_(torch.tensor(limits))
+        self.min_out.copy_(torch.tensor(mins))
         self.n_out.copy_(self.lim)                    # tokens kept per row (before the block cut)
         self.seeds.copy_(torch.tensor([int(x) for x in seeds]))
         self.temps.copy_(torch.tensor(temps, dtype=torch.float32))
@@ -208,6 +210,7 @@ class _Decoder:
         cand = torch.cat([self.logits[:, v.audio_offset:v.special_offset], self.logits[:, v.eos:v.eos + 1]], -1)
         allowed = self.allowed.index_select(0, (t % self.allowed.shape[0]).view(1))
         cand = cand.masked_fill(~allowed, float("-inf"))
+        cand[:, AUDIO_SIZE] = torch.where(t < self.min_out, float("-inf"), cand[:, AUDIO_SIZE])
         noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
         self.fired_n.add_((fired & ~self.done).long())
@@ -290,17 +293,20 @@ _GRAPH_FAILED: list = []     # set once capture failed in this process (warned o
 @torch.no_grad()
 def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
              cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
-             stats: dict | None = None, cuda_graphs: bool = True, round_batch: bool | None = None) -> list[np.ndarray]:
+             stats: dict | None = None, cuda_graphs: bool = True, round_batch: bool | None = None,
+             min_new_tokens=0) -> list[np.ndarray]:
     """Prompts (LLM id arrays ending in <|assistant|>) -> codec audio ids [0, 5120) per prompt.
 
-    max_new_tokens, seeds, temperature: one value for all rows or one per row. A row stops at
-    <|eos|> (stripped) or at its limit; its output is cut to whole blocks (layout.block, default 5).
+    max_new_tokens, seeds, temperature, min_new_tokens: one value for all rows or one per row. A row
+    stops at <|eos|> (stripped; not allowed before min_new_tokens) or at its limit; its output is cut
+    to whole blocks (layout.block, default 5).
     `stats`, if given, gets "guard_fired" (per-row counts), "steps" and "graph_mode" ("compiled" or "eager").
     cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only.
     round_batch: see generate_stream."""
     out: list[np.ndarray] = []
     for out in generate_stream(model, vocab, prompts, max_new_tokens, seeds, temperature, cfg, layout,
-                               static_cache, stats, cuda_graphs, round_batch=round_batch):
+                               static_cache, stats, cuda_graphs, round_batch=round_batch,
+                               min_new_tokens=min_new_tokens):
         pass
     return out
 
@@ -309,7 +315,7 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
 def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
                     cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
                     stats: dict | None = None, cuda_graphs: bool = True, every: int = 0,
-                    round_batch: bool | None = None):
+                    round_batch: bool | None = None, min_new_tokens=0):
     """generate() as it goes: every `every` decode steps (0: never) it yields each row's answer so far
     (whole blocks, cut at the row's end token); the last item yielded is generate()'s result. Sampling
     is the same, so the streamed answer is a prefix of the final one.
@@ -328,6 +334,7 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
     limits = [int(n) for n in per_row(max_new_tokens, "max_new_tokens")]
     seeds = per_row(0 if seeds is None else seeds, "seeds")
     temps = per_row(temperature, "temperature")
+    mins = [int(n) for n in per_row(min_new_tokens, "min_new_tokens")]
     if min(limits) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {min(limits)}")
     prompts = [np.asarray(p, dtype=np.int64).reshape(-1) for p in prompts]
@@ -340,10 +347,10 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
     L = cache_len(P + T) if dev.type == "cuda" else P + T
     if (graphs if round_batch is None else round_batch) and batch_rows(B) > B:
         extra = batch_rows(B) - B
-        prompts, limits = prompts + [prompts[0]] * extra, limits + [1] * extra
+        prompts, limits, mins = prompts + [prompts[0]] * extra, limits + [1] * extra, mins + [0] * extra
         seeds, temps = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra
     dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache)
-    dec.start(prompts, limits, seeds, temps)
+    dec.start(prompts, limits, seeds, temps, mins)
     if dec.graph is None and graphs:
         try:
             dec.capture()
@@ -351,7 +358,7 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
             _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
             log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
             torch.cuda.synchronize()
-        dec.start(prompts, limits, seeds, temps)     # capture's warm-up steps moved the state
+        dec.start(prompts, limits, seeds, temps, mins)     # capture's warm-up steps moved the state
     block = layout.block if layout else 5
     t = 0
     for t in range(T):

@@ -47,8 +47,14 @@ Metrics (all clips 16 kHz; medians over clips unless said)
   codec's vocoder keeps no waveform phase, so the waveform SNR of any resynthesis is capped by it, near
   0 dB); and the same numbers for a phase-free STFT-magnitude SNR (512-sample Hann frames, 10 ms hop,
   same formula on magnitudes), a diagnostic check row. Pass: median waveform SNR improvement >= 10 dB.
+  Also a phase-free pause SNR (pause_snr: the speech level over the pause level of x, the clean
+  reference saying which 20 ms frames are which): did the noise between the words go? With its gain,
+  the source's value and the ceiling (roundtrip(tgt)), a diagnostic check row.
 - speaker similarity: resemblyzer cosine of (src, edited) per edit, every task (for denoise the src
   is the noisy input). Pass: median over all edits of all tasks >= 0.80.
+  Beside it, what the same measure gives the data's own answer (src, tgt) and the codec round trip
+  (src, roundtrip(src)): how far a perfect edit, and a codec that changes nothing, would get (a clean
+  denoise answer is far from its noisy source by this measure).
 - WER: pocketsphinx (scorers.asr.wer_of) of English edits against the sample's text, corpus-level
   (word-weighted); baseline: the same for the round trips of the same sources. Pass: edits' WER <=
   round trip's + 0.05 (pooled over tasks; per task reported).
@@ -218,13 +224,31 @@ def _snr(y, ref) -> tuple[float, float]:
     return round(float(10 * np.log10((ref @ ref) / max(((g * y - ref) ** 2).sum(), 1e-12))), 3), round(g, 4)
 
 
+def pause_snr(y, ref, frame: int = 320) -> float | None:
+    """Speech level over pause level of y (aligned to ref), in dB, with ref saying which 20 ms frames
+    are speech (within 30 dB of its 95th-percentile frame) and which are pauses (50 dB or more below
+    it). Phase-free: a resynthesis that leaves the pauses quiet scores high whatever its waveform.
+    None when ref has fewer than 5 pause or speech frames; pause power floored at 1e-10 (100 dB)."""
+    k = len(ref) // frame
+    if k < 10:
+        return None
+    p_ref = (ref[:k * frame].reshape(k, frame) ** 2).mean(1)
+    p_y = (y[:k * frame].reshape(k, frame) ** 2).mean(1)
+    top = np.percentile(p_ref, 95)
+    speech, pause = p_ref >= top * 1e-3, p_ref <= top * 1e-5
+    if speech.sum() < 5 or pause.sum() < 5:
+        return None
+    return round(float(10 * np.log10(p_y[speech].mean() / max(p_y[pause].mean(), 1e-10))), 3)
+
+
 def snr(x, ref) -> dict:
-    """Waveform SNR (with its gain) and the STFT-magnitude SNR of x against the clean reference."""
-    y = align(np.asarray(x, np.float64), np.asarray(ref, np.float64))
-    wave, g = _snr(y, ref.astype(np.float64))
+    """Waveform SNR (with its gain), the STFT-magnitude SNR and the pause SNR of x against the clean reference."""
+    ref = np.asarray(ref, np.float64)
+    y = align(np.asarray(x, np.float64), ref)
+    wave, g = _snr(y, ref)
     mag = lambda s: np.abs(np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
         np.pad(s, (0, 512)), 512)[::160] * np.hanning(512), axis=1)).ravel()
-    return {"snr_db": wave, "gain": g, "snr_mag_db": _snr(mag(y), mag(ref.astype(np.float64)))[0]}
+    return {"snr_db": wave, "gain": g, "snr_mag_db": _snr(mag(y), mag(ref))[0], "pause_snr_db": pause_snr(y, ref)}
 
 
 def corpus_wer(rows, key) -> float | None:
@@ -276,7 +300,8 @@ def run(a) -> dict:
             j, src, y = s.json, r["wav"], its[0]
             row = {"key": s.key, "speaker": j["speaker"], "language": j["language"], "split": used,
                    "edit_info": j.get("edit_info"), "src_s": round(len(src) / SR, 3),
-                   "edited_s": [round(len(z) / SR, 3) for z in its], "speaker_sim": similarity(enc, src, y)}
+                   "edited_s": [round(len(z) / SR, 3) for z in its], "speaker_sim": similarity(enc, src, y),
+                   "speaker_sim_data": similarity(enc, src, tgt), "speaker_sim_roundtrip": similarity(enc, src, rt)}
             if task in N_ITER:
                 row["margin"] = [margin(scorer, enc, src, z, r["text"], j["language"], j["edit_info"]) for z in its]
                 row["margin_data"] = j.get("margin")
@@ -294,6 +319,8 @@ def run(a) -> dict:
                 row.update({f"ceiling_{k}": v for k, v in snr(ct, tgt).items()})
                 row["snr_gain_db"] = round(row["edited_snr_db"] - row["src_snr_db"], 3)
                 row["snr_mag_gain_db"] = round(row["edited_snr_mag_db"] - row["src_snr_mag_db"], 3)
+                ps, pe = row["src_pause_snr_db"], row["edited_pause_snr_db"]
+                row["pause_snr_gain_db"] = round(pe - ps, 3) if ps is not None and pe is not None else None
             if j["language"] == "en" and r["text"]:
                 row["n_words"] = len(asr.words(r["text"]))
                 row["wer"] = round(asr.wer_of(y, SR, r["text"]), 4) if len(y) else 1.0
@@ -338,6 +365,8 @@ def evaluate_clone(ed, enc, asr, samples, clone_example, a) -> dict:
 def summarize_task(task, rows) -> dict:
     out = {"n": len(rows), "empty_edits": sum(any(d == 0 for d in r["edited_s"]) for r in rows),
            "speaker_sim": _stats([r["speaker_sim"] for r in rows]),
+           "speaker_sim_data": _stats([r["speaker_sim_data"] for r in rows]),
+           "speaker_sim_roundtrip": _stats([r["speaker_sim_roundtrip"] for r in rows]),
            "wer_en": corpus_wer(rows, "wer"), "wer_en_roundtrip": corpus_wer(rows, "wer_roundtrip"),
            "n_en": sum("wer" in r for r in rows)}
     if task in N_ITER:
@@ -357,7 +386,8 @@ def summarize_task(task, rows) -> dict:
         out["skipped_nothing_to_remove"] = sum(r["silence_removed"] is None for r in rows)
     if task == "denoise":
         for k in ("src_snr_db", "edited_snr_db", "edited_gain", "snr_gain_db", "ceiling_snr_db",
-                  "src_snr_mag_db", "edited_snr_mag_db", "snr_mag_gain_db", "ceiling_snr_mag_db"):
+                  "src_snr_mag_db", "edited_snr_mag_db", "snr_mag_gain_db", "ceiling_snr_mag_db",
+                  "src_pause_snr_db", "edited_pause_snr_db", "pause_snr_gain_db", "ceiling_pause_snr_db"):
             out[k] = _stats([r[k] for r in rows])
     return out
 
@@ -366,7 +396,8 @@ def checks(tasks, rows_all) -> list[dict]:
     out = []
 
     def add(what, value, target, ok):
-        out.append({"check": what, "value": value, "target": target, "pass": bool(ok) if value is not None else None})
+        out.append({"check": what, "value": value, "target": target,
+                    "pass": None if ok is None or value is None else bool(ok)})
 
     for t in ("emotion_edit", "style_edit"):
         if t in tasks:
@@ -387,9 +418,14 @@ def checks(tasks, rows_all) -> list[dict]:
         d = tasks["denoise"]
         add("denoise: (diag) |STFT| SNR gain; ceilings", [d["snr_mag_gain_db"]["median"], d["ceiling_snr_db"]["median"],
             d["ceiling_snr_mag_db"]["median"]], ">=10", (d["snr_mag_gain_db"]["median"] or -1e9) >= 10)
+        add("denoise: (diag) pause SNR gain; src, edited, ceiling", [d["pause_snr_gain_db"]["median"],
+            d["src_pause_snr_db"]["median"], d["edited_pause_snr_db"]["median"], d["ceiling_pause_snr_db"]["median"]],
+            ">=10", (d["pause_snr_gain_db"]["median"] or -1e9) >= 10)
     if rows_all:
         v = _med([r["speaker_sim"] for r in rows_all])
         add("speaker sim edited vs src (all edits)", v, ">=0.80", v >= 0.80)
+        add("(diag) speaker sim of the data's own tgt; of the round trip", [_med([r["speaker_sim_data"] for r in rows_all]),
+            _med([r["speaker_sim_roundtrip"] for r in rows_all])], "(reference)", None)
         w, w0 = corpus_wer(rows_all, "wer"), corpus_wer(rows_all, "wer_roundtrip")
         add("WER en edits vs roundtrip(src)+0.05", [w, w0], "edit<=rt+0.05", w is not None and w <= w0 + 0.05)
     c = tasks.get("clone", {})

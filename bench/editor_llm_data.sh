@@ -14,12 +14,15 @@
 # speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines. The shipped
 # editor-llm-v5 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
 # EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log).
+# Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, e.g. the
+# diverse English bank with one engine held out (docs/llm.md, "Next"): LANGS=en VOICES=24
+# BANK_EXTRA="voice_bank=generated_engines splits.held_out_engines=[flite]".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}
 PY=.venv/bin/python
 export RAY_AUTH_MODE=disabled
-BANK="voice_bank.per_language=18 languages=[en,zh] source.texts_per_speaker=${SRC_TEXTS:-12}"
+BANK="voice_bank.per_language=${VOICES:-18} languages=[${LANGS:-en,zh}] source.texts_per_speaker=${SRC_TEXTS:-12} ${BANK_EXTRA:-}"
 SRC="${EXTRA_DIR:+texts.extra_dir=$EXTRA_DIR}"
 TAGS="${TAG_DIR:+texts.extra_dir=$TAG_DIR texts.rotate_per_speaker=true}"
 for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,sad,fear,surprised] $TAGS" \
@@ -29,7 +32,7 @@ for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,s
   [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]] || continue
   echo "== $(date -u +%H:%M:%S) $p"
   $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
-  [ "${TOKENIZE:-1}" = 0 ] || $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
+  [ "${TOKENIZE:-1}" = 0 ] || $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ${TOKENIZER:+pipeline.tokenizer=$TOKENIZER} ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
 done
 echo "== $(date -u +%H:%M:%S) done"
 du -sh $OUT/*_tokens/latest/shards 2>/dev/null || true

@@ -9,7 +9,7 @@ Protocol
   test; a release with no sample there falls back to validation, with a note). A missing or unreadable
   release is skipped with a note. Per task (emotion_edit, style_edit, speed_edit, denoise,
   silence_trim) a seeded random pick of --per-task samples is edited with Editor.edit_many
-  (edit_type/edit_info from the sample, the sample's text, --seed, --temperature). Emotion and style
+  (edit_type/edit_info from the sample, the sample's text, --seed, --temperature, --top-p). Emotion and style
   use n_iter=2; every other task n_iter=1. paralinguistic_edit samples are not in the table: skipped.
 - Every source is also put through the codec round trip (decode(encode(src)) with the source as the
   voice reference, the editor's own codec and vocoder): the floor an editor that changes nothing gets.
@@ -273,6 +273,9 @@ def run(a) -> dict:
     picked = pick_samples(a.data, a.split, a.per_task, a.seed, notes)
     ed = Editor.load(a.llm, a.tokenizer, a.decoder, device=a.device, f0_decimation=a.f0_decimation,
                      quantize=a.quantize)
+    if a.top_p is not None:
+        from dataclasses import replace
+        ed.sample = replace(ed.sample, top_p=a.top_p)
     if a.duration_window is not None:
         ed.duration_window = None if a.duration_window == "off" else float(a.duration_window)
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
@@ -282,6 +285,7 @@ def run(a) -> dict:
     roundtrip = lambda xs: codec.decode(codec.encode(xs), [codec.analyze(x) for x in xs])
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
               "quantize": a.quantize, "duration_window": ed.duration_window, "speed_ratio": ed.speed_ratio,
+              "temperature": a.temperature, "top_p": ed.sample.top_p,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,
               "speakers": speakers_report(a.data, a.split, Path(a.llm)), "tasks": {}, "per_clip": {}}
     rows_all = []
@@ -449,6 +453,7 @@ def main(argv=None):
     ap.add_argument("--per-task", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the Editor's, off)")
     ap.add_argument("--duration-window", default=None,
                     help="speed edits end within this fraction of their tag's taught length (default: the "
                          "Editor's, 0.08); 'off': where the model alone ends them")

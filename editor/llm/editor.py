@@ -277,10 +277,10 @@ class Editor:
 
     # ---- generation ------------------------------------------------------------------------------
     def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None) -> list[np.ndarray]:
-        """Decode in batches of similar prompt length; results in input order (min_new: each row's
-        fewest answer tokens, default none). With a sink
-        (`_AudioSink`), each finished batch's answers go to the codec at once (refs[i]: the voice
-        reference of request i; keys[i], default i: its key in the sink) while the next batch generates."""
+        """Decode in batches of similar prompt length; results in input order. min_new[i]: the fewest
+        answer tokens of request i (default none). With a sink (`_AudioSink`), each finished batch's
+        answers go to the codec at once (refs[i]: the voice reference of request i; keys[i], default i:
+        its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
         min_new = min_new or [0] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))

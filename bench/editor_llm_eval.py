@@ -235,6 +235,8 @@ def pause_snr(y, ref, frame: int = 320) -> float | None:
     p_ref = (ref[:k * frame].reshape(k, frame) ** 2).mean(1)
     p_y = (y[:k * frame].reshape(k, frame) ** 2).mean(1)
     top = np.percentile(p_ref, 95)
+    if top <= 0:
+        return None
     speech, pause = p_ref >= top * 1e-3, p_ref <= top * 1e-5
     if speech.sum() < 5 or pause.sum() < 5:
         return None

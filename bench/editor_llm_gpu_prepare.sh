@@ -6,9 +6,18 @@
 # hydra-core, omegaconf, antlr4 sdist, soundfile, cffi, pycparser, soxr, pyworld sdist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-outputs}
-rm -rf .gpu_data /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
-for d in "$OUT"/*_tokens; do cp -rL "$d/latest" "/tmp/gpu_tokens/tokens/$(basename "$d")"; done
+# Several output dirs (bash bench/editor_llm_gpu_prepare.sh outputs_v5t6 outputs_v7en) travel side by
+# side as tokens/<dir>/<pipeline>_tokens; the GPU call's DATA_DIRS picks which of them one training reads.
+[ $# -gt 0 ] || set -- outputs
+OUT=$1
+# .gpu_data/clips (the serving call's) stays
+rm -rf .gpu_data/tokens.tar.gz .gpu_data/audio /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
+for o in "$@"; do
+  for d in "$o"/*_tokens; do
+    mkdir -p "/tmp/gpu_tokens/tokens/$(basename "$o")"
+    cp -rL "$d/latest" "/tmp/gpu_tokens/tokens/$(basename "$o")/$(basename "$d")"
+  done
+done
 tar czf .gpu_data/tokens.tar.gz -C /tmp/gpu_tokens tokens && rm -rf /tmp/gpu_tokens
 # SKIP_BENCH=1 (a training-only call): no audio shard, it only feeds the tokenizer's throughput bench
 [ -n "${SKIP_BENCH:-}" ] || cp "$(ls "$OUT"/emotion_triplets/latest/shards/*.tar | head -1)" .gpu_data/audio/

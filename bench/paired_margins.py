@@ -22,7 +22,8 @@ def _setting(command: str) -> list[str]:
     for w in words:
         if skip:
             skip = False
-        elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out"):
+        elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
+                   "--top-p", "--duration-window"):
             skip = True
         else:
             out.append(w)

@@ -22,8 +22,8 @@ if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
     python3 bench/llm_throughput.py $p 2>&1 | tail -2 | tee -a /tmp/res/llm_throughput.txt
   done
 fi
-# DATA_DIRS: which of the output dirs that travelled this training reads (default all; e.g. "outputs_v5t6")
-DATA=$(for o in ${DATA_DIRS:-$(ls .gpu_data/tokens)}; do ls -d .gpu_data/tokens/$o/*_tokens; done | paste -sd, -)
+# DATA_DIRS: which of the output dirs that travelled this training reads, comma-separated (default all)
+DATA=$(for o in $(echo "${DATA_DIRS:-$(ls .gpu_data/tokens)}" | tr , ' '); do ls -d .gpu_data/tokens/$o/*_tokens; done | paste -sd, -)
 LLM=/tmp/o/${VERSION:-editor-llm-v5}
 # CANDIDATES: training settings to compare, '|' between sets (e.g. "pipeline.train.lr=0.0005|pipeline.train.lr=0.001");
 # each trains for MINUTES and the one with the lowest validation loss is published as $LLM

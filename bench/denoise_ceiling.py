@@ -4,7 +4,8 @@
 
 The editor decodes every answer with the *noisy* source as the voice reference. For the test split's
 denoise pairs (the same seeded pick as bench/editor_llm_eval.py), the pause SNR (editor_llm_eval.pause_snr:
-speech level over the level between the words, the clean target saying which frames are which) of:
+speech level over the level between the words, the clean target saying which frames are which) and the
+floor SNR (editor_llm_eval.floor_snr: the clip's loud frames over its quiet ones, no reference) of:
 - the noisy source itself;
 - the source's own ids decoded with the source as reference (what an editor that copies gets);
 - the clean target's ids decoded with the noisy source as reference (what a perfect answer gets, as
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from editor_llm_eval import align, audio16, pause_snr, pick_samples  # noqa: E402
+from editor_llm_eval import align, audio16, floor_snr, pause_snr, pick_samples  # noqa: E402
 
 ROWS = ("source", "source_ids_noisy_reference", "target_ids_noisy_reference", "target_ids_clean_reference")
 
@@ -46,15 +47,17 @@ def main(argv=None):
     for s, _ in picked:
         src, tgt = audio16(s, "src.flac"), audio16(s, "tgt.flac")
         ref = tgt.astype(np.float64)
-        score = lambda y: pause_snr(align(np.asarray(y, np.float64), ref), ref)
+        score = lambda y: {"pause_snr_db": pause_snr(align(np.asarray(y, np.float64), ref), ref),
+                           "floor_snr_db": floor_snr(np.asarray(y, np.float64))}
         (ids_src,), (ids_tgt,) = codec.encode([src]), codec.encode([tgt])
         f_src, f_tgt = codec.analyze(src), codec.analyze(tgt)
         decoded = codec.decode([ids_src, ids_tgt, ids_tgt], [f_src, f_src, f_tgt])
         rows.append({"key": s.key, "snr_db_added": s.json.get("snr_db"), **dict(zip(ROWS, map(score, [src, *decoded])))})
         print(rows[-1], flush=True)
-    med = {k: round(float(np.median([r[k] for r in rows if r[k] is not None])), 2) for k in ROWS}
+    med = {m: {k: round(float(np.median([r[k][m] for r in rows if r[k][m] is not None])), 2) for k in ROWS}
+           for m in ("pause_snr_db", "floor_snr_db")}
     report = {"command": " ".join(["python bench/denoise_ceiling.py", *sys.argv[1:]]), "codec": SHIPPED_TOKENIZER.name,
-              "n": len(rows), "median_pause_snr_db": med, "notes": notes, "per_clip": rows}
+              "n": len(rows), "median": med, "notes": notes, "per_clip": rows}
     print(json.dumps(med))
     if a.out:
         Path(a.out).write_text(json.dumps(report, indent=1) + "\n")

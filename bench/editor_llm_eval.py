@@ -229,8 +229,9 @@ def _snr(y, ref) -> tuple[float, float]:
 def pause_snr(y, ref, frame: int = 320, guard: int = 2) -> float | None:
     """Speech level over pause level of y (aligned to ref), in dB, with ref saying which 20 ms frames
     are speech (within 30 dB of its 95th-percentile frame) and which are pauses (50 dB or more below
-    it, and `guard` frames or more from any frame that is not). Phase-free: a resynthesis that leaves the pauses quiet scores high whatever its waveform.
-    None when ref has fewer than 5 pause or speech frames; pause power floored at 1e-10 (100 dB)."""
+    it, and `guard` frames or more from any frame that is not). Phase-free: a resynthesis that leaves
+    the pauses quiet scores high whatever its waveform. None when ref has fewer than 5 pause or speech
+    frames; pause power floored at 1e-10."""
     k = len(ref) // frame
     if k < 10:
         return None

@@ -49,8 +49,8 @@ def main(argv=None):
         ref = tgt.astype(np.float64)
         score = lambda y: {"pause_snr_db": pause_snr(align(np.asarray(y, np.float64), ref), ref),
                            "floor_snr_db": floor_snr(np.asarray(y, np.float64))}
-        (ids_src,), (ids_tgt,) = codec.encode([src]), codec.encode([tgt])
-        f_src, f_tgt = codec.analyze(src), codec.analyze(tgt)
+        f_src, f_tgt = codec.analyze_many([src, tgt])         # analysed once: the ids' input and the references
+        ids_src, ids_tgt = codec.encode_frames([f_src, f_tgt])
         decoded = codec.decode([ids_src, ids_tgt, ids_tgt], [f_src, f_src, f_tgt])
         rows.append({"key": s.key, "snr_db_added": s.json.get("snr_db"), **dict(zip(ROWS, map(score, [src, *decoded])))})
         print(rows[-1], flush=True)

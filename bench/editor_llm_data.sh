@@ -14,9 +14,10 @@
 # speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines. The shipped
 # editor-llm-v5 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
 # EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log).
-# Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, e.g. the
-# diverse English bank with one engine held out (docs/llm.md, "Next"): LANGS=en VOICES=24
-# BANK_EXTRA="voice_bank=generated_engines splits.held_out_engines=[flite]".
+# Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
+# another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:
+# LANGS=en BANK_EXTRA="voice_bank=generated_engines voice_bank.base_voices.en=[piper:joe,festival:kal_diphone,
+# festival:ked_diphone,festival:cmu_us_slt_arctic_hts]" TOKENIZER=.editor_data/codec_v6/tokenizer-v6 (one word, no break).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-outputs}

@@ -226,17 +226,21 @@ def _snr(y, ref) -> tuple[float, float]:
     return round(float(10 * np.log10((ref @ ref) / max(((g * y - ref) ** 2).sum(), 1e-12))), 3), round(g, 4)
 
 
+def frame_powers(x, frame: int, k: int | None = None) -> np.ndarray:
+    """Mean power of the first k (default: all whole) frames of x."""
+    k = len(x) // frame if k is None else k
+    return (np.asarray(x[:k * frame], np.float64).reshape(k, frame) ** 2).mean(1)
+
+
 def pause_snr(y, ref, frame: int = 320, guard: int = 2) -> float | None:
     """Speech level over pause level of y (aligned to ref), in dB, with ref saying which 20 ms frames
     are speech (within 30 dB of its 95th-percentile frame) and which are pauses (50 dB or more below
     it, and `guard` frames or more from any frame that is not). Phase-free: a resynthesis that leaves
     the pauses quiet scores high whatever its waveform. None when ref has fewer than 5 pause or speech
     frames; pause power floored at 1e-10."""
-    k = len(ref) // frame
-    if k < 10:
+    if len(ref) // frame < 10:
         return None
-    p_ref = (ref[:k * frame].reshape(k, frame) ** 2).mean(1)
-    p_y = (y[:k * frame].reshape(k, frame) ** 2).mean(1)
+    p_ref, p_y = frame_powers(ref, frame), frame_powers(y, frame, len(ref) // frame)
     top = np.percentile(p_ref, 95)
     if top <= 0:
         return None
@@ -254,10 +258,9 @@ def floor_snr(y, frame: int = 320) -> float | None:
     """The clip's own loud level over its own noise floor, in dB: the 90th over the 10th percentile of
     its 20 ms frame powers (floored at 1e-10). Needs no reference and no alignment: a denoised clip's
     quietest frames are quiet wherever its words fall. None under 10 frames."""
-    k = len(y) // frame
-    if k < 10:
+    if len(y) // frame < 10:
         return None
-    p = (np.asarray(y[:k * frame], np.float64).reshape(k, frame) ** 2).mean(1)
+    p = frame_powers(y, frame)
     return round(float(10 * np.log10(max(np.percentile(p, 90), 1e-10) / max(np.percentile(p, 10), 1e-10))), 3)
 
 
@@ -299,7 +302,7 @@ def run(a) -> dict:
         from dataclasses import replace
         ed.sample = replace(ed.sample, top_p=a.top_p)
     if a.duration_window is not None:
-        ed.duration_window = None if a.duration_window == "off" else float(a.duration_window)
+        ed.duration_window = None if a.duration_window == "off" else a.duration_window
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
@@ -467,6 +470,16 @@ def checks(tasks, rows_all) -> list[dict]:
     return out
 
 
+def duration_window(v: str):
+    """--duration-window: 'off' or a fraction in (0, 1); argparse names the option when this raises."""
+    if v == "off":
+        return v
+    w = float(v)
+    if not 0 < w < 1:
+        raise ValueError(v)
+    return w
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
@@ -481,7 +494,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the Editor's, off)")
-    ap.add_argument("--duration-window", default=None,
+    ap.add_argument("--duration-window", default=None, type=duration_window,
                     help="speed edits end within this fraction of their tag's taught length (default: the "
                          "Editor's, 0.08); 'off': where the model alone ends them")
     ap.add_argument("--device", default="cpu")

@@ -1,4 +1,5 @@
 """Artifacts are directories, published by rename: a reader never sees a half-written one."""
+import json
 import os
 import shutil
 import time
@@ -8,6 +9,24 @@ from pathlib import Path
 SHIPPED = Path(__file__).resolve().parent / "artifacts"
 SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v3", SHIPPED / "decoder-v3"
 SHIPPED_LLM = SHIPPED / "editor-llm-v5"
+
+
+def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:
+    """The tokenizer and decoder under `root` that speak codec tokenizer `version` (the tokenizer's
+    config.json 'version', a decoder's 'tokenizer_version'; of several such decoders the newest), or None
+    when either is missing: an LLM trained on another codec's ids finds its own codec unnamed."""
+    def config(d: Path) -> dict:
+        try:
+            return json.loads((d / "config.json").read_text())
+        except (OSError, ValueError):
+            return {}
+    def newest(d: Path):
+        v = str(config(d).get("version", ""))
+        return (int(v.rsplit("-v", 1)[1]) if v.rsplit("-v", 1)[-1].isdigit() else -1, v)
+    dirs = [d for d in Path(root).iterdir() if d.is_dir()] if Path(root).is_dir() else []
+    tok = [d for d in dirs if config(d).get("version") == version and "tokenizer_version" not in config(d)]
+    dec = sorted((d for d in dirs if config(d).get("tokenizer_version") == version), key=newest)
+    return (tok[0], dec[-1]) if tok and dec else None
 
 
 def publish(tmp: Path, final: Path) -> Path:

@@ -269,3 +269,22 @@ def test_clone_and_batch_bad_input(ed):
     with pytest.raises(ValueError, match="must be a dict"):
         ed.clone_many(["hello"])
     assert ed.edit_many([]) == [] and ed.clone_many([]) == []
+
+
+def test_codec_dirs_finds_the_codec_an_llm_speaks(tmp_path):
+    from editor.artifacts import codec_dirs
+    def art(name, **cfg):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(cfg))
+    art("tokenizer-v3", version="tokenizer-v3")
+    art("decoder-v3", version="decoder-v3", tokenizer_version="tokenizer-v3")
+    art("tokenizer-v6", version="tokenizer-v6")
+    art("decoder-v6", version="decoder-v6", tokenizer_version="tokenizer-v6")
+    art("decoder-v10", version="decoder-v10", tokenizer_version="tokenizer-v6")
+    art("tokenizer-v7", version="tokenizer-v7")       # no decoder speaks it
+    (tmp_path / "notes").mkdir()                      # a directory without config.json is skipped
+    assert codec_dirs("tokenizer-v3", tmp_path) == (tmp_path / "tokenizer-v3", tmp_path / "decoder-v3")
+    assert codec_dirs("tokenizer-v6", tmp_path) == (tmp_path / "tokenizer-v6", tmp_path / "decoder-v10")
+    assert codec_dirs("tokenizer-v7", tmp_path) is None
+    assert codec_dirs("tokenizer-v9", tmp_path) is None
+    assert codec_dirs("tokenizer-v3", tmp_path / "missing") is None

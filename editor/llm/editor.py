@@ -36,7 +36,7 @@ import torch
 
 from core import audio, tags
 from core.nvspeech import tags_in
-from editor.artifacts import SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER
+from editor.artifacts import SHIPPED, SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER, codec_dirs
 from editor.llm import chat, model as llm_model
 from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
 from editor.llm.streaming import AudioStream, stream
@@ -241,11 +241,14 @@ class Editor:
         f0_decimation: the codec's F0 search on a downsampled copy of each clip (editor/codec.py): 4 for a
         server whose CPUs bound its throughput (docs/serving.md)."""
         from editor.codec import Codec
-        tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
-        decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
         llm_dir = Path(llm_dir)
         if not (llm_dir / "llm_vocab.json").is_file():
             raise ValueError(f"llm_dir={llm_dir}: not an LLM checkpoint (no llm_vocab.json)")
+        if tokenizer_dir is None and decoder_dir is None:
+            # unnamed: the codec the LLM was trained on, when the shipped artifacts hold it
+            tokenizer_dir, decoder_dir = codec_dirs(codec_version_of(llm_dir) or "", SHIPPED) or (None, None)
+        tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
+        decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
         tok_v = _json_version(tokenizer_dir, "version", "tokenizer")
         dec_v = _json_version(decoder_dir, "tokenizer_version", "decoder")
         llm_v = codec_version_of(llm_dir)

@@ -303,6 +303,8 @@ def run(a) -> dict:
         ed.sample = replace(ed.sample, top_p=a.top_p)
     if a.duration_window is not None:
         ed.duration_window = None if a.duration_window == "off" else a.duration_window
+    if a.guidance is not None:
+        ed.guidance = a.guidance
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
@@ -310,7 +312,7 @@ def run(a) -> dict:
     roundtrip = lambda xs: codec.decode(codec.encode(xs), [codec.analyze(x) for x in xs])
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
               "quantize": a.quantize, "duration_window": ed.duration_window, "speed_ratio": ed.speed_ratio,
-              "temperature": a.temperature, "top_p": ed.sample.top_p,
+              "temperature": a.temperature, "top_p": ed.sample.top_p, "guidance": ed.guidance,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,
               "speakers": speakers_report(a.data, a.split, Path(a.llm)), "tasks": {}, "per_clip": {}}
     rows_all = []
@@ -480,6 +482,20 @@ def duration_window(v: str):
     return w
 
 
+def guidance(v: str) -> dict:
+    """--guidance: 'off' or TYPE=W[,TYPE=W...] with an edit type and a weight >= 0."""
+    from editor.llm.editor import EDIT_TYPES
+    if v == "off":
+        return {}
+    out = {}
+    for part in v.split(","):
+        t, w = part.split("=")
+        if t not in EDIT_TYPES or float(w) < 0:
+            raise ValueError(part)
+        out[t] = float(w)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
@@ -497,6 +513,8 @@ def main(argv=None):
     ap.add_argument("--duration-window", default=None, type=duration_window,
                     help="speed edits end within this fraction of their tag's taught length (default: the "
                          "Editor's, 0.08); 'off': where the model alone ends them")
+    ap.add_argument("--guidance", default=None, type=guidance,
+                    help="e.g. emotion=1.5,style=1.5: guided edits (Editor.guidance; default: the Editor's); 'off': none")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

@@ -23,7 +23,7 @@ def _setting(command: str) -> list[str]:
         if skip:
             skip = False
         elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
-                   "--top-p", "--duration-window"):
+                   "--top-p", "--duration-window", "--guidance"):
             skip = True
         else:
             out.append(w)

@@ -27,6 +27,7 @@ def spy(ed, monkeypatch):
     def gen(prompts, limits, seeds, temps, **kw):
         out = real(prompts, limits, seeds, temps, **kw)
         calls["prompts"].append(prompts), calls["limits"].append(limits), calls["out"].append(out)
+        calls.setdefault("kw", []).append(kw)
         return out
 
     def dec(ids_list, refs):
@@ -67,6 +68,24 @@ def test_iterations_feed_previous_output_unless_prompt_fixed(ed, spy):
     ed.edit(x, "hello", "style", "whisper", n_iter=2, prompt_fixed=True, temperature=0)
     np.testing.assert_array_equal(spy["prompts"][2][0], spy["prompts"][3][0])       # the first source every time
     np.testing.assert_array_equal(spy["prompts"][2][0], p1)
+
+
+def test_guided_edits_decode_against_a_plain_copy_of_their_source(ed, spy, monkeypatch):
+    vocab = ed.vocab
+    reqs = [dict(wav=voiced(0.6), text="hello", edit_type="style", edit_info="whisper", temperature=0),
+            dict(wav=voiced(0.6), text="hello", edit_type="denoise", temperature=0)]
+    plain = ed.edit_many(reqs)
+    monkeypatch.setattr(ed, "guidance", {"style": 3.0})
+    guided = ed.edit_many(reqs)
+    (p_style, p_denoise), kw = spy["prompts"][1], spy["kw"][1]
+    assert kw["guidance"] == [3.0, 1.0] and kw["negatives"][1] is None     # only the style edit is guided
+    neg = kw["negatives"][0]
+    # the negative: the same source under the denoise instruction, i.e. the denoise request's own prompt
+    np.testing.assert_array_equal(neg, p_denoise)
+    np.testing.assert_array_equal(neg[vocab.is_audio(neg)], p_style[vocab.is_audio(p_style)])
+    assert not np.array_equal(spy["out"][1][0], spy["out"][0][0])          # the guided answer moved
+    np.testing.assert_array_equal(spy["out"][1][1], spy["out"][0][1])      # the unguided one did not
+    assert len(guided) == len(plain) == 2
 
 
 def test_edit_many_matches_single_requests(ed, spy):

@@ -203,3 +203,44 @@ def test_min_new_tokens_holds_the_end_back(trained, untrained, vocab):
     out = generate(model, vocab, [build_prompt(exs[0], vocab)], 100, temperature=0, min_new_tokens=40)[0]
     assert 40 <= len(out) < 100
     np.testing.assert_array_equal(out[:30], exs[0]["target_tokens"])
+
+
+def naive_guided(model, vocab, prompt, negative, w, n):
+    """The guidance formula step by step without a cache: full forwards of both prompts + the answer so far."""
+    out = []
+    for _ in range(n):
+        ls = []
+        for p in (prompt, negative):
+            ids = torch.as_tensor(np.concatenate([p, np.asarray(out, np.int64) + vocab.audio_offset]))[None]
+            logits = model(input_ids=ids).logits[0, -1]
+            cand = torch.cat([logits[vocab.audio_offset:vocab.audio_offset + AUDIO_SIZE], logits[vocab.eos:vocab.eos + 1]])
+            ls.append(torch.log_softmax(cand.float(), -1))
+        tok = int((ls[1] + w * (ls[0] - ls[1])).argmax())
+        if tok == AUDIO_SIZE:
+            break
+        out.append(tok)
+    return np.asarray(out[:len(out) - len(out) % 5])
+
+
+@torch.no_grad()
+def test_guidance_follows_the_formula_and_leaves_other_rows_alone(untrained, vocab):
+    exs = examples(3)
+    prompt, negative, other = (build_prompt(e, vocab) for e in exs)
+    plain = generate(untrained, vocab, [prompt], 20, temperature=0)[0]
+    for static in (True, False):
+        guided = generate(untrained, vocab, [prompt], 20, temperature=0, negatives=[negative], guidance=3.0,
+                          static_cache=static)[0]
+        np.testing.assert_array_equal(guided, naive_guided(untrained, vocab, prompt, negative, 3.0, 20))
+    assert not np.array_equal(guided, plain)           # the negative prompt moved the answer
+    # w = 1, or the prompt itself as its negative: no change
+    np.testing.assert_array_equal(generate(untrained, vocab, [prompt], 20, temperature=0, negatives=[negative])[0], plain)
+    np.testing.assert_array_equal(
+        generate(untrained, vocab, [prompt], 20, temperature=0, negatives=[prompt], guidance=3.0)[0], plain)
+    # batched beside unguided rows (one padded to a power of two): each row as alone
+    alone_other = generate(untrained, vocab, [other], 15, temperature=0.7, seeds=4)[0]
+    mixed = generate(untrained, vocab, [other, prompt], [15, 20], temperature=[0.7, 0], seeds=[4, 0],
+                     negatives=[None, negative], guidance=[1.0, 3.0], round_batch=True)
+    np.testing.assert_array_equal(mixed[0], alone_other)
+    np.testing.assert_array_equal(mixed[1], guided)
+    with pytest.raises(ValueError, match="negatives: 2 prompts for 1"):
+        generate(untrained, vocab, [prompt], 5, negatives=[negative, negative], guidance=2.0)

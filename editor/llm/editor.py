@@ -230,6 +230,10 @@ class Editor:
         self.sample = sample or SampleConfig()
         self.piece_s = dict(DEFAULT_PIECE_S)
         self.speed_ratio: dict[str, float] = {}
+        # guidance per edit type (editor/llm/generate.py): the answer's log-probabilities pushed away from
+        # those of a plain copy (the same source under the denoise instruction) by weight w; absent or 1:
+        # off. It costs a second decode row per guided request.
+        self.guidance: dict[str, float] = {}
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
@@ -279,20 +283,24 @@ class Editor:
         return ed
 
     # ---- generation ------------------------------------------------------------------------------
-    def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None) -> list[np.ndarray]:
+    def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None,
+                  negatives=None, guidance=None) -> list[np.ndarray]:
         """Decode in batches of similar prompt length; results in input order. min_new[i]: the fewest
-        answer tokens of request i (default none). With a sink (`_AudioSink`), each finished batch's
+        answer tokens of request i (default none); negatives[i], guidance[i]: its guidance (None, 1: none).
+        With a sink (`_AudioSink`), each finished batch's
         answers go to the codec at once (refs[i]: the voice reference of request i; keys[i], default i:
         its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
         min_new = min_new or [0] * len(prompts)
+        negatives, guidance = negatives or [None] * len(prompts), guidance or [1.0] * len(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         for k in range(0, len(order), self.batch_size):
             idx = order[k:k + self.batch_size]
             args = (self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
                     [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
             res = generate(*args, cuda_graphs=self.cuda_graphs,   # falls back to eager itself
-                           min_new_tokens=[min_new[i] for i in idx])
+                           min_new_tokens=[min_new[i] for i in idx], negatives=[negatives[i] for i in idx],
+                           guidance=[guidance[i] for i in idx])
             for i, r in zip(idx, res):
                 out[i] = r
             if sink is not None:
@@ -408,6 +416,13 @@ class Editor:
         return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids,
                                   "target_text": said}, self.vocab)
 
+    def _guide(self, edit_type, text, source_ids) -> tuple[np.ndarray | None, float]:
+        """The negative prompt and weight of an edit's guidance (None, 1.0: not guided)."""
+        w = float(self.guidance.get(edit_type, 1.0))
+        if w == 1.0:
+            return None, 1.0
+        return self._edit_prompt("denoise", None, text, source_ids), w
+
     def _vad_pauses(self, x: np.ndarray) -> list[int]:
         from silero_vad import get_speech_timestamps, load_silero_vad
         if self._vad is None:
@@ -443,7 +458,7 @@ class Editor:
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
-            prompts, mins, limits = [], [], []
+            prompts, mins, limits, negatives, weights = [], [], [], [], []
             for it in todo:
                 r = reqs[it["req"]]
                 fed = it["src"] if (k == 0 or r["prompt_fixed"]) else it["outs"][-1]
@@ -451,11 +466,14 @@ class Editor:
                 if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
                     text = r["edit_info"]       # the fed audio already says the tagged text
                 prompts.append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
+                neg, w = self._guide(r["edit_type"], text, fed)
+                negatives.append(neg), weights.append(w)
                 lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
                 mins.append(lo), limits.append(hi)
             res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
                                  [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
-                                 sink=sink, keys=[(id(it), k) for it in todo], min_new=mins)
+                                 sink=sink, keys=[(id(it), k) for it in todo], min_new=mins,
+                                 negatives=negatives, guidance=weights)
             for it, answer in zip(todo, res):
                 it["outs"].append(answer)
             for it in items:      # rows that stopped early (an empty answer) stay empty
@@ -496,15 +514,16 @@ class Editor:
         (src,), (ref,) = self._analyze_encode([r["wav"]])
         prompt = self._edit_prompt(r["edit_type"], r["edit_info"], r["text"], src)
         bounds = self._edit_bounds(r["edit_type"], r["edit_info"], len(src))
-        return self._stream(prompt, bounds, _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s)
+        neg, w = self._guide(r["edit_type"], r["text"], src)
+        return self._stream(prompt, bounds, _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s, neg, w)
 
-    def _stream(self, prompt, bounds, seed, temperature, ref, chunk_s) -> Iterator[np.ndarray]:
-        """bounds: (fewest, most) answer tokens."""
+    def _stream(self, prompt, bounds, seed, temperature, ref, chunk_s, negative=None, guidance=1.0) -> Iterator[np.ndarray]:
+        """bounds: (fewest, most) answer tokens; negative, guidance: see _guide."""
         tps = self.codec.tokenizer.tokens_per_second()["interleaved"]
         audio = AudioStream(lambda ids: self._decode([ids], [ref])[0], tps, chunk_s)
         answers = generate_stream(self.model, self.vocab, [prompt], [bounds[1]], [seed], [temperature], self.sample,
                                   self.layout, cuda_graphs=self.cuda_graphs, every=4 * self.layout.block,
-                                  min_new_tokens=[bounds[0]])
+                                  min_new_tokens=[bounds[0]], negatives=[negative], guidance=[guidance])
         return stream(answers, audio)
 
 

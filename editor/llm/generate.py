@@ -17,6 +17,11 @@ Sampling (upstream's: temperature 0.7; temperature 0 is argmax exactly):
 - repetition-aware sampling (VALL-E 2): if the sampled token already occurs `repeat_max` times in
   the row's last `repeat_window` generated tokens, it is resampled from the untempered distribution
   (temperature 1, no top-p) over the same allowed ids. That breaks loops without banning the token.
+- guidance (classifier-free guidance with a negative prompt, as Sanchez et al. 2023 apply it to text
+  LMs without any training for it): a row may have a partner row that decodes a negative prompt (the
+  same source under another instruction). Its next-token log-probabilities become
+  neg + w·(cond − neg): with w > 1 the answer moves further in the direction the instruction adds.
+  The partner is fed the leader's tokens, so both read the same answer so far.
 - every row draws counter-based noise (`uniform_noise`: a function of its seed, the step and the
   index), the same whatever else is in the batch: a request gives the same result alone or batched (up to float rounding).
 
@@ -152,6 +157,10 @@ class _Decoder:
         self.done, self.n_out, self.lim, self.fired_n = z(B, dtype=torch.bool), z(B), z(B), z(B)
         self.min_out = z(B)                                  # <|eos|> is not allowed before this many tokens
         self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
+        # guidance: partner[b] the row decoding b's negative prompt (b itself: none), weight[b] its w;
+        # leader[b] the row whose sampled token row b is fed (b itself, except for partners)
+        self.rows = torch.arange(B, device=dev)
+        self.partner, self.leader, self.weight = self.rows.clone(), self.rows.clone(), z(B, dtype=torch.float32)
         self.t, self.p0 = z(()), z(())                     # step counter; prompt block length P
         self.allowed = _allowed(layout, dev)
         if cfg.ignore_eos:
@@ -171,8 +180,9 @@ class _Decoder:
             return StaticCache(config=self.model.config, max_cache_len=self.L)
         return DynamicCache(config=self.model.config)
 
-    def start(self, prompts: list[np.ndarray], limits, seeds, temps, mins) -> None:
-        """Reset the state in place for a new batch and run the prompts' forward (prefill)."""
+    def start(self, prompts: list[np.ndarray], limits, seeds, temps, mins, partner=None, weight=None) -> None:
+        """Reset the state in place for a new batch and run the prompts' forward (prefill).
+        partner, weight: the guidance pairs (see the module doc); None: no row is guided."""
         B, P = self.B, max(len(p) for p in prompts)
         ids = torch.full((B, P), self.vocab.pad, dtype=torch.long)
         valid = torch.zeros(B, self.L, dtype=torch.bool)
@@ -186,6 +196,11 @@ class _Decoder:
         self.n_out.copy_(self.lim)                    # tokens kept per row (before the block cut)
         self.seeds.copy_(torch.tensor([int(x) for x in seeds]))
         self.temps.copy_(torch.tensor(temps, dtype=torch.float32))
+        part = torch.arange(B) if partner is None else torch.as_tensor(partner, dtype=torch.long)
+        lead = torch.arange(B)
+        lead[part[part != torch.arange(B)]] = torch.arange(B)[part != torch.arange(B)]
+        self.partner.copy_(part), self.leader.copy_(lead)
+        self.weight.copy_(torch.ones(B) if weight is None else torch.as_tensor(weight, dtype=torch.float32))
         self.done.zero_(), self.fired_n.zero_(), self.hist.zero_(), self.t.zero_()
         self.p0.fill_(P)
         if self.cache is None or not self.static:
@@ -211,8 +226,14 @@ class _Decoder:
         allowed = self.allowed.index_select(0, (t % self.allowed.shape[0]).view(1))
         cand = cand.masked_fill(~allowed, float("-inf"))
         cand[:, AUDIO_SIZE] = torch.where(t < self.min_out, float("-inf"), cand[:, AUDIO_SIZE])
+        guided = (self.partner != self.rows)[:, None]
+        ls = torch.log_softmax(cand.float(), -1)
+        neg = ls.index_select(0, self.partner)
+        g = (neg + self.weight[:, None] * (ls - neg)).masked_fill(~torch.isfinite(ls), float("-inf"))
+        cand = torch.where(guided, g, cand)        # unguided rows keep their logits bit for bit
         noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
+        tok = tok.index_select(0, self.leader)     # a partner reads its leader's answer
         self.fired_n.add_((fired & ~self.done).long())
         self.hist.index_copy_(1, t.view(1), tok[:, None])
         eos = tok == AUDIO_SIZE
@@ -294,7 +315,7 @@ _GRAPH_FAILED: list = []     # set once capture failed in this process (warned o
 def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
              cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
              stats: dict | None = None, cuda_graphs: bool = True, round_batch: bool | None = None,
-             min_new_tokens=0) -> list[np.ndarray]:
+             min_new_tokens=0, negatives: list | None = None, guidance=1.0) -> list[np.ndarray]:
     """Prompts (LLM id arrays ending in <|assistant|>) -> codec audio ids [0, 5120) per prompt.
 
     max_new_tokens, seeds, temperature, min_new_tokens: one value for all rows or one per row. A row
@@ -302,11 +323,12 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
     to whole blocks (layout.block, default 5).
     `stats`, if given, gets "guard_fired" (per-row counts), "steps" and "graph_mode" ("compiled" or "eager").
     cuda_graphs: compile and capture the step (see the module doc); CUDA with the static cache only.
-    round_batch: see generate_stream."""
+    round_batch: see generate_stream. negatives, guidance: a negative prompt per row (None: that row
+    is not guided) and the guidance weight w (one, or one per row); see the module doc."""
     out: list[np.ndarray] = []
     for out in generate_stream(model, vocab, prompts, max_new_tokens, seeds, temperature, cfg, layout,
                                static_cache, stats, cuda_graphs, round_batch=round_batch,
-                               min_new_tokens=min_new_tokens):
+                               min_new_tokens=min_new_tokens, negatives=negatives, guidance=guidance):
         pass
     return out
 
@@ -315,7 +337,8 @@ def generate(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, tem
 def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=None, temperature=0.7,
                     cfg: SampleConfig | None = None, layout: Layout | None = None, static_cache: bool = True,
                     stats: dict | None = None, cuda_graphs: bool = True, every: int = 0,
-                    round_batch: bool | None = None, min_new_tokens=0):
+                    round_batch: bool | None = None, min_new_tokens=0, negatives: list | None = None,
+                    guidance=1.0):
     """generate() as it goes: every `every` decode steps (0: never) it yields each row's answer so far
     (whole blocks, cut at the row's end token); the last item yielded is generate()'s result. Sampling
     is the same, so the streamed answer is a prefix of the final one.
@@ -337,20 +360,38 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
     mins = [int(n) for n in per_row(min_new_tokens, "min_new_tokens")]
     if min(limits) < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {min(limits)}")
+    weights = [float(w) for w in per_row(guidance, "guidance")]
+    negatives = [None] * B if negatives is None else list(negatives)
+    if len(negatives) != B:
+        raise ValueError(f"negatives: {len(negatives)} prompts for {B} prompts")
     prompts = [np.asarray(p, dtype=np.int64).reshape(-1) for p in prompts]
     if min(len(p) for p in prompts) == 0:
         raise ValueError("empty prompt")
+    # each guided row gets a partner row after the B requests: its negative prompt, fed the row's answer
+    partner = list(range(B))
+    for b, neg in enumerate(negatives):
+        if neg is None or weights[b] == 1.0:
+            continue
+        neg = np.asarray(neg, dtype=np.int64).reshape(-1)
+        if len(neg) == 0:
+            raise ValueError(f"negatives[{b}]: empty prompt")
+        partner[b] = len(prompts)
+        partner.append(len(prompts))
+        prompts.append(neg)
+        limits.append(limits[b]), mins.append(mins[b]), seeds.append(seeds[b]), temps.append(temps[b])
+        weights.append(1.0)
 
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)
     graphs = bool(cuda_graphs) and static_cache and dev.type == "cuda" and not _GRAPH_FAILED
     L = cache_len(P + T) if dev.type == "cuda" else P + T
-    if (graphs if round_batch is None else round_batch) and batch_rows(B) > B:
-        extra = batch_rows(B) - B
+    if (graphs if round_batch is None else round_batch) and batch_rows(len(prompts)) > len(prompts):
+        extra = batch_rows(len(prompts)) - len(prompts)
+        partner += list(range(len(prompts), len(prompts) + extra))
         prompts, limits, mins = prompts + [prompts[0]] * extra, limits + [1] * extra, mins + [0] * extra
-        seeds, temps = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra
+        seeds, temps, weights = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra, weights + [1.0] * extra
     dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache)
-    dec.start(prompts, limits, seeds, temps, mins)
+    dec.start(prompts, limits, seeds, temps, mins, partner, weights)
     if dec.graph is None and graphs:
         try:
             dec.capture()
@@ -358,7 +399,7 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
             _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
             log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
             torch.cuda.synchronize()
-        dec.start(prompts, limits, seeds, temps, mins)     # capture's warm-up steps moved the state
+        dec.start(prompts, limits, seeds, temps, mins, partner, weights)     # capture's warm-up steps moved the state
     block = layout.block if layout else 5
     t = 0
     for t in range(T):

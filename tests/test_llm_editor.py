@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import voiced
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, DEFAULT_PIECE_S, EDIT_TYPES, SR, Editor,
-                               crossfade_join, piece_seconds, split_points, split_text, write_codec_meta)
+                               crossfade_join, guidance_of, piece_seconds, split_points, split_text, write_codec_meta)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -161,6 +161,18 @@ def test_long_audio_split_at_pause_and_joined(ed, spy, monkeypatch):
     # a paralinguistic edit's tagged text cannot be shared out: it stays whole up to max_chunk_s
     ed.edit(x, "one two three four", "paralinguistic", "one [Laughter] two three four", seed=0)
     assert len(spy["prompts"][1]) == 1
+
+
+def test_guidance_weights_come_from_the_llms_inference_json(llm_dir, tmp_path):
+    d = tmp_path / "llm"
+    shutil.copytree(llm_dir, d)
+    assert guidance_of(d) == {}                                       # no inference.json: nothing guided
+    (d / "inference.json").write_text(json.dumps({"guidance": {"emotion": 1.5, "style": 2}}))
+    assert guidance_of(d) == {"emotion": 1.5, "style": 2.0}
+    for bad in ({"happy": 1.5}, {"style": "strong"}, {"style": -1}):
+        (d / "inference.json").write_text(json.dumps({"guidance": bad}))
+        with pytest.raises(ValueError, match="inference.json: guidance.*edit types are emotion"):
+            guidance_of(d)
 
 
 def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):

@@ -91,6 +91,19 @@ def piece_seconds(llm_dir) -> dict[str, float]:
     return out
 
 
+def guidance_of(llm_dir) -> dict[str, float]:
+    """Per edit type, the guidance weight measured for this LLM (inference.json "guidance", written
+    beside the weights once an evaluation chose it); empty without the file: no edit is guided."""
+    f = Path(llm_dir) / "inference.json"
+    if not f.is_file():
+        return {}
+    g = json.loads(f.read_text()).get("guidance") or {}
+    bad = {k: w for k, w in g.items() if k not in EDIT_TYPES or not isinstance(w, (int, float)) or w < 0}
+    if bad:
+        raise ValueError(f"{f}: guidance {bad}: edit types are {', '.join(EDIT_TYPES)}, weights numbers >= 0")
+    return {k: float(w) for k, w in g.items()}
+
+
 def speed_ratios(llm_dir) -> dict[str, float]:
     """Per speed tag, the answer-over-source length the LLM was taught (training.json "data" ->
     "speed_edit" -> "length_ratio", written by the trainer); empty for an artifact that does not
@@ -280,6 +293,7 @@ class Editor:
         ed = cls(model.to(dev), vocab, codec)
         ed.piece_s = piece_seconds(llm_dir)
         ed.speed_ratio = speed_ratios(llm_dir)
+        ed.guidance = guidance_of(llm_dir)
         return ed
 
     # ---- generation ------------------------------------------------------------------------------

@@ -305,6 +305,8 @@ def run(a) -> dict:
         ed.duration_window = None if a.duration_window == "off" else a.duration_window
     if a.guidance is not None:
         ed.guidance = a.guidance
+    if a.guided_iterations is not None:
+        ed.guided_iterations = None if a.guided_iterations == 0 else a.guided_iterations
     scorer, enc = MarginScorer.load(), VoiceEncoder("cpu", verbose=False)
     vad = VadTrim(min_silence_ms=100, speech_pad_ms=30)
     vad.setup()
@@ -313,6 +315,7 @@ def run(a) -> dict:
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
               "quantize": a.quantize, "duration_window": ed.duration_window, "speed_ratio": ed.speed_ratio,
               "temperature": a.temperature, "top_p": ed.sample.top_p, "guidance": ed.guidance,
+              "guided_iterations": ed.guided_iterations,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,
               "speakers": speakers_report(a.data, a.split, Path(a.llm)), "tasks": {}, "per_clip": {}}
     rows_all = []
@@ -515,6 +518,8 @@ def main(argv=None):
                          "Editor's, 0.08); 'off': where the model alone ends them")
     ap.add_argument("--guidance", default=None, type=guidance,
                     help="e.g. emotion=1.5,style=1.5: guided edits (Editor.guidance; default: the Editor's); 'off': none")
+    ap.add_argument("--guided-iterations", type=int, default=None,
+                    help="how many first iterations are guided (Editor.guided_iterations; 0: all)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)

@@ -23,7 +23,8 @@ def _setting(command: str) -> list[str]:
         if skip:
             skip = False
         elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
-                   "--top-p", "--duration-window", "--guidance"):
+                   "--top-p", "--duration-window", "--guidance",
+                   "--guided-iterations"):
             skip = True
         else:
             out.append(w)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import voiced
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, DEFAULT_PIECE_S, EDIT_TYPES, SR, Editor,
-                               crossfade_join, guidance_of, piece_seconds, split_points, split_text, write_codec_meta)
+                               crossfade_join, guidance_of, guided_iterations_of, piece_seconds, split_points, split_text, write_codec_meta)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,6 +86,10 @@ def test_guided_edits_decode_against_a_plain_copy_of_their_source(ed, spy, monke
     assert not np.array_equal(spy["out"][1][0], spy["out"][0][0])          # the guided answer moved
     np.testing.assert_array_equal(spy["out"][1][1], spy["out"][0][1])      # the unguided one did not
     assert len(guided) == len(plain) == 2
+    # guided_iterations=1: the second iteration edits the guided answer unguided
+    monkeypatch.setattr(ed, "guided_iterations", 1)
+    ed.edit(voiced(0.6), "hello", "style", "whisper", n_iter=2, temperature=0)
+    assert [kw["guidance"] for kw in spy["kw"][2:]] == [[3.0], [1.0]]
 
 
 def test_edit_many_matches_single_requests(ed, spy):
@@ -173,6 +177,14 @@ def test_guidance_weights_come_from_the_llms_inference_json(llm_dir, tmp_path):
         (d / "inference.json").write_text(json.dumps({"guidance": bad}))
         with pytest.raises(ValueError, match="inference.json: guidance.*edit types are emotion"):
             guidance_of(d)
+    assert guided_iterations_of(d) is None
+    for n, ok in ((1, True), (0, False), (1.5, False)):
+        (d / "inference.json").write_text(json.dumps({"guided_iterations": n}))
+        if ok:
+            assert guided_iterations_of(d) == n
+        else:
+            with pytest.raises(ValueError, match="guided_iterations"):
+                guided_iterations_of(d)
 
 
 def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):

@@ -104,6 +104,15 @@ def guidance_of(llm_dir) -> dict[str, float]:
     return {k: float(w) for k, w in g.items()}
 
 
+def guided_iterations_of(llm_dir) -> int | None:
+    """How many first iterations of an edit are guided (inference.json "guided_iterations"; None: all)."""
+    f = Path(llm_dir) / "inference.json"
+    n = json.loads(f.read_text()).get("guided_iterations") if f.is_file() else None
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"{f}: guided_iterations {n!r}: a whole number >= 1, or absent for all")
+    return n
+
+
 def speed_ratios(llm_dir) -> dict[str, float]:
     """Per speed tag, the answer-over-source length the LLM was taught (training.json "data" ->
     "speed_edit" -> "length_ratio", written by the trainer); empty for an artifact that does not
@@ -245,8 +254,10 @@ class Editor:
         self.speed_ratio: dict[str, float] = {}
         # guidance per edit type (editor/llm/generate.py): the answer's log-probabilities pushed away from
         # those of a plain copy (the same source under the denoise instruction) by weight w; absent or 1:
-        # off. It costs a second decode row per guided request.
+        # off. It costs a second decode row per guided request. guided_iterations: how many of an edit's
+        # first iterations are guided (None: all); a later one edits audio that already carries the change
         self.guidance: dict[str, float] = {}
+        self.guided_iterations: int | None = None
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
@@ -293,7 +304,7 @@ class Editor:
         ed = cls(model.to(dev), vocab, codec)
         ed.piece_s = piece_seconds(llm_dir)
         ed.speed_ratio = speed_ratios(llm_dir)
-        ed.guidance = guidance_of(llm_dir)
+        ed.guidance, ed.guided_iterations = guidance_of(llm_dir), guided_iterations_of(llm_dir)
         return ed
 
     # ---- generation ------------------------------------------------------------------------------
@@ -480,7 +491,8 @@ class Editor:
                 if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
                     text = r["edit_info"]       # the fed audio already says the tagged text
                 prompts.append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
-                neg, w = self._guide(r["edit_type"], text, fed)
+                guided = self.guided_iterations is None or k < self.guided_iterations
+                neg, w = self._guide(r["edit_type"], text, fed) if guided else (None, 1.0)
                 negatives.append(neg), weights.append(w)
                 lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
                 mins.append(lo), limits.append(hi)

@@ -7,7 +7,8 @@ The i-th file of --a pairs with the i-th of --b (same --data, --split, --per-tas
 iteration: the mean and median margin of each side, the share >= 6, and the mean of b - a over every
 (sample, seed) with a 95 % bootstrap interval (samples resampled 4,000 times with all their seeds,
 seeded). Paired runs must have the same command but for --quantize, --f0-decimation, --tokenizer,
---decoder, --llm and --out.
+--decoder, --llm, the decoding options (--temperature, --top-p, --duration-window, --guidance,
+--guided-iterations) and --out.
 """
 import argparse
 import json

@@ -60,6 +60,10 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     assert all(sr == SR and len(y) > 0.5 * SR for y, sr in clips)
     np.testing.assert_array_equal(sf.read(out, dtype="float32")[0], clips[1][0])    # -o is the last iteration
     assert "timing:" in capsys.readouterr().out
+    # --guidance: the same request decoded against a plain copy of its source gives other audio
+    rc = cli.main(["edit", "--input", src, "--text", "hello", "--edit-type", "emotion", "--edit-info", "happy",
+                   "-o", str(tmp_path / "guided.wav"), "--llm", str(llm_dir), "--device", "cpu", "--guidance", "3"])
+    assert rc == 0 and not np.array_equal(sf.read(tmp_path / "guided.wav", dtype="float32")[0], clips[0][0])
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -70,6 +74,7 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     (["--n-iter", "0"], "--n-iter 0"),
     (["-o", "out.mp3"], "must end in .wav"),
     (["--f0-decimation", "13"], "f0_decimation=13"),
+    (["--guidance", "-1"], "--guidance -1.0: must be a number >= 0"),
 ])
 def test_cli_bad_input_is_a_named_error(tmp_path, llm_dir, capsys, args, needle):
     garbage = tmp_path / "garbage.wav"

@@ -46,6 +46,8 @@ def parser() -> argparse.ArgumentParser:
                    "the new text with [Tag] marks")
     e.add_argument("--n-iter", type=int, default=1, help="iterations, each editing the last output")
     e.add_argument("--prompt-fixed", action="store_true", help="every iteration edits the original input")
+    e.add_argument("--guidance", type=float, default=None,
+                   help="guidance weight of this edit (1 = off; default: the LLM's inference.json for the edit type)")
     return p
 
 
@@ -85,6 +87,8 @@ def run(args) -> int:
         check_edit(args.edit_type, args.edit_info)
         if args.n_iter < 1:
             raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
+        if args.guidance is not None and not args.guidance >= 0:
+            raise ValueError(f"--guidance {args.guidance}: must be a number >= 0 (1 = off)")
         src = _read(args.input, "--input", Editor.max_edit_s)
     else:
         src = _read(args.prompt, "--prompt", Editor.max_chunk_s)
@@ -96,6 +100,8 @@ def run(args) -> int:
     ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device, f0_decimation=args.f0_decimation)
     load_s = time.perf_counter() - t0
     print(f"loaded {args.llm} on {ed.codec.device} in {load_s:.1f} s", flush=True)
+    if args.command == "edit" and args.guidance is not None:
+        ed.guidance = {**ed.guidance, args.edit_type: args.guidance}
 
     t0 = time.perf_counter()
     if args.command == "edit":

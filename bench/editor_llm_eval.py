@@ -486,14 +486,14 @@ def duration_window(v: str):
 
 
 def guidance(v: str) -> dict:
-    """--guidance: 'off' or TYPE=W[,TYPE=W...] with an edit type and a weight >= 0."""
-    from editor.llm.editor import EDIT_TYPES
+    """--guidance: 'off' or TYPE=W[,TYPE=W...] with an edit type (or clone) and a weight >= 0."""
+    from editor.llm.editor import GUIDED
     if v == "off":
         return {}
     out = {}
     for part in v.split(","):
         t, w = part.split("=")
-        if t not in EDIT_TYPES or float(w) < 0:
+        if t not in GUIDED or float(w) < 0:
             raise ValueError(part)
         out[t] = float(w)
     return out

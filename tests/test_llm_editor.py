@@ -175,7 +175,7 @@ def test_guidance_weights_come_from_the_llms_inference_json(llm_dir, tmp_path):
     assert guidance_of(d) == {"emotion": 1.5, "style": 2.0}
     for bad in ({"happy": 1.5}, {"style": "strong"}, {"style": -1}):
         (d / "inference.json").write_text(json.dumps({"guidance": bad}))
-        with pytest.raises(ValueError, match="inference.json: guidance.*edit types are emotion"):
+        with pytest.raises(ValueError, match="inference.json: guidance.*keys are emotion"):
             guidance_of(d)
     assert guided_iterations_of(d) is None
     for n, ok in ((1, True), (0, False), (1.5, False)):

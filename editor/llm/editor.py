@@ -44,6 +44,7 @@ from editor.llm.vocab import AUDIO_SIZE
 
 SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
+GUIDED = EDIT_TYPES + ("clone",)     # what Editor.guidance may name
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
 # the task whose training sources set an edit type's piece length
@@ -98,9 +99,9 @@ def guidance_of(llm_dir) -> dict[str, float]:
     if not f.is_file():
         return {}
     g = json.loads(f.read_text()).get("guidance") or {}
-    bad = {k: w for k, w in g.items() if k not in EDIT_TYPES or not isinstance(w, (int, float)) or w < 0}
+    bad = {k: w for k, w in g.items() if k not in GUIDED or not isinstance(w, (int, float)) or w < 0}
     if bad:
-        raise ValueError(f"{f}: guidance {bad}: edit types are {', '.join(EDIT_TYPES)}, weights numbers >= 0")
+        raise ValueError(f"{f}: guidance {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0")
     return {k: float(w) for k, w in g.items()}
 
 
@@ -412,9 +413,12 @@ class Editor:
 
     def _start_clones(self, a: "Analysed", ids) -> Callable[[], list[np.ndarray]]:
         prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(a.reqs, ids)])
+        # a guided clone decodes against the same speaker block with no text to say: w > 1 leans on the words
+        w = float(self.guidance.get("clone", 1.0))
+        negatives = [self._clone_prompt({**r, "text": ""}, p)[0] for r, p in zip(a.reqs, ids)] if w != 1.0 else None
         sink = self._sink()
         self._generate(prompts, limits, [_seed(r["seed"]) for r in a.reqs], [r["temperature"] for r in a.reqs],
-                       refs=a.frames, sink=sink)
+                       refs=a.frames, sink=sink, negatives=negatives, guidance=[w] * len(prompts))
 
         def finish():
             audio = sink.collect()

@@ -92,6 +92,17 @@ def test_guided_edits_decode_against_a_plain_copy_of_their_source(ed, spy, monke
     assert [kw["guidance"] for kw in spy["kw"][2:]] == [[3.0], [1.0]]
 
 
+def test_guided_clone_decodes_against_the_same_speaker_with_no_text(ed, spy, monkeypatch):
+    monkeypatch.setattr(ed, "guidance", {"clone": 2.0})
+    ed.clone(voiced(0.6), "hello there", "good morning", seed=1)
+    prompt, kw = spy["prompts"][0][0], spy["kw"][0]
+    neg = kw["negatives"][0]
+    assert kw["guidance"] == [2.0]
+    # the same speaker block and turns; only the words to say are missing
+    text = ed.vocab.encode_text("good morning")
+    np.testing.assert_array_equal(np.concatenate([neg[:-2], text, neg[-2:]]), prompt)
+
+
 def test_edit_many_matches_single_requests(ed, spy):
     reqs = [dict(wav=voiced(0.6), text="hello", edit_type="speed", edit_info="more slower", temperature=0),
             dict(wav=voiced(0.9, seed=2), text="", edit_type="denoise", seed=4),

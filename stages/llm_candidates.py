@@ -69,6 +69,8 @@ class LlmCandidates(Stage):
         if not good:
             return rows
         temp = float(self.params["temperature"])
+        # no negatives: the answers sample the model's own distribution, whatever guidance its
+        # inference.json sets for users, since preference training learns from the policy's samples
         sink = self.editor._sink()
         ids = self.editor._generate(prompts, limits, seeds, [temp] * len(prompts), refs=refs, sink=sink, keys=keys)
         first_ref = {k[0]: r for k, r in zip(keys, refs)}

@@ -146,8 +146,9 @@ class _Decoder:
     later batch of the same shape: `start` refills them in place."""
 
     def __init__(self, model, vocab: Vocab, B: int, L: int, cfg: SampleConfig, layout: Layout | None, dev,
-                 static: bool):
+                 static: bool, guided: bool = False):
         self.model, self.vocab, self.cfg, self.B, self.L, self.static = model, vocab, cfg, B, L, static
+        self.guided = guided     # a decoder (and its graph) of its own: unguided steps run no guidance ops
         self.dev = dev
         self.cache = None
         z = lambda *shape, dtype=torch.long: torch.zeros(*shape, dtype=dtype, device=dev)
@@ -226,14 +227,15 @@ class _Decoder:
         allowed = self.allowed.index_select(0, (t % self.allowed.shape[0]).view(1))
         cand = cand.masked_fill(~allowed, float("-inf"))
         cand[:, AUDIO_SIZE] = torch.where(t < self.min_out, float("-inf"), cand[:, AUDIO_SIZE])
-        guided = (self.partner != self.rows)[:, None]
-        ls = torch.log_softmax(cand.float(), -1)
-        neg = ls.index_select(0, self.partner)
-        g = (neg + self.weight[:, None] * (ls - neg)).masked_fill(~torch.isfinite(ls), float("-inf"))
-        cand = torch.where(guided, g, cand)        # unguided rows keep their logits bit for bit
+        if self.guided:
+            ls = torch.log_softmax(cand, -1)
+            neg = ls.index_select(0, self.partner)
+            g = (neg + self.weight[:, None] * (ls - neg)).masked_fill(~torch.isfinite(ls), float("-inf"))
+            cand = torch.where((self.partner != self.rows)[:, None], g, cand)   # unguided rows: bit for bit
         noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
-        tok = tok.index_select(0, self.leader)     # a partner reads its leader's answer
+        if self.guided:
+            tok = tok.index_select(0, self.leader)     # a partner reads its leader's answer
         self.fired_n.add_((fired & ~self.done).long())
         self.hist.index_copy_(1, t.view(1), tok[:, None])
         eos = tok == AUDIO_SIZE
@@ -293,16 +295,16 @@ def cache_len(n: int) -> int:
     return L
 
 
-def _decoder(model, vocab, B, L, cfg, layout, dev, static) -> _Decoder:
+def _decoder(model, vocab, B, L, cfg, layout, dev, static, guided=False) -> _Decoder:
     """The decoder of this shape: kept on CUDA (its captured graph is the point), fresh elsewhere
     (a kept KV cache would only hold memory)."""
     if dev.type != "cuda":
-        return _Decoder(model, vocab, B, L, cfg, layout, dev, static)
-    key = (id(model), B, L, astuple(cfg), layout, static, str(dev))
+        return _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided)
+    key = (id(model), B, L, astuple(cfg), layout, static, str(dev), guided)
     if key in _DECODERS:
         _DECODERS.move_to_end(key)
     else:
-        _DECODERS[key] = _Decoder(model, vocab, B, L, cfg, layout, dev, static)
+        _DECODERS[key] = _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided)
         while len(_DECODERS) > _MAX_DECODERS:
             _DECODERS.popitem(last=False)
     return _DECODERS[key]
@@ -380,6 +382,7 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         prompts.append(neg)
         limits.append(limits[b]), mins.append(mins[b]), seeds.append(seeds[b]), temps.append(temps[b])
         weights.append(1.0)
+    guided = len(prompts) > B
 
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)
@@ -390,7 +393,7 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         partner += list(range(len(prompts), len(prompts) + extra))
         prompts, limits, mins = prompts + [prompts[0]] * extra, limits + [1] * extra, mins + [0] * extra
         seeds, temps, weights = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra, weights + [1.0] * extra
-    dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache)
+    dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache, guided)
     dec.start(prompts, limits, seeds, temps, mins, partner, weights)
     if dec.graph is None and graphs:
         try:

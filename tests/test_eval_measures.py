@@ -61,3 +61,17 @@ def test_floor_snr_needs_no_reference_and_no_alignment():
     assert floor_snr(clean) > floor_snr(noisy) + 30                  # the pauses' noise is read
     assert abs(floor_snr(late) - floor_snr(noisy)) < 1.0             # wherever the words fall
     assert floor_snr(clean[:1000]) is None
+
+
+def test_decoding_options_are_checked_by_argparse(capsys):
+    import pytest
+
+    from bench.editor_llm_eval import duration_window, guidance, main
+    assert guidance("emotion=1.5,style=2") == {"emotion": 1.5, "style": 2.0}
+    assert guidance("clone=3") == {"clone": 3.0} and guidance("off") == {}
+    assert duration_window("off") == "off" and duration_window("0.08") == 0.08
+    for option, value in (("--guidance", "happy=1.5"), ("--guidance", "style=-1"), ("--guidance", "style"),
+                          ("--duration-window", "2")):
+        with pytest.raises(SystemExit):
+            main(["--llm", "x", "--data", "y", option, value])
+        assert f"argument {option}: invalid" in capsys.readouterr().err

@@ -75,3 +75,19 @@ def test_decoding_options_are_checked_by_argparse(capsys):
         with pytest.raises(SystemExit):
             main(["--llm", "x", "--data", "y", option, value])
         assert f"argument {option}: invalid" in capsys.readouterr().err
+
+
+def test_denoise_gains_report_their_share_over_10_db():
+    """Per clip the pause SNR gain is bimodal: its median can sit between the modes, the share cannot."""
+    from bench.editor_llm_eval import checks, summarize_task
+    keys = ("src_snr_db", "edited_snr_db", "edited_gain", "snr_gain_db", "ceiling_snr_db", "src_snr_mag_db",
+            "edited_snr_mag_db", "snr_mag_gain_db", "ceiling_snr_mag_db", "src_pause_snr_db", "edited_pause_snr_db",
+            "ceiling_pause_snr_db", "src_floor_snr_db", "edited_floor_snr_db", "floor_snr_gain_db", "ceiling_floor_snr_db")
+    gains = [60.0, 55.0, 66.0, -5.0, -12.0, -3.0]          # half the edits quiet in the pauses, half not
+    rows = [{"edited_s": [1.0], "speaker_sim": 0.8, "speaker_sim_data": 0.9, "speaker_sim_roundtrip": 0.9,
+             "pause_snr_gain_db": g, **{k: 1.0 for k in keys}} for g in gains]
+    d = summarize_task("denoise", rows)
+    assert d["pause_snr_gain_db"]["frac_ge_10"] == 0.5 and d["pause_snr_gain_db"]["median"] == 26.0
+    share = [c for c in checks({"denoise": d, "clone": {"n": 0}}, rows) if c["check"].endswith(">=10 dB share")]
+    assert share == [{"check": "denoise: (diag) pause SNR gain >=10 dB share", "value": 0.5,
+                      "target": "(reference)", "pass": None}]

@@ -446,11 +446,13 @@ class Editor:
                                   "target_text": said}, self.vocab)
 
     def _guide(self, edit_type, text, source_ids) -> tuple[np.ndarray | None, float]:
-        """The negative prompt and weight of an edit's guidance (None, 1.0: not guided)."""
+        """The negative prompt and weight of an edit's guidance (None, 1.0: not guided): the same source
+        under the denoise instruction (a plain copy), or for a denoise edit the silence-trim one (a copy
+        that keeps the noise)."""
         w = float(self.guidance.get(edit_type, 1.0))
         if w == 1.0:
             return None, 1.0
-        return self._edit_prompt("denoise", None, text, source_ids), w
+        return self._edit_prompt("vad" if edit_type == "denoise" else "denoise", None, text, source_ids), w
 
     def _vad_pauses(self, x: np.ndarray) -> list[int]:
         from silero_vad import get_speech_timestamps, load_silero_vad

@@ -90,6 +90,12 @@ def test_guided_edits_decode_against_a_plain_copy_of_their_source(ed, spy, monke
     monkeypatch.setattr(ed, "guided_iterations", 1)
     ed.edit(voiced(0.6), "hello", "style", "whisper", n_iter=2, temperature=0)
     assert [kw["guidance"] for kw in spy["kw"][2:]] == [[3.0], [1.0]]
+    # a denoise edit is guided against a copy that keeps the noise: the silence-trim instruction
+    monkeypatch.setattr(ed, "guidance", {"denoise": 2.0})
+    ed.edit_many([reqs[1], dict(reqs[1], edit_type="vad")])
+    (_, p_vad), kw = spy["prompts"][4], spy["kw"][4]
+    assert kw["guidance"] == [2.0, 1.0]
+    np.testing.assert_array_equal(kw["negatives"][0], p_vad)
 
 
 def test_guided_clone_decodes_against_the_same_speaker_with_no_text(ed, spy, monkeypatch):

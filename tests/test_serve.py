@@ -148,6 +148,7 @@ def server(llm_dir, ray_local):
 def test_health(server):
     status, _, body = call(server + "/health")
     assert status == 200 and body["status"] == "ok" and body["device"] == "cpu"
+    assert body["guidance"] == {} and body["guided_iterations"] is None     # the test LLM has no inference.json
 
 
 def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):

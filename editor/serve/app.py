@@ -49,7 +49,9 @@ class EditorServer:
         self.limits = Limits(**limits)
         t0 = time.perf_counter()
         self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device, f0_decimation=f0_decimation)
+        # the decoding a client's edits get: guidance comes with the LLM (its inference.json)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
+                     "guidance": self.editor.guidance, "guided_iterations": self.editor.guided_iterations,
                      "load_s": round(time.perf_counter() - t0, 2)}
         # one model call (Editor.start) at a time: batches run in their own threads, and the editor's
         # buffers and CUDA graphs are not made for two callers; analysis needs no lock

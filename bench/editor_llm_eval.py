@@ -9,7 +9,8 @@ Protocol
   test; a release with no sample there falls back to validation, with a note). A missing or unreadable
   release is skipped with a note. Per task (emotion_edit, style_edit, speed_edit, denoise,
   silence_trim) a seeded random pick of --per-task samples is edited with Editor.edit_many
-  (edit_type/edit_info from the sample, the sample's text, --seed, --temperature, --top-p). Emotion and style
+  (edit_type/edit_info from the sample, the sample's text, --seed, --temperature, --top-p; guided as the
+  LLM's inference.json says unless --guidance/--guided-iterations say otherwise). Emotion and style
   use n_iter=2; every other task n_iter=1. paralinguistic_edit samples are not in the table: skipped.
 - Every source is also put through the codec round trip (decode(encode(src)) with the source as the
   voice reference, the editor's own codec and vocoder): the floor an editor that changes nothing gets.

@@ -505,6 +505,14 @@ def guidance(v: str) -> dict:
     return out
 
 
+def iterations(v: str) -> int:
+    """--guided-iterations: a whole number >= 0 (0: every iteration)."""
+    n = int(v)
+    if n < 0:
+        raise ValueError(v)
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
@@ -524,7 +532,7 @@ def main(argv=None):
                          "Editor's, 0.08); 'off': where the model alone ends them")
     ap.add_argument("--guidance", default=None, type=guidance,
                     help="e.g. emotion=1.5,style=1.5: guided edits (Editor.guidance; default: the Editor's); 'off': none")
-    ap.add_argument("--guided-iterations", type=int, default=None,
+    ap.add_argument("--guided-iterations", type=iterations, default=None,
                     help="how many first iterations are guided (Editor.guided_iterations; 0: all)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None)

@@ -71,7 +71,7 @@ def test_decoding_options_are_checked_by_argparse(capsys):
     assert guidance("clone=3") == {"clone": 3.0} and guidance("off") == {}
     assert duration_window("off") == "off" and duration_window("0.08") == 0.08
     for option, value in (("--guidance", "happy=1.5"), ("--guidance", "style=-1"), ("--guidance", "style"),
-                          ("--duration-window", "2")):
+                          ("--duration-window", "2"), ("--guided-iterations", "-1")):
         with pytest.raises(SystemExit):
             main(["--llm", "x", "--data", "y", option, value])
         assert f"argument {option}: invalid" in capsys.readouterr().err

@@ -493,16 +493,11 @@ def duration_window(v: str):
 
 def guidance(v: str) -> dict:
     """--guidance: 'off' or TYPE=W[,TYPE=W...] with an edit type (or clone) and a weight >= 0."""
-    from editor.llm.editor import GUIDED
+    from editor.llm.editor import check_guidance
     if v == "off":
         return {}
-    out = {}
-    for part in v.split(","):
-        t, w = part.split("=")
-        if t not in GUIDED or float(w) < 0:
-            raise ValueError(part)
-        out[t] = float(w)
-    return out
+    pairs = [part.split("=") for part in v.split(",")]
+    return check_guidance({t: float(w) for t, w in pairs}, "--guidance")
 
 
 def iterations(v: str) -> int:

@@ -20,13 +20,12 @@ def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:
             return json.loads((d / "config.json").read_text())
         except (OSError, ValueError):
             return {}
-    def newest(d: Path):
-        v = str(config(d).get("version", ""))
-        return (int(v.rsplit("-v", 1)[1]) if v.rsplit("-v", 1)[-1].isdigit() else -1, v)
-    dirs = [d for d in Path(root).iterdir() if d.is_dir()] if Path(root).is_dir() else []
-    tok = [d for d in dirs if config(d).get("version") == version and "tokenizer_version" not in config(d)]
-    dec = sorted((d for d in dirs if config(d).get("tokenizer_version") == version), key=newest)
-    return (tok[0], dec[-1]) if tok and dec else None
+    cfgs = {d: config(d) for d in Path(root).iterdir() if d.is_dir()} if Path(root).is_dir() else {}
+    tok = [d for d, c in cfgs.items() if c.get("version") == version and "tokenizer_version" not in c]
+    dec = [d for d, c in cfgs.items() if c.get("tokenizer_version") == version]
+    # the newest decoder by its version's number (decoder-v10 after decoder-v9)
+    number = lambda d: int(n) if (n := str(cfgs[d].get("version", "")).rpartition("-v")[2]).isdigit() else -1
+    return (tok[0], max(dec, key=number)) if tok and dec else None
 
 
 def publish(tmp: Path, final: Path) -> Path:

@@ -96,12 +96,14 @@ def guidance_of(llm_dir) -> dict[str, float]:
     """Per edit type, the guidance weight measured for this LLM (inference.json "guidance", written
     beside the weights once an evaluation chose it); empty without the file: no edit is guided."""
     f = Path(llm_dir) / "inference.json"
-    if not f.is_file():
-        return {}
-    g = json.loads(f.read_text()).get("guidance") or {}
+    return check_guidance(json.loads(f.read_text()).get("guidance") or {}, f"{f}: guidance") if f.is_file() else {}
+
+
+def check_guidance(g: dict, where: str) -> dict[str, float]:
+    """Guidance weights by edit type (or clone) as floats; a ValueError naming `where` for a bad entry."""
     bad = {k: w for k, w in g.items() if k not in GUIDED or not isinstance(w, (int, float)) or w < 0}
     if bad:
-        raise ValueError(f"{f}: guidance {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0")
+        raise ValueError(f"{where} {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0")
     return {k: float(w) for k, w in g.items()}
 
 

@@ -160,8 +160,8 @@ class _Decoder:
         self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
         # guidance: partner[b] the row decoding b's negative prompt (b itself: none), weight[b] its w;
         # leader[b] the row whose sampled token row b is fed (b itself, except for partners)
-        self.rows = torch.arange(B, device=dev)
-        self.partner, self.leader, self.weight = self.rows.clone(), self.rows.clone(), z(B, dtype=torch.float32)
+        self.partner, self.leader, self.weight = z(B), z(B), z(B, dtype=torch.float32)
+        self.guided_row = z(B, dtype=torch.bool)             # rows that have a partner
         self.t, self.p0 = z(()), z(())                     # step counter; prompt block length P
         self.allowed = _allowed(layout, dev)
         if cfg.ignore_eos:
@@ -197,10 +197,11 @@ class _Decoder:
         self.n_out.copy_(self.lim)                    # tokens kept per row (before the block cut)
         self.seeds.copy_(torch.tensor([int(x) for x in seeds]))
         self.temps.copy_(torch.tensor(temps, dtype=torch.float32))
-        part = torch.arange(B) if partner is None else torch.as_tensor(partner, dtype=torch.long)
-        lead = torch.arange(B)
-        lead[part[part != torch.arange(B)]] = torch.arange(B)[part != torch.arange(B)]
-        self.partner.copy_(part), self.leader.copy_(lead)
+        rows = torch.arange(B)
+        part = rows if partner is None else torch.as_tensor(partner, dtype=torch.long)
+        guided, lead = part != rows, rows.clone()
+        lead[part[guided]] = rows[guided]
+        self.partner.copy_(part), self.leader.copy_(lead), self.guided_row.copy_(guided)
         self.weight.copy_(torch.ones(B) if weight is None else torch.as_tensor(weight, dtype=torch.float32))
         self.done.zero_(), self.fired_n.zero_(), self.hist.zero_(), self.t.zero_()
         self.p0.fill_(P)
@@ -231,7 +232,7 @@ class _Decoder:
             ls = torch.log_softmax(cand, -1)
             neg = ls.index_select(0, self.partner)
             g = (neg + self.weight[:, None] * (ls - neg)).masked_fill(~torch.isfinite(ls), float("-inf"))
-            cand = torch.where((self.partner != self.rows)[:, None], g, cand)   # unguided rows: bit for bit
+            cand = torch.where(self.guided_row[:, None], g, cand)   # unguided rows: bit for bit
         noise = torch.stack([uniform_noise(self.seeds, 2 * t + k, AUDIO_SIZE + 1) for k in range(2)])
         tok, fired = pick(cand, self.hist, t, self.temps, cfg, noise)
         if self.guided:

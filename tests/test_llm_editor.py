@@ -190,7 +190,7 @@ def test_guidance_weights_come_from_the_llms_inference_json(llm_dir, tmp_path):
     assert guidance_of(d) == {}                                       # no inference.json: nothing guided
     (d / "inference.json").write_text(json.dumps({"guidance": {"emotion": 1.5, "style": 2}}))
     assert guidance_of(d) == {"emotion": 1.5, "style": 2.0}
-    for bad in ({"happy": 1.5}, {"style": "strong"}, {"style": -1}):
+    for bad in ({"happy": 1.5}, {"style": "strong"}, {"style": -1}, {"style": float("inf")}):
         (d / "inference.json").write_text(json.dumps({"guidance": bad}))
         with pytest.raises(ValueError, match="inference.json: guidance.*keys are emotion"):
             guidance_of(d)

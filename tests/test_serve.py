@@ -75,6 +75,7 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     (["-o", "out.mp3"], "must end in .wav"),
     (["--f0-decimation", "13"], "f0_decimation=13"),
     (["--guidance", "-1"], "--guidance -1.0: must be a number >= 0"),
+    (["--guidance", "inf"], "--guidance inf: must be a number >= 0"),
 ])
 def test_cli_bad_input_is_a_named_error(tmp_path, llm_dir, capsys, args, needle):
     garbage = tmp_path / "garbage.wav"

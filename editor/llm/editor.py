@@ -45,6 +45,7 @@ from editor.llm.vocab import AUDIO_SIZE
 SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 GUIDED = EDIT_TYPES + ("clone",)     # what Editor.guidance may name
+MAX_GUIDANCE = 10.0                  # a weight bound: far past any useful one (1.5 ships), short of overflow
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
 # the task whose training sources set an edit type's piece length
@@ -101,9 +102,10 @@ def guidance_of(llm_dir) -> dict[str, float]:
 
 def check_guidance(g: dict, where: str) -> dict[str, float]:
     """Guidance weights by edit type (or clone) as floats; a ValueError naming `where` for a bad entry."""
-    bad = {k: w for k, w in g.items() if k not in GUIDED or not isinstance(w, (int, float)) or w < 0}
+    bad = {k: w for k, w in g.items()
+           if k not in GUIDED or not isinstance(w, (int, float)) or not 0 <= w <= MAX_GUIDANCE}
     if bad:
-        raise ValueError(f"{where} {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0")
+        raise ValueError(f"{where} {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0 and <= {MAX_GUIDANCE:g}")
     return {k: float(w) for k, w in g.items()}
 
 

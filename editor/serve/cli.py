@@ -80,15 +80,15 @@ def run(args) -> int:
     import torch
 
     from editor.features import check_f0_decimation
-    from editor.llm.editor import SR, Editor, check_edit
+    from editor.llm.editor import MAX_GUIDANCE, SR, Editor, check_edit
     # every input is checked before the (slow) model load
     check_f0_decimation(args.f0_decimation)
     if args.command == "edit":
         check_edit(args.edit_type, args.edit_info)
         if args.n_iter < 1:
             raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
-        if args.guidance is not None and not args.guidance >= 0:
-            raise ValueError(f"--guidance {args.guidance}: must be a number >= 0 (1 = off)")
+        if args.guidance is not None and not 0 <= args.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"--guidance {args.guidance}: must be a number >= 0 and <= {MAX_GUIDANCE:g} (1 = off)")
         src = _read(args.input, "--input", Editor.max_edit_s)
     else:
         src = _read(args.prompt, "--prompt", Editor.max_chunk_s)

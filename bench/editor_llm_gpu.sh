@@ -60,7 +60,8 @@ if [ -n "$KEEP_ALL" ]; then  # KEEP_ALL=1: every other candidate comes back too,
   done
 fi
 (cd /tmp/res && tar cf "$OUT/results.tar" .)    # the model is safe now; the speed bench comes after
+# SPEED_ARGS: the speed bench's options (e.g. "--codec none --guidance 1.5": the LLM alone, guided and not)
 [ -n "$SKIP_SPEED" ] || timeout ${SPEED_S:-240} python3 bench/editor_llm_speed.py --llm $LLM --data "$DATA" \
-  --batch 64 256 512 --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"
+  ${SPEED_ARGS:---batch 64 256 512} --out /tmp/res/speed_h200.json 2>&1 | grep -v Warn | tail -5 || echo "speed bench failed or timed out"
 (cd /tmp/res && tar cf "$OUT/results.tar" .)
 ls -la "$OUT"

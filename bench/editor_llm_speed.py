@@ -13,7 +13,13 @@ Batch 1 runs eagerly and, on CUDA, with the compiled step captured as a CUDA gra
 at fixed length (every request generates its source's length, <|eos|> ignored: the steady state,
 independent of how well the model has learned to stop). On CUDA a stream of 4 batches also goes
 through the Editor's batch loop, with the codec decode after each batch and overlapping the next
-(`stream_fixed_length`). The codec decode is also timed alone."""
+(`stream_fixed_length`). The codec decode is also timed alone.
+
+`--codec TOKENIZER DECODER` names the codec the LLM was trained with (default: the shipped one);
+`--codec none` times the LLM alone (the layout is the codecs' common 2 + 3 ids per block).
+`--guidance W` also times guided decoding (the Editor's negative prompt: the same source under the
+denoise instruction, one partner row per request) against the same edit requests unguided, at batch 1
+and batched at fixed length: what a guided edit costs on this device."""
 import argparse
 import json
 import sys
@@ -30,6 +36,7 @@ from editor.llm.data import load_examples  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.generate import Layout, SampleConfig, generate  # noqa: E402
 from editor.llm.model import count_params, load  # noqa: E402
+from core import tags  # noqa: E402
 from editor.vocoder import DEFAULT_VOCODER  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,12 +55,14 @@ def voiced(seconds=3.0, f0=140.0, sr=16000):
 
 
 def run(model, vocab, prompts, limits, dev, layout, batch, codec=None, ref=None, cuda_graphs=False,
-        cfg: SampleConfig | None = None) -> dict:
+        cfg: SampleConfig | None = None, negatives=None, guidance=1.0) -> dict:
+    """negatives: a negative prompt per request (guided decoding: each adds a partner row)."""
     n_tok, t0 = 0, time.perf_counter()
     decode_s, stats = 0.0, {}
     for i in range(0, len(prompts), batch):
         outs = generate(model, vocab, prompts[i:i + batch], limits[i:i + batch], seeds=list(range(i, i + batch))[:len(prompts[i:i + batch])],
-                        temperature=0.7, layout=layout, cuda_graphs=cuda_graphs, cfg=cfg, stats=stats)
+                        temperature=0.7, layout=layout, cuda_graphs=cuda_graphs, cfg=cfg, stats=stats,
+                        negatives=None if negatives is None else negatives[i:i + batch], guidance=guidance)
         _sync(dev)
         n_tok += sum(len(o) for o in outs)
         if codec is not None:
@@ -132,6 +141,30 @@ def greedy_agreement(model, vocab, prompts, limits, layout) -> dict:
             "common_prefix_mean": round(float(np.mean(prefix)), 1), "answer_len_mean": round(float(np.mean([len(x) for x in a])), 1)}
 
 
+def guided_section(model, vocab, exs, dev, layout, batches, single, w, g) -> dict:
+    """The same edit requests decoded unguided and guided (w), at batch 1 and batched at fixed length."""
+    edits = [e for e in exs if e["system"] == "edit"]
+    if not edits:
+        return {"error": "no edit examples to guide"}
+    most = max(max(batches), single)
+    edits = (edits * (most // len(edits) + 1))[:most]
+    prompts = [chat.build_prompt(e, vocab) for e in edits]
+    negs = [chat.build_prompt({**e, "instruction": tags.instruction("denoise", None, e["text"])}, vocab) for e in edits]
+    fixed = [len(e["source_tokens"]) // 5 * 5 + 5 for e in edits]
+    res = {"weight": w, "batch1": {}, "fixed_length": {}}
+    fl = SampleConfig(ignore_eos=True)
+    for name, kw in (("unguided", {}), ("guided", {"negatives": negs, "guidance": w})):
+        run(model, vocab, prompts[:single], fixed[:single], dev, layout, 1, cuda_graphs=g, cfg=fl, **kw)  # capture
+        res["batch1"][name] = run(model, vocab, prompts[:single], fixed[:single], dev, layout, 1, cuda_graphs=g, cfg=fl, **kw)
+        for b in batches:
+            run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, cuda_graphs=g, cfg=fl, **kw)
+            res["fixed_length"].setdefault(str(b), {})[name] = run(model, vocab, prompts[:b], fixed[:b], dev, layout, b,
+                                                                   cuda_graphs=g, cfg=fl, **kw)
+    for b, r in [("1", res["batch1"])] + list(res["fixed_length"].items()):
+        r["guided_over_unguided_time"] = round(r["guided"]["wall_s"] / r["unguided"]["wall_s"], 3)
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
@@ -141,15 +174,22 @@ def main(argv=None):
     ap.add_argument("--stream-batch", type=int, nargs="*", default=[256, 512],
                     help="CUDA: batch sizes of the 4-batch request stream through the Editor")
     ap.add_argument("--single", type=int, default=8, help="requests timed one at a time")
+    ap.add_argument("--codec", nargs="+", default=[str(REPO / "editor/artifacts/tokenizer-v3"), str(REPO / "editor/artifacts/decoder-v3")],
+                    metavar="DIR", help="TOKENIZER DECODER, or none: the LLM alone")
+    ap.add_argument("--guidance", type=float, default=0.0, help="W > 1: also time guided decoding at this weight")
     ap.add_argument("--out")
     a = ap.parse_args(argv)
+    if a.codec != ["none"] and len(a.codec) != 2:
+        ap.error(f"--codec: TOKENIZER DECODER or none, got {a.codec}")
+    if a.guidance and not 1 < a.guidance <= 10:
+        ap.error(f"--guidance: a weight above 1 and at most 10, got {a.guidance}")
     dev = torch.device(a.device)
     model, vocab = load(a.llm)
     model = model.to(dev).eval()
     if dev.type == "cuda":
         model = model.to(torch.bfloat16)
-    codec = Codec.load(REPO / "editor/artifacts/tokenizer-v3", REPO / "editor/artifacts/decoder-v3", a.device)
-    layout = Layout.of(codec.tokenizer)
+    codec = None if a.codec == ["none"] else Codec.load(a.codec[0], a.codec[1], a.device)
+    layout = Layout() if codec is None else Layout.of(codec.tokenizer)
     exs = [e for split in ("test", "validation") for v in load_examples(a.data, split).values() for e in v]
     if not exs:
         raise SystemExit(f"{a.data}: no test or validation examples")
@@ -158,7 +198,7 @@ def main(argv=None):
     prompts = [chat.build_prompt(e, vocab) for e in exs]
     limits = [2 * len(e["source_tokens"]) + 50 for e in exs]
     fixed = [len(e["source_tokens"]) // 5 * 5 + 5 for e in exs]   # fixed-length runs: the source's length
-    ref = codec.analyze(voiced())
+    ref = None if codec is None else codec.analyze(voiced())
     run(model, vocab, prompts[:2], limits[:2], dev, layout, 1)  # warm-up
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -191,7 +231,10 @@ def main(argv=None):
         res["fixed_length"][str(b)] = run(model, vocab, prompts[:b], fixed[:b], dev, layout, b, codec, ref, cuda_graphs=g,
                                           cfg=SampleConfig(ignore_eos=True))
         save()
-    if dev.type == "cuda":     # a stream of 4 batches: decode of batch k overlapping generation of k+1
+    if a.guidance:
+        res["guided"] = guided_section(model, vocab, exs, dev, layout, a.batch, a.single, a.guidance, g)
+        save()
+    if dev.type == "cuda" and codec is not None:     # a stream of 4 batches: decode of batch k overlapping generation of k+1
         ed = Editor(model, vocab, codec)
         ed.cuda_graphs = g
         res["stream_fixed_length"] = {}
@@ -204,7 +247,8 @@ def main(argv=None):
                 res["stream_fixed_length"][f"{b}_{'overlap' if overlap else 'after'}"] = stream(
                     ed, sp, sf, [ref] * n, b, overlap)
                 save()
-    res["codec_decode"] = codec_profile(codec, dev, ref, batches=(1, min(64, max(a.batch))))
+    if codec is not None:
+        res["codec_decode"] = codec_profile(codec, dev, ref, batches=(1, min(64, max(a.batch))))
     if dev.type == "cuda":
         res["peak_gpu_mem_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
     print(json.dumps(res, indent=1))

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER  # noqa: E402
 from editor.codec import Codec, synthesize  # noqa: E402
 from editor.llm import chat  # noqa: E402
 from editor.llm.data import load_examples  # noqa: E402
@@ -174,7 +175,7 @@ def main(argv=None):
     ap.add_argument("--stream-batch", type=int, nargs="*", default=[256, 512],
                     help="CUDA: batch sizes of the 4-batch request stream through the Editor")
     ap.add_argument("--single", type=int, default=8, help="requests timed one at a time")
-    ap.add_argument("--codec", nargs="+", default=[str(REPO / "editor/artifacts/tokenizer-v3"), str(REPO / "editor/artifacts/decoder-v3")],
+    ap.add_argument("--codec", nargs="+", default=[str(SHIPPED_TOKENIZER), str(SHIPPED_DECODER)],
                     metavar="DIR", help="TOKENIZER DECODER, or none: the LLM alone")
     ap.add_argument("--guidance", type=float, default=0.0, help="W > 1: also time guided decoding at this weight")
     ap.add_argument("--out")

@@ -13,7 +13,7 @@ STASH=${STASH:-/tmp/travel_stash}
 RESULTS="bench/results/benchmark/results.json bench/results/benchmark_v3/results.json
 bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet"
 case "${1:-}:${2:-}" in
-  out:llm)   files="$RESULTS editor/artifacts/tokenizer-v3 editor/artifacts/decoder-v3 editor/artifacts/editor-llm-v5" ;;
+  out:llm)   files="$RESULTS $(ls -d editor/artifacts/tokenizer-v* editor/artifacts/decoder-v* editor/artifacts/editor-llm-v*)" ;;
   out:codec) files="$RESULTS editor/artifacts" ;;
   out:serve) files="bench/results $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
   back:)

@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 
 from core.reader import AUDIO_SUFFIXES, Release
-from core.sample import SAMPLE_VERSION, TOKEN_FIELDS, Sample
 from core.releases import PipelineDir
+from core.sample import SAMPLE_VERSION, TOKEN_FIELDS, Sample
+from editor.artifacts import SHIPPED_TOKENIZER
 from pipelines.augment import recording_rows
 from pipelines.runner import check_output_dir, execute
 from stages.base import new_row
 from stages.tokenize_audio import TokenizeAudio
 
-REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "editor" / "artifacts" / "tokenizer-v3"
 
 
 def tokenizer_info(path) -> dict:
@@ -69,7 +68,7 @@ def check_same_tokenizer(out: PipelineDir, version: str) -> None:
 def run(cfg):
     p = cfg.pipeline
     root = check_output_dir(cfg.output_dir)
-    tok_dir = str(p.tokenizer or SHIPPED)
+    tok_dir = str(p.tokenizer or SHIPPED_TOKENIZER)
     tok = tokenizer_info(tok_dir)
     pre_rejects = []
     if cfg.data:

@@ -6,7 +6,6 @@ round-trip evaluation.
 """
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from conftest import make_cfg, run_pipeline
 from omegaconf import OmegaConf
 
 from editor import corpus, features, train_decoder
+from editor.artifacts import SHIPPED_TOKENIZER
 from editor.codec import Codec, synthesize
 from editor.decoder import TokenDecoder
 from editor.evaluate import evaluate, heldout_clips
@@ -23,7 +23,6 @@ from editor.tokenizer import DualCodebookTokenizer, block_frames
 from editor.vocoder import griffin_lim, harmonic_griffin_lim, source_filter
 
 HELD_OUT = "en_m2"
-SHIPPED = Path(__file__).resolve().parent.parent / "editor" / "artifacts"
 TINY = ["editor=tiny", f"editor.split_val=[{HELD_OUT}]", "editor.train.steps=100", "editor.joint.steps=60",
         "editor.train.batch_size=8"]
 
@@ -124,7 +123,7 @@ def test_decimated_f0_search_stays_close_and_reaches_every_codec_path(shards):
     """A server's faster analysis (f0_decimation=4: dio's search on a 4 kHz copy, stonemask at full rate):
     on speech the voicing and the F0 stay those of the full-rate search within a few cents; the codec
     analyses with it, a lone clip's split search too; a bad value is named."""
-    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v3")
+    tok = DualCodebookTokenizer.load(SHIPPED_TOKENIZER)
     clips = [features.pad_to_block(x, tok.block) for x, _ in heldout_clips(shards, {HELD_OUT}, 4)]
     full = np.concatenate([features.f0_track(x) for x in clips])
     fast = np.concatenate([features.f0_track(x, 4) for x in clips])
@@ -147,7 +146,7 @@ def test_analysis_in_worker_processes_gives_the_same_frames(shards, monkeypatch)
     """A GPU server's choice (codec.use_analysis_processes): clips analysed in forkserver workers, and a
     lone clip's F0 pieces sent to them, give the frames the threads give."""
     from editor import codec as codec_mod
-    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v3")
+    tok = DualCodebookTokenizer.load(SHIPPED_TOKENIZER)
     c = Codec(tok)
     clips = [x for x, _ in heldout_clips(shards, {HELD_OUT}, 3)]
     monkeypatch.setattr(codec_mod, "_threads", lambda: 2)
@@ -265,7 +264,7 @@ def test_train_save_load_round_trip(trained, shards):
 def test_tokens_follow_noise_pitch_and_silence(shards):
     """What editing needs must reach the shipped tokenizer's ids: noise, F0 and silence each change them.
     (A 60-step tiny tokenizer uses too few of its codes to say anything about this.)"""
-    tok = DualCodebookTokenizer.load(SHIPPED / "tokenizer-v3")
+    tok = DualCodebookTokenizer.load(SHIPPED_TOKENIZER)
     x, _ = heldout_clips(shards, {"en_f2"}, 1)[0]                      # held out from its training
     fr = features.analyze(x, tok.block)
     ling, sem = tok.encode([fr])[0]

@@ -348,3 +348,13 @@ def test_codec_dirs_finds_the_codec_an_llm_speaks(tmp_path):
     assert codec_dirs("tokenizer-v7", tmp_path) is None
     assert codec_dirs("tokenizer-v9", tmp_path) is None
     assert codec_dirs("tokenizer-v3", tmp_path / "missing") is None
+
+
+def test_the_shipped_llm_and_codec_speak_the_same_ids():
+    """The tree ships one codec and one LLM: the LLM answers in the ids of the tokenizer the defaults
+    name, the decoder reads them, and an LLM loaded without a codec finds that same pair."""
+    from editor.artifacts import SHIPPED_DECODER, SHIPPED_LLM, SHIPPED_TOKENIZER, codec_dirs
+    spoken = json.loads((SHIPPED_LLM / "training.json").read_text())["tokenizer_version"]
+    assert json.loads((SHIPPED_TOKENIZER / "config.json").read_text())["version"] == spoken
+    assert json.loads((SHIPPED_DECODER / "config.json").read_text())["tokenizer_version"] == spoken
+    assert codec_dirs(spoken) == (SHIPPED_TOKENIZER, SHIPPED_DECODER)

@@ -17,8 +17,9 @@ import soundfile as sf
 from conftest import REPO, run_pipeline
 from core.reader import Release
 from core.sample import TOKENS, Sample, clone_example, llm_example, token_member
+from editor import artifacts
 
-SHIPPED = REPO / "editor" / "artifacts" / "tokenizer-v3"
+SHIPPED, SHIPPED_DECODER = artifacts.SHIPPED_TOKENIZER, artifacts.SHIPPED_DECODER
 BLOCK = 5  # tokens per 120 ms interleaving block
 
 
@@ -40,7 +41,7 @@ def test_token_release_keeps_keys_splits_and_json(tokens):
     src_dir, tok_dir, info = tokens
     src, tok = Release(src_dir), Release(tok_dir)
     assert list(tok.manifest["key"]) == list(src.manifest["key"])
-    assert info["counts"]["rejected"] == 0 and info["tokenizer"]["version"] == "tokenizer-v3"
+    assert info["counts"]["rejected"] == 0 and info["tokenizer"]["version"] == SHIPPED.name
     both = src.manifest.set_index("key").join(tok.manifest.set_index("key"), rsuffix="_tok")
     assert (both["split"] == both["split_tok"]).all() and both["split"].notna().all()
     for s in tok.samples(decode=False):
@@ -92,7 +93,7 @@ def test_decoded_tokens_sound_like_the_clip(tokens):
     from editor.codec import Codec
     from editor.evaluate import mcd
     src, tok = Release(tokens[0]), Release(tokens[1])
-    codec = Codec.load(SHIPPED, REPO / "editor" / "artifacts" / "decoder-v3")
+    codec = Codec.load(SHIPPED, SHIPPED_DECODER)
     split = "test" if (tok.manifest["split"] == "test").any() else "validation"
     keys = list(tok.select(split=split)["key"])[:3]
     assert keys

@@ -23,8 +23,8 @@ def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-o", "--output", required=True, help="output WAV path")
     common.add_argument("--llm", default=str(SHIPPED_LLM), help="audio-LLM artifact dir (default: the shipped editor)")
-    common.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the shipped tokenizer-v3)")
-    common.add_argument("--decoder", default=None, help="codec decoder dir (default: the shipped decoder-v3)")
+    common.add_argument("--tokenizer", default=None, help="codec tokenizer dir (default: the one the LLM speaks, found in editor/artifacts)")
+    common.add_argument("--decoder", default=None, help="codec decoder dir (default: the one the LLM speaks, found in editor/artifacts)")
     common.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when visible")
     common.add_argument("--f0-decimation", type=int, default=1,
                         help="the codec's F0 search on a copy downsampled this many times (4: faster analysis)")

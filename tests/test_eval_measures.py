@@ -91,3 +91,19 @@ def test_denoise_gains_report_their_share_over_10_db():
     share = [c for c in checks({"denoise": d, "clone": {"n": 0}}, rows) if c["check"].endswith(">=10 dB share")]
     assert share == [{"check": "denoise: (diag) pause SNR gain >=10 dB share", "value": 0.5,
                       "target": "(reference)", "pass": None}]
+
+
+def test_an_oracle_mask_raises_the_snr_of_added_noise_and_not_of_a_room():
+    """bench/denoise_mask_bound.py's bound: the ideal ratio mask removes added noise (SNR up by several
+    dB) but cannot take a room's reverberation out of the source's phase (SNR against the dry clean
+    reference stays where it was)."""
+    from bench.denoise_mask_bound import ratio_masked
+    clean = speech_with_pauses()
+    rng = np.random.default_rng(2)
+    noisy = clean + 0.1 * rng.standard_normal(len(clean))
+    gain = snr(ratio_masked(noisy, clean), clean)["snr_db"] - snr(noisy, clean)["snr_db"]
+    assert gain > 5, gain
+    room = np.exp(-np.arange(int(0.4 * SR)) / (0.08 * SR)) * rng.standard_normal(int(0.4 * SR))
+    wet = np.convolve(clean, room / np.sqrt((room ** 2).sum()))[:len(clean)]
+    assert abs(snr(ratio_masked(wet, clean), clean)["snr_db"] - snr(wet, clean)["snr_db"]) < 2
+    assert np.allclose(ratio_masked(noisy, noisy), noisy, atol=1e-6)   # its own magnitude: unchanged

@@ -1,4 +1,5 @@
 """Shared fixtures: one local Ray for the session, a cached voice bank, and small real runs."""
+import json
 import os
 import sys
 from pathlib import Path
@@ -7,6 +8,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from editor.artifacts import SHIPPED_TOKENIZER  # noqa: E402
+# the ids the shipped codec speaks: tiny LLMs and token releases made for the shipped codec name it
+SHIPPED_CODEC = json.loads((SHIPPED_TOKENIZER / "config.json").read_text())["version"]
 
 
 # Selection off (margin, splits, quality filters): tests that count exact outputs use this, and the
@@ -119,7 +123,7 @@ def voiced(seconds, sr=16000, f0=140.0, seed=0):
 
 
 def tiny_llm(d: Path) -> Path:
-    """A random tiny audio LLM in d, made for the shipped codec (tokenizer-v3): for Editor tests."""
+    """A random tiny audio LLM in d, made for the shipped codec: for Editor tests."""
     import torch
 
     from editor.llm import model as llm_model
@@ -128,7 +132,7 @@ def tiny_llm(d: Path) -> Path:
     torch.manual_seed(0)
     vocab = load_vocab()
     llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
-    write_codec_meta(d, "tokenizer-v3")
+    write_codec_meta(d, SHIPPED_CODEC)
     return d
 
 
@@ -290,7 +294,7 @@ def write_token_release(pipe_dir: Path, examples: list[dict], per_shard: int = 4
               "prompt": prompt, "instruction": instruction("emotion", e["tag"], e["text"]), "edit_type": "emotion",
               "edit_info": e["tag"], "acoustics": {}, "loudness": {}, "quality": {}, "gender": None,
               "intensity": None, "margin": 8.0, "prompts": {"src": {}, "tgt": {}}, "speaker_sim": None,
-              "tokenizer_version": "tokenizer-v3", "token_counts": counts, "tokens_per_second": 41.6667}
+              "tokenizer_version": SHIPPED_CODEC, "token_counts": counts, "tokens_per_second": 41.6667}
         shard = writer.write(Sample(e["key"], js, members))
         rows.append({"key": e["key"], "shard": shard, **flatten(js)})
     writer.close()

@@ -12,7 +12,7 @@ from benchmark import bench_set, protocol
 from benchmark.editors import BenchmarkEditor, Failed, LlmEditor, checked, run_safely
 from benchmark.scoring import Scorer
 from benchmark.store import ClipStore
-from conftest import REPO, make_cfg
+from conftest import REPO, SHIPPED_CODEC, make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SR = 16000
@@ -230,7 +230,7 @@ def tiny_llm(tmp_path_factory):
     vocab = load_vocab()
     d = tmp_path_factory.mktemp("llm")
     llm_model.save(llm_model.build_model(llm_model.load_preset("tiny"), vocab), vocab, d)
-    write_codec_meta(d, "tokenizer-v3")
+    write_codec_meta(d, SHIPPED_CODEC)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Editor, "margin_tokens", 10)    # a random model never says <|eos|>: keep its outputs short
         yield d

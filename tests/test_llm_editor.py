@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import voiced
+from conftest import SHIPPED_CODEC, voiced
 from editor.llm.editor import (ArtifactMismatch, DEFAULT_DECODER, DEFAULT_PIECE_S, EDIT_TYPES, SR, Editor,
                                crossfade_join, guidance_of, guided_iterations_of, piece_seconds, split_points, split_text, write_codec_meta)
 
@@ -208,7 +208,7 @@ def test_piece_length_comes_from_the_training_data(llm_dir, tmp_path):
     d = tmp_path / "llm"
     shutil.copytree(llm_dir, d)
     assert piece_seconds(d) == DEFAULT_PIECE_S                        # no training.json: a model of unknown data
-    tj = {"tokenizer_version": "tokenizer-v3"}
+    tj = {"tokenizer_version": SHIPPED_CODEC}
     tj["data"] = {"speed_edit": {"source_seconds": {"p90": 6.5}}, "silence_trim": {"source_seconds": {"p90": 9.0}},
                   "emotion_edit": {"source_seconds": {"p90": 0.4}}}    # never below MIN_PIECE_S
     (d / "training.json").write_text(json.dumps(tj))
@@ -227,7 +227,7 @@ def test_speed_edits_end_near_the_length_their_tag_was_taught(llm_dir, tmp_path,
     d = tmp_path / "llm"
     shutil.copytree(llm_dir, d)
     ratios = {"more slower": 1.43, "faster": 0.83}
-    (d / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3",
+    (d / "training.json").write_text(json.dumps({"tokenizer_version": SHIPPED_CODEC,
                                                  "data": {"speed_edit": {"length_ratio": ratios}}}))
     e = Editor.load(d, device="cpu")
     assert e.speed_ratio == ratios
@@ -277,7 +277,7 @@ def test_version_checks(llm_dir, tmp_path):
     (bad / "codec.json").unlink()
     with pytest.raises(ArtifactMismatch, match="cannot tell"):
         Editor.load(bad, device="cpu")
-    (bad / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3"}))
+    (bad / "training.json").write_text(json.dumps({"tokenizer_version": SHIPPED_CODEC}))
     dec = tmp_path / "dec"
     dec.mkdir()
     cfg = json.loads((DEFAULT_DECODER / "config.json").read_text())

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_pipeline
+from conftest import SHIPPED_CODEC, run_pipeline
 from core.reader import Release
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -22,7 +22,7 @@ def tiny_llm(tmp_path_factory):
     torch.manual_seed(0)
     vocab = load_vocab()
     save(build_model(load_preset("tiny"), vocab), vocab, d)
-    (d / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3", "version": "editor-llm-tiny"}))
+    (d / "training.json").write_text(json.dumps({"tokenizer_version": SHIPPED_CODEC, "version": "editor-llm-tiny"}))
     return d
 
 

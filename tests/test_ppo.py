@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_cfg
+from conftest import SHIPPED_CODEC, make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,7 +57,7 @@ def models(tmp_path_factory):
         emb[vocab.audio_offset:vocab.audio_offset + 512] += u
         emb[vocab.audio_offset + 512:vocab.audio_offset + 1024] -= u
     save(model, vocab, sft)
-    write_codec_meta(sft, "tokenizer-v3")
+    write_codec_meta(sft, SHIPPED_CODEC)
     rm = d / "rm"
     RewardModel(build_model(load_preset("tiny"), vocab), vocab).save(rm)
     other = load_vocab(text_size=vocab.text_size + 64)
@@ -227,7 +227,7 @@ def test_ppo_artifact_loads_as_an_editor(models, tmp_path):
     ed = Editor.load(out / "ppo", device="cpu")
     assert ed.vocab.version == models["vocab"].version
     tj = json.loads((out / "ppo" / "training.json").read_text())
-    assert tj["steps"] == 2 and tj["tokenizer_version"] == "tokenizer-v3" and tj["ppo"]["kl_beta"] == 0.05
+    assert tj["steps"] == 2 and tj["tokenizer_version"] == SHIPPED_CODEC and tj["ppo"]["kl_beta"] == 0.05
 
 
 def test_policy_logprobs_are_the_samplers_distribution_and_ignore_padding(models):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_pipeline, write_token_release
+from conftest import SHIPPED_CODEC, run_pipeline, write_token_release
 from core.reader import Release
 from editor.llm import pairs
 from editor.llm.pair_rule import prompt_split, scored_pairs, survival
@@ -89,7 +89,7 @@ def tiny_editor(tmp_path_factory):
     torch.manual_seed(0)
     vocab = load_vocab()
     save(build_model(load_preset("tiny"), vocab), vocab, d)
-    (d / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v3", "version": "editor-llm-tiny"}))
+    (d / "training.json").write_text(json.dumps({"tokenizer_version": SHIPPED_CODEC, "version": "editor-llm-tiny"}))
     return d
 
 
@@ -146,7 +146,7 @@ def test_candidates_pairs_and_report(first_run, tokens):
         assert (p["prompt_key"], p["chosen_score"]) in scores and (p["prompt_key"], p["rejected_score"]) in scores
         assert p["split"] == prompt_split(p["prompt_key"], 0.1)
         assert p["rater"].startswith("machine:") and not np.array_equal(p["chosen"], p["rejected"])
-        assert p["tokenizer_version"] == "tokenizer-v3", "the answers' codec, so a trainer can refuse another"
+        assert p["tokenizer_version"] == SHIPPED_CODEC, "the answers' codec, so a trainer can refuse another"
     assert len({p["pair_id"] for p in table}) == len(table)
 
     report = json.loads((out / "preference_pairs" / "latest" / "report.json").read_text())

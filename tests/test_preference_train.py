@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, make_cfg
+from conftest import REPO, SHIPPED_CODEC, make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -52,7 +52,7 @@ def sft(tmp_path_factory):
     torch.manual_seed(0)
     vocab = load_vocab()
     save(build_model(load_preset("tiny"), vocab), vocab, d)
-    write_codec_meta(d, "tokenizer-v3")
+    write_codec_meta(d, SHIPPED_CODEC)
     return d
 
 
@@ -161,7 +161,7 @@ def test_dpo_raises_the_chosen_ratio_and_publishes_an_editor(sft, pairs, tmp_pat
     _run([*DPO, f"editor={sft}", f"pairs=[{pairs}]", f"output_dir={tmp_path}",
           f"pipeline.artifact_out={out}", "pipeline.train.steps=20"])
     tj = json.loads((out / "training.json").read_text())
-    assert tj["beta"] == 0.1 and tj["steps"] == 20 and tj["tokenizer_version"] == "tokenizer-v3"
+    assert tj["beta"] == 0.1 and tj["steps"] == 20 and tj["tokenizer_version"] == SHIPPED_CODEC
     assert tj["start"]["val_margin"] == pytest.approx(0, abs=1e-4), "policy = reference at step 0"
     assert tj["final"]["val_accuracy"] == 1.0 and tj["final"]["val_margin"] > 0.3   # beta * log-ratio margin
     curve = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]

@@ -134,11 +134,23 @@ class StreamEncoder(nn.Module):
         self.token = nn.Sequential(*[ResidualConv(hidden, 3) for _ in range(token_layers)])
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, n_out))
 
-    def forward(self, x):
+    def forward(self, x, lengths: list[int] | None = None):
+        """lengths: each clip's frames in a padded batch (whole hops). After every block a shorter
+        clip's padding is set to its last real position again, so each convolution reads beyond the clip
+        what it reads alone (replicate padding): a clip's ids do not depend on its batchmates."""
         b, t, _ = x.shape
-        h = self.frame(self.inp(x))
+        h = self._blocks(self.frame, self.inp(x), lengths)
         h = self.down(h.reshape(b, t // self.hop, self.hop * h.shape[-1]))
-        return self.out(self.token(h))
+        return self.out(self._blocks(self.token, h, None if lengths is None else [n // self.hop for n in lengths]))
+
+    @staticmethod
+    def _blocks(blocks: nn.Sequential, h: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+        for block in blocks:
+            h = block(h)
+            if lengths is not None:
+                h = torch.stack([torch.cat([r[:n], r[n - 1:n].expand(len(r) - n, -1)]) if n < len(r) else r
+                                 for r, n in zip(h, lengths)])
+        return h
 
 
 class DualCodebookTokenizer(nn.Module):
@@ -169,13 +181,15 @@ class DualCodebookTokenizer(nn.Module):
                 getattr(self, f"{s}_mean").copy_(inputs[s].mean(0))
                 getattr(self, f"{s}_std").copy_(inputs[s].std(0).clamp(min=1e-3))
 
-    def latents(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Raw frame inputs per stream (B, T, d) -> the encoders' values before FSQ (B, T / hop, len(levels))."""
-        return {s: self.encoders[s]((x[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")) for s in STREAMS}
+    def latents(self, x: dict[str, torch.Tensor], lengths: list[int] | None = None) -> dict[str, torch.Tensor]:
+        """Raw frame inputs per stream (B, T, d) -> the encoders' values before FSQ (B, T / hop, len(levels)).
+        lengths: each clip's frames, when the batch is padded (StreamEncoder.forward)."""
+        return {s: self.encoders[s]((x[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std"), lengths)
+                for s in STREAMS}
 
-    def quantize(self, x: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def quantize(self, x: dict[str, torch.Tensor], lengths: list[int] | None = None) -> dict[str, torch.Tensor]:
         """Raw frame inputs per stream (B, T, d) -> quantized vectors (B, T / hop, len(levels))."""
-        return {s: self.quantizers[s](z) for s, z in self.latents(x).items()}
+        return {s: self.quantizers[s](z) for s, z in self.latents(x, lengths).items()}
 
     def vectors(self, stream: str, ids: torch.Tensor) -> torch.Tensor:
         return self.quantizers[stream].vectors(ids)
@@ -197,7 +211,7 @@ class DualCodebookTokenizer(nn.Module):
                 v = INPUTS[s](f, self.cfg)
                 x[i, :len(v)], x[i, len(v):] = v, v[-1]   # pad with the last frame: no fake edge
             batch[s] = torch.as_tensor(x, device=device)
-        q = self.quantize(batch)
+        q = self.quantize(batch, [len(f) for f in frames])
         ids = {s: self.quantizers[s].ids(q[s]).cpu().numpy() for s in STREAMS}
         hop = {s: self.cfg[s]["hop_frames"] for s in STREAMS}
         return [(ids["linguistic"][i, : len(f) // hop["linguistic"]], ids["semantic"][i, : len(f) // hop["semantic"]])

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import make_cfg, run_pipeline
+from conftest import make_cfg, run_pipeline, voiced
 from omegaconf import OmegaConf
 
 from editor import corpus, features, train_decoder
@@ -390,3 +390,13 @@ def test_noisy_views_train_the_encoders_toward_the_clean_ids(shards, tmp_path):
     assert "train_consistency" in curve[-1] and "val_consistency" in curve[-1]
     assert json.loads((tok_dir / "config.json").read_text())["inputs"] == {"floor_db": 60, "speech_db": 30}
     assert info["train"]["noise_views"] == 0.5
+
+
+def test_a_clips_ids_do_not_depend_on_its_batchmates():
+    """The tokenize pipeline and the editor encode padded batches: a short clip next to a long one
+    gets the ids it gets alone (each convolution reads past the clip's end what it reads alone)."""
+    c = Codec(DualCodebookTokenizer.load(SHIPPED_TOKENIZER))
+    frames = c.analyze_many([voiced(0.5, seed=1), voiced(3.0, seed=4), voiced(0.9, seed=2)])
+    for batched, f in zip(c.encode_frames(frames), frames):
+        alone = c.encode_frames([f])[0]
+        assert np.array_equal(batched[0], alone[0]) and np.array_equal(batched[1], alone[1])

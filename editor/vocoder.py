@@ -7,11 +7,31 @@
 - harmonic_gl (the default): Griffin-Lim on the mel's magnitude, its phase started from the
   source-filter rendering instead of at random: the timbre of griffin_lim with the pitch of the
   predicted F0.
+
+A clip's waveform does not depend on what it is batched with: each is followed by TAIL silent frames
+whether alone or padded, its noise and random phases are drawn per clip in fixed-size chunks (a longer
+batchmate does not shift them), and its harmonics are levelled over its own length.
 """
 import numpy as np
 import torch
 
 from editor.features import HOP, LOG_FLOOR, N_FFT, SAMPLE_RATE, mel_basis
+
+TAIL = N_FFT // HOP + 1     # silent frames after every clip: its last STFT frames see silence, not a batchmate's padding
+_CHUNK = 4096
+
+
+def _span(lengths: list[int]) -> int:
+    """Frames of a batch: the longest clip and its silent tail."""
+    return max(lengths) + TAIL
+
+
+def _chunked(shape_per_row: tuple, n: int, rows: int, seed: int, draw) -> torch.Tensor:
+    """(rows, *shape_per_row, n) random values, the same for every row, whose first k entries along the
+    last axis do not depend on n (drawn in fixed chunks with their own seeds)."""
+    parts = [draw((*shape_per_row, _CHUNK), torch.Generator().manual_seed(seed * 100003 + k))
+             for k in range(-(-n // _CHUNK))]
+    return torch.cat(parts, -1)[..., :n].expand(rows, *shape_per_row, n)
 
 
 def _unbatch(y: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
@@ -22,7 +42,7 @@ def _unbatch(y: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
 def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
     """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
     pseudo-inverse of the mel filterbank."""
-    t_max = max(len(m) for m in mels)
+    t_max = _span([len(m) for m in mels])
     pinv = torch.linalg.pinv(torch.as_tensor(mel_basis()).T).to(device)           # (freq, mels)
     mel = torch.zeros(len(mels), t_max + 1, mels[0].shape[1], device=device)
     for i, m in enumerate(mels):
@@ -33,7 +53,7 @@ def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
 def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
     """Log-mel frames (T_i, N_MELS) per clip -> waveforms of T_i * HOP samples."""
     mag = mel_magnitude(mels, torch.device(device))
-    y = phase_from_magnitude(mag, max(len(m) for m in mels) * HOP, n_iter, momentum, seed)
+    y = phase_from_magnitude(mag, _span([len(m) for m in mels]) * HOP, n_iter, momentum, seed)
     return _unbatch(y, [len(m) for m in mels])
 
 
@@ -43,8 +63,9 @@ def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momen
     from the complex STFT `init` when given, at random otherwise."""
     window = torch.hann_window(N_FFT, device=mag.device)
     if init is None:
-        g = torch.Generator(device="cpu").manual_seed(seed)
-        angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=g)).to(mag.device)
+        u = _chunked(tuple(mag.shape[-2:-1]), mag.shape[-1], mag[..., 0, 0].numel(), seed,
+                     lambda shape, g: torch.rand(shape, generator=g)).reshape(mag.shape)
+        angles = torch.exp(2j * torch.pi * u).to(mag.device)
     else:
         angles = init / (init.abs() + 1e-8)
     prev = torch.zeros_like(angles)
@@ -90,13 +111,13 @@ def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: 
     start = torch.stft(_source_filter(frames, device, seed=seed), N_FFT, HOP,
                        window=torch.hann_window(N_FFT, device=device), return_complex=True)
     mag = mel_magnitude([f.mel for f in frames], device)
-    y = phase_from_magnitude(mag, max(len(f.f0) for f in frames) * HOP, n_iter, momentum, init=start)
+    y = phase_from_magnitude(mag, _span([len(f.f0) for f in frames]) * HOP, n_iter, momentum, init=start)
     return _unbatch(y, [len(f.f0) for f in frames])
 
 
 def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise_floor: float = 0.06,
                    seed: int = 0) -> torch.Tensor:
-    """The source-filter rendering, zero-padded (B, T_max * HOP), on `device`.
+    """The source-filter rendering, zero-padded (B, (T_max + TAIL) * HOP), on `device`.
 
     A harmonic excitation (phase integrated from F0, all harmonics below Nyquist) in voiced frames and
     white noise in unvoiced ones (plus a little in voiced ones, rising with frequency: breathiness)
@@ -104,7 +125,7 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     has no defined pitch; this makes the pitch exactly the decoder's F0.
     """
     device = torch.device(device)
-    t_max = max(len(f.f0) for f in frames)
+    t_max = _span([len(f.f0) for f in frames])
     n = t_max * HOP
     f0 = torch.zeros(len(frames), t_max, device=device)
     target = torch.full((len(frames), t_max + 1, frames[0].mel.shape[1]), float(np.log(LOG_FLOOR)), device=device)
@@ -130,10 +151,11 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
         if not below.any():
             break
         harm += below * torch.cos(k * phase)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    noise = torch.randn(len(frames), n, generator=g).to(device)
-    # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level
-    harm = harm / torch.sqrt((harm ** 2).mean(1, keepdim=True).clamp(min=1e-8))
+    noise = _chunked((), n, len(frames), seed, lambda shape, g: torch.randn(shape, generator=g)).to(device)
+    # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level (each clip over
+    # its own samples)
+    own = (t[None, :] < torch.as_tensor([len(f.f0) * HOP for f in frames], device=device)[:, None]).float()
+    harm = harm / torch.sqrt(((harm ** 2) * own).sum(1, keepdim=True) / own.sum(1, keepdim=True).clamp(min=1)).clamp(min=1e-4)
     window = torch.hann_window(N_FFT, device=device)
     H = torch.stft(harm * v_s, N_FFT, HOP, window=window, return_complex=True)
     N = torch.stft(noise, N_FFT, HOP, window=window, return_complex=True)

@@ -400,3 +400,20 @@ def test_a_clips_ids_do_not_depend_on_its_batchmates():
     for batched, f in zip(c.encode_frames(frames), frames):
         alone = c.encode_frames([f])[0]
         assert np.array_equal(batched[0], alone[0]) and np.array_equal(batched[1], alone[1])
+
+
+def test_a_clips_waveform_does_not_depend_on_its_batchmates():
+    """A server batches whatever requests arrive together: every vocoder renders a clip in a batch of
+    longer and shorter ones as it renders it alone (noise, random phases and level are the clip's own)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for n in (60, 151, 97):
+        f0 = np.where(np.arange(n) % 40 < 30, 120.0 + 20 * np.sin(np.arange(n) / 9), 0.0).astype(np.float32)
+        mel = (np.log(0.05) + rng.normal(0, 0.5, (n, features.N_MELS))).astype(np.float32)
+        frames.append(features.Frames(f0=f0, mel=mel))
+    for name in ("harmonic_gl", "griffin_lim", "source_filter"):
+        batched = synthesize(frames, name)
+        for f, y in zip(frames, batched):
+            alone = synthesize([f], name)[0]
+            assert len(y) == len(alone) == len(f.f0) * features.HOP
+            np.testing.assert_allclose(y, alone, atol=1e-4, err_msg=name)

@@ -145,11 +145,14 @@ class StreamEncoder(nn.Module):
 
     @staticmethod
     def _blocks(blocks: nn.Sequential, h: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+        # position t of clip b reads position min(t, length_b - 1): its padding repeats its edge
+        edge = None if lengths is None or min(lengths) == h.shape[1] else torch.minimum(
+            torch.arange(h.shape[1], device=h.device)[None, :],
+            torch.as_tensor(lengths, device=h.device)[:, None] - 1)[..., None].expand(-1, -1, h.shape[-1])
         for block in blocks:
             h = block(h)
-            if lengths is not None:
-                h = torch.stack([torch.cat([r[:n], r[n - 1:n].expand(len(r) - n, -1)]) if n < len(r) else r
-                                 for r, n in zip(h, lengths)])
+            if edge is not None:
+                h = h.gather(1, edge)
         return h
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core import tags  # noqa: E402
 from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER  # noqa: E402
 from editor.codec import Codec, synthesize  # noqa: E402
 from editor.llm import chat  # noqa: E402
@@ -37,7 +38,6 @@ from editor.llm.data import load_examples  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.generate import Layout, SampleConfig, generate  # noqa: E402
 from editor.llm.model import count_params, load  # noqa: E402
-from core import tags  # noqa: E402
 from editor.vocoder import DEFAULT_VOCODER  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

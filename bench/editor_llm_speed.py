@@ -17,8 +17,8 @@ through the Editor's batch loop, with the codec decode after each batch and over
 
 `--codec TOKENIZER DECODER` names the codec the LLM was trained with (default: the shipped one);
 `--codec none` times the LLM alone (the layout is the codecs' common 2 + 3 ids per block).
-`--guidance W` also times guided decoding (the Editor's negative prompt: the same source under the
-denoise instruction, one partner row per request) against the same edit requests unguided, at batch 1
+`--guidance W` also times guided decoding (the Editor's negative prompt, one partner row per request)
+against the same emotion and style edit requests (the edits guidance ships for) unguided, at batch 1
 and batched at fixed length: what a guided edit costs on this device."""
 import argparse
 import json
@@ -30,12 +30,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core import tags  # noqa: E402
 from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER  # noqa: E402
 from editor.codec import Codec, synthesize  # noqa: E402
 from editor.llm import chat  # noqa: E402
 from editor.llm.data import load_examples  # noqa: E402
-from editor.llm.editor import Editor  # noqa: E402
+from editor.llm.editor import Editor, negative_prompt  # noqa: E402
 from editor.llm.generate import Layout, SampleConfig, generate  # noqa: E402
 from editor.llm.model import count_params, load  # noqa: E402
 from editor.vocoder import DEFAULT_VOCODER  # noqa: E402
@@ -143,14 +142,14 @@ def greedy_agreement(model, vocab, prompts, limits, layout) -> dict:
 
 
 def guided_section(model, vocab, exs, dev, layout, batches, single, w, g) -> dict:
-    """The same edit requests decoded unguided and guided (w), at batch 1 and batched at fixed length."""
-    edits = [e for e in exs if e["system"] == "edit"]
+    """The same emotion and style edits decoded unguided and guided (w), at batch 1 and batched at fixed length."""
+    edits = [e for e in exs if e["task"] in ("emotion_edit", "style_edit")]
     if not edits:
-        return {"error": "no edit examples to guide"}
+        return {"error": "no emotion or style edit examples to guide"}
     most = max(max(batches), single)
     edits = (edits * (most // len(edits) + 1))[:most]
     prompts = [chat.build_prompt(e, vocab) for e in edits]
-    negs = [chat.build_prompt({**e, "instruction": tags.instruction("denoise", None, e["text"])}, vocab) for e in edits]
+    negs = [negative_prompt(vocab, e["task"].removesuffix("_edit"), e["text"], e["source_tokens"]) for e in edits]
     fixed = [len(e["source_tokens"]) // 5 * 5 + 5 for e in edits]
     res = {"weight": w, "batch1": {}, "fixed_length": {}}
     fl = SampleConfig(ignore_eos=True)

@@ -81,9 +81,7 @@ TIME_DIM = 64
 def _frame_noise(n: int, dims: int, seed: int, chunk: int = 1000) -> torch.Tensor:
     """(n, dims) standard normal noise whose first k rows do not depend on n: a clip's flow sample is
     then the same whatever it is batched and padded with."""
-    parts = [torch.randn(chunk, dims, generator=torch.Generator().manual_seed(seed * 100003 + k))
-             for k in range(-(-n // chunk))]
-    return torch.cat(parts)[:n]
+    return features.seeded_chunks(n, chunk, seed, lambda g: torch.randn(chunk, dims, generator=g))
 
 
 def _time_embedding(t: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,14 @@ class Frames:
         return Frames(self.f0[:n], self.mel[:n])
 
 
+def seeded_chunks(n: int, chunk: int, seed: int, draw, dim: int = 0) -> torch.Tensor:
+    """Random values n long along `dim`, drawn `chunk` at a time by draw(generator), each chunk from its
+    own generator (seed * 100003 + k): the first values do not depend on n, so a clip drawn inside a
+    longer padded batch gets what it gets alone."""
+    parts = [draw(torch.Generator().manual_seed(seed * 100003 + k)) for k in range(-(-n // chunk))]
+    return torch.cat(parts, dim).narrow(dim, 0, n)
+
+
 @lru_cache(maxsize=1)
 def mel_basis() -> np.ndarray:
     """(N_FFT/2+1, N_MELS) triangular filters on the HTK mel scale, 0-8 kHz."""

@@ -15,7 +15,7 @@ batchmate does not shift them), and its harmonics are levelled over its own leng
 import numpy as np
 import torch
 
-from editor.features import HOP, LOG_FLOOR, N_FFT, SAMPLE_RATE, mel_basis
+from editor.features import HOP, LOG_FLOOR, N_FFT, SAMPLE_RATE, mel_basis, seeded_chunks
 
 TAIL = N_FFT // HOP + 1     # silent frames after every clip: its last STFT frames see silence, not a batchmate's padding
 _CHUNK = 4096
@@ -26,12 +26,10 @@ def _span(lengths: list[int]) -> int:
     return max(lengths) + TAIL
 
 
-def _chunked(shape_per_row: tuple, n: int, rows: int, seed: int, draw) -> torch.Tensor:
-    """(rows, *shape_per_row, n) random values, the same for every row, whose first k entries along the
-    last axis do not depend on n (drawn in fixed chunks with their own seeds)."""
-    parts = [draw((*shape_per_row, _CHUNK), torch.Generator().manual_seed(seed * 100003 + k))
-             for k in range(-(-n // _CHUNK))]
-    return torch.cat(parts, -1)[..., :n].expand(rows, *shape_per_row, n)
+def _per_clip(shape: tuple, n: int, rows: int, seed: int, draw) -> torch.Tensor:
+    """(rows, *shape, n) random values along the last axis, the same for every clip and not shifted by
+    a longer batchmate (features.seeded_chunks)."""
+    return seeded_chunks(n, _CHUNK, seed, lambda g: draw((*shape, _CHUNK), generator=g), -1).expand(rows, *shape, n)
 
 
 def _unbatch(y: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
@@ -63,8 +61,7 @@ def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momen
     from the complex STFT `init` when given, at random otherwise."""
     window = torch.hann_window(N_FFT, device=mag.device)
     if init is None:
-        u = _chunked(tuple(mag.shape[-2:-1]), mag.shape[-1], mag[..., 0, 0].numel(), seed,
-                     lambda shape, g: torch.rand(shape, generator=g)).reshape(mag.shape)
+        u = _per_clip(tuple(mag.shape[-2:-1]), mag.shape[-1], mag[..., 0, 0].numel(), seed, torch.rand).reshape(mag.shape)
         angles = torch.exp(2j * torch.pi * u).to(mag.device)
     else:
         angles = init / (init.abs() + 1e-8)
@@ -151,7 +148,7 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
         if not below.any():
             break
         harm += below * torch.cos(k * phase)
-    noise = _chunked((), n, len(frames), seed, lambda shape, g: torch.randn(shape, generator=g)).to(device)
+    noise = _per_clip((), n, len(frames), seed, torch.randn).to(device)
     # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level (each clip over
     # its own samples)
     own = (t[None, :] < torch.as_tensor([len(f.f0) * HOP for f in frames], device=device)[:, None]).float()

@@ -100,6 +100,21 @@ def guidance_of(llm_dir) -> dict[str, float]:
     return check_guidance(json.loads(f.read_text()).get("guidance") or {}, f"{f}: guidance") if f.is_file() else {}
 
 
+def edit_prompt(vocab, edit_type, edit_info, text, source_ids) -> np.ndarray:
+    """The chat prompt of one edit of these source tokens (the edit system prompt, upstream's format)."""
+    ins = tags.instruction(edit_type, edit_info, text, new_text=edit_info)
+    # what the answer says: the tagged text of a paralinguistic edit, else the source's text
+    said = edit_info if edit_type == "paralinguistic" else text
+    return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids,
+                              "target_text": said}, vocab)
+
+
+def negative_prompt(vocab, edit_type, text, source_ids) -> np.ndarray:
+    """What a guided edit is decoded against: the same source under the denoise instruction (a plain
+    copy), or for a denoise edit the silence-trim one (a copy that keeps the noise)."""
+    return edit_prompt(vocab, "vad" if edit_type == "denoise" else "denoise", None, text, source_ids)
+
+
 def check_guidance(g: dict, where: str) -> dict[str, float]:
     """Guidance weights by edit type (or clone) as floats; a ValueError naming `where` for a bad entry."""
     bad = {k: w for k, w in g.items()
@@ -442,21 +457,14 @@ class Editor:
                                     prompt_fixed=prompt_fixed, sr=sr, seed=seed, temperature=temperature)])[0]
 
     def _edit_prompt(self, edit_type, edit_info, text, source_ids) -> np.ndarray:
-        """The chat prompt of one edit of these source tokens (the edit system prompt, upstream's format)."""
-        ins = tags.instruction(edit_type, edit_info, text, new_text=edit_info)
-        # what the answer says: the tagged text of a paralinguistic edit, else the source's text
-        said = edit_info if edit_type == "paralinguistic" else text
-        return chat.build_prompt({"system": "edit", "instruction": ins, "source_tokens": source_ids,
-                                  "target_text": said}, self.vocab)
+        return edit_prompt(self.vocab, edit_type, edit_info, text, source_ids)
 
     def _guide(self, edit_type, text, source_ids) -> tuple[np.ndarray | None, float]:
-        """The negative prompt and weight of an edit's guidance (None, 1.0: not guided): the same source
-        under the denoise instruction (a plain copy), or for a denoise edit the silence-trim one (a copy
-        that keeps the noise)."""
+        """The negative prompt and weight of an edit's guidance (None, 1.0: not guided)."""
         w = float(self.guidance.get(edit_type, 1.0))
         if w == 1.0:
             return None, 1.0
-        return self._edit_prompt("vad" if edit_type == "denoise" else "denoise", None, text, source_ids), w
+        return negative_prompt(self.vocab, edit_type, text, source_ids), w
 
     def _vad_pauses(self, x: np.ndarray) -> list[int]:
         from silero_vad import get_speech_timestamps, load_silero_vad

@@ -5,17 +5,20 @@
 #   bash bench/travel_light.sh out codec   # a codec training call: every editor artifact goes
 #   bash bench/travel_light.sh out serve   # a serving call (the shipped editor runs): results and plots go
 #   bash bench/travel_light.sh back        # restore (also after a failed call)
-# Big benchmark results go in every case. Files wait in $STASH (default /tmp/travel_stash); `git status`
+# Big benchmark results go in every case, and so do editor/candidates (GPU-made weights kept in git but not
+# shipped, committed as soon as they come back since the development machine is wiped between sessions).
+# Files wait in $STASH (default /tmp/travel_stash); `git status`
 # shows them deleted until `back`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STASH=${STASH:-/tmp/travel_stash}
 RESULTS="bench/results/benchmark/results.json bench/results/benchmark_v3/results.json
-bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet"
+bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet
+$(ls -d editor/candidates 2>/dev/null || true)"
 case "${1:-}:${2:-}" in
   out:llm)   files="$RESULTS $(ls -d editor/artifacts/tokenizer-v* editor/artifacts/decoder-v* editor/artifacts/editor-llm-v*)" ;;
   out:codec) files="$RESULTS editor/artifacts" ;;
-  out:serve) files="bench/results $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
+  out:serve) files="bench/results $(ls -d editor/candidates 2>/dev/null || true) $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
   back:)
     [ -f "$STASH/list" ] || { echo "nothing stashed in $STASH"; exit 0; }
     for f in $(cat "$STASH/list"); do mkdir -p "$(dirname "$f")"; rm -rf "$f"; mv "$STASH/$f" "$f"; done

@@ -154,6 +154,23 @@ def short_editor(llm_dir):
     return e
 
 
+def kill_when(cmd, ready, env, limit_s=300) -> None:
+    """Start cmd in a session of its own, wait until ready() holds, then SIGKILL the session: what a
+    crash or a pre-empted node does to a run and everything it started."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)
+    t0 = time.time()
+    while not ready():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() - t0 < limit_s, f"not ready in {limit_s} s: {cmd}"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def run_pipeline(overrides):
     import importlib
     cfg = make_cfg(overrides)

@@ -3,17 +3,15 @@ resumes to the weights an uninterrupted run reaches; 2 Ray Train workers (gloo) 
 trains on the same global batch; artifacts and bad input."""
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import REPO, make_cfg, write_token_release
+from conftest import REPO, kill_when, make_cfg, write_token_release
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -106,16 +104,8 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tokens, tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     a = tmp_path / "a"
     cmd = [sys.executable, "run.py", *args, f"output_dir={a}", f"pipeline.artifact_out={a / 'llm'}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
     ckpt = a / "llm.checkpoints" / "checkpoint.pt"
-    t0 = time.time()
-    while not ckpt.is_file():
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() - t0 < 300
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, ckpt.is_file, env)
     step = torch.load(ckpt, weights_only=False)["step"]
     assert step < 80 and not (a / "llm").exists(), "killed before the end: nothing published"
     r = subprocess.run([*cmd, "resume=true"], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)

@@ -6,17 +6,15 @@ the DPO artifact is an editor Editor.load runs; bad input is named."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, SHIPPED_CODEC, make_cfg
+from conftest import REPO, SHIPPED_CODEC, kill_when, make_cfg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -187,16 +185,8 @@ def test_killed_reward_run_resumes_to_the_uninterrupted_weights(sft, pairs, tmp_
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
     a = tmp_path / "a"
     cmd = [sys.executable, "run.py", *args, f"output_dir={a}", f"pipeline.artifact_out={a / 'rm'}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
     ckpt = a / "rm.checkpoints" / "checkpoint.pt"
-    t0 = time.time()
-    while not ckpt.is_file():
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() - t0 < 300
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, ckpt.is_file, env)
     step = torch.load(ckpt, weights_only=False)["step"]
     assert step < 20 and not (a / "rm").exists(), "killed before the end: nothing published"
     r = subprocess.run([*cmd, "resume=true"], cwd=REPO, capture_output=True, text=True, env=env, timeout=600)

@@ -4,17 +4,15 @@ byte-identical members; one tokenizer version per release; user recordings too."
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import REPO, run_pipeline
+from conftest import REPO, kill_when, run_pipeline
 from core.reader import Release
 from core.sample import TOKENS, Sample, clone_example, llm_example, token_member
 from editor import artifacts
@@ -157,16 +155,8 @@ def test_killed_tokenize_driver_resumes_to_byte_identical_members(tokens, tmp_pa
     src_dir, tok_dir, _ = tokens
     args = [sys.executable, "run.py", "pipeline=tokenize", f"data={src_dir}", f"output_dir={tmp_path}",
             "writer.max_samples_per_shard=2", "ray.progress=false", "ray.num_cpus=1"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=_env(), start_new_session=True)
     partial = tmp_path / "paralinguistic_quadruplets_tokens" / "releases"
-    t0 = time.time()
-    while len(list(partial.glob("*.partial/progress/*.json"))) < 2:
-        assert proc.poll() is None, proc.stdout.read()[-3000:]
-        assert time.time() - t0 < 300, "no shard finished in 300 s"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(args, lambda: len(list(partial.glob("*.partial/progress/*.json"))) >= 2, _env())
     assert not (tmp_path / "paralinguistic_quadruplets_tokens" / "latest").exists()
     r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -2,7 +2,7 @@
 
     python bench/serving_gpu.py CLIPS_DIR OUT_DIR [llm_dir]
 
-CLIPS_DIR: a few 16 kHz clips (NAME.flac + NAME.json with "text"), bench/serving_gpu.sh makes them.
+CLIPS_DIR: a few 16 kHz clips (NAME.flac + NAME.json with "text"), bench/serving_clips.py makes them.
 Per model: time to the first streamed audio chunk and RTF at batch 1 (codec included), throughput of
 16 and 64 requests at once through Editor.edit_many (the batch an API replica forms from concurrent
 clients) and of 16 and 64 clients that keep sending (waves analysed while the wave before decodes, as

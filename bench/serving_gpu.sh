@@ -5,7 +5,8 @@
 #   SERVING_F0_ONLY=1 bash bench/serving_gpu.sh    # bf16, only the F0-search rows (f0_decimation 1 and 4): a short call
 # (the tree and what is carried must stay under 64 MiB: `bash bench/travel_light.sh out serve` first,
 # `back` after)
-# .gpu_data/clips: 4 neutral clips of the test-split speakers (2 en, 2 zh) from an emotion_triplets
-# release, as NAME.flac + NAME.json ({"text": ...}); 270 KB, so they travel with the tree.
+# .gpu_data/clips: 4 clean clips of test-split speakers (2 en, 2 zh) as NAME.flac + NAME.json ({"text": ...}),
+# 270 KB, so they travel with the tree; made on the CPU from a release: python bench/serving_clips.py
+# outputs/speed_triplets .gpu_data/clips
 source bench/gpu_codec_env.sh
 python3 bench/serving_gpu.py .gpu_data/clips "$OUT" "$@" 2>&1 | grep -v "Loading weights" | tee "$OUT/serving_gpu.log"

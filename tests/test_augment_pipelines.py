@@ -188,3 +188,27 @@ def test_user_recordings_as_sources(tmp_path, cache_dir, ray_local, trim_run):
     assert out[0]["json"]["prompt"] is None and "prompt.flac" not in out[0]["members"]  # a recording has no prompt
     rej = pd.read_parquet(tmp_path / "out" / "trim_triplets" / "rejects.parquet")
     assert list(rej["reason"]) == ["bad_input"] and "broken.wav" in rej["detail"][0]
+
+
+def test_serving_clips_are_clean_speech_with_their_text(speed_run, tmp_path):
+    """bench/serving_clips.py: one clip per speaker and language, the speed triplet's clip as spoken (its
+    tgt), with the sample's text; too few speakers is an error that names the release."""
+    from core.reader import Release
+    from editor.corpus import decode_audio
+    _, _, d = speed_run      # made with splits off: --split any
+    r = subprocess.run([sys.executable, "bench/serving_clips.py", str(d), str(tmp_path), "--per-language", "1",
+                        "--split", "any", "--min-s", "0", "--max-s", "60"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rel = Release(d)
+    clips = sorted(tmp_path.glob("*.flac"))
+    languages = set(rel.select()["language"])
+    assert {json.loads(c.with_suffix(".json").read_text())["language"] for c in clips} == languages
+    assert len(clips) == len(languages)
+    for c in clips:
+        meta = json.loads(c.with_suffix(".json").read_text())
+        wav, sr = sf.read(c, dtype="float32")
+        assert sr == 16000 and meta["text"] == rel.sample(meta["key"], members=[]).json["text"]
+        np.testing.assert_allclose(wav, decode_audio(rel.read(meta["key"], "tgt.flac")), atol=1e-4)
+    r = subprocess.run([sys.executable, "bench/serving_clips.py", str(d), str(tmp_path / "x"), "--per-language", "99",
+                        "--split", "any"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode != 0 and str(d) in r.stderr and "99 wanted" in r.stderr

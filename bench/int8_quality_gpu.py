@@ -9,9 +9,15 @@ the share of answers as long as bf16's, and the edit time. No similarity or WER 
 and pocketsphinx are not on the GPU machine).
 
     python3 bench/int8_quality_gpu.py CLIPS_DIR OUT_DIR      (bench/int8_quality_gpu.sh on the GPU machine)
+    python bench/int8_quality_gpu.py --make-clips BENCH_RELEASE CLIPS_DIR     (first, on the CPU)
+
+BENCH_RELEASE: an edit_benchmark release (OUT_DIR/edit_benchmark/latest) of the shipped editor; CLIPS_DIR
+gets the Iter0 clip of each of its emotion and style prompts *-000 (audio/editor/own/<id>/iter0.flac) as <id>.flac, their
+manifest.json, and mel_basis.npy (the judge's mel filters: the GPU machine has no librosa); about 1.5 MB.
 """
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -58,6 +64,22 @@ def judged(judge: LocalJudge, prompts: list[dict], chains: dict) -> tuple[dict, 
                 cells.append({"id": p["id"], "seed": seed, "iter": k, "predicted": pred, "correct": ok,
                               "duration_s": round(len(y) / SR, 3)})
     return {k: round(100 * float(np.mean(v)), 1) for k, v in sorted(acc.items())}, cells
+
+
+def make_clips(release: Path, clips: Path):
+    from scorers.judge import logmel
+    prompts = [p for p in json.loads((release / "manifest.json").read_text())
+               if p["id"].endswith("-000") and p["category"] in ("emotion", "style")]   # what the judge classifies
+    if not prompts:
+        raise ValueError(f"{release}: no emotion or style prompt *-000 in its manifest.json")
+    clips.mkdir(parents=True, exist_ok=True)
+    for p in prompts:
+        src = release / "audio" / "editor" / "own" / p["id"] / "iter0.flac"
+        if not src.is_file():
+            raise ValueError(f"{release}: no {src.relative_to(release)} (not an edit_benchmark release?)")
+        shutil.copyfile(src, clips / f"{p['id']}.flac")
+    (clips / "manifest.json").write_text(json.dumps(prompts, ensure_ascii=False))
+    np.save(clips / "mel_basis.npy", logmel._mel_basis())
 
 
 def main(clips: Path, out: Path):
@@ -108,4 +130,7 @@ def main(clips: Path, out: Path):
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "--make-clips":
+        make_clips(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1]), Path(sys.argv[2]))

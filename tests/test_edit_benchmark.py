@@ -347,6 +347,15 @@ def test_pipeline_runs_the_protocol_with_the_identity_baseline(tiny_llm, tiny_ju
     md = (rel / "tables.md").read_text()
     assert "| identity | own | feedback | en |" in md and "Paralinguistic score" in md
     assert len(list((rel / "audio" / "editor" / "own" / "feedback").rglob("*.flac"))) == 2 * 2   # 2 chains x 2 iterations
+    # what bench/int8_quality_gpu.py carries to the GPU machine: each emotion and style prompt's Iter0 clip
+    from bench.int8_quality_gpu import make_clips
+    make_clips(rel, tmp_path / "clips")
+    made = json.loads((tmp_path / "clips" / "manifest.json").read_text())
+    assert [p["id"] for p in made] == ["en-emotion-sad-000", "en-style-whisper-000"]
+    for p in made:
+        assert (tmp_path / "clips" / f"{p['id']}.flac").read_bytes() == \
+            (rel / "audio" / "editor" / "own" / p["id"] / "iter0.flac").read_bytes()
+    assert np.load(tmp_path / "clips" / "mel_basis.npy").ndim == 2
 
 
 def test_other_engine_source_is_a_held_out_engines_voice_of_the_speakers_sex():

@@ -1,5 +1,6 @@
 """Audio I/O: FLAC bytes between stages, loading user files with clear errors."""
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def decode(data: bytes, name: str = "audio") -> tuple[np.ndarray, int]:
     try:
         x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for garbage input
-        raise BadAudio(f"{name}: cannot decode audio ({e})") from e
+        reason = re.sub(r"Error opening <[^>]*>: ", "", str(e))   # not the in-memory buffer's repr
+        raise BadAudio(f"{name}: cannot decode audio ({reason})") from e
     return x.mean(axis=1), sr
 
 

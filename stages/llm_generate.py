@@ -64,8 +64,8 @@ class LlmEdit(_LlmStage):
         return edit_request(row["meta"]["json"], self.audio(row, "src.flac"), self.params)
 
     def check(self, r):
-        from editor.llm.editor import _edit_request
-        _edit_request(**r)
+        from editor.llm.editor import edit_request
+        edit_request(**r)
         return r
 
     def run(self, requests):
@@ -88,8 +88,8 @@ class LlmClone(_LlmStage):
                 "speaker_name": j["speaker"], "seed": self.params["seed"], "temperature": self.params["temperature"]}
 
     def check(self, r):
-        from editor.llm.editor import _clone_request
-        _clone_request(**r)
+        from editor.llm.editor import clone_request
+        clone_request(**r)
         return r
 
     def run(self, requests):

@@ -181,7 +181,7 @@ def test_bad_input_gives_errors_naming_it(tiny_judge, tmp_path):
         judge.classify((np.ones(16000, np.float32) * 0.1, 16000), "mood")
     with pytest.raises(BadAudio, match="silent"):
         judge.classify((np.zeros(16000, np.float32), 16000), "style")
-    with pytest.raises(BadAudio, match="clip: cannot decode"):
+    with pytest.raises(BadAudio, match=r"clip: cannot decode audio \(Format not recognised\.\)$"):   # no buffer repr
         judge.classify(b"not audio", "style")
     with pytest.raises(BadAudio, match="missing.flac: no such audio file"):
         judge.classify(str(tmp_path / "missing.flac"), "style")

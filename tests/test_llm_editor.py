@@ -291,7 +291,7 @@ def test_version_checks(llm_dir, tmp_path):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(edit_type="pitch"), "unknown edit_type 'pitch'; valid: " + ", ".join(EDIT_TYPES)),
     (dict(edit_type="emotion", edit_info="joyful"), "unknown edit_info 'joyful' for emotion; valid: happy, angry"),
-    (dict(edit_type="emotion", edit_info=None), "unknown edit_info None for emotion"),
+    (dict(edit_type="emotion", edit_info=None), "edit_info: required for emotion edits"),
     (dict(edit_type="style", edit_info="happy"), "for style; valid: serious"),
     (dict(edit_type="speed", edit_info="fast"), "for speed; valid: faster, slower, more faster, more slower"),
     (dict(edit_type="paralinguistic", edit_info="Laughter"), "valid tags: Breathing, Laughter"),

@@ -76,17 +76,31 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     (["--f0-decimation", "13"], "f0_decimation=13"),
     (["--guidance", "-1"], "--guidance -1.0: must be a number >= 0"),
     (["--guidance", "inf"], "--guidance inf: must be a number >= 0"),
+    (["--text", " "], "--text: empty"),
+    (["--temperature", "-1"], "--temperature: must be >= 0"),
+    (["--input", "SHORT"], "short.wav: too short (0.250 s; at least 0.3 s needed)"),
+    (["--edit-info", "NONE"], "--edit-info: required for emotion edits; valid: happy"),
+    (["--threads", "0"], "--threads 0: must be at least 1"),
 ])
-def test_cli_bad_input_is_a_named_error(tmp_path, llm_dir, capsys, args, needle):
+def test_cli_bad_input_is_a_named_error(tmp_path, capsys, args, needle):
+    """Each names the option at fault, and comes before the model loads: --llm names no model here."""
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"not audio")
     argv = {"--input": write(tmp_path / "in.wav", voiced(0.5)), "--text": "hello", "--edit-type": "emotion",
-            "--edit-info": "happy", "-o": str(tmp_path / "o.wav"), "--llm": str(llm_dir), "--device": "cpu"}
+            "--edit-info": "happy", "-o": str(tmp_path / "o.wav"), "--llm": str(tmp_path / "no_llm"), "--device": "cpu"}
     argv.update(zip(args[::2], args[1::2]))
-    argv["--input"] = {"MISSING": str(tmp_path / "MISSING"), "GARBAGE": str(garbage)}.get(argv["--input"], argv["--input"])
+    argv["--input"] = {"MISSING": str(tmp_path / "MISSING"), "GARBAGE": str(garbage),
+                       "SHORT": write(tmp_path / "short.wav", voiced(0.25))}.get(argv["--input"], argv["--input"])
+    argv = {k: v for k, v in argv.items() if v != "NONE"}
     assert cli.main(["edit", *[a for kv in argv.items() for a in kv]]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and needle in err and "Traceback" not in err
+    assert err.startswith("error: ") and needle in err and "Traceback" not in err and "no_llm" not in err
+
+
+def test_cli_clone_checks_its_texts_before_the_model_loads(tmp_path, capsys):
+    argv = ["clone", "--prompt", write(tmp_path / "p.wav", voiced(0.8)), "--prompt-text", "", "--text", "hi",
+            "-o", str(tmp_path / "o.wav"), "--llm", str(tmp_path / "no_llm")]
+    assert cli.main(argv) == 2 and "error: --prompt-text: empty" in capsys.readouterr().err
 
 
 def test_cli_entry_point_exit_status(tmp_path):
@@ -182,7 +196,7 @@ SAD = {"audio": "AUDIO", "text": "hi", "edit_type": "emotion", "edit_info": "sad
 
 @pytest.mark.parametrize("path, form, status, field, needle", [
     ("/edit", b'{"audio": "UklGRg=="}', 415, "body", "must be multipart/form-data"),
-    ("/edit", {**SAD, "audio": b"RIFF....WAVEnot really"}, 400, "audio", "cannot decode audio"),
+    ("/edit", {**SAD, "audio": b"RIFF....WAVEnot really"}, 400, "audio", "cannot decode audio (Error in WAV file"),
     ("/edit", {**SAD, "audio": "a text part"}, 400, "audio", "must be a file part"),
     ("/edit", {**SAD, "text": b"hi"}, 400, "text", "must be a text part"),
     ("/edit", [("audio", "AUDIO"), ("audio", "AUDIO")], 400, "body", "given more than once"),

@@ -190,6 +190,8 @@ def check_edit(edit_type: str, edit_info):
     if edit_type not in EDIT_TYPES:
         raise ValueError(f"unknown edit_type {edit_type!r}; valid: {', '.join(EDIT_TYPES)}")
     if edit_type in EDIT_INFO:
+        if edit_info is None:
+            raise ValueError(f"edit_info: required for {edit_type} edits; valid: {', '.join(EDIT_INFO[edit_type])}")
         if edit_info not in EDIT_INFO[edit_type]:
             raise ValueError(f"unknown edit_info {edit_info!r} for {edit_type}; valid: {', '.join(EDIT_INFO[edit_type])}")
     elif edit_type == "paralinguistic":
@@ -381,10 +383,10 @@ class Editor:
         """Requests checked, split at pauses and their audio analysed: CPU work only, and no state of
         the editor touched, so a server analyses the next batch while `start` has the GPU."""
         if kind == "clone":
-            reqs = [_call(_clone_request, r) for r in requests]
+            reqs = [_call(clone_request, r) for r in requests]
             items = [{"req": i, "wav": r["prompt_wav"]} for i, r in enumerate(reqs)]
         elif kind == "edit":
-            reqs = [_call(_edit_request, r) for r in requests]
+            reqs = [_call(edit_request, r) for r in requests]
             items = self._edit_items(reqs)
         else:
             raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
@@ -539,7 +541,7 @@ class Editor:
                      temperature=0.7, chunk_s=1.0) -> Iterator[np.ndarray]:
         """clone() as 16 kHz chunks given out while the answer is generated (editor/llm/streaming.py);
         the same tokens as clone() with the same seed."""
-        r = _call(_clone_request, dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, prompt_sr=prompt_sr,
+        r = _call(clone_request, dict(prompt_wav=prompt_wav, prompt_text=prompt_text, text=text, prompt_sr=prompt_sr,
                                        speaker_name=speaker_name, seed=seed, temperature=temperature))
         (ids,), (ref,) = self._analyze_encode([r["prompt_wav"]])
         prompt, limit = self._clone_prompt(r, ids)
@@ -550,7 +552,7 @@ class Editor:
         """One iteration of edit() as 16 kHz chunks given out while the answer is generated; the same
         tokens as edit()'s first iteration with the same seed. Audio up to max_chunk_s (edit() splits
         longer audio at pauses and is not streamed)."""
-        r = _call(_edit_request, dict(wav=wav, text=text, edit_type=edit_type, edit_info=edit_info, sr=sr, seed=seed,
+        r = _call(edit_request, dict(wav=wav, text=text, edit_type=edit_type, edit_info=edit_info, sr=sr, seed=seed,
                                       temperature=temperature))
         if len(r["wav"]) > self.max_chunk_s * SR:
             raise ValueError(f"wav: {len(r['wav']) / SR:.1f} s; a streamed edit takes at most {self.max_chunk_s:g} s "
@@ -625,23 +627,26 @@ def _call(fn, r):
 
 def _common(seed, temperature):
     if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise ValueError(f"seed: must be a non-negative int, got {seed!r}")
     if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
+        raise ValueError(f"temperature: must be >= 0 (0 = greedy), got {temperature!r}")
 
 
-def _clone_request(prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0, temperature=0.7):
+def clone_request(prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0, temperature=0.7):
+    """clone()'s arguments checked and normalised (16 kHz audio, stripped text), or a ValueError that
+    starts with the bad argument's name; nothing is loaded, so callers check before the model loads."""
     _common(seed, temperature)
     return dict(prompt_wav=check_audio(prompt_wav, prompt_sr, "prompt_wav", max_s=Editor.max_chunk_s),
                 prompt_text=check_text(prompt_text, "prompt_text"), text=check_text(text, "text"),
                 speaker_name=check_text(speaker_name, "speaker_name"), seed=int(seed), temperature=float(temperature))
 
 
-def _edit_request(wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0, temperature=0.7):
+def edit_request(wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0, temperature=0.7):
+    """edit()'s arguments, as clone_request does clone()'s."""
     _common(seed, temperature)
     check_edit(edit_type, edit_info)
     if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-        raise ValueError(f"n_iter must be an int >= 1, got {n_iter!r}")
+        raise ValueError(f"n_iter: must be an int >= 1, got {n_iter!r}")
     text = check_text(text, "text", required=edit_type not in ("denoise", "vad"))
     return dict(wav=check_audio(wav, sr, "wav", max_s=Editor.max_edit_s), text=text, edit_type=edit_type, edit_info=edit_info,
                 n_iter=int(n_iter), prompt_fixed=bool(prompt_fixed), seed=int(seed), temperature=float(temperature))

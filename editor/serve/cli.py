@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
                         help="the codec's F0 search on a copy downsampled this many times (4: faster analysis)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
+    common.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: the model decodes one token at a time, and more "
+                             "threads only wait on each other, badly so on a busy machine)")
 
     p = argparse.ArgumentParser(prog="python -m editor", description="Zero-shot voice cloning and instruction "
                                 "edits of speech (Step-Audio-EditX recipe).")
@@ -69,6 +72,23 @@ def _read(path: str, option: str, max_s: float) -> np.ndarray:
         raise ValueError(f"{option}: {e}") from None
 
 
+# the Editor's argument names -> this command's options, so an error names what the user typed
+FLAGS = {"wav": "--input", "prompt_wav": "--prompt", "text": "--text", "prompt_text": "--prompt-text",
+         "edit_info": "--edit-info", "seed": "--seed", "temperature": "--temperature", "n_iter": "--n-iter"}
+
+
+def _check(fn, path: str, **request) -> None:
+    """The Editor's own checks of the whole request, before the (slow) model load."""
+    try:
+        fn(**request)
+    except ValueError as e:
+        name, _, rest = str(e).partition(": ")
+        if name not in FLAGS:
+            raise
+        flag = FLAGS[name] + (f" {path}" if name in ("wav", "prompt_wav") else "")
+        raise ValueError(f"{flag}: {rest}") from None
+
+
 def run(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".wav":
@@ -80,21 +100,28 @@ def run(args) -> int:
     import torch
 
     from editor.features import check_f0_decimation
-    from editor.llm.editor import MAX_GUIDANCE, SR, Editor, check_edit
+    from editor.llm.editor import MAX_GUIDANCE, SR, Editor, check_edit, clone_request, edit_request
     # every input is checked before the (slow) model load
     check_f0_decimation(args.f0_decimation)
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: must be at least 1")
     if args.command == "edit":
-        check_edit(args.edit_type, args.edit_info)
+        _check(check_edit, path, edit_type=args.edit_type, edit_info=args.edit_info)
         if args.n_iter < 1:
             raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
         if args.guidance is not None and not 0 <= args.guidance <= MAX_GUIDANCE:
             raise ValueError(f"--guidance {args.guidance}: must be a number >= 0 and <= {MAX_GUIDANCE:g} (1 = off)")
         src = _read(args.input, "--input", Editor.max_edit_s)
+        _check(edit_request, path, wav=src, text=args.text, edit_type=args.edit_type, edit_info=args.edit_info,
+               n_iter=args.n_iter, seed=args.seed, temperature=args.temperature)
     else:
         src = _read(args.prompt, "--prompt", Editor.max_chunk_s)
+        _check(clone_request, path, prompt_wav=src, prompt_text=args.prompt_text, text=args.text, seed=args.seed,
+               temperature=args.temperature)
     print(f"read {path}: {len(src) / SR:.2f} s", flush=True)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible")
+    torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device, f0_decimation=args.f0_decimation)
@@ -105,7 +132,7 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     if args.command == "edit":
-        print(f"editing: {args.edit_type} {args.edit_info or ''}, {args.n_iter} iteration(s)", flush=True)
+        print(f"editing: {' '.join(filter(None, (args.edit_type, args.edit_info)))}, {args.n_iter} iteration(s)", flush=True)
         outs = ed.edit(src, args.text, args.edit_type, args.edit_info, n_iter=args.n_iter,
                        prompt_fixed=args.prompt_fixed, seed=args.seed, temperature=args.temperature)
     else:

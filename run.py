@@ -1,7 +1,9 @@
 """Entry point: python run.py pipeline=NAME [overrides]."""
 import importlib
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -49,6 +51,12 @@ def main(cfg: DictConfig) -> None:
         sys.exit(f"error: {e}")
 
 
+# pyworld's import warns that pkg_resources is deprecated, in every process that reads audio: noise
+# that a new user takes for a failure. Set in the environment, so that local Ray workers inherit it.
+QUIET = "ignore:pkg_resources is deprecated:UserWarning"
+
 if __name__ == "__main__":
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), QUIET)))
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
     sys.argv[1:] = model_shorthand(sys.argv[1:])
     main()

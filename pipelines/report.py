@@ -39,11 +39,17 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def audio_span(hours: float) -> str:
+    """An amount of audio in the unit that keeps it readable: a 3 s edit is not "0.0 min"."""
+    s = hours * 3600
+    return f"{s:.1f} s" if s < 60 else f"{s / 60:.1f} min" if s < 3600 else f"{hours:.2f} h"
+
+
 def write_report(release: Path, info: dict, manifest: list[dict], rejects: list[dict]) -> Path:
     m, r = pd.DataFrame(manifest), pd.DataFrame(rejects)
     md = [f"# {info['pipeline']} run report", "",
           f"{info['counts']['kept']} kept, {info['counts']['rejected']} rejected, "
-          f"{info['audio_hours'] * 60:.1f} min of audio, {info['wall_s']:.0f} s wall, "
+          f"{audio_span(info['audio_hours'])} of audio, {info['wall_s']:.0f} s wall, "
           f"{info['counts'].get('reused_from_previous', 0)} reused from the previous release.", ""]
     if len(m):
         m["audio_s"] = [sum(json.loads(d).values()) if isinstance(d, str) else 0 for d in m.get("durations", [])]

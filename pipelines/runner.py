@@ -21,7 +21,7 @@ from core.reader import Release, flatten
 from core.releases import PipelineDir
 from core.sample import SAMPLE_VERSION, Sample, SampleError
 from core.shards import ShardWriter
-from pipelines.report import write_report
+from pipelines.report import audio_span, write_report
 from stages.base import TTS_UNAVAILABLE, decode_row, local_rows, map_stages, rows_dataset
 
 log = logging.getLogger("lms")
@@ -381,7 +381,7 @@ def _plain(cfg):
 def _summary(info: dict, where: Path, extra_lines=()):
     c = info["counts"]
     lines = [f"== {info['pipeline']}: {c['kept']} kept, {c['rejected']} rejected, {c['shards']} shards -> {where}",
-             f"   audio {info['audio_hours'] * 60:.1f} min, wall {info['wall_s']:.1f} s, "
+             f"   audio {audio_span(info['audio_hours'])}, wall {info['wall_s']:.1f} s, "
              f"{info['throughput_samples_per_s']} samples/s"]
     for reason, n in sorted(c["rejected_by_reason"].items(), key=lambda kv: -kv[1]):
         lines.append(f"   rejected {reason}: {n}")

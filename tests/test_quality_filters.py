@@ -30,4 +30,7 @@ def test_filters_splits_and_report(tmp_path, cache_dir, ray_local):
     report = (d / "report.md").read_text()
     for section in ("## By edit_info", "## By speaker", "## Drops by reason", "## Stages", "![wer_src]"):
         assert section in report
+    from pipelines.report import audio_span      # the amount of audio in a unit that keeps it readable
+    assert info["audio_hours"] > 0 and f"{audio_span(info['audio_hours'])} of audio" in report
+    assert (audio_span(3 / 3600), audio_span(0.5), audio_span(3.25)) == ("3.0 s", "30.0 min", "3.25 h")
     assert (d / "latest" / "report_drops.png").stat().st_size > 5000

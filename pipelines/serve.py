@@ -78,5 +78,7 @@ def run(cfg):
     except KeyboardInterrupt:
         pass
     finally:
+        print("stopping (Ray Serve takes up to 30 s to take its controller down)", flush=True)
         serve.shutdown()
+        print(f"stopped; {url} no longer answers", flush=True)
     return {"url": url}

@@ -100,13 +100,12 @@ def run(args) -> int:
     import torch
 
     from editor.features import check_f0_decimation
-    from editor.llm.editor import MAX_GUIDANCE, SR, Editor, check_edit, clone_request, edit_request
+    from editor.llm.editor import MAX_GUIDANCE, SR, Editor, clone_request, edit_request
     # every input is checked before the (slow) model load
     check_f0_decimation(args.f0_decimation)
     if args.threads < 1:
         raise ValueError(f"--threads {args.threads}: must be at least 1")
     if args.command == "edit":
-        _check(check_edit, path, edit_type=args.edit_type, edit_info=args.edit_info)
         if args.n_iter < 1:
             raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
         if args.guidance is not None and not 0 <= args.guidance <= MAX_GUIDANCE:

@@ -31,8 +31,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--temperature", type=float, default=0.7, help="0 = greedy")
     common.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (default 1: the model decodes one token at a time, and more "
-                             "threads only wait on each other, badly so on a busy machine)")
+                        help="CPU threads for torch (default 1: more are faster on an idle machine, 1.5x with 2 of "
+                             "2 cores, and several times slower on a busy one; docs/serving.md)")
 
     p = argparse.ArgumentParser(prog="python -m editor", description="Zero-shot voice cloning and instruction "
                                 "edits of speech (Step-Audio-EditX recipe).")
@@ -121,6 +121,8 @@ def run(args) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible")
     torch.set_num_threads(args.threads)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()       # "Loading weights" bars: the command prints its own progress
 
     t0 = time.perf_counter()
     ed = Editor.load(args.llm, args.tokenizer, args.decoder, device=args.device, f0_decimation=args.f0_decimation)

@@ -12,13 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STASH=${STASH:-/tmp/travel_stash}
+CANDIDATES=$(ls -d editor/candidates 2>/dev/null || true)
 RESULTS="bench/results/benchmark/results.json bench/results/benchmark_v3/results.json
-bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet
-$(ls -d editor/candidates 2>/dev/null || true)"
+bench/results/benchmark_v3_n5/results.json bench/results/preference/pairs.parquet $CANDIDATES"
 case "${1:-}:${2:-}" in
   out:llm)   files="$RESULTS $(ls -d editor/artifacts/tokenizer-v* editor/artifacts/decoder-v* editor/artifacts/editor-llm-v*)" ;;
   out:codec) files="$RESULTS editor/artifacts" ;;
-  out:serve) files="bench/results $(ls -d editor/candidates 2>/dev/null || true) $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
+  out:serve) files="bench/results $CANDIDATES $(git ls-files 'docs/*.png' | tr '\n' ' ')" ;;
   back:)
     [ -f "$STASH/list" ] || { echo "nothing stashed in $STASH"; exit 0; }
     for f in $(cat "$STASH/list"); do mkdir -p "$(dirname "$f")"; rm -rf "$f"; mv "$STASH/$f" "$f"; done

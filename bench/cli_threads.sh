@@ -13,7 +13,7 @@ for _ in $(seq 1 "${HOGS:-0}"); do python3 -c "while True: pass" & hogs+=($!); d
 trap '[ ${#hogs[@]} -eq 0 ] || kill "${hogs[@]}"' EXIT
 for t in "$@"; do
   for run in 1 2 3; do
-    line=$(.venv/bin/python -m editor edit --input "$CLIP" --text "$TEXT" --edit-type emotion --edit-info sad \
+    line=$(.venv/bin/python -m editor edit --input="$CLIP" --text="$TEXT" --edit-type emotion --edit-info sad \
            --device cpu --threads "$t" -o /tmp/cli_threads.wav | grep "^timing:")
     echo "threads $t run $run: $line"
   done

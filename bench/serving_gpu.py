@@ -33,7 +33,7 @@ EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed
 CUDA = torch.cuda.is_available()
 SMOKE = bool(int(__import__("os").environ.get("SERVING_SMOKE", "0")))   # a quick CPU run of the script itself
 # SERVING_F0_ONLY=1: bf16 alone, and only the rows that compare the F0 search at 16 kHz and on a 4 kHz
-# copy (f0_decimation 1 and 4) in the same run: a short call when little device time is left
+# copy (f0_decimation 1 and 4) in the same run, guided as shipped and unguided: a short call
 F0_ONLY = bool(int(__import__("os").environ.get("SERVING_F0_ONLY", "0")))
 
 
@@ -189,6 +189,11 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
     print("f0_decimation", dec, "batch1", r[f"batch1_f0_decimation_{dec}"], flush=True)
     save()
     rows_before = ed.batch_size
+    if not SMOKE:     # where a wave of 64 goes with this search, each part alone
+        ed.batch_size = 64
+        r[f"breakdown_64_llm_batch_64_f0_decimation_{dec}"] = breakdown(ed, clips, 64)
+        print("f0_decimation", dec, "breakdown 64", r[f"breakdown_64_llm_batch_64_f0_decimation_{dec}"], flush=True)
+        save()
     for processes in (False, True):
         codec_mod.use_analysis_processes(processes)
         for n, rows in ((2, 16),) if SMOKE else ((16, 16), (64, 64)):
@@ -222,8 +227,15 @@ def main():
             ed.edit(wav, text, "emotion", "happy")
             list(ed.edit_stream(wav, text, "emotion", "happy", chunk_s=0.5))
         if F0_ONLY:
+            save = lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
             res[mode] = r
-            f0_rows(ed, clips, r, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)))
+            f0_rows(ed, clips, r, save)
+            # the same rows unguided: the shipped LLM guides its emotion and style edits (a partner row
+            # each, 3 of the 4 request kinds here); the earlier serving rows were an unguided LLM's
+            shipped, ed.guidance = ed.guidance, {}
+            res[mode + "_unguided"] = u = {}
+            f0_rows(ed, clips, u, save)
+            ed.guidance = shipped
             return
         r["batch1"], r["batch1_f0_one_piece"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)

@@ -194,6 +194,7 @@ def main(argv=None):
     exs = [e for split in ("test", "validation") for v in load_examples(a.data, split).values() for e in v]
     if not exs:
         raise SystemExit(f"{a.data}: no test or validation examples")
+    every = exs        # the guided section picks its emotion and style edits from all of them
     most = max(max(a.batch), a.single)
     exs = (exs * (most // len(exs) + 1))[:most]
     prompts = [chat.build_prompt(e, vocab) for e in exs]
@@ -209,7 +210,7 @@ def main(argv=None):
         if a.out:
             Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     if a.guidance:   # first: it is what --guidance asks, and a call's time limit may cut the rest
-        res["guided"] = guided_section(model, vocab, exs, dev, layout, a.batch, a.single, a.guidance,
+        res["guided"] = guided_section(model, vocab, every, dev, layout, a.batch, a.single, a.guidance,
                                        dev.type == "cuda")
         save()
     modes = ["eager"] + (["compiled"] if dev.type == "cuda" else [])

@@ -116,7 +116,8 @@ def sustained(ed, clips, clients, waves=4):
 
 def breakdown(ed, clips, n):
     """Where the time of n requests at once goes: analysis (F0 and mel, CPU threads), tokenizer,
-    the LLM's decode loop (batches of ed.batch_size), codec decode; each part timed alone."""
+    the LLM's decode loop (batches of ed.batch_size; unguided, with no partner rows, whatever the
+    Editor's guidance), codec decode; each part timed alone."""
     reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
                  edit_info=EDITS[i % 4][1], seed=i) for i in range(n)]
     wavs = [r["wav"] for r in reqs]

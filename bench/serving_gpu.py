@@ -35,6 +35,10 @@ SMOKE = bool(int(__import__("os").environ.get("SERVING_SMOKE", "0")))   # a quic
 # SERVING_F0_ONLY=1: bf16 alone, and only the rows that compare the F0 search at 16 kHz and on a 4 kHz
 # copy (f0_decimation 1 and 4) in the same run, guided as shipped and unguided: a short call
 F0_ONLY = bool(int(__import__("os").environ.get("SERVING_F0_ONLY", "0")))
+# SERVING_ATTENTION_AB=1: bf16 alone, the F0 search on a 4 kHz copy, analysis in worker processes; the decode
+# step's attention as transformers' SDPA runs it (the cache copied per query head) and as
+# editor/llm/decode_attention.py runs it, in the same run: batch 1, a wave of 64's parts, 16 and 64 clients
+ATTENTION_AB = bool(int(__import__("os").environ.get("SERVING_ATTENTION_AB", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -207,6 +211,42 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
     ed.batch_size, ed.codec.f0_decimation = rows_before, 1
 
 
+def attention_ab(llm, clips, res, save):
+    """The rows that decide the decode attention, both ways and the first way again (the machine's drift);
+    each Editor loaded fresh (its decoders, graphs and attention are its own)."""
+    from editor.llm import decode_attention
+    packed = decode_attention.use
+    for name in ("sdpa_repeat_kv", "decode_attention", "sdpa_repeat_kv_again"):
+        decode_attention.use = packed if name == "decode_attention" else (lambda model: None)
+        ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
+        ed._vad_pauses = energy_pauses
+        ed.codec.f0_decimation = 4
+        codec_mod.use_analysis_processes(True)
+        for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
+            ed.edit(wav, text, "emotion", "happy")
+        res[name] = r = {}
+        r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+        print(name, "batch1", r["batch1"], flush=True)
+        shipped = ed.guidance
+        for guided in (False, True):
+            ed.guidance = shipped if guided else {}
+            tag = "_guided" if guided else ""
+            ed.batch_size = 64
+            if not SMOKE:
+                r["breakdown_64" + tag] = breakdown(ed, clips, 64)
+                print(name, "breakdown 64" + tag, r["breakdown_64" + tag], flush=True)
+            for n in ((2,) if SMOKE else (16, 64)):
+                ed.batch_size = min(n, 64)
+                r[f"sustained_{n}{tag}"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+                print(name, f"sustained {n}{tag}", r[f"sustained_{n}{tag}"], flush=True)
+            save()
+        ed.guidance = shipped
+        codec_mod.use_analysis_processes(False)
+        r["peak_gpu_mib"] = peak_mib()
+        save()
+    decode_attention.use = packed
+
+
 def main():
     clips_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v5"
@@ -217,6 +257,9 @@ def main():
     import importlib.util
     res["vad"] = ("silero" if importlib.util.find_spec("silero_vad")
                   else "energy (silero-vad is not installed on this machine)")
+    if ATTENTION_AB:
+        attention_ab(llm, clips, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)))
+        return
     for mode in ("bf16",) if F0_ONLY else ("bf16", "int8"):
         reset_peak()
         ed = Editor.load(llm, device="cuda" if CUDA else "cpu", quantize="int8" if mode == "int8" else None)

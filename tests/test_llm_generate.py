@@ -244,3 +244,44 @@ def test_guidance_follows_the_formula_and_leaves_other_rows_alone(untrained, voc
     np.testing.assert_array_equal(mixed[1], guided)
     with pytest.raises(ValueError, match="negatives: 2 prompts for 1"):
         generate(untrained, vocab, [prompt], 5, negatives=[negative, negative], guidance=2.0)
+
+
+def test_decode_attention_reads_the_gqa_cache_once_with_sdpa_results(untrained, vocab, monkeypatch):
+    """The decode step's attention packs the query heads of each key/value head instead of repeating
+    the cache per head; the sampled answers and the logits stay SDPA's."""
+    import copy
+    from editor.llm import decode_attention
+    prompts = [build_prompt({**e, "source_tokens": e["source_tokens"][:k]}, vocab)
+               for e, k in zip(examples(), (20, 7, 13))]
+    reference = copy.deepcopy(untrained)
+    reference.set_attn_implementation("sdpa")     # earlier tests' generate switched the fixture's model
+    with monkeypatch.context() as plain:
+        plain.setattr(decode_attention, "use", lambda m: None)
+        want = generate(reference, vocab, prompts, 40, seeds=3, temperature=0.7)
+    assert reference.config._attn_implementation == "sdpa"
+
+    shapes = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+                        lambda q, k, v, **kw: shapes.append((q.shape, k.shape)) or sdpa(q, k, v, **kw))
+    model = copy.deepcopy(reference)
+    got = generate(model, vocab, prompts, 40, seeds=3, temperature=0.7)
+    assert model.config._attn_implementation == decode_attention.NAME
+    c = model.config
+    heads, kv_heads = c.num_attention_heads, c.num_key_value_heads
+    steps = [(q, k) for q, k in shapes if q[2] == heads // kv_heads and q[1] == kv_heads]
+    assert steps and all(k[1] == kv_heads for _, k in steps)      # the cache as stored: no repeated heads
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+    # one decode step's logits against transformers' SDPA on the same cache
+    from transformers import StaticCache
+    ids = torch.as_tensor(prompts[0])[None]
+    outs = []
+    for m in (reference, model):
+        cache = StaticCache(config=m.config, max_cache_len=ids.shape[1] + 1)
+        with torch.no_grad():
+            m(input_ids=ids, past_key_values=cache, use_cache=True)
+            outs.append(m(input_ids=ids[:, -1:], past_key_values=cache, use_cache=True,
+                          cache_position=torch.tensor([ids.shape[1]])).logits)
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)

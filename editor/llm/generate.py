@@ -41,6 +41,7 @@ from dataclasses import astuple, dataclass
 import numpy as np
 import torch
 
+from editor.llm import decode_attention
 from editor.llm.vocab import AUDIO_SIZE, Vocab
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class _Decoder:
     def __init__(self, model, vocab: Vocab, B: int, L: int, cfg: SampleConfig, layout: Layout | None, dev,
                  static: bool, guided: bool = False):
         self.model, self.vocab, self.cfg, self.B, self.L, self.static = model, vocab, cfg, B, L, static
+        decode_attention.use(model)          # one read of the GQA cache per step, not a copy per head
         self.guided = guided     # a decoder (and its graph) of its own: unguided steps run no guidance ops
         self.dev = dev
         self.cache = None

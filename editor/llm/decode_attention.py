@@ -33,10 +33,10 @@ def decode_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
 
 
 def use(model) -> None:
-    """Decode `model` with this attention where it runs transformers' SDPA (identical results; any other
-    implementation, e.g. flex attention set by a trainer, is left alone)."""
+    """Decode `model` with this attention where it is a transformers model on SDPA (identical results;
+    any other implementation, e.g. flex attention set by a trainer, and other modules are left alone)."""
     from transformers import AttentionInterface
     if NAME not in AttentionInterface._global_mapping:
         AttentionInterface.register(NAME, decode_sdpa)
-    if model.config._attn_implementation == "sdpa":
+    if getattr(model.config, "_attn_implementation", None) == "sdpa" and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(NAME)

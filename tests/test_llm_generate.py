@@ -251,8 +251,11 @@ def test_decode_attention_reads_the_gqa_cache_once_with_sdpa_results(untrained, 
     the cache per head; the sampled answers and the logits stay SDPA's."""
     import copy
     from editor.llm import decode_attention
+    # enough rows that the step is packed (a smaller one is left to transformers: docs of the module)
+    rows = -(-decode_attention.PACK_MIN_BLOCKS // untrained.config.num_key_value_heads)
     prompts = [build_prompt({**e, "source_tokens": e["source_tokens"][:k]}, vocab)
-               for e, k in zip(examples(), (20, 7, 13))]
+               for e, k in zip(examples() * rows, range(20, 0, -1))][:rows]
+    assert len(prompts) == rows
     reference = copy.deepcopy(untrained)
     reference.set_attn_implementation("sdpa")     # earlier tests' generate switched the fixture's model
     with monkeypatch.context() as plain:
@@ -273,10 +276,18 @@ def test_decode_attention_reads_the_gqa_cache_once_with_sdpa_results(untrained, 
     assert steps and all(k[1] == kv_heads for _, k in steps)      # the cache as stored: no repeated heads
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
+    from transformers.integrations import sdpa_attention
+    plain_steps, plain = [], sdpa_attention.sdpa_attention_forward
+    monkeypatch.setattr(sdpa_attention, "sdpa_attention_forward",
+                        lambda m, q, *a, **kw: plain_steps.append(q.shape[2]) or plain(m, q, *a, **kw))
+    generate(model, vocab, prompts, 5, seeds=3, temperature=0.7)
+    assert plain_steps and 1 not in plain_steps            # packed rows: only the prefill is transformers'
+    generate(model, vocab, prompts[:1], 5, seeds=3, temperature=0.7)
+    assert plain_steps.count(1) > 0                         # a lone row's steps are left to transformers
 
     # one decode step's logits against transformers' SDPA on the same cache
     from transformers import StaticCache
-    ids = torch.as_tensor(prompts[0])[None]
+    ids = torch.as_tensor(prompts[0])[None].repeat(rows, 1)
     outs = []
     for m in (reference, model):
         cache = StaticCache(config=m.config, max_cache_len=ids.shape[1] + 1)

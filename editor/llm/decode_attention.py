@@ -11,10 +11,18 @@ that head's query positions instead: (B, H, 1, D) -> (B, H_kv, H/H_kv, D), one S
 cache as stored, and the result reshaped back. The mask (one row per sequence, shared by the heads)
 broadcasts over those positions. Same math as SDPA; every other call (prefill, training, no GQA) is
 transformers' own SDPA.
+
+Packed, a step has batch x key/value heads blocks of work, each reading the whole cache in turn; the
+per-head copy instead hands cuDNN a shape it splits along the cache. With few rows and a long cache
+the split wins (measured on an H100 at batch 1 and a 4096-slot cache: 0.79 ms a step packed against
+0.40 copied), with many rows the copy costs more than anything it buys (batch 64: 0.86 against 3.2
+ms at 4096 slots, 0.46 against 0.76 at 512; bench/results/serving/decode_attention/). So steps of at
+least PACK_MIN_BLOCKS blocks are packed; smaller ones are left to transformers.
 """
 import torch
 
 NAME = "editor_decode_sdpa"
+PACK_MIN_BLOCKS = 16        # batch x key/value heads
 
 
 def decode_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
@@ -22,7 +30,8 @@ def decode_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
     groups = getattr(module, "num_key_value_groups", 1)
     mask_shared = attention_mask is None or attention_mask.shape[1] == 1
-    if query.shape[2] != 1 or groups == 1 or not mask_shared or kwargs.get("position_bias") is not None:
+    if (query.shape[2] != 1 or groups == 1 or not mask_shared or kwargs.get("position_bias") is not None
+            or query.shape[0] * key.shape[1] < PACK_MIN_BLOCKS):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
     B, H, _, D = query.shape

@@ -50,8 +50,8 @@ def step_ab(model, vocab, batches, dev, out):
                 r[name] = round(replay_ms(model, vocab, B, P, T, dev)[1], 4)
             print(r, flush=True)
             rows.append(r)
+            (out / "decode_step_ab.json").write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=1))
     decode_attention.PACK_MIN_BLOCKS = threshold
-    (out / "decode_step_ab.json").write_text(json.dumps({"gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=1))
 
 
 def main():

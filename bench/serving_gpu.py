@@ -35,11 +35,10 @@ SMOKE = bool(int(__import__("os").environ.get("SERVING_SMOKE", "0")))   # a quic
 # SERVING_F0_ONLY=1: bf16 alone, and only the rows that compare the F0 search at 16 kHz and on a 4 kHz
 # copy (f0_decimation 1 and 4) in the same run, guided as shipped and unguided: a short call
 F0_ONLY = bool(int(__import__("os").environ.get("SERVING_F0_ONLY", "0")))
-# SERVING_AB=attention|replay: bf16 alone, the F0 search on a 4 kHz copy, analysis in worker processes;
+# SERVING_AB=attention: bf16 alone, the F0 search on a 4 kHz copy, analysis in worker processes;
 # batch 1, a wave of 64's parts, 16 and 64 clients, two ways of decoding in the same run (the first way
-# twice, before and after the second): "attention", the decode step's attention as transformers' SDPA runs
-# it (the cache copied per query head) and as editor/llm/decode_attention.py runs it; "replay", one CUDA
-# graph replay per decode step and per generate.STEPS_PER_REPLAY (8) steps
+# twice, before and after the second): the decode step's attention as transformers' SDPA runs it (the
+# cache copied per query head) and as editor/llm/decode_attention.py runs it
 DECODE_AB = __import__("os").environ.get("SERVING_AB", "")
 
 
@@ -216,16 +215,12 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
 def decode_ab(which, llm, clips, res, save):
     """The rows that decide a way of decoding, both ways and the first way again (the machine's drift);
     each Editor loaded fresh (its decoders, graphs and attention are its own)."""
-    from editor.llm import decode_attention, generate as generate_mod
-    packed, replay_n = decode_attention.use, generate_mod.STEPS_PER_REPLAY
-    names = {"attention": ("sdpa_repeat_kv", "decode_attention"),
-             "replay": ("one_step_per_replay", f"{replay_n}_steps_per_replay")}[which]
-    for name in (names[0], names[1], names[0] + "_again"):
-        second = name == names[1]
-        if which == "attention":
-            decode_attention.use = packed if second else (lambda model: None)
-        else:
-            generate_mod.STEPS_PER_REPLAY = replay_n if second else 1
+    from editor.llm import decode_attention
+    if which != "attention":
+        raise SystemExit(f"SERVING_AB={which!r}: the one A/B is 'attention'")
+    packed = decode_attention.use
+    for name in ("sdpa_repeat_kv", "decode_attention", "sdpa_repeat_kv_again"):
+        decode_attention.use = packed if name == "decode_attention" else (lambda model: None)
         ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
         ed._vad_pauses = energy_pauses
         ed.codec.f0_decimation = 4
@@ -252,7 +247,7 @@ def decode_ab(which, llm, clips, res, save):
         codec_mod.use_analysis_processes(False)
         r["peak_gpu_mib"] = peak_mib()
         save()
-    decode_attention.use, generate_mod.STEPS_PER_REPLAY = packed, replay_n
+    decode_attention.use = packed
 
 
 def main():

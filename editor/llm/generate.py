@@ -27,10 +27,8 @@ Sampling (upstream's: temperature 0.7; temperature 0 is argmax exactly):
 
 One step = the model's one-token forward on the KV cache + sampling + the rows' bookkeeping, written
 with tensors only (the step counter lives on the device too), so that on CUDA the whole step is
-captured once as a CUDA graph and replayed: the host enqueues one graph per STEPS_PER_REPLAY tokens
-(the step captured that many times over in a second graph) and looks at the device only every 8 steps
-(have all rows stopped?). Few launches matter on a server: each replay returns to Python, which
-must win the interpreter back from the threads that analyse and decode other batches meanwhile. At batch 1 a small model's step is ~250 tiny
+captured once as a CUDA graph and replayed: the host enqueues one graph per token and looks at the
+device only every 8 steps (have all rows stopped?). At batch 1 a small model's step is ~250 tiny
 kernels; launching them one by one costs more than running them. With `cuda_graphs`, torch.compile
 first fuses the step's kernels (transformers' eager forward does not capture as it is; the compiled
 one does), then the graph is captured. A step that cannot be captured runs eagerly and says so once
@@ -139,8 +137,7 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch
 
 GRAPH_LEN = 256          # CUDA cache lengths: the next power of two from this up (few shapes, few compiles)
 _DECODERS: OrderedDict = OrderedDict()   # (model, batch, cache length, ...) -> _Decoder, least recent first
-_MAX_DECODERS = 16                       # each holds a KV cache and its graphs: bounded
-STEPS_PER_REPLAY = 8                     # decode steps in one CUDA graph replay (1: a graph per step)
+_MAX_DECODERS = 16                       # each holds a KV cache and a graph: bounded
 
 
 class _Decoder:
@@ -174,8 +171,7 @@ class _Decoder:
         self.cand_ids = torch.cat([torch.arange(AUDIO_SIZE, device=dev) + vocab.audio_offset,
                                    torch.tensor([vocab.eos], device=dev)])   # candidate index -> LLM id
         self.slots = torch.arange(L, device=dev)
-        self.mode, self.graph, self.graph_n = None, None, None   # graph_n: STEPS_PER_REPLAY steps
-        self.steps_per_replay = 1
+        self.mode, self.graph = None, None
 
     def _autocast(self):
         # no cast cache: a captured graph must not hold casts made during capture
@@ -273,29 +269,17 @@ class _Decoder:
             for _ in range(3):
                 fn()
         torch.cuda.current_stream().wait_stream(side)
-        n = max(1, int(STEPS_PER_REPLAY))
-        graphs = []
-        for steps in sorted({1, n}):     # capture records the kernels without running them: no state moves
-            graph = torch.cuda.CUDAGraph()
-            # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                for _ in range(steps):
-                    fn()
-            graphs.append(graph)
-        self.graph, self.graph_n, self.steps_per_replay = graphs[0], graphs[-1], n
-        self.mode = "compiled"
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            fn()
+        self.graph, self.mode = graph, "compiled"
 
-    def step(self, n: int = 1) -> None:
-        """n decode steps: 1, or steps_per_replay (one replay on CUDA)."""
-        if self.graph is None:
-            for _ in range(n):
-                self._step()
-        elif n == 1:
+    def step(self) -> None:
+        if self.graph is not None:
             self.graph.replay()
-        elif n == self.steps_per_replay:
-            self.graph_n.replay()
         else:
-            raise ValueError(f"{n} steps: a captured decoder replays 1 or {self.steps_per_replay}")
+            self._step()
 
 
 def batch_rows(n: int) -> int:
@@ -423,19 +407,15 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
             torch.cuda.synchronize()
         dec.start(prompts, limits, seeds, temps, mins, partner, weights)     # capture's warm-up steps moved the state
     block = layout.block if layout else 5
-    # whole replays of n steps where no chunk is due inside one and they end within the limit
-    n = dec.steps_per_replay if dec.steps_per_replay > 1 and (not every or every % dec.steps_per_replay == 0) else 1
-    done = 0
-    while done < T:
-        k = n if done % n == 0 and done + n <= T else 1
-        dec.step(k)
-        done += k
-        if every and done % every == 0 and done < T and not bool(dec.done.all()):
-            yield _answers(dec, done, block)[:B]
-        if done % 8 == 0 and bool(dec.done.all()):    # a device sync: not every step
+    t = 0
+    for t in range(T):
+        dec.step()
+        if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
+            yield _answers(dec, t + 1, block)[:B]
+        if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
             break
     if stats is not None:
-        stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=done, graph_mode=dec.mode or "eager")
+        stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
     yield _answers(dec, T, block)[:B]
 
 

@@ -40,6 +40,10 @@ F0_ONLY = bool(int(__import__("os").environ.get("SERVING_F0_ONLY", "0")))
 # twice, before and after the second): the decode step's attention as transformers' SDPA runs it (the
 # cache copied per query head) and as editor/llm/decode_attention.py runs it
 DECODE_AB = __import__("os").environ.get("SERVING_AB", "")
+# SERVING_TIMELINE=1: bf16 alone, as the A/B runs it; 64 clients that keep sending, 2 waves, under the
+# profiler: the trace (timeline_64.json.gz, for Perfetto or chrome://tracing) and how busy each GPU stream
+# was, how much of that ran beside another stream and how long the GPU had nothing to do
+TIMELINE = bool(int(__import__("os").environ.get("SERVING_TIMELINE", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -250,6 +254,58 @@ def decode_ab(which, llm, clips, res, save):
     decode_attention.use = packed
 
 
+def busy(intervals) -> tuple[float, list]:
+    """(length covered, the merged intervals) of [(start, end), ...]."""
+    merged = []
+    for a, b in sorted(intervals):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return sum(b - a for a, b in merged), merged
+
+
+def stream_overlap(trace: dict) -> dict:
+    """From a chrome trace of the profiler: GPU kernels per stream, each stream's busy time, the time two
+    or more streams ran at once, and the time no stream ran between the first kernel and the last."""
+    per_stream = {}
+    for e in trace.get("traceEvents", []):
+        if e.get("cat") == "kernel" and "dur" in e:
+            s = (e.get("args") or {}).get("stream", e.get("tid"))
+            per_stream.setdefault(str(s), []).append((e["ts"] / 1e3, (e["ts"] + e["dur"]) / 1e3))   # µs -> ms
+    if not per_stream:
+        return {"kernels": 0}
+    every = [iv for ivs in per_stream.values() for iv in ivs]
+    window = max(b for _, b in every) - min(a for a, _ in every)
+    union, _ = busy(every)
+    streams = {s: {"kernels": len(ivs), "busy_ms": round(busy(ivs)[0], 3)} for s, ivs in per_stream.items()}
+    return {"window_ms": round(window, 3), "gpu_busy_ms": round(union, 3), "gpu_idle_ms": round(window - union, 3),
+            "beside_another_stream_ms": round(sum(v["busy_ms"] for v in streams.values()) - union, 3),
+            "streams": streams}
+
+
+def timeline(ed, clips, out_dir, res, save, clients=64, waves=2):
+    """`sustained` once more under the profiler (after a run that compiled and captured every shape)."""
+    import gzip
+    from torch.profiler import ProfilerActivity, profile
+    sustained(ed, clips, clients, waves)
+    # the GPU side only (kernels, copies and the CUDA calls that launched them): profiling every host op
+    # would slow the host, whose pace is part of what is measured, and the trace would not fit 16 MB
+    with profile(activities=[ProfilerActivity.CUDA] if CUDA else [ProfilerActivity.CPU]) as prof:
+        res["timeline_run"] = sustained(ed, clips, clients, waves)
+    raw = out_dir / "timeline.json"
+    prof.export_chrome_trace(str(raw))
+    trace = json.loads(raw.read_text())
+    raw.unlink()
+    keep = ("kernel", "gpu_memcpy", "gpu_memset", "cuda_runtime", "cuda_driver")
+    trace["traceEvents"] = [e for e in trace.get("traceEvents", []) if e.get("ph") == "M" or e.get("cat") in keep]
+    with gzip.open(out_dir / f"timeline_{clients}.json.gz", "wt") as f:
+        json.dump(trace, f)
+    res["timeline"] = stream_overlap(trace)
+    print("timeline", res["timeline_run"], res["timeline"], flush=True)
+    save()
+
+
 def main():
     clips_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v5"
@@ -260,6 +316,16 @@ def main():
     import importlib.util
     res["vad"] = ("silero" if importlib.util.find_spec("silero_vad")
                   else "energy (silero-vad is not installed on this machine)")
+    if TIMELINE:
+        ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
+        ed._vad_pauses = energy_pauses
+        ed.codec.f0_decimation = 4
+        codec_mod.use_analysis_processes(True)
+        ed.batch_size = 2 if SMOKE else 64
+        timeline(ed, clips, out_dir, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)),
+                 clients=2 if SMOKE else 64)
+        codec_mod.use_analysis_processes(False)
+        return
     if DECODE_AB:
         res["ab"] = DECODE_AB
         decode_ab(DECODE_AB, llm, clips, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)))

@@ -3,6 +3,8 @@
 # streamed first chunk, 16 and 64 requests at once, a 2-minute edit and its seams.
 #   run(command="bash bench/serving_gpu.sh", carry=[".gpu_data/clips", ".whl"])
 #   SERVING_F0_ONLY=1 bash bench/serving_gpu.sh    # bf16, only the F0-search rows (f0_decimation 1 and 4): a short call
+#   SERVING_AB=attention bash bench/serving_gpu.sh # the decode attention, both ways (bench/serving_gpu.py says which rows)
+#   SERVING_TIMELINE=1 bash bench/serving_gpu.sh   # 64 clients under the profiler: the GPU streams' timeline and overlap
 # (the tree and what is carried must stay under 64 MiB: `bash bench/travel_light.sh out serve` first,
 # `back` after)
 # .gpu_data/clips: 4 clean clips of test-split speakers (2 en, 2 zh) as NAME.flac + NAME.json ({"text": ...}),

@@ -29,3 +29,4 @@ esac
 for f in $files; do mkdir -p "$STASH/$(dirname "$f")"; mv "$f" "$STASH/$f"; done
 echo $files > "$STASH/list"
 echo "what travels of the tracked tree: $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (limit 67108864 with .whl and the carried data)"
+echo "the stashed files read as deleted: commit nothing before 'bash bench/travel_light.sh back'" >&2

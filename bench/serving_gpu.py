@@ -216,6 +216,15 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
     ed.batch_size, ed.codec.f0_decimation = rows_before, 1
 
 
+def served_editor(llm):
+    """The editor as a throughput server runs it: F0 search on a 4 kHz copy, analysis in worker processes."""
+    ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
+    ed._vad_pauses = energy_pauses
+    ed.codec.f0_decimation = 4
+    codec_mod.use_analysis_processes(True)
+    return ed
+
+
 def decode_ab(which, llm, clips, res, save):
     """The rows that decide a way of decoding, both ways and the first way again (the machine's drift);
     each Editor loaded fresh (its decoders, graphs and attention are its own)."""
@@ -225,10 +234,7 @@ def decode_ab(which, llm, clips, res, save):
     packed = decode_attention.use
     for name in ("sdpa_repeat_kv", "decode_attention", "sdpa_repeat_kv_again"):
         decode_attention.use = packed if name == "decode_attention" else (lambda model: None)
-        ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
-        ed._vad_pauses = energy_pauses
-        ed.codec.f0_decimation = 4
-        codec_mod.use_analysis_processes(True)
+        ed = served_editor(llm)
         for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
             ed.edit(wav, text, "emotion", "happy")
         res[name] = r = {}
@@ -254,15 +260,15 @@ def decode_ab(which, llm, clips, res, save):
     decode_attention.use = packed
 
 
-def busy(intervals) -> tuple[float, list]:
-    """(length covered, the merged intervals) of [(start, end), ...]."""
+def busy(intervals) -> float:
+    """The length that [(start, end), ...] cover, overlaps counted once."""
     merged = []
     for a, b in sorted(intervals):
         if merged and a <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    return sum(b - a for a, b in merged), merged
+    return sum(b - a for a, b in merged)
 
 
 def stream_overlap(trace: dict) -> dict:
@@ -277,8 +283,8 @@ def stream_overlap(trace: dict) -> dict:
         return {"kernels": 0}
     every = [iv for ivs in per_stream.values() for iv in ivs]
     window = max(b for _, b in every) - min(a for a, _ in every)
-    union, _ = busy(every)
-    streams = {s: {"kernels": len(ivs), "busy_ms": round(busy(ivs)[0], 3)} for s, ivs in per_stream.items()}
+    union = busy(every)
+    streams = {s: {"kernels": len(ivs), "busy_ms": round(busy(ivs), 3)} for s, ivs in per_stream.items()}
     return {"window_ms": round(window, 3), "gpu_busy_ms": round(union, 3), "gpu_idle_ms": round(window - union, 3),
             "beside_another_stream_ms": round(sum(v["busy_ms"] for v in streams.values()) - union, 3),
             "streams": streams}
@@ -317,10 +323,7 @@ def main():
     res["vad"] = ("silero" if importlib.util.find_spec("silero_vad")
                   else "energy (silero-vad is not installed on this machine)")
     if TIMELINE:
-        ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
-        ed._vad_pauses = energy_pauses
-        ed.codec.f0_decimation = 4
-        codec_mod.use_analysis_processes(True)
+        ed = served_editor(llm)
         ed.batch_size = 2 if SMOKE else 64
         timeline(ed, clips, out_dir, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)),
                  clients=2 if SMOKE else 64)

@@ -216,25 +216,30 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
     ed.batch_size, ed.codec.f0_decimation = rows_before, 1
 
 
-def served_editor(llm):
+def load_editor(llm, res, quantize=None):
+    """The editor under test, with the energy pause finder where silero-vad is missing (res["vad"])."""
+    ed = Editor.load(llm, device="cuda" if CUDA else "cpu", quantize=quantize)
+    if res["vad"].startswith("energy"):
+        ed._vad_pauses = energy_pauses
+    return ed
+
+
+def served_editor(llm, res):
     """The editor as a throughput server runs it: F0 search on a 4 kHz copy, analysis in worker processes."""
-    ed = Editor.load(llm, device="cuda" if CUDA else "cpu")
-    ed._vad_pauses = energy_pauses
+    ed = load_editor(llm, res)
     ed.codec.f0_decimation = 4
     codec_mod.use_analysis_processes(True)
     return ed
 
 
-def decode_ab(which, llm, clips, res, save):
-    """The rows that decide a way of decoding, both ways and the first way again (the machine's drift);
+def attention_ab(llm, clips, res, save):
+    """The rows that decide the decode attention, both ways and the first way again (the machine's drift);
     each Editor loaded fresh (its decoders, graphs and attention are its own)."""
     from editor.llm import decode_attention
-    if which != "attention":
-        raise SystemExit(f"SERVING_AB={which!r}: the one A/B is 'attention'")
     packed = decode_attention.use
     for name in ("sdpa_repeat_kv", "decode_attention", "sdpa_repeat_kv_again"):
         decode_attention.use = packed if name == "decode_attention" else (lambda model: None)
-        ed = served_editor(llm)
+        ed = served_editor(llm, res)
         for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
             ed.edit(wav, text, "emotion", "happy")
         res[name] = r = {}
@@ -322,29 +327,28 @@ def main():
     import importlib.util
     res["vad"] = ("silero" if importlib.util.find_spec("silero_vad")
                   else "energy (silero-vad is not installed on this machine)")
+    save = lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))  # noqa: E731
     if TIMELINE:
-        ed = served_editor(llm)
+        ed = served_editor(llm, res)
         ed.batch_size = 2 if SMOKE else 64
-        timeline(ed, clips, out_dir, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)),
-                 clients=2 if SMOKE else 64)
+        timeline(ed, clips, out_dir, res, save, clients=2 if SMOKE else 64)
         codec_mod.use_analysis_processes(False)
         return
     if DECODE_AB:
+        if DECODE_AB != "attention":
+            raise SystemExit(f"SERVING_AB={DECODE_AB!r}: the one A/B is 'attention'")
         res["ab"] = DECODE_AB
-        decode_ab(DECODE_AB, llm, clips, res, lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1)))
+        attention_ab(llm, clips, res, save)
         return
     for mode in ("bf16",) if F0_ONLY else ("bf16", "int8"):
         reset_peak()
-        ed = Editor.load(llm, device="cuda" if CUDA else "cpu", quantize="int8" if mode == "int8" else None)
+        ed = load_editor(llm, res, quantize="int8" if mode == "int8" else None)
         eds[mode] = ed
-        if res["vad"].startswith("energy"):
-            ed._vad_pauses = energy_pauses
         r = {"llm_weight_mib": round(weight_bytes(ed.model) / 2 ** 20, 2)}
         for name, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
             ed.edit(wav, text, "emotion", "happy")
             list(ed.edit_stream(wav, text, "emotion", "happy", chunk_s=0.5))
         if F0_ONLY:
-            save = lambda: (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
             res[mode] = r
             f0_rows(ed, clips, r, save)
             # the same rows unguided: the shipped LLM guides its emotion and style edits (a partner row
@@ -397,10 +401,10 @@ def main():
             sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
         ed.piece_s["emotion"] = model_piece
         res[mode] = r
-        (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
+        save()
     res["int8_vs_bf16"] = greedy_agreement(eds["bf16"], eds["int8"], clips)
     print("int8 vs bf16", res["int8_vs_bf16"], flush=True)
-    (out_dir / "serving_gpu.json").write_text(json.dumps(res, indent=1))
+    save()
 
 
 if __name__ == "__main__":

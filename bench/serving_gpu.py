@@ -44,6 +44,9 @@ DECODE_AB = __import__("os").environ.get("SERVING_AB", "")
 # profiler: the trace (timeline_64.json.gz, for Perfetto or chrome://tracing) and how busy each GPU stream
 # was, how much of that ran beside another stream and how long the GPU had nothing to do
 TIMELINE = bool(int(__import__("os").environ.get("SERVING_TIMELINE", "0")))
+# SERVING_ROWS=1: the served editor's rows (batch 1, a wave of 64's parts, 16 and 64 clients, unguided and
+# guided) for the editor of the tree this script sits in; bench/serving_before_after.sh runs it in two trees
+ROWS = bool(int(__import__("os").environ.get("SERVING_ROWS", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -239,30 +242,35 @@ def attention_ab(llm, clips, res, save):
     packed = decode_attention.use
     for name in ("sdpa_repeat_kv", "decode_attention", "sdpa_repeat_kv_again"):
         decode_attention.use = packed if name == "decode_attention" else (lambda model: None)
-        ed = served_editor(llm, res)
-        for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
-            ed.edit(wav, text, "emotion", "happy")
-        res[name] = r = {}
-        r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
-        print(name, "batch1", r["batch1"], flush=True)
-        shipped = ed.guidance
-        for guided in (False, True):
-            ed.guidance = shipped if guided else {}
-            tag = "_guided" if guided else ""
-            ed.batch_size = 64
-            if not SMOKE:
-                r["breakdown_64" + tag] = breakdown(ed, clips, 64)
-                print(name, "breakdown 64" + tag, r["breakdown_64" + tag], flush=True)
-            for n in ((2,) if SMOKE else (16, 64)):
-                ed.batch_size = min(n, 64)
-                r[f"sustained_{n}{tag}"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
-                print(name, f"sustained {n}{tag}", r[f"sustained_{n}{tag}"], flush=True)
-            save()
-        ed.guidance = shipped
-        codec_mod.use_analysis_processes(False)
-        r["peak_gpu_mib"] = peak_mib()
-        save()
+        res[name] = {}
+        served_rows(served_editor(llm, res), clips, res[name], save, name)
     decode_attention.use = packed
+
+
+def served_rows(ed, clips, r, save, name):
+    """The served editor's rows: batch 1, a wave of 64's parts, 16 and 64 clients that keep sending,
+    unguided and guided as shipped."""
+    for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
+        ed.edit(wav, text, "emotion", "happy")
+    r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+    print(name, "batch1", r["batch1"], flush=True)
+    shipped = ed.guidance
+    for guided in (False, True):
+        ed.guidance = shipped if guided else {}
+        tag = "_guided" if guided else ""
+        ed.batch_size = 64
+        if not SMOKE:
+            r["breakdown_64" + tag] = breakdown(ed, clips, 64)
+            print(name, "breakdown 64" + tag, r["breakdown_64" + tag], flush=True)
+        for n in ((2,) if SMOKE else (16, 64)):
+            ed.batch_size = min(n, 64)
+            r[f"sustained_{n}{tag}"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
+            print(name, f"sustained {n}{tag}", r[f"sustained_{n}{tag}"], flush=True)
+        save()
+    ed.guidance = shipped
+    codec_mod.use_analysis_processes(False)
+    r["peak_gpu_mib"] = peak_mib()
+    save()
 
 
 def busy(intervals) -> float:
@@ -333,6 +341,10 @@ def main():
         ed.batch_size = 2 if SMOKE else 64
         timeline(ed, clips, out_dir, res, save, clients=2 if SMOKE else 64)
         codec_mod.use_analysis_processes(False)
+        return
+    if ROWS:
+        res["rows"] = {}
+        served_rows(served_editor(llm, res), clips, res["rows"], save, "rows")
         return
     if DECODE_AB:
         if DECODE_AB != "attention":

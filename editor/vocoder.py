@@ -12,6 +12,8 @@ A clip's waveform does not depend on what it is batched with: each is followed b
 whether alone or padded, its noise and random phases are drawn per clip in fixed-size chunks (a longer
 batchmate does not shift them), and its harmonics are levelled over its own length.
 """
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -37,15 +39,25 @@ def _unbatch(y: torch.Tensor, lengths: list[int]) -> list[np.ndarray]:
     return [np.clip(y[i, : n * HOP], -1.0, 1.0).astype(np.float32) for i, n in enumerate(lengths)]
 
 
+def _padded(rows: list[np.ndarray], length: int, fill: float, device) -> torch.Tensor:
+    """(B, length, ...) float32 on `device`: the clips' rows padded with `fill`, filled on the host and
+    copied once (a copy per clip is a host-device round trip each on CUDA)."""
+    x = np.full((len(rows), length, *rows[0].shape[1:]), fill, np.float32)
+    for i, r in enumerate(rows):
+        x[i, :len(r)] = r
+    return torch.from_numpy(x).to(device)
+
+
+@lru_cache(maxsize=1)
+def _mel_pinv() -> torch.Tensor:
+    return torch.linalg.pinv(torch.as_tensor(mel_basis()).T)                        # (freq, mels)
+
+
 def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
     """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
     pseudo-inverse of the mel filterbank."""
-    t_max = _span([len(m) for m in mels])
-    pinv = torch.linalg.pinv(torch.as_tensor(mel_basis()).T).to(device)           # (freq, mels)
-    mel = torch.zeros(len(mels), t_max + 1, mels[0].shape[1], device=device)
-    for i, m in enumerate(mels):
-        mel[i, :len(m)] = torch.exp(torch.as_tensor(m, device=device, dtype=torch.float32))
-    return (pinv @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
+    mel = _padded(mels, _span([len(m) for m in mels]) + 1, -np.inf, device).exp()   # padding: exp(-inf) = 0
+    return (_mel_pinv().to(device) @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
 
 
 def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
@@ -112,6 +124,27 @@ def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: 
     return _unbatch(y, [len(f.f0) for f in frames])
 
 
+def _pulse_train(f0_s: torch.Tensor) -> torch.Tensor:
+    """(B, n) F0 per sample -> the sum of every harmonic k·F0 below SAMPLE_RATE/2 - 200 Hz (no aliasing),
+    in phase: sum_{k=1..K} cos(k·phase) with K = the harmonics below that limit at this sample.
+
+    Harmonics in phase (a pulse train): random phases per harmonic measured worse on speaker similarity,
+    F0 correlation and WER alike. The sum has a closed form (the Dirichlet kernel),
+    sin((K + 1/2)·phase) / (2·sin(phase/2)) - 1/2, so it costs a few element-wise ops whatever K is,
+    instead of one pass over the batch per harmonic (up to 130 of them, each a launch on the GPU). The
+    phase is accumulated in float64 and wrapped to [-π, π) first: K·phase of an unwrapped float32 phase
+    would lose the high harmonics' phase after a few seconds, and near 2π the quotient's small
+    denominator would magnify the numerator's rounding."""
+    cycles = torch.cumsum(f0_s.double() / SAMPLE_RATE, 1)
+    phase = (2 * torch.pi * (cycles - cycles.round())).float()
+    limit = SAMPLE_RATE / 2 - 200
+    k = (torch.ceil(limit / f0_s) - 1).clamp(0, int(SAMPLE_RATE / 2 / F0_MIN))   # k·F0 < limit, k <= the cap
+    half = torch.sin(phase / 2)
+    at_zero = half.abs() < 1e-6                    # phase 0 (mod 2π): every cosine is 1
+    dirichlet = torch.sin((k + 0.5) * phase) / (2 * torch.where(at_zero, torch.ones_like(half), half)) - 0.5
+    return torch.where(at_zero, k, dirichlet)
+
+
 def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise_floor: float = 0.06,
                    seed: int = 0) -> torch.Tensor:
     """The source-filter rendering, zero-padded (B, (T_max + TAIL) * HOP), on `device`.
@@ -124,11 +157,8 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     device = torch.device(device)
     t_max = _span([len(f.f0) for f in frames])
     n = t_max * HOP
-    f0 = torch.zeros(len(frames), t_max, device=device)
-    target = torch.full((len(frames), t_max + 1, frames[0].mel.shape[1]), float(np.log(LOG_FLOOR)), device=device)
-    for i, f in enumerate(frames):
-        f0[i, :len(f.f0)] = torch.as_tensor(f.f0, device=device)
-        target[i, :len(f.mel)] = torch.as_tensor(f.mel, device=device)
+    f0 = _padded([f.f0 for f in frames], t_max, 0.0, device)
+    target = _padded([f.mel for f in frames], t_max + 1, float(np.log(LOG_FLOOR)), device)
     # F0 per sample: linear interpolation between frame centres (frame i is centred at i*HOP + HOP/2)
     t = torch.arange(n, device=device, dtype=torch.float32)
     pos = ((t - HOP / 2) / HOP).clamp(0, t_max - 1)
@@ -139,15 +169,7 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     f0_filled = torch.where(f0 > 0, f0, torch.full_like(f0, 100.0))
     f0_s = f0_filled[:, lo] * (1 - w) + f0_filled[:, hi] * w
     v_s = voiced[:, lo] * (1 - w) + voiced[:, hi] * w
-    phase = 2 * torch.pi * torch.cumsum(f0_s / SAMPLE_RATE, 1)
-    # harmonics in phase (a pulse train): random phases per harmonic measured worse on speaker
-    # similarity, F0 correlation and WER alike
-    harm = torch.zeros(len(frames), n, device=device)
-    for k in range(1, int(SAMPLE_RATE / 2 / F0_MIN) + 1):
-        below = (k * f0_s < SAMPLE_RATE / 2 - 200).float()   # no aliasing
-        if not below.any():
-            break
-        harm += below * torch.cos(k * phase)
+    harm = _pulse_train(f0_s)
     noise = _per_clip((), n, len(frames), seed, torch.randn).to(device)
     # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level (each clip over
     # its own samples)

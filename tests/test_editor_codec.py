@@ -13,7 +13,7 @@ import torch
 from conftest import make_cfg, run_pipeline, voiced
 from omegaconf import OmegaConf
 
-from editor import corpus, features, train_decoder
+from editor import corpus, features, train_decoder, vocoder
 from editor.artifacts import SHIPPED_TOKENIZER
 from editor.codec import Codec, synthesize
 from editor.decoder import TokenDecoder
@@ -324,6 +324,22 @@ def test_source_filter_pitch_is_the_given_f0(shards):
         assert np.abs(back.mel - fr.mel)[speech].mean() < 1.0           # spectral envelope kept
     with pytest.raises(ValueError, match="vocoder=world: choose one of"):
         synthesize([fr], "world")
+
+
+def test_pulse_train_is_the_sum_of_the_harmonics_below_the_limit():
+    """The source's closed form equals the explicit sum over harmonics, computed in float64, on a rising
+    and falling F0 long enough for an unwrapped float32 phase to drift; at the limit's boundary K is the
+    float32 one on both sides, so the check sees the formula, not a harmonic counted differently."""
+    sr, limit = features.SAMPLE_RATE, features.SAMPLE_RATE / 2 - 200
+    f0 = torch.cat([torch.linspace(61, 320, 40000), torch.full((20000,), 100.0), torch.linspace(590, 60, 60000)])
+    f0 = torch.stack([f0, f0.flip(0) * 1.3])
+    k = (torch.ceil(limit / f0) - 1).clamp(0, int(sr / 2 / vocoder.F0_MIN)).double()
+    cycles = torch.cumsum(f0.double() / sr, 1)
+    phase = 2 * np.pi * cycles
+    want = sum((h <= k).double() * torch.cos(h * phase) for h in range(1, int(sr / 2 / vocoder.F0_MIN) + 1))
+    got = vocoder._pulse_train(f0).double()
+    assert want.abs().max() > 100                 # the pulses' peaks: over 100 harmonics in phase
+    assert (got - want).abs().max() < 1e-3
 
 
 def test_flow_decoder_trains_and_samples_reproducibly(trained, shards, cache_dir):

@@ -24,9 +24,9 @@ def spy(ed, monkeypatch):
     calls = {"prompts": [], "limits": [], "out": [], "decoded": []}
     real = ed._generate
 
-    def gen(prompts, limits, seeds, temps, **kw):
-        out = real(prompts, limits, seeds, temps, **kw)
-        calls["prompts"].append(prompts), calls["limits"].append(limits), calls["out"].append(out)
+    def gen(prompts, max_new, seeds, temps, **kw):
+        out = real(prompts, max_new, seeds, temps, **kw)
+        calls["prompts"].append(prompts), calls["limits"].append(max_new), calls["out"].append(out)
         calls.setdefault("kw", []).append(kw)
         return out
 

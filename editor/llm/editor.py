@@ -283,6 +283,7 @@ class Editor:
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
+        self._encode_stream = None                            # CUDA: the tokenizer's stream (analyse)
 
     @classmethod
     def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None,
@@ -376,12 +377,22 @@ class Editor:
         return self._encode(frames), frames
 
     def _encode(self, frames) -> list[np.ndarray]:
-        return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
+        """Frames -> interleaved ids. On CUDA on a stream of its own: `analyse` runs it in a server's
+        other thread while a batch before it decodes on the default stream."""
+        if self.codec.device.type != "cuda":
+            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
+        if self._encode_stream is None:
+            self._encode_stream = torch.cuda.Stream(self.codec.device)
+        with torch.cuda.stream(self._encode_stream):
+            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
 
-    # ---- phases: analyse (CPU), start (tokenizer, LLM), finish (codec decode) ----------------------
+    # ---- phases: analyse (CPU, tokenizer), start (LLM), finish (codec decode) ----------------------
     def analyse(self, kind: str, requests: list[dict]) -> "Analysed":
-        """Requests checked, split at pauses and their audio analysed: CPU work only, and no state of
-        the editor touched, so a server analyses the next batch while `start` has the GPU."""
+        """Requests checked, split at pauses and their audio analysed; on CUDA also tokenized (on a stream
+        of its own) with the prompts of the first decode built: everything before the LLM, so that a
+        server does it for the next batch while `start` decodes this one, and `start` finds the model's
+        next batch ready. On the CPU `start` tokenizes, as the tokenizer beside a decode would only share
+        the same cores. Touches nothing the LLM's decode uses; safe beside `start`."""
         if kind == "clone":
             reqs = [_call(clone_request, r) for r in requests]
             items = [{"req": i, "wav": r["prompt_wav"]} for i, r in enumerate(reqs)]
@@ -390,7 +401,15 @@ class Editor:
             items = self._edit_items(reqs)
         else:
             raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
-        return Analysed(kind, reqs, items, self.codec.analyze_many([it["wav"] for it in items]))
+        a = Analysed(kind, reqs, items, self.codec.analyze_many([it["wav"] for it in items]))
+        if items and self.codec.device.type == "cuda":
+            self._prepare(a)
+        return a
+
+    def _prepare(self, a: "Analysed") -> None:
+        """The analysed items' ids, and the rows of the first decode."""
+        a.ids = self._encode(a.frames)
+        a.first = self._clone_rows(a) if a.kind == "clone" else self._edit_rows(a, a.items, a.ids, 0)
 
     def run(self, a: "Analysed") -> list:
         """clone_many's or edit_many's result for analysed requests."""
@@ -403,8 +422,9 @@ class Editor:
         server starts the next batch's generation while this batch's audio is decoded."""
         if not a.items:
             return lambda: []
-        ids = self._encode(a.frames)
-        return self._start_clones(a, ids) if a.kind == "clone" else self._start_edits(a, ids)
+        if a.first is None:
+            self._prepare(a)
+        return self._start_clones(a) if a.kind == "clone" else self._start_edits(a)
 
     def _decode(self, ids_list, refs) -> list[np.ndarray]:
         """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
@@ -432,14 +452,18 @@ class Editor:
     def clone_many(self, requests: list[dict]) -> list[np.ndarray]:
         return self.run(self.analyse("clone", requests))
 
-    def _start_clones(self, a: "Analysed", ids) -> Callable[[], list[np.ndarray]]:
-        prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(a.reqs, ids)])
+    def _clone_rows(self, a: "Analysed") -> dict:
+        """_generate's per-row arguments of analysed clones."""
+        prompts, limits = zip(*[self._clone_prompt(r, p) for r, p in zip(a.reqs, a.ids)])
         # a guided clone decodes against the same speaker block with no text to say: w > 1 leans on the words
         w = float(self.guidance.get("clone", 1.0))
-        negatives = [self._clone_prompt({**r, "text": ""}, p)[0] for r, p in zip(a.reqs, ids)] if w != 1.0 else None
+        negatives = [self._clone_prompt({**r, "text": ""}, p)[0] for r, p in zip(a.reqs, a.ids)] if w != 1.0 else None
+        return dict(prompts=list(prompts), max_new=list(limits), seeds=[_seed(r["seed"]) for r in a.reqs],
+                    temps=[r["temperature"] for r in a.reqs], negatives=negatives, guidance=[w] * len(prompts))
+
+    def _start_clones(self, a: "Analysed") -> Callable[[], list[np.ndarray]]:
         sink = self._sink()
-        self._generate(prompts, limits, [_seed(r["seed"]) for r in a.reqs], [r["temperature"] for r in a.reqs],
-                       refs=a.frames, sink=sink, negatives=negatives, guidance=[w] * len(prompts))
+        self._generate(**a.first, refs=a.frames, sink=sink)
 
         def finish():
             audio = sink.collect()
@@ -497,29 +521,38 @@ class Editor:
             items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
         return items
 
-    def _start_edits(self, a: "Analysed", sources) -> Callable[[], list[list[np.ndarray]]]:
+    def _edit_rows(self, a: "Analysed", todo: list[dict], fed_ids: list, k: int) -> dict:
+        """_generate's per-row arguments of iteration k of the edit items `todo`, each fed fed_ids[i]:
+        the source's ids (todo[i]["src"]) or the answer it is to edit next."""
         reqs = a.reqs
-        items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, sources, a.frames)]
+        rows = dict(prompts=[], max_new=[], min_new=[], negatives=[], guidance=[],
+                    seeds=[_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
+                    temps=[reqs[it["req"]]["temperature"] for it in todo])
+        guided = self.guided_iterations is None or k < self.guided_iterations
+        for it, fed in zip(todo, fed_ids):
+            r = reqs[it["req"]]
+            text = it["text"]
+            if r["edit_type"] == "paralinguistic" and k > 0 and not r["prompt_fixed"]:
+                text = r["edit_info"]       # the fed audio already says the tagged text
+            rows["prompts"].append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
+            neg, w = self._guide(r["edit_type"], text, fed) if guided else (None, 1.0)
+            rows["negatives"].append(neg), rows["guidance"].append(w)
+            lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
+            rows["min_new"].append(lo), rows["max_new"].append(hi)
+        return rows
+
+    def _start_edits(self, a: "Analysed") -> Callable[[], list[list[np.ndarray]]]:
+        reqs = a.reqs
+        items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, a.ids, a.frames)]
         sink = self._sink()
         for k in range(max(r["n_iter"] for r in reqs)):
             todo = [it for it in items if reqs[it["req"]]["n_iter"] > k and (k == 0 or len(it["outs"][-1]))]
-            prompts, mins, limits, negatives, weights = [], [], [], [], []
-            for it in todo:
-                r = reqs[it["req"]]
-                fed = it["src"] if (k == 0 or r["prompt_fixed"]) else it["outs"][-1]
-                text = it["text"]
-                if r["edit_type"] == "paralinguistic" and fed is not it["src"]:
-                    text = r["edit_info"]       # the fed audio already says the tagged text
-                prompts.append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
-                guided = self.guided_iterations is None or k < self.guided_iterations
-                neg, w = self._guide(r["edit_type"], text, fed) if guided else (None, 1.0)
-                negatives.append(neg), weights.append(w)
-                lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
-                mins.append(lo), limits.append(hi)
-            res = self._generate(prompts, limits, [_seed(reqs[it["req"]]["seed"], it["chunk"], k) for it in todo],
-                                 [reqs[it["req"]]["temperature"] for it in todo], refs=[it["ref"] for it in todo],
-                                 sink=sink, keys=[(id(it), k) for it in todo], min_new=mins,
-                                 negatives=negatives, guidance=weights)
+            if k == 0:
+                rows = a.first
+            else:
+                fed = [it["src"] if reqs[it["req"]]["prompt_fixed"] else it["outs"][-1] for it in todo]
+                rows = self._edit_rows(a, todo, fed, k)
+            res = self._generate(**rows, refs=[it["ref"] for it in todo], sink=sink, keys=[(id(it), k) for it in todo])
             for it, answer in zip(todo, res):
                 it["outs"].append(answer)
             for it in items:      # rows that stopped early (an empty answer) stay empty
@@ -576,11 +609,14 @@ class Editor:
 @dataclass
 class Analysed:
     """Requests after Editor.analyse: checked (reqs), one item per clip to encode (an edit's audio over
-    piece_s is several), and each item's frames (the tokenizer's input and the decoder's voice)."""
+    piece_s is several), each item's frames (the tokenizer's input and the decoder's voice) and ids, and
+    the rows of the first decode."""
     kind: str
     reqs: list[dict]
     items: list[dict]
     frames: list
+    ids: list | None = None       # each item's interleaved source ids
+    first: dict | None = None     # _generate's per-row arguments of the first decode
 
 
 class _AudioSink:

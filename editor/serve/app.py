@@ -2,8 +2,8 @@
 
 Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
 alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
-together. A batch is analysed (F0 and mel, CPU threads) before it takes the model and decoded by the
-codec after it gives the model back: with two batches in flight per route, one batch's analysis and
+together. A batch is analysed (F0 and mel on CPU threads, the tokenizer, the prompts) before it takes the
+model and decoded by the codec after it gives the model back: with two batches in flight per route, one batch's analysis and
 audio decode overlap the other's generation. Replicas, batch size and wait come from the config
 (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
@@ -54,7 +54,7 @@ class EditorServer:
                      "guidance": self.editor.guidance, "guided_iterations": self.editor.guided_iterations,
                      "load_s": round(time.perf_counter() - t0, 2)}
         # one model call (Editor.start) at a time: batches run in their own threads, and the editor's
-        # buffers and CUDA graphs are not made for two callers; analysis needs no lock
+        # buffers and CUDA graphs are not made for two callers; analysis (tokenizer included) needs no lock
         self.lock = threading.Lock()
         for batcher in (self.clone_batch, self.edit_batch):
             batcher.set_max_batch_size(max_batch_size)
@@ -77,7 +77,7 @@ class EditorServer:
         return [(o, err, {"batch_size": len(reqs), "compute_s": round(took, 3)}) for o, err in outs]
 
     def _analyse_run(self, kind: str, reqs: list[dict]) -> list:
-        analysed = self.editor.analyse(kind, reqs)     # CPU only: beside another batch's GPU work
+        analysed = self.editor.analyse(kind, reqs)     # beside another batch's LLM decode
         with self.lock:
             finish = self.editor.start(analysed)       # the LLM's part
         return finish()                                # the codec's decode, beside the next batch's LLM

@@ -47,6 +47,7 @@ TIMELINE = bool(int(__import__("os").environ.get("SERVING_TIMELINE", "0")))
 # SERVING_ROWS=1: the served editor's rows (batch 1, a wave of 64's parts, 16 and 64 clients, unguided and
 # guided) for the editor of the tree this script sits in; bench/serving_before_after.sh runs it in two trees
 ROWS = bool(int(__import__("os").environ.get("SERVING_ROWS", "0")))
+SWITCH_S = float(__import__("os").environ.get("SERVING_SWITCH_S", "0"))   # with SERVING_ROWS: sys.setswitchinterval
 
 
 def batch1(ed, clips, reps=3):
@@ -108,22 +109,31 @@ def sustained(ed, clips, clients, waves=4):
                      edit_info=EDITS[i % 4][1], seed=w * clients + i) for i in range(clients)]
     ed.edit_many(wave(0))     # shapes compiled and captured, not timed
     helper = ThreadPoolExecutor(1)
+    # host seconds per wave: an analysis (helper thread), the main thread waiting for it, start, finish
+    host = {"analyse": [], "wait_for_analysis": [], "start": [], "finish": []}
+
+    def timed(key, fn, *args):
+        t = time.perf_counter()
+        r = fn(*args)
+        host[key].append(time.perf_counter() - t)
+        return r
     sync(); t0 = time.perf_counter()
-    nxt, total, finish = helper.submit(ed.analyse, "edit", wave(0)), 0.0, None
+    nxt, total, finish = helper.submit(timed, "analyse", ed.analyse, "edit", wave(0)), 0.0, None
     audio_s = lambda outs: sum(len(o[0]) for o in outs) / SR
     for w in range(waves):
-        a = nxt.result()
+        a = timed("wait_for_analysis", nxt.result)
         if w + 1 < waves:
-            nxt = helper.submit(ed.analyse, "edit", wave(w + 1))
-        started = ed.start(a)
+            nxt = helper.submit(timed, "analyse", ed.analyse, "edit", wave(w + 1))
+        started = timed("start", ed.start, a)
         if finish is not None:
-            total += audio_s(finish())
+            total += audio_s(timed("finish", finish))
         finish = started
-    total += audio_s(finish())
+    total += audio_s(timed("finish", finish))
     sync(); dt = time.perf_counter() - t0
     helper.shutdown()
     return {"clients": clients, "waves": waves, "llm_batch": ed.batch_size, "seconds": round(dt, 3),
-            "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
+            "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
+            "host_s_median": {k: round(float(np.median(v)), 4) for k, v in host.items() if v}}
 
 
 def breakdown(ed, clips, n):
@@ -266,6 +276,10 @@ def served_rows(ed, clips, r, save, name):
             ed.batch_size = min(n, 64)
             r[f"sustained_{n}{tag}"] = sustained(ed, clips, n, waves=2 if SMOKE else 4)
             print(name, f"sustained {n}{tag}", r[f"sustained_{n}{tag}"], flush=True)
+        if ROWS and not SMOKE:    # the same clients for longer: nearer the steady state, where filling and
+            ed.batch_size = 64    # draining the pipeline (the first analysis, the last decode) weigh less
+            r[f"sustained_64{tag}_16_waves"] = sustained(ed, clips, 64, waves=16)
+            print(name, f"sustained 64{tag}, 16 waves", r[f"sustained_64{tag}_16_waves"], flush=True)
         save()
     ed.guidance = shipped
     codec_mod.use_analysis_processes(False)
@@ -343,6 +357,9 @@ def main():
         codec_mod.use_analysis_processes(False)
         return
     if ROWS:
+        if SWITCH_S:      # the interpreter's switch interval (default 5 ms): how long a thread may keep the GIL
+            sys.setswitchinterval(SWITCH_S)
+            res["switch_interval_s"] = SWITCH_S
         res["rows"] = {}
         served_rows(served_editor(llm, res), clips, res["rows"], save, "rows")
         return

@@ -19,5 +19,5 @@ for pass in before after before_again; do
     | grep -v "Loading weights\|pkg_resources\|UserWarning\|warnings.warn" | tee "$OUT/$pass/serving_gpu.log"
 done
 mkdir -p "$OUT/timeline"
-SERVING_TIMELINE=1 python3 bench/serving_gpu.py .gpu_data/clips "$OUT/timeline" 2>&1 \
-  | grep -v "Loading weights\|pkg_resources\|UserWarning\|warnings.warn" | tee "$OUT/timeline/serving_gpu.log"
+SERVING_TIMELINE=1 python3 bench/serving_gpu.py .gpu_data/clips "$OUT/timeline" 2>&1 | grep "^timeline"
+rm -f "$OUT/gpu.txt"     # at most 8 files come back; each serving_gpu.json names the GPU

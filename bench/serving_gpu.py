@@ -13,6 +13,7 @@ Quality of int8 against bf16 without a judge here: greedy answers' token agreeme
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -109,14 +110,19 @@ def sustained(ed, clips, clients, waves=4):
                      edit_info=EDITS[i % 4][1], seed=w * clients + i) for i in range(clients)]
     ed.edit_many(wave(0))     # shapes compiled and captured, not timed
     helper = ThreadPoolExecutor(1)
-    # host seconds per wave: an analysis (helper thread), the main thread waiting for it, start, finish
-    host = {"analyse": [], "wait_for_analysis": [], "start": [], "finish": []}
+    # host seconds per wave: an analysis (helper thread) and two of its parts (the F0 and mel analysis; the
+    # tokenizer and prompts, where the editor has that phase), the main thread waiting for it, start, finish
+    host = {"analyse": [], "analyze_many": [], "prepare": [], "wait_for_analysis": [], "start": [], "finish": []}
 
     def timed(key, fn, *args):
         t = time.perf_counter()
         r = fn(*args)
         host[key].append(time.perf_counter() - t)
         return r
+    parts = [("analyze_many", ed.codec, "analyze_many"), ("prepare", ed, "_prepare")]
+    for key, obj, attr in parts:        # instance attributes over the methods, removed below
+        if hasattr(obj, attr):
+            setattr(obj, attr, partial(timed, key, getattr(obj, attr)))
     sync(); t0 = time.perf_counter()
     nxt, total, finish = helper.submit(timed, "analyse", ed.analyse, "edit", wave(0)), 0.0, None
     audio_s = lambda outs: sum(len(o[0]) for o in outs) / SR
@@ -131,6 +137,9 @@ def sustained(ed, clips, clients, waves=4):
     total += audio_s(timed("finish", finish))
     sync(); dt = time.perf_counter() - t0
     helper.shutdown()
+    for key, obj, attr in parts:
+        if attr in vars(obj):
+            delattr(obj, attr)
     return {"clients": clients, "waves": waves, "llm_batch": ed.batch_size, "seconds": round(dt, 3),
             "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
             "host_s_median": {k: round(float(np.median(v)), 4) for k, v in host.items() if v}}

@@ -11,7 +11,7 @@ import torch
 from editor import features
 from editor.decoder import TokenDecoder, reference_stats
 from editor.features import Frames
-from editor.tokenizer import DualCodebookTokenizer
+from editor.tokenizer import DualCodebookTokenizer, encoder_inputs
 from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 
 
@@ -45,23 +45,30 @@ class Codec:
         of an edit (~15 ms per second of audio) and releases the GIL, so a batch of requests is
         analysed on all the machine's cores at once instead of one after the other. With fewer clips
         than threads (a lone request), each clip's F0 search is split over the threads instead."""
+        return [fr for fr, _ in self.analyze_for_encoding(wavs, inputs=False)]
+
+    def analyze_for_encoding(self, wavs: list[np.ndarray], inputs: bool = True) -> list[tuple[Frames, dict | None]]:
+        """analyze_many's frames, each with its encoder inputs (tokenizer.encoder_inputs; None when
+        inputs=False), made where the clip was analysed: in worker processes, that numpy work stays off
+        the interpreter a GPU server's decode loop needs."""
         wavs = list(wavs)
+        cfg = self.tokenizer.cfg if inputs else None
         pool, threads = _analysis_pool(), _threads()
         if len(wavs) < threads and threads > 1:
-            return [features.analyze(w, self.tokenizer.block, f0_pieces=threads // len(wavs), map_fn=pool.map,
-                                      f0_decimation=self.f0_decimation) for w in wavs]
+            return [_with_inputs(features.analyze(w, self.tokenizer.block, f0_pieces=threads // len(wavs), map_fn=pool.map,
+                                                  f0_decimation=self.f0_decimation), cfg) for w in wavs]
+        one = partial(_analyze_with_inputs, block_frames=self.tokenizer.block, f0_decimation=self.f0_decimation, cfg=cfg)
         if len(wavs) < 2:
-            return [self.analyze(w) for w in wavs]
-        # a module function, not self.analyze: worker processes are sent the function, not the codec
-        return list(pool.map(partial(features.analyze, block_frames=self.tokenizer.block,
-                                     f0_decimation=self.f0_decimation), wavs))
+            return [one(w) for w in wavs]
+        # a module function, not a method: worker processes are sent the function, not the codec
+        return list(pool.map(one, wavs))
 
     def encode(self, wavs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """16 kHz clips -> (linguistic ids, semantic ids) per clip."""
         return self.encode_frames(self.analyze_many(wavs))
 
-    def encode_frames(self, frames: list[Frames]) -> list[tuple[np.ndarray, np.ndarray]]:
-        return self.tokenizer.encode(frames, self.device)
+    def encode_frames(self, frames: list[Frames], inputs: list[dict] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self.tokenizer.encode(frames, self.device, inputs)
 
     def decode_frames(self, tokens: list[tuple[np.ndarray, np.ndarray]], references: list[Frames],
                       batch_size: int = 16) -> list[Frames]:
@@ -100,6 +107,14 @@ class Codec:
             for i, y in zip(idx, synthesize([frames[i] for i in idx], vocoder, self.device)):
                 out[i] = y
         return out
+
+
+def _analyze_with_inputs(wav: np.ndarray, block_frames: int, f0_decimation: int, cfg: dict | None):
+    return _with_inputs(features.analyze(wav, block_frames, f0_decimation=f0_decimation), cfg)
+
+
+def _with_inputs(fr: Frames, cfg: dict | None) -> tuple[Frames, dict | None]:
+    return fr, (encoder_inputs(fr, cfg) if cfg is not None else None)
 
 
 _POOL: Executor | None = None

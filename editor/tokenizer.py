@@ -97,6 +97,11 @@ def semantic_inputs(fr: Frames, cfg: dict) -> np.ndarray:
 INPUTS = {"linguistic": linguistic_inputs, "semantic": semantic_inputs}
 
 
+def encoder_inputs(fr: Frames, cfg: dict) -> dict[str, np.ndarray]:
+    """One clip's inputs to both encoders (what `encode` batches), from the frames and the tokenizer's cfg."""
+    return {s: INPUTS[s](fr, cfg) for s in STREAMS}
+
+
 def input_dim(stream: str, cfg: dict) -> int:
     return cfg["linguistic"]["content_dims"] + 1 if stream == "linguistic" else 4 + cfg["semantic"]["timbre_dims"]
 
@@ -199,8 +204,11 @@ class DualCodebookTokenizer(nn.Module):
 
     # ---- tokens ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, frames: list[Frames], device="cpu") -> list[tuple[np.ndarray, np.ndarray]]:
-        """Frames of several clips -> (linguistic ids, semantic ids) per clip, one padded batch."""
+    def encode(self, frames: list[Frames], device="cpu", inputs: list[dict] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Frames of several clips -> (linguistic ids, semantic ids) per clip, one padded batch. inputs:
+        each clip's encoder_inputs(frames[i], self.cfg) when already made (in the analysis workers)."""
+        if inputs is not None and len(inputs) != len(frames):
+            raise ValueError(f"inputs: {len(inputs)} for {len(frames)} clips")
         for f in frames:
             if len(f) % self.block:
                 raise ValueError(f"{len(f)} frames is not a whole number of {self.block}-frame blocks: "
@@ -208,10 +216,11 @@ class DualCodebookTokenizer(nn.Module):
         self.to(device).eval()
         t_max = max(len(f) for f in frames)
         batch = {}
+        inputs = inputs or [encoder_inputs(f, self.cfg) for f in frames]
         for s in STREAMS:
             x = np.zeros((len(frames), t_max, input_dim(s, self.cfg)), np.float32)
-            for i, f in enumerate(frames):
-                v = INPUTS[s](f, self.cfg)
+            for i, clip in enumerate(inputs):
+                v = clip[s]
                 x[i, :len(v)], x[i, len(v):] = v, v[-1]   # pad with the last frame: no fake edge
             batch[s] = torch.as_tensor(x, device=device)
         q = self.quantize(batch, [len(f) for f in frames])

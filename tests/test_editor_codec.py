@@ -156,10 +156,19 @@ def test_analysis_in_worker_processes_gives_the_same_frames(shards, monkeypatch)
     try:
         assert not isinstance(codec_mod._analysis_pool(), codec_mod.ThreadPoolExecutor)
         by_processes = c.analyze_many(clips) + c.analyze_many(clips[:1])    # 3 clips; then 1, split
+        with_inputs = c.analyze_for_encoding(clips) + c.analyze_for_encoding(clips[:1])
     finally:
         codec_mod.use_analysis_processes(False)
-    for a, b in zip(by_threads, by_processes, strict=True):
+    for a, b, (fr, _) in zip(by_threads, by_processes, with_inputs, strict=True):
         assert np.array_equal(a.f0, b.f0) and np.array_equal(a.mel, b.mel)
+        assert np.array_equal(a.f0, fr.f0) and np.array_equal(a.mel, fr.mel)
+    # the encoder inputs the workers made are the ones encode() makes itself: the same ids
+    frames, inputs = zip(*with_inputs)
+    for (l1, s1), (l2, s2) in zip(c.encode_frames(list(frames), list(inputs)), c.encode_frames(list(frames)), strict=True):
+        assert np.array_equal(l1, l2) and np.array_equal(s1, s2)
+    assert all(set(x) == {"linguistic", "semantic"} for x in inputs)
+    with pytest.raises(ValueError, match="inputs: 1 for 2 clips"):
+        c.encode_frames(list(frames[:2]), list(inputs[:1]))
 
 
 def test_corpus_dedupes_caches_and_round_trips(shards, cache_dir, tmp_path):

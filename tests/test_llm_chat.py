@@ -88,3 +88,23 @@ def test_bad_inputs_name_the_value():
         chat.build_example({**CLONE, "speaker": None}, V)
     with pytest.raises(ValueError, match="1-D integer"):
         V.audio_to_ids(np.array([1.5, 2.0]))
+
+
+def test_text_ids_are_cached_per_string_and_handed_out_as_copies(monkeypatch):
+    """The vocab tokenizes each distinct string once (a server's prompts repeat their system prompt and
+    negative instruction); a caller changing the ids it got does not change what the next caller gets,
+    and a full cache starts over instead of growing."""
+    from editor.llm import vocab as vocab_mod
+    v = vocab_mod.load_vocab()
+    calls = []
+    real = v.text.encode
+    monkeypatch.setattr(v.text, "encode", lambda t, **kw: calls.append(t) or real(t, **kw))
+    first = v.encode_text(EDIT_SYSTEM)
+    assert first == real(EDIT_SYSTEM, add_special_tokens=False)
+    first.append(-1)
+    assert v.encode_text(EDIT_SYSTEM) == real(EDIT_SYSTEM, add_special_tokens=False) and calls == [EDIT_SYSTEM]
+    monkeypatch.setattr(vocab_mod, "TEXT_CACHE", 2)
+    for t in ("a", "b", "c"):
+        v.encode_text(t)
+    assert len(v._text_ids) <= 2 and v.encode_text("c") == real("c", add_special_tokens=False)
+

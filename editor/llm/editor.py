@@ -376,15 +376,15 @@ class Editor:
         frames = self.codec.analyze_many(wavs)
         return self._encode(frames), frames
 
-    def _encode(self, frames) -> list[np.ndarray]:
-        """Frames -> interleaved ids. On CUDA on a stream of its own: `analyse` runs it in a server's
-        other thread while a batch before it decodes on the default stream."""
+    def _encode(self, frames, inputs=None) -> list[np.ndarray]:
+        """Frames (and their encoder inputs, when made already) -> interleaved ids. On CUDA on a stream of
+        its own: `analyse` runs it in a server's other thread while a batch before it decodes."""
         if self.codec.device.type != "cuda":
-            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
+            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames, inputs)]
         if self._encode_stream is None:
             self._encode_stream = torch.cuda.Stream(self.codec.device)
         with torch.cuda.stream(self._encode_stream):
-            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames)]
+            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames, inputs)]
 
     # ---- phases: analyse (CPU, tokenizer), start (LLM), finish (codec decode) ----------------------
     def analyse(self, kind: str, requests: list[dict]) -> "Analysed":
@@ -401,14 +401,17 @@ class Editor:
             items = self._edit_items(reqs)
         else:
             raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
-        a = Analysed(kind, reqs, items, self.codec.analyze_many([it["wav"] for it in items]))
-        if items and self.codec.device.type == "cuda":
-            self._prepare(a)
+        wavs = [it["wav"] for it in items]
+        if not (items and self.codec.device.type == "cuda"):
+            return Analysed(kind, reqs, items, self.codec.analyze_many(wavs))
+        frames, inputs = zip(*self.codec.analyze_for_encoding(wavs))
+        a = Analysed(kind, reqs, items, list(frames))
+        self._prepare(a, list(inputs))
         return a
 
-    def _prepare(self, a: "Analysed") -> None:
+    def _prepare(self, a: "Analysed", inputs=None) -> None:
         """The analysed items' ids, and the rows of the first decode."""
-        a.ids = self._encode(a.frames)
+        a.ids = self._encode(a.frames, inputs)
         a.first = self._clone_rows(a) if a.kind == "clone" else self._edit_rows(a, a.items, a.ids, 0)
 
     def run(self, a: "Analysed") -> list:

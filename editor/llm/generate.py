@@ -282,25 +282,6 @@ class _Decoder:
             self._step()
 
 
-_LLM_STREAMS: dict = {}
-
-
-def llm_stream(dev: torch.device):
-    """The CUDA stream the LLM decodes on (None on the CPU), one per device, of the highest priority.
-
-    A server decodes one batch's audio (the codec's stream) and tokenizes the next batch (the
-    tokenizer's) while the LLM generates. Those are large kernels that fill the GPU, and a decode step is
-    ~135 small, latency-bound ones. At equal priority the step's kernels queue behind them: in the
-    pipelined server the LLM's part of a wave of 64 took 0.24 s against 0.13 s alone (docs/serving.md).
-    With priority, the block scheduler gives the step's kernels the next free multiprocessors."""
-    if dev.type != "cuda":
-        return None
-    if dev not in _LLM_STREAMS:
-        # torch clamps the priority to the device's highest
-        _LLM_STREAMS[dev] = torch.cuda.Stream(dev, priority=-100)
-    return _LLM_STREAMS[dev]
-
-
 def batch_rows(n: int) -> int:
     """The CUDA batch for n requests: the next power of two. A server's dynamic batches come in every
     size; rounded up they share few captured steps, and a new size does not stall a request for a
@@ -415,37 +396,27 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         partner += list(range(len(prompts), len(prompts) + extra))
         prompts, limits, mins = prompts + [prompts[0]] * extra, limits + [1] * extra, mins + [0] * extra
         seeds, temps, weights = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra, weights + [1.0] * extra
-    llm = llm_stream(dev)
-    if llm is not None:       # what the caller queued before (weights, inputs) comes first
-        llm.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(llm):
-        dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache, guided)
-        dec.start(prompts, limits, seeds, temps, mins, partner, weights)
-        if dec.graph is None and graphs:
-            try:
-                dec.capture()
-            except Exception as e:   # a torch or driver that cannot compile or capture this step: eager
-                _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
-                log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
-                torch.cuda.synchronize()
-            dec.start(prompts, limits, seeds, temps, mins, partner, weights)  # capture's warm-up steps moved the state
+    dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache, guided)
+    dec.start(prompts, limits, seeds, temps, mins, partner, weights)
+    if dec.graph is None and graphs:
+        try:
+            dec.capture()
+        except Exception as e:   # a torch or driver that cannot compile or capture this step: eager
+            _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
+            log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
+            torch.cuda.synchronize()
+        dec.start(prompts, limits, seeds, temps, mins, partner, weights)     # capture's warm-up steps moved the state
     block = layout.block if layout else 5
     t = 0
     for t in range(T):
-        with torch.cuda.stream(llm):      # not across a yield: the caller's code runs on its own stream
-            dec.step()
-            so_far = (_answers(dec, t + 1, block)[:B]
-                      if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()) else None)
-            stop = t % 8 == 7 and bool(dec.done.all())    # a device sync: not every step
-        if so_far is not None:
-            yield so_far
-        if stop:
+        dec.step()
+        if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
+            yield _answers(dec, t + 1, block)[:B]
+        if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
             break
-    with torch.cuda.stream(llm):
-        if stats is not None:
-            stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
-        answers = _answers(dec, T, block)[:B]
-    yield answers
+    if stats is not None:
+        stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
+    yield _answers(dec, T, block)[:B]
 
 
 def _answers(dec: _Decoder, steps: int, block: int) -> list[np.ndarray]:

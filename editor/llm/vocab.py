@@ -17,6 +17,7 @@ import numpy as np
 
 AUDIO_SIZE = 5120            # 1024 linguistic + 4096 semantic ids, one joint codec vocabulary
 ALIGN = 64
+TEXT_CACHE = 4096            # distinct strings whose text ids a Vocab keeps
 DEFAULT_TEXT_TOKENIZER = Path(__file__).resolve().parent.parent / "artifacts" / "text-tokenizer-v1"
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"       # EOS also ends the generated audio
@@ -30,6 +31,9 @@ class Vocab:
 
     def __init__(self, text_tokenizer, text_size: int | None = None, pronunciation_scheme: str | None = None):
         self.text = text_tokenizer
+        # a server's prompts repeat most of their text (the system prompt, a guided edit's negative
+        # instruction): each distinct string is tokenized once, up to TEXT_CACHE of them
+        self._text_ids: dict[str, tuple[int, ...]] = {}
         # the pronunciation scheme the model's prompts carry (editor/llm/pronounce.py), None for none:
         # not part of the id layout, but of what a prompt must hold, so it is saved beside it
         self.pronunciation_scheme = pronunciation_scheme
@@ -48,7 +52,12 @@ class Vocab:
         self.version = f"llm-vocab-v1:text{self.text_size}-{digest}:audio{AUDIO_SIZE}:special{len(SPECIALS)}:size{self.size}"
 
     def encode_text(self, text: str) -> list[int]:
-        return self.text.encode(text, add_special_tokens=False)
+        ids = self._text_ids.get(text)
+        if ids is None:
+            if len(self._text_ids) >= TEXT_CACHE:
+                self._text_ids.clear()
+            ids = self._text_ids[text] = tuple(self.text.encode(text, add_special_tokens=False))
+        return list(ids)
 
     def decode_text(self, ids) -> str:
         return self.text.decode([int(i) for i in ids if int(i) < self.text_size])

@@ -146,6 +146,28 @@ def test_analysed_batches_run_later_and_in_any_order(ed, spy):
         ed.analyse("translate", edits)
 
 
+@pytest.mark.parametrize("kind", ["edit", "clone"])
+def test_tokenizing_in_analyse_gives_what_tokenizing_in_start_gives(ed, spy, monkeypatch, kind):
+    """CUDA's way (the analysis also tokenizes, from encoder inputs its workers made, and builds the first
+    decode's rows, so that `start` finds them ready), run on the CPU: the same prompts, limits and answers
+    as the CPU's way (`start` tokenizes)."""
+    if kind == "edit":
+        reqs = [dict(wav=voiced(0.6), text="hello", edit_type="emotion", edit_info="sad", temperature=0),
+                dict(wav=voiced(0.7, seed=3), text="so", edit_type="speed", edit_info="faster", seed=2)]
+    else:
+        reqs = [dict(prompt_wav=voiced(0.8, seed=5), prompt_text="hello there", text="hi", temperature=0)]
+    cpu_way = ed.run(ed.analyse(kind, reqs))
+    monkeypatch.setattr(ed, "_analyse_tokenizes", lambda: True)
+    a = ed.analyse(kind, reqs)
+    assert a.ids is not None and a.first is not None and len(spy["prompts"]) == 1   # ready before start
+    cuda_way = ed.run(a)
+    assert [p.tolist() for p in spy["prompts"][0]] == [p.tolist() for p in spy["prompts"][1]]
+    assert spy["limits"][0] == spy["limits"][1]
+    for x, y in zip(spy["out"][0], spy["out"][1], strict=True):
+        assert np.array_equal(x, y)
+    assert len(cuda_way) == len(cpu_way) == len(reqs)
+
+
 def test_decode_on_the_codec_thread_gives_the_same_audio(ed, monkeypatch):
     """The path CUDA takes (each batch decoded on the codec thread while the next generates), on the
     CPU: the same audio as decoding inline, in the right order, with batches of 2 so decodes overlap."""

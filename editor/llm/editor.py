@@ -402,12 +402,15 @@ class Editor:
         else:
             raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
         wavs = [it["wav"] for it in items]
-        if not (items and self.codec.device.type == "cuda"):
+        if not (items and self._analyse_tokenizes()):
             return Analysed(kind, reqs, items, self.codec.analyze_many(wavs))
         frames, inputs = zip(*self.codec.analyze_for_encoding(wavs))
         a = Analysed(kind, reqs, items, list(frames))
         self._prepare(a, list(inputs))
         return a
+
+    def _analyse_tokenizes(self) -> bool:
+        return self.codec.device.type == "cuda"
 
     def _prepare(self, a: "Analysed", inputs=None) -> None:
         """The analysed items' ids, and the rows of the first decode."""

@@ -145,6 +145,36 @@ def sustained(ed, clips, clients, waves=4):
             "host_s_median": {k: round(float(np.median(v)), 4) for k, v in host.items() if v}}
 
 
+def closed_loop(ed, clips, clients, rounds=4, batches_in_flight=2):
+    """`clients` clients that each send a request, wait for its answer and send the next, against one
+    replica as the API server runs it (editor/serve/app.py): at most `batches_in_flight` batches at once,
+    each analysed without the lock, generated under it (Editor.start), then decoded. So at most `clients`
+    requests are in flight, in batches of clients // batches_in_flight. (`sustained` keeps the next
+    wave's analysis and the last wave's decode beside the current wave's generation: up to three waves
+    of `clients` requests in flight, the load of more clients than its name says.)"""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    per = max(1, clients // batches_in_flight)
+    lock = threading.Lock()
+
+    def batch(group, k):
+        reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
+                     edit_info=EDITS[i % 4][1], seed=(k * batches_in_flight + group) * per + i) for i in range(per)]
+        a = ed.analyse("edit", reqs)
+        with lock:
+            finish = ed.start(a)
+        return sum(len(o[0]) for o in finish()) / SR
+
+    ed.batch_size = per
+    batch(0, rounds)          # this batch shape compiled and captured, not timed
+    sync(); t0 = time.perf_counter()
+    with ThreadPoolExecutor(batches_in_flight) as pool:
+        total = sum(pool.map(lambda g: sum(batch(g, k) for k in range(rounds)), range(batches_in_flight)))
+    sync(); dt = time.perf_counter() - t0
+    return {"clients": clients, "batches_in_flight": batches_in_flight, "batch": per, "rounds": rounds,
+            "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
+
+
 def breakdown(ed, clips, n):
     """Where the time of n requests at once goes: analysis (F0 and mel, CPU threads), tokenizer,
     the LLM's decode loop (batches of ed.batch_size; unguided, with no partner rows, whatever the
@@ -289,6 +319,10 @@ def served_rows(ed, clips, r, save, name):
             ed.batch_size = 64    # draining the pipeline (the first analysis, the last decode) weigh less
             r[f"sustained_64{tag}_16_waves"] = sustained(ed, clips, 64, waves=16)
             print(name, f"sustained 64{tag}, 16 waves", r[f"sustained_64{tag}_16_waves"], flush=True)
+        if ROWS:                  # clients that wait for their answers, as the API server batches them
+            for n in ((2,) if SMOKE else (16, 64)):
+                r[f"closed_loop_{n}{tag}"] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 8)
+                print(name, f"closed loop {n}{tag}", r[f"closed_loop_{n}{tag}"], flush=True)
         save()
     ed.guidance = shipped
     codec_mod.use_analysis_processes(False)

@@ -2,10 +2,10 @@
 
 Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
 alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
-together. A batch is analysed (F0 and mel on CPU threads, the tokenizer, the prompts) before it takes the
-model and decoded by the codec after it gives the model back: with two batches in flight per route, one batch's analysis and
-audio decode overlap the other's generation. Replicas, batch size and wait come from the config
-(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+together. A batch is analysed (F0 and mel on CPU threads; on CUDA also the tokenizer and the prompts)
+before it takes the model and decoded by the codec after it gives the model back: with two batches in
+flight per route, one batch's analysis and audio decode overlap the other's generation. Replicas,
+batch size and wait come from the config (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
 import asyncio
 import logging

@@ -12,12 +12,15 @@ BEFORE=/tmp/before
 mkdir -p $BEFORE/bench && tar xzf .gpu_data/before.tar.gz -C $BEFORE
 ln -sfn "$PWD/editor/artifacts" $BEFORE/editor/artifacts
 cp bench/serving_gpu.py bench/long_edit.py $BEFORE/bench/
-for pass in before after before_again; do
+# PASSES and TIMELINE (1 or 0) shorten a call that would not fit the 10 minutes a device call may take
+for pass in ${PASSES:-before after before_again}; do
   tree=$([ $pass = after ] && echo "$PWD" || echo $BEFORE)
   mkdir -p "$OUT/$pass"
   (cd "$tree" && SERVING_ROWS=1 PYTHONPATH=/tmp/site:$tree python3 bench/serving_gpu.py "$OLDPWD/.gpu_data/clips" "$OUT/$pass") 2>&1 \
     | grep -v "Loading weights\|pkg_resources\|UserWarning\|warnings.warn" | tee "$OUT/$pass/serving_gpu.log"
 done
-mkdir -p "$OUT/timeline"
-SERVING_TIMELINE=1 python3 bench/serving_gpu.py .gpu_data/clips "$OUT/timeline" 2>&1 | grep "^timeline"
+if [ "${TIMELINE:-1}" = 1 ]; then
+  mkdir -p "$OUT/timeline"
+  SERVING_TIMELINE=1 python3 bench/serving_gpu.py .gpu_data/clips "$OUT/timeline" 2>&1 | grep "^timeline"
+fi
 rm -f "$OUT/gpu.txt"     # at most 8 files come back; each serving_gpu.json names the GPU

@@ -321,7 +321,7 @@ def served_rows(ed, clips, r, save, name):
             print(name, f"sustained 64{tag}, 16 waves", r[f"sustained_64{tag}_16_waves"], flush=True)
         if ROWS:                  # clients that wait for their answers, as the API server batches them
             for n in ((2,) if SMOKE else (16, 64)):
-                r[f"closed_loop_{n}{tag}"] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 8)
+                r[f"closed_loop_{n}{tag}"] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 4)
                 print(name, f"closed loop {n}{tag}", r[f"closed_loop_{n}{tag}"], flush=True)
         save()
     ed.guidance = shipped

@@ -5,8 +5,10 @@
 CLIPS_DIR: a few 16 kHz clips (NAME.flac + NAME.json with "text"), bench/serving_clips.py makes them.
 Per model: time to the first streamed audio chunk and RTF at batch 1 (codec included), throughput of
 16 and 64 requests at once through Editor.edit_many (the batch an API replica forms from concurrent
-clients) and of 16 and 64 clients that keep sending (waves analysed while the wave before decodes, as
-the server runs them), peak GPU memory; then a 2-minute edit (split at pauses, joined) with its seams measured:
+clients) and of 16 and 64 "clients that keep sending" (`sustained`: waves of N analysed while the wave
+before generates and the one before that decodes, up to 3N requests in flight; `closed_loop`, rows of
+SERVING_ROWS=1: N clients that wait for their answers, as the API server batches them), peak GPU memory;
+then a 2-minute edit (split at pauses, joined) with its seams measured:
 the level and F0 step across each join against the same steps at other places of the same output.
 Quality of int8 against bf16 without a judge here: greedy answers' token agreement and lengths.
 """
@@ -45,8 +47,9 @@ DECODE_AB = __import__("os").environ.get("SERVING_AB", "")
 # profiler: the trace (timeline_64.json.gz, for Perfetto or chrome://tracing) and how busy each GPU stream
 # was, how much of that ran beside another stream and how long the GPU had nothing to do
 TIMELINE = bool(int(__import__("os").environ.get("SERVING_TIMELINE", "0")))
-# SERVING_ROWS=1: the served editor's rows (batch 1, a wave of 64's parts, 16 and 64 clients, unguided and
-# guided) for the editor of the tree this script sits in; bench/serving_before_after.sh runs it in two trees
+# SERVING_ROWS=1: the served editor's rows (batch 1, a wave of 64's parts, 16 and 64 clients that keep
+# sending and that wait for their answers, unguided and guided) for the editor of the tree this script sits
+# in; bench/serving_before_after.sh runs it in two trees
 ROWS = bool(int(__import__("os").environ.get("SERVING_ROWS", "0")))
 SWITCH_S = float(__import__("os").environ.get("SERVING_SWITCH_S", "0"))   # with SERVING_ROWS: sys.setswitchinterval
 

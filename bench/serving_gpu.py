@@ -90,9 +90,14 @@ def one_edit(ed, wav, text, seed):
     return dt / max(len(out) / SR, 1e-3), ttfa, len(out) / SR, len(first) + rest == len(out)
 
 
+def edit_requests(clips, n, first_seed=0):
+    """n edit requests over the clips and the four EDITS in turn, seeds first_seed, first_seed + 1, ..."""
+    return [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
+                 edit_info=EDITS[i % 4][1], seed=first_seed + i) for i in range(n)]
+
+
 def throughput(ed, clips, n):
-    reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
-                 edit_info=EDITS[i % 4][1], seed=i) for i in range(n)]
+    reqs = edit_requests(clips, n)
     ed.edit_many(reqs)     # the batch shapes of this size compiled and captured once, not timed
     sync(); t0 = time.perf_counter()
     outs = ed.edit_many(reqs)
@@ -109,8 +114,7 @@ def sustained(ed, clips, clients, waves=4):
     from concurrent.futures import ThreadPoolExecutor
 
     def wave(w):
-        return [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
-                     edit_info=EDITS[i % 4][1], seed=w * clients + i) for i in range(clients)]
+        return edit_requests(clips, clients, w * clients)
     ed.edit_many(wave(0))     # shapes compiled and captured, not timed
     helper = ThreadPoolExecutor(1)
     # host seconds per wave: an analysis (helper thread) and two of its parts (the F0 and mel analysis; the
@@ -161,9 +165,7 @@ def closed_loop(ed, clips, clients, rounds=4, batches_in_flight=2):
     lock = threading.Lock()
 
     def batch(group, k):
-        reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
-                     edit_info=EDITS[i % 4][1], seed=(k * batches_in_flight + group) * per + i) for i in range(per)]
-        a = ed.analyse("edit", reqs)
+        a = ed.analyse("edit", edit_requests(clips, per, (k * batches_in_flight + group) * per))
         with lock:
             finish = ed.start(a)
         return sum(len(o[0]) for o in finish()) / SR
@@ -182,8 +184,7 @@ def breakdown(ed, clips, n):
     """Where the time of n requests at once goes: analysis (F0 and mel, CPU threads), tokenizer,
     the LLM's decode loop (batches of ed.batch_size; unguided, with no partner rows, whatever the
     Editor's guidance), codec decode; each part timed alone."""
-    reqs = [dict(wav=clips[i % len(clips)][1], text=clips[i % len(clips)][2], edit_type=EDITS[i % 4][0],
-                 edit_info=EDITS[i % 4][1], seed=i) for i in range(n)]
+    reqs = edit_requests(clips, n)
     wavs = [r["wav"] for r in reqs]
 
     def timed(fn):

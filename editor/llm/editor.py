@@ -379,11 +379,9 @@ class Editor:
     def _encode(self, frames, inputs=None) -> list[np.ndarray]:
         """Frames (and their encoder inputs, when made already) -> interleaved ids. On CUDA on a stream of
         its own: `analyse` runs it in a server's other thread while a batch before it decodes."""
-        if self.codec.device.type != "cuda":
-            return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames, inputs)]
-        if self._encode_stream is None:
+        if self._encode_stream is None and self.codec.device.type == "cuda":
             self._encode_stream = torch.cuda.Stream(self.codec.device)
-        with torch.cuda.stream(self._encode_stream):
+        with torch.cuda.stream(self._encode_stream):      # None (CPU): no stream
             return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames, inputs)]
 
     # ---- phases: analyse (CPU, tokenizer), start (LLM), finish (codec decode) ----------------------

@@ -52,6 +52,10 @@ TIMELINE = bool(int(__import__("os").environ.get("SERVING_TIMELINE", "0")))
 # in; bench/serving_before_after.sh runs it in two trees
 ROWS = bool(int(__import__("os").environ.get("SERVING_ROWS", "0")))
 SWITCH_S = float(__import__("os").environ.get("SERVING_SWITCH_S", "0"))   # with SERVING_ROWS: sys.setswitchinterval
+# SERVING_CONTINUOUS=1: clients that wait for their answers (`closed_loop`, 16 and 64, unguided and guided)
+# against the served editor decoding in batches and then continuously (editor/llm/continuous.py, 128 rows),
+# in the same run; batch 1 continuously; then int8 continuously; peak GPU memory of each
+CONTINUOUS = bool(int(__import__("os").environ.get("SERVING_CONTINUOUS", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -159,10 +163,11 @@ def closed_loop(ed, clips, clients, rounds=4, batches_in_flight=2):
     requests are in flight, in batches of clients // batches_in_flight. (`sustained` keeps the next
     wave's analysis and the last wave's decode beside the current wave's generation: up to three waves
     of `clients` requests in flight, the load of more clients than its name says.)"""
+    import contextlib
     import threading
     from concurrent.futures import ThreadPoolExecutor
     per = max(1, clients // batches_in_flight)
-    lock = threading.Lock()
+    lock = contextlib.nullcontext() if ed.concurrent_start else threading.Lock()   # as the server
 
     def batch(group, k):
         a = ed.analyse("edit", edit_requests(clips, per, (k * batches_in_flight + group) * per))
@@ -334,6 +339,52 @@ def served_rows(ed, clips, r, save, name):
     save()
 
 
+def continuous_rows(llm, clips, res, save):
+    """SERVING_CONTINUOUS: the same clients against batch decoding and continuous decoding, bf16, then
+    continuous int8."""
+    from editor.llm.continuous import Request
+    rows, cache_len = (8, 1024) if SMOKE else (128, 1024)
+    for mode in ("bf16", "int8"):
+        reset_peak()
+        ed = served_editor(llm, res)
+        if mode == "int8":
+            from editor.llm.quantize import quantize_int8
+            quantize_int8(ed.model)
+        for _, wav, text in clips:
+            ed.edit(wav, text, "emotion", "happy")
+        ways = ("batches", "continuous") if mode == "bf16" else ("continuous",)
+        for way in ways:
+            r = res[f"{mode}_{way}"] = {}
+            if way == "continuous":
+                ed.use_continuous(rows, cache_len)
+                r["rows"], r["cache_len"] = rows, cache_len
+                for _, wav, text in clips:      # warm-up of the joiners' prefill shapes
+                    ed.edit(wav, text, "emotion", "happy")
+                a = ed.analyse("edit", edit_requests(clips, 64))
+                first = ed._edit_rows(a, a.items, ed._encode(a.frames), 0)
+                r["answers_that_fit"] = sum(ed.continuous.fits(Request(p, n)) for p, n in
+                                            zip(first["prompts"], first["max_new"]))
+                r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
+                print(mode, way, "batch1", r["batch1"], flush=True)
+            shipped = ed.guidance
+            for guided in (False, True):
+                ed.guidance = shipped if guided else {}
+                tag = "_guided" if guided else ""
+                for n in ((2,) if SMOKE else (16, 64)):
+                    for flight in ((2, 4) if way == "continuous" else (2,)):
+                        key = f"closed_loop_{n}{tag}_in_flight_{flight}"
+                        r[key] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 4, batches_in_flight=flight)
+                        print(mode, way, key, r[key], flush=True)
+                save()
+            ed.guidance = shipped
+            if way == "continuous":
+                r["decode_steps"], r["graph_mode"] = ed.continuous.steps, ed.continuous.mode
+        r["peak_gpu_mib"] = peak_mib()
+        ed.close()
+        codec_mod.use_analysis_processes(False)
+        save()
+
+
 def busy(intervals) -> float:
     """The length that [(start, end), ...] cover, overlaps counted once."""
     merged = []
@@ -409,6 +460,9 @@ def main():
             res["switch_interval_s"] = SWITCH_S
         res["rows"] = {}
         served_rows(served_editor(llm, res), clips, res["rows"], save, "rows")
+        return
+    if CONTINUOUS:
+        continuous_rows(llm, clips, res, save)
         return
     if DECODE_AB:
         if DECODE_AB != "attention":

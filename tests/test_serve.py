@@ -153,6 +153,7 @@ def server(llm_dir, ray_local):
     cfg = make_cfg(["pipeline=serve", f"pipeline.llm={llm_dir}", f"pipeline.port={port}", "pipeline.blocking=false",
                     "pipeline.batch_wait_timeout_s=0.5", "pipeline.limits.max_audio_s=3",
                     "pipeline.analysis_processes=true",      # the GPU servers' choice, in a real replica
+                    "pipeline.continuous_rows=8",            # as on CUDA: every batch's rows in one decode
                     "pipeline.limits.max_body_mb=1"])
     url = serve_pipeline.run(cfg)["url"]
     assert url == f"http://127.0.0.1:{port}"
@@ -164,6 +165,7 @@ def test_health(server):
     status, _, body = call(server + "/health")
     assert status == 200 and body["status"] == "ok" and body["device"] == "cpu"
     assert body["guidance"] == {} and body["guided_iterations"] is None     # the test LLM has no inference.json
+    assert body["continuous_rows"] == 8
 
 
 def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):
@@ -256,6 +258,8 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
         serve_pipeline.run(make_cfg(["pipeline=serve", f"pipeline.llm={tmp_path}"]))
     with pytest.raises(ValueError, match="pipeline.f0_decimation=0"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.f0_decimation=0"]))
+    with pytest.raises(ValueError, match="pipeline.continuous_rows=1"):
+        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.continuous_rows=1"]))
     with pytest.raises(ValueError, match="gpus_per_replica"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
     with pytest.raises(ValueError, match="max_prompt_s"):

@@ -26,6 +26,7 @@ Version check: the LLM dir records the codec tokenizer it was trained on, in `co
 """
 import json
 import math
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from core import audio, tags
 from core.nvspeech import tags_in
 from editor.artifacts import SHIPPED, SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER, codec_dirs
 from editor.llm import chat, model as llm_model
+from editor.llm.continuous import ContinuousDecoder, Request
 from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
 from editor.llm.streaming import AudioStream, stream
 from editor.llm.vocab import AUDIO_SIZE
@@ -284,13 +286,16 @@ class Editor:
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
         self._encode_stream = None                            # CUDA: the tokenizer's stream (analyse)
+        self.continuous: ContinuousDecoder | None = None      # use_continuous()
+        self._batch_lock = threading.Lock()                   # batch decodes (generate()): one caller at a time
 
     @classmethod
     def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None,
-             f0_decimation: int = 1) -> "Editor":
+             f0_decimation: int = 1, continuous_rows: int = 0, continuous_cache_len: int = 1024) -> "Editor":
         """quantize: None, or "int8" (weight-only, editor/llm/quantize.py) for a smaller model in memory.
         f0_decimation: the codec's F0 search on a downsampled copy of each clip (editor/codec.py): 4 for a
-        server whose CPUs bound its throughput (docs/serving.md)."""
+        server whose CPUs bound its throughput (docs/serving.md).
+        continuous_rows, continuous_cache_len: see use_continuous (0 rows: off)."""
         from editor.codec import Codec
         llm_dir = Path(llm_dir)
         if not (llm_dir / "llm_vocab.json").is_file():
@@ -328,31 +333,70 @@ class Editor:
         ed.piece_s = piece_seconds(llm_dir)
         ed.speed_ratio = speed_ratios(llm_dir)
         ed.guidance, ed.guided_iterations = guidance_of(llm_dir), guided_iterations_of(llm_dir)
+        if continuous_rows:
+            ed.use_continuous(continuous_rows, continuous_cache_len)
         return ed
+
+    def use_continuous(self, rows: int, cache_len: int = 1024) -> None:
+        """Decode through one continuous batch of `rows` rows (editor/llm/continuous.py) from now on:
+        requests join free rows between steps and leave as they end, and `start` may be called from
+        several threads at once, so a server keeps more batches in flight than it has model calls.
+        An answer whose prompt and limit do not fit cache_len slots is decoded in a batch of its own,
+        as before (a long piece: a trim's, a paralinguistic edit's)."""
+        if rows < 2 or cache_len < 64:
+            raise ValueError(f"continuous decoding: rows {rows} (at least 2: a guided request takes two) "
+                             f"and cache_len {cache_len} (at least 64)")
+        self.close()
+        self.continuous = ContinuousDecoder(self.model, self.vocab, rows, cache_len, self.sample, self.layout,
+                                            cuda_graphs=self.cuda_graphs)
+
+    @property
+    def concurrent_start(self) -> bool:
+        """Whether `start` may run in several threads at once (continuous decoding on)."""
+        return self.continuous is not None
+
+    def close(self) -> None:
+        """Stop the continuous decoder's thread, if any (requests still queued fail)."""
+        if self.continuous is not None:
+            self.continuous.close()
+            self.continuous = None
 
     # ---- generation ------------------------------------------------------------------------------
     def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None,
                   negatives=None, guidance=None) -> list[np.ndarray]:
-        """Decode in batches of similar prompt length; results in input order. min_new[i]: the fewest
-        answer tokens of request i (default none); negatives[i], guidance[i]: its guidance (None, 1: none).
-        With a sink (`_AudioSink`), each finished batch's
-        answers go to the codec at once (refs[i]: the voice reference of request i; keys[i], default i:
-        its key in the sink) while the next batch generates."""
+        """Decode in batches of similar prompt length, or through the continuous decoder when it is on
+        (the answers that fit it); results in input order. min_new[i]: the fewest answer tokens of
+        request i (default none); negatives[i], guidance[i]: its guidance (None, 1: none).
+        With a sink (`_AudioSink`), each finished batch's answers go to the codec at once (refs[i]: the
+        voice reference of request i; keys[i], default i: its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
         min_new = min_new or [0] * len(prompts)
         negatives, guidance = negatives or [None] * len(prompts), guidance or [1.0] * len(prompts)
+        put = lambda idx, res: sink.put([keys[i] if keys else i for i in idx], res, [refs[i] for i in idx])
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        for k in range(0, len(order), self.batch_size):
-            idx = order[k:k + self.batch_size]
-            args = (self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
-                    [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
-            res = generate(*args, cuda_graphs=self.cuda_graphs,   # falls back to eager itself
-                           min_new_tokens=[min_new[i] for i in idx], negatives=[negatives[i] for i in idx],
-                           guidance=[guidance[i] for i in idx])
-            for i, r in zip(idx, res):
-                out[i] = r
-            if sink is not None:
-                sink.put([keys[i] if keys else i for i in idx], res, [refs[i] for i in idx])
+        joined = {}
+        if self.continuous is not None:
+            reqs = {i: Request(prompts[i], max_new[i], seeds[i], temps[i], min_new[i], negatives[i], guidance[i])
+                    for i in order}
+            joined = {i: self.continuous.submit(r) for i, r in reqs.items() if self.continuous.fits(r)}
+            order = [i for i in order if i not in joined]
+        with self._batch_lock:
+            for k in range(0, len(order), self.batch_size):
+                idx = order[k:k + self.batch_size]
+                args = (self.model, self.vocab, [prompts[i] for i in idx], [max_new[i] for i in idx],
+                        [seeds[i] for i in idx], [temps[i] for i in idx], self.sample, self.layout)
+                res = generate(*args, cuda_graphs=self.cuda_graphs,   # falls back to eager itself
+                               min_new_tokens=[min_new[i] for i in idx], negatives=[negatives[i] for i in idx],
+                               guidance=[guidance[i] for i in idx])
+                for i, r in zip(idx, res):
+                    out[i] = r
+                if sink is not None:
+                    put(idx, res)
+        if joined:
+            for i, fut in joined.items():
+                out[i] = fut.result()
+            if sink is not None:       # one codec batch: its decode is as long for one answer as for many
+                put(list(joined), [out[i] for i in joined])
         return out
 
     def _limit(self, n: float) -> int:
@@ -421,9 +465,10 @@ class Editor:
 
     def start(self, a: "Analysed") -> Callable[[], list]:
         """Generate every answer of an analysed batch and hand them to the codec; returns the function
-        that waits for their audio and gives run()'s result. One caller at a time until start returns;
-        after that the model is free: on CUDA the codec decodes on its own thread and stream, so a
-        server starts the next batch's generation while this batch's audio is decoded."""
+        that waits for their audio and gives run()'s result. One caller at a time until start returns
+        (any number with continuous decoding on: `concurrent_start`); after that the model is free: on
+        CUDA the codec decodes on its own thread and stream, so a server starts the next batch's
+        generation while this batch's audio is decoded."""
         if not a.items:
             return lambda: []
         if a.first is None:

@@ -109,8 +109,9 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch
          cfg: SampleConfig, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One sampling step over the candidate logits [B, C] (disallowed ids already -inf).
 
-    history: [B, >= n_hist] generated candidate indices, n_hist how many are real (an int or a 0-d
-    tensor: the same ops either way, so a captured step never depends on a host value);
+    history: [B, >= n_hist] generated candidate indices, n_hist how many are real (an int, a 0-d
+    tensor, or a [B] tensor of one count per row: the same ops either way, so a captured step never
+    depends on a host value);
     temperature: [B] (0 = greedy); noise: [2, B, C] uniform draws (main sample, guard resample).
     Returns (indices [B], guard fired [B])."""
     logits = logits.float()
@@ -125,10 +126,10 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch
     fired = torch.zeros_like(greedy)
     if cfg.repeat_max > 0 and cfg.repeat_window > 0:
         # the last repeat_window positions before n_hist; those before 0 do not count
-        at = torch.as_tensor(n_hist, device=history.device) - cfg.repeat_window + torch.arange(
-            cfg.repeat_window, device=history.device)
-        window = history.gather(1, at.clamp_min(0)[None, :].expand(history.shape[0], -1))
-        hits = ((window == tok[:, None]) & (at >= 0)[None, :]).sum(-1)
+        at = torch.as_tensor(n_hist, device=history.device).reshape(-1, 1) - cfg.repeat_window + torch.arange(
+            cfg.repeat_window, device=history.device)              # [1 or B, window]
+        window = history.gather(1, at.clamp_min(0).expand(history.shape[0], -1))
+        hits = ((window == tok[:, None]) & (at >= 0)).sum(-1)
         fired = (hits >= cfg.repeat_max) & ~greedy
         # both draws always: asking whether the guard fired would stall the GPU every step
         tok = torch.where(fired, _gumbel_pick(torch.log_softmax(logits, -1), noise[1]), tok)

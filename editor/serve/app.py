@@ -4,10 +4,13 @@ Each replica loads one Editor. Requests are checked one by one (a bad one is a 4
 alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
 together. A batch is analysed (F0 and mel on CPU threads; on CUDA also the tokenizer and the prompts)
 before it takes the model and decoded by the codec after it gives the model back: with two batches in
-flight per route, one batch's analysis and audio decode overlap the other's generation. Replicas,
-batch size and wait come from the config (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+flight per route, one batch's analysis and audio decode overlap the other's generation. With continuous
+decoding (on CUDA by default) there is no model lock: every batch's answers join the one running
+decode as rows come free (editor/llm/continuous.py). Replicas, batch size and wait come from the config
+(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -19,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from editor.serve.schema import BadRequest, Limits, answer, check_content_type, clone_request, edit_request
 
 log = logging.getLogger("lms.serve")
+CONTINUOUS_ROWS = 128     # continuous_rows=auto on CUDA: 64 guided requests (two rows each) at once
 
 
 async def _body(request: Request, limits: Limits) -> bytes:
@@ -42,20 +46,27 @@ async def _body(request: Request, limits: Limits) -> bytes:
 class EditorServer:
     def __init__(self, llm_dir: str, tokenizer_dir, decoder_dir, device: str, limits: dict,
                  max_batch_size: int, batch_wait_timeout_s: float, analysis_processes: bool = False,
-                 f0_decimation: int = 1):
+                 f0_decimation: int = 1, continuous_rows: int | str = "auto", continuous_cache_len: int = 1024):
         from editor.codec import use_analysis_processes
         from editor.llm.editor import Editor
         use_analysis_processes(analysis_processes)
         self.limits = Limits(**limits)
         t0 = time.perf_counter()
         self.editor = Editor.load(llm_dir, tokenizer_dir, decoder_dir, device=device, f0_decimation=f0_decimation)
+        rows = continuous_rows
+        if rows == "auto":       # a CPU computes every row of a step, busy or free: it gains nothing
+            rows = CONTINUOUS_ROWS if self.editor.codec.device.type == "cuda" else 0
+        if rows:
+            self.editor.use_continuous(int(rows), int(continuous_cache_len))
         # the decoding a client's edits get: guidance comes with the LLM (its inference.json)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
                      "guidance": self.editor.guidance, "guided_iterations": self.editor.guided_iterations,
+                     "continuous_rows": int(rows),
                      "load_s": round(time.perf_counter() - t0, 2)}
-        # one model call (Editor.start) at a time: batches run in their own threads, and the editor's
-        # buffers and CUDA graphs are not made for two callers; analysis (tokenizer included) needs no lock
-        self.lock = threading.Lock()
+        # batch decoding: one model call (Editor.start) at a time, as batches run in their own threads and
+        # the editor's buffers and CUDA graphs are not made for two callers; the continuous decoder takes
+        # every caller's rows itself. Analysis (tokenizer included) needs no lock
+        self.lock = contextlib.nullcontext() if self.editor.concurrent_start else threading.Lock()
         for batcher in (self.clone_batch, self.edit_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)

@@ -1,0 +1,164 @@
+"""Continuous batching (editor/llm/continuous.py): requests that join and leave one running decode get
+the answers generate() gives them alone, through a ring cache that wraps, with guidance, limits and
+errors; the Editor on it gives the audio it gives without it, from many threads at once."""
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from conftest import voiced
+from test_llm_generate import examples, train_tiny
+
+from editor.llm.chat import build_prompt
+from editor.llm.continuous import ContinuousDecoder, Request
+from editor.llm.generate import Layout, generate
+from editor.llm.model import build_model, load_preset
+from editor.llm.vocab import load_vocab
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    return load_vocab()
+
+
+@pytest.fixture(scope="module")
+def untrained(vocab):
+    torch.manual_seed(1)
+    return build_model(load_preset("tiny"), vocab).eval()
+
+
+def alone(model, vocab, r: Request, layout=None):
+    return generate(model, vocab, [r.prompt], r.max_new, seeds=r.seed, temperature=r.temperature,
+                    min_new_tokens=r.min_new, negatives=[r.negative], guidance=r.guidance, layout=layout)[0]
+
+
+def prompts_of(vocab, n):
+    lengths = (20, 7, 13, 5, 18, 11, 3, 9, 16, 14)
+    return [build_prompt({**e, "source_tokens": e["source_tokens"][:k]}, vocab)
+            for e, k in zip(examples() * 4, lengths[:n])]
+
+
+def test_trained_answers_as_alone_while_rows_are_reused(vocab):
+    """A model that memorised its answers (they end with <|eos|> at different lengths): nine requests
+    through four rows, so rows are taken again as answers end, and the ring of 192 slots wraps."""
+    exs = examples()
+    model = train_tiny(exs, vocab)
+    prompts = [build_prompt(e, vocab) for e in exs] + prompts_of(vocab, 6)   # the trained ones first
+    reqs = [Request(p, n, seed=s, temperature=t) for t in (0, 0.7)
+            for s, (p, n) in enumerate(zip(prompts, (60, 45, 30, 25, 50, 40, 35, 20, 55)))]
+    dec = ContinuousDecoder(model, vocab, rows=4, cache_len=192)
+    try:
+        got = [f.result(120) for f in [dec.submit(r) for r in reqs]]
+        assert dec.steps >= dec.L   # the ring went round: the first prompts sat in its last slots, steps wrote every slot
+    finally:
+        dec.close()
+    for r, g in zip(reqs, got):
+        np.testing.assert_array_equal(g, alone(model, vocab, r))
+    # greedy, the trained prompts get their memorised answers (all 30 tokens: <|eos|> ended them)
+    for g, e in zip(got[:3], exs):
+        np.testing.assert_array_equal(g, e["target_tokens"])
+
+
+def test_guidance_grammar_and_minimum_as_alone(untrained, vocab):
+    """Guided requests take two rows; with three rows a guided one waits for two to be free."""
+    layout = Layout()
+    prompts = prompts_of(vocab, 6)
+    reqs = [Request(prompts[i], 30 + 5 * i, seed=i, temperature=0.7 if i % 2 else 0, min_new=10 if i == 3 else 0,
+                    negative=prompts[5 - i] if i in (1, 2, 4) else None, guidance=2.5 if i in (1, 2, 4) else 1.0)
+            for i in range(6)]
+    dec = ContinuousDecoder(untrained, vocab, rows=3, cache_len=160, layout=layout)
+    try:
+        got = [f.result(120) for f in [dec.submit(r) for r in reqs]]
+    finally:
+        dec.close()
+    for r, g in zip(reqs, got):
+        np.testing.assert_array_equal(g, alone(untrained, vocab, r, layout))
+        assert len(g) == r.max_new - r.max_new % 5         # a random model never says <|eos|>
+    assert not np.array_equal(got[1], alone(untrained, vocab, Request(prompts[1], 35, seed=1, temperature=0.7)))
+
+
+def test_requests_from_many_threads_each_get_their_own_answer(untrained, vocab):
+    prompts = prompts_of(vocab, 10)
+    reqs = [Request(p, 10 + 3 * i, seed=100 + i, temperature=1.0) for i, p in enumerate(prompts)]
+    dec = ContinuousDecoder(untrained, vocab, rows=4, cache_len=144)
+    try:
+        with ThreadPoolExecutor(5) as pool:
+            got = list(pool.map(lambda r: dec.submit(r).result(120), reqs))
+    finally:
+        dec.close()
+    for r, g in zip(reqs, got):
+        np.testing.assert_array_equal(g, alone(untrained, vocab, r))
+
+
+def test_refusals_and_a_failure_reach_every_caller(untrained, vocab):
+    p = prompts_of(vocab, 1)[0]
+    dec = ContinuousDecoder(untrained, vocab, rows=2, cache_len=64)
+    try:
+        with pytest.raises(ValueError, match=f"{len(p)} prompt tokens and 40 new ones does not fit the decoder's 64"):
+            dec.submit(Request(p, 40))
+        with pytest.raises(ValueError, match="max_new must be >= 1"):
+            dec.submit(Request(p[:10], 0))
+        assert dec.fits(Request(p[:10], 10, negative=p[:10], guidance=2.0))    # its two rows: all there are
+        # a step that raises: the waiting request and later submits get the error, nothing hangs
+        boom = RuntimeError("device lost")
+        dec._one_step = lambda: (_ for _ in ()).throw(boom)
+        fut = dec.submit(Request(p[:10], 10))
+        with pytest.raises(RuntimeError, match="device lost"):
+            fut.result(30)
+        with pytest.raises(RuntimeError, match="continuous decoder stopped"):
+            dec.submit(Request(p[:10], 10))
+    finally:
+        dec.close()
+
+
+@pytest.fixture
+def fresh_editor(llm_dir):
+    from editor.llm.editor import Editor
+    e = Editor.load(llm_dir, device="cpu")
+    e.margin_tokens = 10
+    yield e
+    e.close()
+
+
+def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fresh_editor):
+    """Edits (two iterations, guided ones) and clones from three threads at once against the continuous
+    decoder, one request too long for its cache decoded in a batch of its own: the audio of plain batches."""
+    ed = fresh_editor
+    ed.guidance = {"emotion": 2.0}
+    edits = [dict(wav=voiced(0.5 + 0.1 * i, seed=i), text="hello there", edit_type=("emotion", "speed")[i % 2],
+                  edit_info=("sad", "faster")[i % 2], seed=i, n_iter=1 + i % 2) for i in range(4)]
+    clones = [dict(prompt_wav=voiced(0.8, seed=5), prompt_text="hello there", text="hi you", seed=3)]
+    long_edit = [dict(wav=voiced(2.5, seed=9), text="a longer clip to edit", edit_type="style", edit_info="whisper")]
+    jobs = [("edit", edits[:2]), ("clone", clones), ("edit", edits[2:]), ("edit", long_edit)]
+    plain = [ed.run(ed.analyse(kind, reqs)) for kind, reqs in jobs]
+    a = ed.analyse("edit", long_edit)
+    long_prompt = ed._edit_rows(a, a.items, ed._encode(a.frames), 0)
+    need = len(long_prompt["prompts"][0]) + long_prompt["max_new"][0]
+    ed.use_continuous(rows=4, cache_len=need - 1)          # every request but the long one fits
+    assert ed.concurrent_start
+    submitted = []
+    real_submit = ed.continuous.submit
+    ed.continuous.submit = lambda r: submitted.append(len(r.prompt)) or real_submit(r)
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job):
+        kind, reqs = job
+        analysed = ed.analyse(kind, reqs)
+        barrier.wait()                                     # every start at once, as a server's batches
+        return ed.start(analysed)()
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        got = list(pool.map(run, jobs))
+    assert len(submitted) == 5 + 2            # 5 first answers, 2 second iterations; not the long edit
+    assert ed.continuous.steps > 0
+    for want, have in zip(plain, got):
+        flat = lambda x: [np.asarray(a) for a in (x if isinstance(x[0], np.ndarray) else [b for y in x for b in y])]
+        for w, h in zip(flat(want), flat(have), strict=True):
+            assert len(w) > 0
+            np.testing.assert_array_equal(w, h)
+    ed.close()
+    assert ed.continuous is None and not ed.concurrent_start
+    with pytest.raises(ValueError, match="rows 1"):
+        ed.use_continuous(rows=1)

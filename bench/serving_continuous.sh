@@ -5,6 +5,7 @@
 #   bash bench/travel_light.sh out serve
 #   run(command="bash bench/serving_continuous.sh", carry=[".gpu_data/clips", the five wheels])
 #   bash bench/travel_light.sh back
+# SERVING_MODES="bf16" SERVING_FLIGHTS="2" shorten the call (the second run of 2026-12-06 ran so)
 source bench/gpu_codec_env.sh
 mkdir -p "$OUT/continuous"
 SERVING_CONTINUOUS=1 python3 bench/serving_gpu.py .gpu_data/clips "$OUT/continuous" 2>&1 \

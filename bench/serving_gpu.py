@@ -169,20 +169,33 @@ def closed_loop(ed, clips, clients, rounds=4, batches_in_flight=2):
     per = max(1, clients // batches_in_flight)
     lock = contextlib.nullcontext() if ed.concurrent_start else threading.Lock()   # as the server
 
+    phases = {"analyse": [], "wait_for_model": [], "start": [], "finish": []}   # host seconds per batch
+
     def batch(group, k):
+        t = [time.perf_counter()]
         a = ed.analyse("edit", edit_requests(clips, per, (k * batches_in_flight + group) * per))
+        t.append(time.perf_counter())
         with lock:
+            t.append(time.perf_counter())
             finish = ed.start(a)
-        return sum(len(o[0]) for o in finish()) / SR
+            t.append(time.perf_counter())
+        outs = finish()
+        t.append(time.perf_counter())
+        for key, since, until in zip(phases, t, t[1:]):
+            phases[key].append(until - since)
+        return sum(len(o[0]) for o in outs) / SR
 
     ed.batch_size = per
     batch(0, rounds)          # this batch shape compiled and captured, not timed
+    for v in phases.values():
+        v.clear()
     sync(); t0 = time.perf_counter()
     with ThreadPoolExecutor(batches_in_flight) as pool:
         total = sum(pool.map(lambda g: sum(batch(g, k) for k in range(rounds)), range(batches_in_flight)))
     sync(); dt = time.perf_counter() - t0
     return {"clients": clients, "batches_in_flight": batches_in_flight, "batch": per, "rounds": rounds,
-            "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1)}
+            "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
+            "host_s_median": {k: round(float(np.median(v)), 4) for k, v in phases.items()}}
 
 
 def breakdown(ed, clips, n):
@@ -339,12 +352,43 @@ def served_rows(ed, clips, r, save, name):
     save()
 
 
+def llm_only(ed, clips, n_requests, group=64):
+    """The LLM alone on the first decode rows of n_requests edits, in groups of `group`: one batch per
+    group one after another (generate(), as Editor._generate), or every group queued at once to the
+    continuous decoder when it is on. Answer tokens per second, and the audio seconds they stand for."""
+    a = ed.analyse("edit", edit_requests(clips, n_requests))
+    rows = ed._edit_rows(a, a.items, ed._encode(a.frames), 0)
+    n = len(rows["prompts"])
+    sync(); t0 = time.perf_counter()
+    if ed.continuous is None:
+        outs = []
+        for k in range(0, n, group):
+            outs += generate(ed.model, ed.vocab, rows["prompts"][k:k + group], rows["max_new"][k:k + group],
+                             rows["seeds"][k:k + group], rows["temps"][k:k + group], ed.sample, ed.layout,
+                             min_new_tokens=rows["min_new"][k:k + group], negatives=rows["negatives"][k:k + group],
+                             guidance=rows["guidance"][k:k + group])
+    else:
+        steps = ed.continuous.steps
+        outs = ed._generate(**rows)
+    sync(); dt = time.perf_counter() - t0
+    tokens = sum(len(o) for o in outs)
+    tps = ed.codec.tokenizer.tokens_per_second()["interleaved"]
+    r = {"requests": n, "seconds": round(dt, 3), "answer_tokens": tokens, "tokens_per_s": round(tokens / dt),
+         "x_real_time": round(tokens / tps / dt, 1)}
+    if ed.continuous is not None:
+        r["steps"] = ed.continuous.steps - steps
+    return r
+
+
 def continuous_rows(llm, clips, res, save):
     """SERVING_CONTINUOUS: the same clients against batch decoding and continuous decoding, bf16, then
     continuous int8."""
     from editor.llm.continuous import Request
     rows, cache_len = (8, 1024) if SMOKE else (128, 1024)
-    for mode in ("bf16", "int8"):
+    env = __import__("os").environ
+    # SERVING_MODES, SERVING_FLIGHTS: a shorter call (e.g. "bf16" and "2")
+    flights = tuple(int(f) for f in env.get("SERVING_FLIGHTS", "2 4").split())
+    for mode in env.get("SERVING_MODES", "bf16 int8").split():
         reset_peak()
         ed = served_editor(llm, res)
         if mode == "int8":
@@ -370,8 +414,12 @@ def continuous_rows(llm, clips, res, save):
             for guided in (False, True):
                 ed.guidance = shipped if guided else {}
                 tag = "_guided" if guided else ""
+                for n in ((4,) if SMOKE else (64, 256)):
+                    llm_only(ed, clips, n)      # shapes compiled, not timed
+                    r[f"llm_only_{n}{tag}"] = llm_only(ed, clips, n)
+                    print(mode, way, f"llm_only_{n}{tag}", r[f"llm_only_{n}{tag}"], flush=True)
                 for n in ((2,) if SMOKE else (16, 64)):
-                    for flight in ((2, 4) if way == "continuous" else (2,)):
+                    for flight in (flights if way == "continuous" else (2,)):
                         key = f"closed_loop_{n}{tag}_in_flight_{flight}"
                         r[key] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 4, batches_in_flight=flight)
                         print(mode, way, key, r[key], flush=True)

@@ -93,6 +93,35 @@ def test_requests_from_many_threads_each_get_their_own_answer(untrained, vocab):
         np.testing.assert_array_equal(g, alone(untrained, vocab, r))
 
 
+def test_steps_run_over_the_lowest_rows_that_hold_every_request(untrained, vocab):
+    """A lone request takes row 0 and its steps cover 8 rows of 32; twelve at once need steps of 16. A
+    guided request across rows 7 and 8 leaves no trace that a later step over 8 rows would read."""
+    prompts = prompts_of(vocab, 10)
+    dec = ContinuousDecoder(untrained, vocab, rows=32, cache_len=144)
+    assert dec.sizes == [8, 16, 32]
+    widths = []
+    real = dec._one_step
+    dec._one_step = lambda n: widths.append(n) or real(n)
+    try:
+        lone = Request(prompts[0], 20, seed=1, temperature=1.0)
+        assert np.array_equal(dec.submit(lone).result(60), alone(untrained, vocab, lone))
+        assert set(widths) == {8}
+        widths.clear()
+        reqs = [Request(p, 15, seed=i, temperature=1.0) for i, p in enumerate(prompts[:7])]
+        reqs.append(Request(prompts[7], 15, seed=7, temperature=1.0, negative=prompts[8], guidance=2.0))  # rows 7, 8
+        reqs += [Request(p, 15, seed=10 + i, temperature=1.0) for i, p in enumerate(prompts[:3])]
+        got = [f.result(120) for f in dec.submit_many(reqs)]
+        assert set(widths) == {16}
+        widths.clear()
+        again = Request(prompts[9], 20, seed=5, temperature=1.0)
+        assert np.array_equal(dec.submit(again).result(60), alone(untrained, vocab, again))
+        assert set(widths) == {8}
+    finally:
+        dec.close()
+    for r, g in zip(reqs, got):
+        np.testing.assert_array_equal(g, alone(untrained, vocab, r))
+
+
 def test_refusals_and_a_failure_reach_every_caller(untrained, vocab):
     p = prompts_of(vocab, 1)[0]
     dec = ContinuousDecoder(untrained, vocab, rows=2, cache_len=64)
@@ -104,7 +133,7 @@ def test_refusals_and_a_failure_reach_every_caller(untrained, vocab):
         assert dec.fits(Request(p[:10], 10, negative=p[:10], guidance=2.0))    # its two rows: all there are
         # a step that raises: the waiting request and later submits get the error, nothing hangs
         boom = RuntimeError("device lost")
-        dec._one_step = lambda: (_ for _ in ()).throw(boom)
+        dec._one_step = lambda n: (_ for _ in ()).throw(boom)
         fut = dec.submit(Request(p[:10], 10))
         with pytest.raises(RuntimeError, match="device lost"):
             fut.result(30)
@@ -140,8 +169,8 @@ def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fr
     ed.use_continuous(rows=4, cache_len=need - 1)          # every request but the long one fits
     assert ed.concurrent_start
     submitted = []
-    real_submit = ed.continuous.submit
-    ed.continuous.submit = lambda r: submitted.append(len(r.prompt)) or real_submit(r)
+    real_submit = ed.continuous.submit_many
+    ed.continuous.submit_many = lambda rs: submitted.extend(len(r.prompt) for r in rs) or real_submit(rs)
     barrier = threading.Barrier(len(jobs))
 
     def run(job):

@@ -378,7 +378,8 @@ class Editor:
         if self.continuous is not None:
             reqs = {i: Request(prompts[i], max_new[i], seeds[i], temps[i], min_new[i], negatives[i], guidance[i])
                     for i in order}
-            joined = {i: self.continuous.submit(r) for i, r in reqs.items() if self.continuous.fits(r)}
+            fit = [i for i, r in reqs.items() if self.continuous.fits(r)]
+            joined = dict(zip(fit, self.continuous.submit_many([reqs[i] for i in fit])))
             order = [i for i in order if i not in joined]
         with self._batch_lock:
             for k in range(0, len(order), self.batch_size):

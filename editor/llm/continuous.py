@@ -3,8 +3,9 @@
 generate() decodes a batch from its first step to its longest answer's last: rows that end early
 idle until then (on the served data the longest answer of 64 is 1.6x the median), and a request
 that arrives meanwhile waits for the next batch. Here a background thread keeps one decode running
-and a request takes free rows as soon as there are any: its prompt's forward (the prefill) runs
-between two steps, and its rows are given back as soon as it ends.
+and a request takes free rows as soon as there are any, and gives them back as soon as it ends. Its
+prompt's forward (the prefill) runs in the submitting thread, beside the decode (on CUDA on a stream
+of its own); the decode thread only copies the prompt's keys and values in between two steps.
 
 The KV cache is a ring of L slots per row. Step g writes every row's token to slot g mod L; a
 request that joins before step g has its prompt written (left-padded) to the slots just before it,
@@ -122,7 +123,7 @@ class ContinuousDecoder:
         self.hist = z(B, L + 1)                     # a row's answer: at most L tokens, then one slot to spare
         self.valid = z(B, L, dtype=torch.bool)      # which ring slots hold a row's own tokens
         self.done = torch.ones(B, dtype=torch.bool, device=dev)     # free rows are done
-        self.tb, self.n_out, self.lim, self.min_out, self.fired_n = z(B), z(B), z(B), z(B), z(B)
+        self.tb, self.n_out, self.lim, self.min_out = z(B), z(B), z(B), z(B)
         self.temps, self.seeds, self.plen = z(B, dtype=torch.float32), z(B), z(B)
         rows_ = torch.arange(B, device=dev)
         self.partner, self.leader = rows_.clone(), rows_.clone()
@@ -194,9 +195,8 @@ class ContinuousDecoder:
         g = (neg + self.weight[:n, None] * (ls - neg)).masked_fill(~torch.isfinite(ls), float("-inf"))
         cand = torch.where(self.guided_row[:n, None], g, cand)
         noise = torch.stack([uniform_noise(self.seeds[:n], (2 * tb + k)[:, None], AUDIO_SIZE + 1) for k in range(2)])
-        tok, fired = pick(cand, hist, tb, self.temps[:n], self.cfg, noise)
+        tok, _ = pick(cand, hist, tb, self.temps[:n], self.cfg, noise)
         tok = tok.index_select(0, self.leader[:n])
-        self.fired_n[:n].add_((fired & active).long())
         hist.scatter_(1, tb[:, None], tok[:, None])
         eos = tok == AUDIO_SIZE
         n_out.copy_(torch.where(active & eos, tb, n_out))
@@ -332,7 +332,7 @@ class ContinuousDecoder:
         put(self.temps, temps, torch.float32), put(self.weight, weight, torch.float32)
         put(self.partner, partner), put(self.leader, leader)
         self.guided_row.index_copy_(0, at, torch.tensor([p != r for p, r in zip(partner, rows)], device=dev))
-        self.tb.index_fill_(0, at, 0), self.fired_n.index_fill_(0, at, 0), self.hist.index_fill_(0, at, 0)
+        self.tb.index_fill_(0, at, 0), self.hist.index_fill_(0, at, 0)
         self.done.index_fill_(0, at, False)
 
     def _snapshot(self) -> "_Snapshot":

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from editor.llm import decode_attention
-from editor.llm.generate import Layout, SampleConfig, _allowed, pick, uniform_noise
+from editor.llm.generate import Layout, SampleConfig, _allowed, capture_graph, pick, uniform_noise
 from editor.llm.vocab import AUDIO_SIZE, Vocab
 
 log = logging.getLogger(__name__)
@@ -221,17 +221,7 @@ class ContinuousDecoder:
             for n in self.sizes:
                 # one compiled step per size, each with its shapes fixed (dynamic=False: no shape-generic
                 # kernels, which would be slower and could not be captured as they are)
-                fn = torch.compile(functools.partial(self._step, n), dynamic=False)
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
-                    for _ in range(3):
-                        fn()
-                torch.cuda.current_stream().wait_stream(side)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                    fn()
-                self.graphs[n] = graph
+                self.graphs[n] = capture_graph(torch.compile(functools.partial(self._step, n), dynamic=False))
             self.mode = "compiled"
         except Exception as e:      # a torch or driver that cannot compile or capture this step: eager
             log.warning("continuous decode step not captured as a CUDA graph, decoding eagerly: %s", str(e)[:300])

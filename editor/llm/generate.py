@@ -263,24 +263,29 @@ class _Decoder:
         import torch._dynamo
         # one compiled step per decoder (batch shape); dims that vary between them become dynamic
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        fn = torch.compile(self._step)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):       # warm-up outside capture: compilation, cuBLAS workspaces
-            for _ in range(3):
-                fn()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            fn()
-        self.graph, self.mode = graph, "compiled"
+        self.graph, self.mode = capture_graph(torch.compile(self._step)), "compiled"
 
     def step(self) -> None:
         if self.graph is not None:
             self.graph.replay()
         else:
             self._step()
+
+
+def capture_graph(fn) -> "torch.cuda.CUDAGraph":
+    """One call of fn captured as a CUDA graph, after three warm-up calls on a side stream (compilation,
+    cuBLAS workspaces: nothing of that may happen during capture). fn changes the state it runs on."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        fn()
+    return graph
 
 
 def batch_rows(n: int) -> int:

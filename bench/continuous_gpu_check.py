@@ -6,7 +6,9 @@ The shipped LLM (editor-llm-v5, bf16 on CUDA) on 48 synthetic edit prompts (rand
 250 tokens, as the codec gives 0.5 to 6 s of speech), greedy and sampled, through generate() in one
 batch and through a ContinuousDecoder of 32 rows (sizes 8, 16, 32; rows taken again). Says whether every
 step was captured, and how many answers are the same tokens (bf16 rounds two batch shapes otherwise,
-so near-ties may go another way and the answer then follows its own course), and their lengths.
+so near-ties may go another way and the answer then follows its own course), and their lengths; for a
+baseline, how many generate() itself gives the same in batches of 16 as in one batch of 48.
+bench/results/serving/continuous/gpu_check.json is the run before the baseline was added.
 """
 import json
 import sys
@@ -44,10 +46,17 @@ def main():
         got = [f.result(300) for f in dec.submit_many([Request(p, n, s, temp) for s, (p, n) in enumerate(zip(prompts, limits))])]
         t3 = time.perf_counter()
         dec.close()
+        # the baseline of a batch-shape change alone: generate() again, in batches of 16
+        t4 = time.perf_counter()
+        by16 = [a for k in range(0, 48, 16) for a in generate(model, vocab, prompts[k:k + 16], limits[k:k + 16],
+                                                               seeds=list(range(k, k + 16)), temperature=temp, layout=Layout())]
+        t5 = time.perf_counter()
         same = [bool(np.array_equal(a, b)) for a, b in zip(got, want)]
+        same16 = [bool(np.array_equal(a, b)) for a, b in zip(by16, want)]
         res[f"temperature_{temp}"] = {
             "generate_graph_mode": stats["graph_mode"], "continuous_graph_mode": dec.mode,
             "continuous_sizes_captured": sorted(dec.graphs), "same_tokens": f"{sum(same)} of {len(same)}",
+            "generate_in_16s_same_tokens": f"{sum(same16)} of {len(same16)}", "generate_in_16s_s": round(t5 - t4, 2),
             "lengths_generate": [len(a) for a in want], "lengths_continuous": [len(a) for a in got],
             "generate_s": round(t1 - t0, 2), "continuous_capture_s": round(t2 - t1, 2), "continuous_s": round(t3 - t2, 2)}
         print(temp, {k: v for k, v in res[f"temperature_{temp}"].items() if not k.startswith("lengths")}, flush=True)

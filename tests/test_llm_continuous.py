@@ -143,6 +143,11 @@ def test_refusals_and_a_failure_reach_every_caller(untrained, vocab):
         dec.close()
 
 
+def clips_of(result) -> list[np.ndarray]:
+    """A clone_many result (a clip per request) or an edit_many one (per request, a clip per iteration)."""
+    return [c for r in result for c in ([r] if isinstance(r, np.ndarray) else r)]
+
+
 @pytest.fixture
 def fresh_editor(llm_dir):
     from editor.llm.editor import Editor
@@ -153,8 +158,8 @@ def fresh_editor(llm_dir):
 
 
 def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fresh_editor):
-    """Edits (two iterations, guided ones) and clones from three threads at once against the continuous
-    decoder, one request too long for its cache decoded in a batch of its own: the audio of plain batches."""
+    """Edits (two iterations, guided ones), a clone and an edit too long for the decoder's cache (decoded in
+    a batch of its own), from four threads at once: the audio of plain batch decoding."""
     ed = fresh_editor
     ed.guidance = {"emotion": 2.0}
     edits = [dict(wav=voiced(0.5 + 0.1 * i, seed=i), text="hello there", edit_type=("emotion", "speed")[i % 2],
@@ -183,8 +188,7 @@ def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fr
     assert len(submitted) == 5 + 2            # 5 first answers, 2 second iterations; not the long edit
     assert ed.continuous.steps > 0
     for want, have in zip(plain, got):
-        flat = lambda x: [np.asarray(a) for a in (x if isinstance(x[0], np.ndarray) else [b for y in x for b in y])]
-        for w, h in zip(flat(want), flat(have), strict=True):
+        for w, h in zip(clips_of(want), clips_of(have), strict=True):
             assert len(w) > 0
             np.testing.assert_array_equal(w, h)
     ed.close()

@@ -46,10 +46,10 @@ def start(cfg) -> str:
         check_f0_decimation(p.f0_decimation)
     except ValueError as e:
         raise ValueError(f"pipeline.{e}") from None
-    rows = p.get("continuous_rows", "auto")
+    rows = p.continuous_rows
     if rows != "auto" and (not isinstance(rows, int) or rows == 1 or rows < 0):
         raise ValueError(f"pipeline.continuous_rows={rows!r}: auto, 0 (batch decoding) or a number of rows >= 2")
-    if int(p.get("continuous_cache_len", 1024)) < 64:
+    if int(p.continuous_cache_len) < 64:
         raise ValueError(f"pipeline.continuous_cache_len={p.continuous_cache_len}: at least 64")
     if p.max_ongoing_requests < p.max_batch_size:
         raise ValueError(f"pipeline.max_ongoing_requests={p.max_ongoing_requests} < pipeline.max_batch_size="
@@ -63,7 +63,7 @@ def start(cfg) -> str:
         num_replicas=int(p.replicas), max_ongoing_requests=int(p.max_ongoing_requests),
         ray_actor_options={"num_cpus": p.cpus_per_replica, "num_gpus": p.gpus_per_replica},
     ).bind(llm, tokenizer, decoder, p.device, limits, int(p.max_batch_size), float(p.batch_wait_timeout_s),
-           bool(p.analysis_processes), int(p.f0_decimation), rows, int(p.get("continuous_cache_len", 1024)))
+           bool(p.analysis_processes), int(p.f0_decimation), rows, int(p.continuous_cache_len))
     serve.run(app, name="editor", route_prefix="/")
     url = f"http://{p.host}:{p.port}"
     log.info("editor API up at %s (%d replica(s) of %s): POST /clone, POST /edit, GET /health", url, p.replicas, llm)

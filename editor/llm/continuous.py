@@ -230,11 +230,13 @@ class ContinuousDecoder:
         self.done.fill_(True), self.valid.zero_(), self.slot.zero_(), self.tb.zero_()
         self.g = 0
 
-    def _steps(self) -> None:
+    def _steps(self) -> int:
+        """`every` steps over the fewest rows that hold every busy one; that row count."""
         top = max(max(rows) for _, rows, _ in self.busy.values()) + 1
         n = next(k for k in self.sizes if k >= top)
         for _ in range(self.every):
             self._one_step(n)
+        return n
 
     def _one_step(self, n: int) -> None:
         if n in self.graphs:
@@ -325,14 +327,15 @@ class ContinuousDecoder:
         self.tb.index_fill_(0, at, 0), self.hist.index_fill_(0, at, 0)
         self.done.index_fill_(0, at, False)
 
-    def _snapshot(self) -> "_Snapshot":
-        """What the harvest reads (every row's done flag, answer length and answer), copied to the host
-        behind the steps just queued, so that the GPU runs the next steps while the host reads these."""
+    def _snapshot(self, n: int) -> "_Snapshot":
+        """What the harvest reads (every row's done flag and answer length, the answers of the first n
+        rows, which hold every busy one), copied to the host behind the steps just queued, so that the
+        GPU runs the next steps while the host reads these."""
         buf = self._snaps[self.snapshots % 2]
         self.snapshots += 1
         buf.done.copy_(self.done, non_blocking=True)
         buf.n_out.copy_(self.n_out, non_blocking=True)
-        buf.hist.copy_(self.hist, non_blocking=True)
+        buf.hist[:n].copy_(self.hist[:n], non_blocking=True)
         if buf.ready is not None:
             buf.ready.record()
         buf.id = self.snapshots
@@ -418,8 +421,7 @@ class ContinuousDecoder:
                     self._join(take)
                 snap = None
                 if self.busy:
-                    self._steps()
-                    snap = self._snapshot()
+                    snap = self._snapshot(self._steps())
                 # the snapshot before this one: its copy is done, while the GPU runs the steps just queued
                 if prev is not None:
                     self._harvest(prev)

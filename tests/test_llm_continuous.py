@@ -195,3 +195,72 @@ def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fr
     assert ed.continuous is None and not ed.concurrent_start
     with pytest.raises(ValueError, match="rows 1"):
         ed.use_continuous(rows=1)
+
+
+def test_start_each_gives_each_request_its_audio_as_soon_as_its_own_answers_end(fresh_editor):
+    """Editor.start_each (the server's way): per request the audio run() gives, including a request with
+    two iterations, a guided one and one too long for the cache (decoded in a batch of its own); and a
+    short edit batched behind a long one is answered first (batch decoding would answer them together)."""
+    ed = fresh_editor
+    ed.guidance = {"emotion": 2.0}
+    edits = [dict(wav=voiced(2.5, seed=9), text="a longer clip to edit", edit_type="style", edit_info="whisper"),
+             dict(wav=voiced(0.5, seed=1), text="hello there", edit_type="emotion", edit_info="sad", n_iter=2),
+             dict(wav=voiced(0.6, seed=2), text="hi", edit_type="speed", edit_info="faster", seed=4)]
+    clones = [dict(prompt_wav=voiced(0.8, seed=5), prompt_text="hello there", text="hi you", seed=3)] * 2
+    decoded = []            # every answer the codec decodes
+    real_decode = ed._decode
+    ed._decode = lambda ids_list, refs: decoded.extend(tuple(i) for i in ids_list) or real_decode(ids_list, refs)
+    plain = {kind: ed.run(ed.analyse(kind, reqs)) for kind, reqs in (("edit", edits), ("clone", clones))}
+    plain_answers, decoded[:] = sorted(decoded), []
+    a = ed.analyse("edit", edits[:1])
+    long_prompt = ed._edit_rows(a, a.items, ed._encode(a.frames), 0)
+    ed.use_continuous(rows=4, cache_len=len(long_prompt["prompts"][0]) + long_prompt["max_new"][0] - 1)
+    for kind, reqs in (("edit", edits), ("clone", clones)):
+        futs = ed.start_each(ed.analyse(kind, reqs))
+        assert len(futs) == len(reqs)
+        for want, fut in zip(plain[kind], futs, strict=True):
+            for w, h in zip(clips_of([want]), clips_of([fut.result(120)]), strict=True):
+                # the codec decodes each request's answers in batches of their own, which rounds otherwise
+                assert len(w) == len(h) > 0 and np.corrcoef(w, h)[0, 1] > 0.999
+    assert sorted(decoded) == plain_answers          # the same answers, token for token
+    ed._decode = real_decode
+
+    # a random model never says <|eos|>: each answer runs to its limit, the long one's about six times the short one's
+    ed.use_continuous(rows=4, cache_len=1024)
+    order = []
+    futs = ed.start_each(ed.analyse("edit", [edits[0], {**edits[2], "n_iter": 1}]))
+    for name, fut in zip(("long", "short"), futs):
+        fut.add_done_callback(lambda f, name=name: order.append(name))
+    for fut in futs:
+        fut.result(120)
+    assert order == ["short", "long"]
+
+
+def test_codec_queue_merges_what_waits_and_keeps_each_callers_order():
+    """Hand-offs queued while a decode runs go into the next decode together; each caller gets its own
+    outputs in its order; a failing decode fails only the hand-offs it held."""
+    from editor.llm.codec_queue import CodecQueue
+    gate, calls = threading.Event(), []
+
+    def decode(ids_list, refs):
+        gate.wait(10)
+        calls.append(list(refs))
+        if "bad" in refs:
+            raise ValueError("bad reference")
+        return [ids * 2 for ids in ids_list]
+    q = CodecQueue(decode)
+    try:
+        first = q.submit([1], ["a"])           # taken at once: its decode waits at the gate
+        while q._jobs.qsize():
+            pass
+        rest = [q.submit([10 * k, 10 * k + 1], [f"r{k}", f"s{k}"]) for k in range(3)]
+        gate.set()
+        assert first.result(10) == [2]
+        assert [f.result(10) for f in rest] == [[0, 2], [20, 22], [40, 42]]
+        assert calls == [["a"], ["r0", "s0", "r1", "s1", "r2", "s2"]] and q.batches == 2
+        bad = q.submit([1], ["bad"])
+        with pytest.raises(ValueError, match="bad reference"):
+            bad.result(10)
+        assert q.submit([4], ["ok"]).result(10) == [8]          # the queue goes on
+    finally:
+        q.close()

@@ -198,6 +198,7 @@ def closed_loop(ed, clips, clients, rounds=4, batches_in_flight=2):
     sync(); dt = time.perf_counter() - t0
     return {"clients": clients, "batches_in_flight": batches_in_flight, "batch": per, "rounds": rounds,
             "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
+            "at": [round(time.time() - dt, 3), round(time.time(), 3)],
             "host_s_median": {k: round(float(np.median(v)), 4) for k, v in phases.items()}}
 
 
@@ -361,12 +362,27 @@ def closed_loop_each(ed, clips, clients, rounds=4, max_batch=16, wait_s=0.05, ba
     gathering (a batch closes at max_batch requests or wait_s after its first, at most batches_in_flight
     gathered and started at once), the batch analysed and started (Editor.start_each), each client
     answered by its own request's future. Per-request latency, batch sizes, the host seconds of a
-    batch's analyse + start, and answers per codec decode."""
+    batch's analyse + start, answers per codec decode, and the seconds from a row's submission to its
+    answer (`decode_s`: its wait for a row, its steps, the harvest) and from an answer's hand-off to the
+    codec to its audio (`codec_s`: the queue's wait and the decode)."""
     import queue
     import threading
     from concurrent.futures import ThreadPoolExecutor
     inbox: queue.Queue = queue.Queue()
-    latency, sizes, starting = [], [], []
+    latency, sizes, starting, decode_s, codec_s = [], [], [], [], []
+
+    def timing(fn, into):
+        def timed(*args):
+            t, out = time.perf_counter(), fn(*args)
+            for f in (out if isinstance(out, list) else [out]):
+                f.add_done_callback(lambda _, t=t: into.append(time.perf_counter() - t))
+            return out
+        return timed
+    ed._sink()                # the codec's queue made, to be timed
+    if ed.continuous is not None:
+        ed.continuous.submit_many = timing(ed.continuous.submit_many, decode_s)
+    if ed._codec_queue is not None:
+        ed._codec_queue.submit = timing(ed._codec_queue.submit, codec_s)
 
     def gather():
         while (first := inbox.get()) is not None:
@@ -408,19 +424,25 @@ def closed_loop_each(ed, clips, clients, rounds=4, max_batch=16, wait_s=0.05, ba
         inbox.get()
         return total
     run(1)                    # warm-up, not timed
-    for v in (latency, sizes, starting):
+    for v in (latency, sizes, starting, decode_s, codec_s):
         v.clear()
     codec_batches = ed._codec_queue.batches if ed._codec_queue else 0
     sync(); t0 = time.perf_counter()
     total = run(rounds)
     sync(); dt = time.perf_counter() - t0
     codec_batches = (ed._codec_queue.batches if ed._codec_queue else 0) - codec_batches
-    q = lambda v, p: round(float(np.percentile(v, p)), 4)    # noqa: E731
+    for obj, name in ((ed.continuous, "submit_many"), (ed._codec_queue, "submit")):
+        if obj is not None:
+            vars(obj).pop(name, None)             # the timing wrappers above
+    q = lambda v, p: round(float(np.percentile(v, p)), 4) if v else None    # noqa: E731
     return {"clients": clients, "max_batch": max_batch, "wait_s": wait_s, "batches_in_flight": batches_in_flight,
             "rounds": rounds, "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
+            "at": [round(time.time() - dt, 3), round(time.time(), 3)],
             "latency_s": {"p50": q(latency, 50), "p90": q(latency, 90), "max": q(latency, 100)},
             "batch_size_median": float(np.median(sizes)), "analyse_start_s_median": q(starting, 50),
-            "answers_per_codec_decode": round(clients * rounds / codec_batches, 1) if codec_batches else None}
+            "answers_per_codec_decode": round(clients * rounds / codec_batches, 1) if codec_batches else None,
+            "decode_s": {"p50": q(decode_s, 50), "p90": q(decode_s, 90)},
+            "codec_s": {"p50": q(codec_s, 50), "p90": q(codec_s, 90)}}
 
 
 def each_rows(llm, clips, res, save):

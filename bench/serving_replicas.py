@@ -24,9 +24,23 @@ ROUNDS = 2 if SMOKE else 8
 
 
 def replica(k, replicas, barrier, results, clips_dir, llm):
+    try:
+        results.put((k, serve_clients(k, replicas, barrier, clips_dir, llm)))
+    except BaseException as e:       # the parent raises it, rather than waiting for a result that never comes
+        import traceback
+        results.put((k, {"error": "".join(traceback.format_exception(e))}))
+        barrier.abort()
+
+
+def say(k, what):
+    print(f"replica {k}: {what} at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
+
+
+def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
     import importlib.util
 
     import serving_gpu as sg
+    say(k, "started")
     res = {"vad": "silero" if importlib.util.find_spec("silero_vad") else "energy"}
     clips = sg.load_clips(Path(clips_dir))
     ed = sg.served_editor(llm, res)
@@ -35,15 +49,17 @@ def replica(k, replicas, barrier, results, clips_dir, llm):
     ed.use_continuous(max(8, (8 if SMOKE else 128) // replicas), 1024)
     for _, wav, text in clips:      # the joiners' prefill shapes
         ed.edit(wav, text, "emotion", "happy")
+    say(k, "ready")
     clients, out = CLIENTS // replicas, {}
     for way, run in (("each", lambda: sg.closed_loop_each(ed, clips, clients, rounds=ROUNDS)),
                      ("batch_calls", lambda: sg.closed_loop(ed, clips, clients, rounds=ROUNDS // 2))):
         barrier.wait()
         out[way] = run()
+        say(k, f"{way}: {out[way]['x_real_time']}x")
     out["peak_gpu_mib"] = sg.peak_mib()
     ed.close()
     sg.codec_mod.use_analysis_processes(False)      # the worker processes stopped, or this one never exits
-    results.put((k, out))
+    return out
 
 
 def main():
@@ -61,6 +77,9 @@ def main():
         got = dict(results.get(timeout=900) for _ in procs)
         for p in procs:
             p.join()
+        failed = [got[k]["error"] for k in got if "error" in got[k]]
+        if failed:
+            raise SystemExit(f"a replica failed:\n{failed[0]}")
         r = res[f"replicas_{n}"] = {"per_replica": [got[k] for k in range(n)], "wall_s": round(time.perf_counter() - t, 1)}
         for way in ("each", "batch_calls"):
             rows = [got[k][way] for k in range(n)]

@@ -87,9 +87,9 @@ def stream(ed, prompts, limits, refs, batch, overlap: bool) -> dict:
     fixed length: with overlap, each batch's audio is decoded on the codec's thread and CUDA stream
     while the LLM generates the next batch; without, after it, in the same thread."""
     ed.batch_size, ed.sample = batch, SampleConfig(ignore_eos=True)
-    queue = ed._codec_queue
+    pool = ed._decode_pool
     if not overlap:
-        ed._codec_queue = None
+        ed._decode_pool = None
     try:
         t0 = time.perf_counter()
         sink = ed._sink()
@@ -98,7 +98,7 @@ def stream(ed, prompts, limits, refs, batch, overlap: bool) -> dict:
         _sync(ed.codec.device)
         wall = time.perf_counter() - t0
     finally:
-        ed._codec_queue = queue
+        ed._decode_pool = pool
     n_tok = sum(len(i) for i in ids)
     assert len(audio) == len(prompts) and all(len(a) for a in audio.values())
     return {"requests": len(prompts), "batch": batch, "overlap": overlap, "tokens": n_tok,

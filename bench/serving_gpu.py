@@ -56,9 +56,6 @@ SWITCH_S = float(__import__("os").environ.get("SERVING_SWITCH_S", "0"))   # with
 # against the served editor decoding in batches and then continuously (editor/llm/continuous.py, 128 rows),
 # in the same run; batch 1 continuously; then int8 continuously; peak GPU memory of each
 CONTINUOUS = bool(int(__import__("os").environ.get("SERVING_CONTINUOUS", "0")))
-# SERVING_EACH=1: clients answered per request as the server now answers them (Editor.start_each: each
-# request's audio as soon as its own answer ends) against the batch-per-call loop, both continuous
-EACH = bool(int(__import__("os").environ.get("SERVING_EACH", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -356,130 +353,6 @@ def served_rows(ed, clips, r, save, name):
     save()
 
 
-def closed_loop_each(ed, clips, clients, rounds=4, max_batch=16, wait_s=0.05, batches_in_flight=2):
-    """`clients` clients that each send a request, wait for its answer and send the next, against one
-    replica as the API server runs it with continuous decoding (editor/serve/app.py): @serve.batch's
-    gathering (a batch closes at max_batch requests or wait_s after its first, at most batches_in_flight
-    gathered and started at once), the batch analysed and started (Editor.start_each), each client
-    answered by its own request's future. Per-request latency, batch sizes, the host seconds of a
-    batch's analyse + start, answers per codec decode, and the seconds from a row's submission to its
-    answer (`decode_s`: its wait for a row, its steps, the harvest) and from an answer's hand-off to the
-    codec to its audio (`codec_s`: the queue's wait and the decode)."""
-    import queue
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-    inbox: queue.Queue = queue.Queue()
-    latency, sizes, starting, decode_s, codec_s = [], [], [], [], []
-
-    def timing(fn, into):
-        def timed(*args):
-            t, out = time.perf_counter(), fn(*args)
-            for f in (out if isinstance(out, list) else [out]):
-                f.add_done_callback(lambda _, t=t: into.append(time.perf_counter() - t))
-            return out
-        return timed
-    ed._sink()                # the codec's queue made, to be timed
-    if ed.continuous is not None:
-        ed.continuous.submit_many = timing(ed.continuous.submit_many, decode_s)
-    if ed._codec_queue is not None:
-        ed._codec_queue.submit = timing(ed._codec_queue.submit, codec_s)
-
-    def gather():
-        while (first := inbox.get()) is not None:
-            batch, until = [first], time.perf_counter() + wait_s
-            while len(batch) < max_batch and (left := until - time.perf_counter()) > 0:
-                try:
-                    item = inbox.get(timeout=left)
-                except queue.Empty:
-                    break
-                if item is None:
-                    inbox.put(None)
-                    break
-                batch.append(item)
-            t = time.perf_counter()
-            futs = ed.start_each(ed.analyse("edit", [r for r, _ in batch]))
-            starting.append(time.perf_counter() - t), sizes.append(len(batch))
-            for (_, box), fut in zip(batch, futs):
-                box.put(fut)
-        inbox.put(None)
-
-    def client(c, rounds):
-        total = 0.0
-        for k in range(rounds):
-            box, t = queue.Queue(1), time.perf_counter()
-            inbox.put((edit_requests(clips, 1, k * clients + c)[0], box))
-            total += len(box.get().result()[0]) / SR
-            latency.append(time.perf_counter() - t)
-        return total
-
-    def run(rounds):
-        gatherers = [threading.Thread(target=gather) for _ in range(batches_in_flight)]
-        for g in gatherers:
-            g.start()
-        with ThreadPoolExecutor(clients) as pool:
-            total = sum(pool.map(partial(client, rounds=rounds), range(clients)))
-        inbox.put(None)
-        for g in gatherers:
-            g.join()
-        inbox.get()
-        return total
-    run(1)                    # warm-up, not timed
-    for v in (latency, sizes, starting, decode_s, codec_s):
-        v.clear()
-    codec_batches = ed._codec_queue.batches if ed._codec_queue else 0
-    sync(); t0 = time.perf_counter()
-    total = run(rounds)
-    sync(); dt = time.perf_counter() - t0
-    codec_batches = (ed._codec_queue.batches if ed._codec_queue else 0) - codec_batches
-    for obj, name in ((ed.continuous, "submit_many"), (ed._codec_queue, "submit")):
-        if obj is not None:
-            vars(obj).pop(name, None)             # the timing wrappers above
-    q = lambda v, p: round(float(np.percentile(v, p)), 4) if v else None    # noqa: E731
-    return {"clients": clients, "max_batch": max_batch, "wait_s": wait_s, "batches_in_flight": batches_in_flight,
-            "rounds": rounds, "seconds": round(dt, 3), "audio_s": round(total, 1), "x_real_time": round(total / dt, 1),
-            "at": [round(time.time() - dt, 3), round(time.time(), 3)],
-            "latency_s": {"p50": q(latency, 50), "p90": q(latency, 90), "max": q(latency, 100)},
-            "batch_size_median": float(np.median(sizes)), "analyse_start_s_median": q(starting, 50),
-            "answers_per_codec_decode": round(clients * rounds / codec_batches, 1) if codec_batches else None,
-            "decode_s": {"p50": q(decode_s, 50), "p90": q(decode_s, 90)},
-            "codec_s": {"p50": q(codec_s, 50), "p90": q(codec_s, 90)}}
-
-
-def each_rows(llm, clips, res, save):
-    """SERVING_EACH: the served editor decoding continuously, clients answered per request (start_each)
-    beside the batch-per-call loop of the same decoder (closed_loop), unguided and guided, in one run."""
-    rows, cache_len = (8, 1024) if SMOKE else (128, 1024)
-    r = res["each"] = {"rows": rows, "cache_len": cache_len}
-    reset_peak()
-    ed = served_editor(llm, res)
-    for _, wav, text in clips:
-        ed.edit(wav, text, "emotion", "happy")
-    ed.use_continuous(rows, cache_len)
-    for _, wav, text in clips:      # warm-up of the joiners' prefill shapes
-        ed.edit(wav, text, "emotion", "happy")
-    shipped = ed.guidance
-    # (max_batch, wait_s): as configs/pipeline/serve.yaml ships, and shorter waits
-    gathers = ((16, 0.05),) if SMOKE else ((16, 0.05), (16, 0.01), (32, 0.02))
-    for guided in (False, True):
-        ed.guidance = shipped if guided else {}
-        tag = "_guided" if guided else ""
-        for n in ((2,) if SMOKE else (16, 64)):
-            key = f"closed_loop_{n}{tag}_batch_calls"
-            r[key] = closed_loop(ed, clips, n, rounds=2 if SMOKE else 4)
-            print("each", key, r[key], flush=True)
-            for max_batch, wait_s in gathers:
-                key = f"closed_loop_{n}{tag}_each_batch_{max_batch}_wait_{wait_s:g}"
-                r[key] = closed_loop_each(ed, clips, n, rounds=2 if SMOKE else 8, max_batch=max_batch, wait_s=wait_s)
-                print("each", key, r[key], flush=True)
-            save()
-    ed.guidance = shipped
-    r["decode_steps"], r["graph_mode"] = ed.continuous.steps, ed.continuous.mode
-    r["peak_gpu_mib"] = peak_mib()
-    ed.close()
-    codec_mod.use_analysis_processes(False)
-    save()
-
-
 def llm_only(ed, clips, n_requests, group=64):
     """The LLM alone on the first decode rows of n_requests edits, in groups of `group`: one batch per
     group one after another (generate(), as Editor._generate), or every group queued at once to the
@@ -639,9 +512,6 @@ def main():
         return
     if CONTINUOUS:
         continuous_rows(llm, clips, res, save)
-        return
-    if EACH:
-        each_rows(llm, clips, res, save)
         return
     if DECODE_AB:
         if DECODE_AB != "attention":

@@ -1,14 +1,14 @@
 """Replicas sharing one GPU, as `pipeline.replicas=R pipeline.gpus_per_replica=1/R` runs them: R processes,
 each the served editor (bench/serving_gpu.py's served_editor) decoding continuously with 128/R rows, each
-answering CLIENTS/R clients that wait for their answers, all measured over the same seconds.
+answering CLIENTS/R clients that wait for their answers (bench/serving_gpu.py's closed_loop: batches as the
+server forms them, two in flight), all measured over the same seconds.
 
     python bench/serving_replicas.py CLIPS_DIR OUT_JSON [R ...]      # default R: 1 2 4
 
 Why: one replica is one Python process, and everything a request costs the host (analysis, the prompts,
 the prefill, the decode loop, the codec's calls) takes turns on its one interpreter lock; a second
-process on the same GPU has its own. Per R, each way a replica answers (`each`: Editor.start_each, as the
-server does; `batch_calls`: a batch per editor call), the audio of all replicas over the window from the
-first replica's start to the last one's end. Guided as shipped. SERVING_SMOKE=1: a quick CPU run.
+process on the same GPU has its own. Per R, the audio of all replicas over the window from the first
+replica's start to the last one's end. Guided as shipped. SERVING_SMOKE=1: a quick CPU run.
 """
 import json
 import multiprocessing as mp
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SMOKE = bool(int(os.environ.get("SERVING_SMOKE", "0")))
 CLIENTS = 4 if SMOKE else 64
-ROUNDS = 2 if SMOKE else 8
+ROUNDS = 2 if SMOKE else 6
 
 
 def replica(k, replicas, barrier, results, clips_dir, llm):
@@ -50,12 +50,9 @@ def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
     for _, wav, text in clips:      # the joiners' prefill shapes
         ed.edit(wav, text, "emotion", "happy")
     say(k, "ready")
-    clients, out = CLIENTS // replicas, {}
-    for way, run in (("each", lambda: sg.closed_loop_each(ed, clips, clients, rounds=ROUNDS)),
-                     ("batch_calls", lambda: sg.closed_loop(ed, clips, clients, rounds=ROUNDS // 2))):
-        barrier.wait()
-        out[way] = run()
-        say(k, f"{way}: {out[way]['x_real_time']}x")
+    barrier.wait()
+    out = {"closed_loop": sg.closed_loop(ed, clips, CLIENTS // replicas, rounds=ROUNDS)}
+    say(k, f"{out['closed_loop']['x_real_time']}x")
     out["peak_gpu_mib"] = sg.peak_mib()
     ed.close()
     sg.codec_mod.use_analysis_processes(False)      # the worker processes stopped, or this one never exits
@@ -81,14 +78,11 @@ def main():
         if failed:
             raise SystemExit(f"a replica failed:\n{failed[0]}")
         r = res[f"replicas_{n}"] = {"per_replica": [got[k] for k in range(n)], "wall_s": round(time.perf_counter() - t, 1)}
-        for way in ("each", "batch_calls"):
-            rows = [got[k][way] for k in range(n)]
-            start, end = min(x["at"][0] for x in rows), max(x["at"][1] for x in rows)
-            audio = sum(x["audio_s"] for x in rows)
-            r[way] = {"audio_s": round(audio, 1), "window_s": round(end - start, 3), "x_real_time": round(audio / (end - start), 1)}
-            if way == "each":
-                r[way]["latency_p50_s"] = [x["latency_s"]["p50"] for x in rows]
-            print(f"replicas {n} {way}", r[way], flush=True)
+        rows = [got[k]["closed_loop"] for k in range(n)]
+        start, end = min(x["at"][0] for x in rows), max(x["at"][1] for x in rows)
+        audio = sum(x["audio_s"] for x in rows)
+        r["all"] = {"audio_s": round(audio, 1), "window_s": round(end - start, 3), "x_real_time": round(audio / (end - start), 1)}
+        print(f"replicas {n}", r["all"], flush=True)
         out_json.write_text(json.dumps(res, indent=1))
 
 

@@ -39,7 +39,6 @@ from core import audio, tags
 from core.nvspeech import tags_in
 from editor.artifacts import SHIPPED, SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER, codec_dirs
 from editor.llm import chat, model as llm_model
-from editor.llm.codec_queue import CodecQueue
 from editor.llm.continuous import ContinuousDecoder, Request
 from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
 from editor.llm.streaming import AudioStream, stream
@@ -285,14 +284,10 @@ class Editor:
         self.guided_iterations: int | None = None
         self.layout = Layout.of(codec.tokenizer)
         self._vad = None
-        self._codec_queue: CodecQueue | None = None          # CUDA: the codec's own thread and stream
+        self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
         self._encode_stream = None                            # CUDA: the tokenizer's stream (analyse)
         self.continuous: ContinuousDecoder | None = None      # use_continuous()
         self._batch_lock = threading.Lock()                   # batch decodes (generate()): one caller at a time
-        self._sink_lock = threading.Lock()
-        # start_each's per-request work (waiting for its answers, its next iterations); threads that mostly
-        # wait, so many: a request waits for a thread only behind more requests than a decoder holds
-        self._chains = ThreadPoolExecutor(256, thread_name_prefix="edit-request")
 
     @classmethod
     def load(cls, llm_dir, tokenizer_dir=None, decoder_dir=None, device="auto", quantize: str | None = None,
@@ -366,34 +361,26 @@ class Editor:
             self.continuous.close()
             self.continuous = None
 
-    def _submit(self, prompts, max_new, seeds, temps, min_new=None, negatives=None, guidance=None) -> dict[int, Future]:
-        """The rows that fit the continuous decoder queued to it in one prefill (none when it is off):
-        row index -> the future of its answer."""
-        if self.continuous is None:
-            return {}
-        n = len(prompts)
-        min_new, negatives, guidance = min_new or [0] * n, negatives or [None] * n, guidance or [1.0] * n
-        reqs = {i: Request(prompts[i], max_new[i], seeds[i], temps[i], min_new[i], negatives[i], guidance[i])
-                for i in sorted(range(n), key=lambda i: -len(prompts[i]))}
-        fit = [i for i, r in reqs.items() if self.continuous.fits(r)]
-        return dict(zip(fit, self.continuous.submit_many([reqs[i] for i in fit])))
-
     # ---- generation ------------------------------------------------------------------------------
     def _generate(self, prompts, max_new, seeds, temps, refs=None, sink=None, keys=None, min_new=None,
-                  negatives=None, guidance=None, joined=None) -> list[np.ndarray]:
+                  negatives=None, guidance=None) -> list[np.ndarray]:
         """Decode in batches of similar prompt length, or through the continuous decoder when it is on
         (the answers that fit it); results in input order. min_new[i]: the fewest answer tokens of
-        request i (default none); negatives[i], guidance[i]: its guidance (None, 1: none). joined: the
-        rows `_submit` queued already (row index -> future); None: queue them here.
+        request i (default none); negatives[i], guidance[i]: its guidance (None, 1: none).
         With a sink (`_AudioSink`), each finished batch's answers go to the codec at once (refs[i]: the
         voice reference of request i; keys[i], default i: its key in the sink) while the next batch generates."""
         out = [None] * len(prompts)
         min_new = min_new or [0] * len(prompts)
         negatives, guidance = negatives or [None] * len(prompts), guidance or [1.0] * len(prompts)
         put = lambda idx, res: sink.put([keys[i] if keys else i for i in idx], res, [refs[i] for i in idx])
-        if joined is None:
-            joined = self._submit(prompts, max_new, seeds, temps, min_new, negatives, guidance)
-        order = [i for i in sorted(range(len(prompts)), key=lambda i: -len(prompts[i])) if i not in joined]
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        joined = {}
+        if self.continuous is not None:
+            reqs = {i: Request(prompts[i], max_new[i], seeds[i], temps[i], min_new[i], negatives[i], guidance[i])
+                    for i in order}
+            fit = [i for i, r in reqs.items() if self.continuous.fits(r)]
+            joined = dict(zip(fit, self.continuous.submit_many([reqs[i] for i in fit])))
+            order = [i for i in order if i not in joined]
         with self._batch_lock:
             for k in range(0, len(order), self.batch_size):
                 idx = order[k:k + self.batch_size]
@@ -489,24 +476,6 @@ class Editor:
             self._prepare(a)
         return self._start_clones(a) if a.kind == "clone" else self._start_edits(a)
 
-    def start_each(self, a: "Analysed") -> list[Future]:
-        """run()'s result per request, each its own future. With continuous decoding each completes as soon
-        as its own answers are decoded to audio (a short edit is not held back by the longest of its
-        batch, and its codec decode joins whatever else has just finished: CodecQueue); this returns
-        once the batch's first rows are queued, and may be called from several threads at once. With
-        batch decoding it returns once `start` has generated the batch, and the futures complete
-        together, as run() would."""
-        if not a.items:
-            return []
-        if a.first is None:
-            self._prepare(a)
-        if self.continuous is None:
-            whole = self._chains.submit(self.start(a))
-            return [_element(whole, i) for i in range(len(a.reqs))]
-        joined = self._submit(**a.first)
-        begin = self._start_clones if a.kind == "clone" else self._start_edits
-        return [self._chains.submit(lambda s=sub, j=mine: begin(s, j)()[0]) for sub, mine in a.split(joined)]
-
     def _decode(self, ids_list, refs) -> list[np.ndarray]:
         """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
         keep = [i for i, ids in enumerate(ids_list) if len(ids)]
@@ -519,9 +488,9 @@ class Editor:
         return out
 
     def _sink(self) -> "_AudioSink":
-        with self._sink_lock:        # start_each's requests make their sinks in threads of their own
-            if self.codec.device.type == "cuda" and self._codec_queue is None:
-                self._codec_queue = CodecQueue(self._decode, torch.cuda.Stream(self.codec.device))
+        if self.codec.device.type == "cuda" and self._decode_pool is None:
+            self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="codec-decode")
+            self._decode_stream = torch.cuda.Stream(self.codec.device)
         return _AudioSink(self)
 
     # ---- clone -----------------------------------------------------------------------------------
@@ -542,9 +511,9 @@ class Editor:
         return dict(prompts=list(prompts), max_new=list(limits), seeds=[_seed(r["seed"]) for r in a.reqs],
                     temps=[r["temperature"] for r in a.reqs], negatives=negatives, guidance=[w] * len(prompts))
 
-    def _start_clones(self, a: "Analysed", joined=None) -> Callable[[], list[np.ndarray]]:
+    def _start_clones(self, a: "Analysed") -> Callable[[], list[np.ndarray]]:
         sink = self._sink()
-        self._generate(**a.first, refs=a.frames, sink=sink, joined=joined)
+        self._generate(**a.first, refs=a.frames, sink=sink)
 
         def finish():
             audio = sink.collect()
@@ -622,8 +591,7 @@ class Editor:
             rows["min_new"].append(lo), rows["max_new"].append(hi)
         return rows
 
-    def _start_edits(self, a: "Analysed", joined=None) -> Callable[[], list[list[np.ndarray]]]:
-        """joined: the first decode's rows queued already (`_generate`)."""
+    def _start_edits(self, a: "Analysed") -> Callable[[], list[list[np.ndarray]]]:
         reqs = a.reqs
         items = [{**it, "src": i, "outs": [], "ref": fr} for it, i, fr in zip(a.items, a.ids, a.frames)]
         sink = self._sink()
@@ -634,8 +602,7 @@ class Editor:
             else:
                 fed = [it["src"] if reqs[it["req"]]["prompt_fixed"] else it["outs"][-1] for it in todo]
                 rows = self._edit_rows(a, todo, fed, k)
-            res = self._generate(**rows, refs=[it["ref"] for it in todo], sink=sink, keys=[(id(it), k) for it in todo],
-                                 joined=joined if k == 0 else None)
+            res = self._generate(**rows, refs=[it["ref"] for it in todo], sink=sink, keys=[(id(it), k) for it in todo])
             for it, answer in zip(todo, res):
                 it["outs"].append(answer)
             for it in items:      # rows that stopped early (an empty answer) stay empty
@@ -701,21 +668,6 @@ class Analysed:
     ids: list | None = None       # each item's interleaved source ids
     first: dict | None = None     # _generate's per-row arguments of the first decode
 
-    def split(self, joined: dict) -> list[tuple["Analysed", dict]]:
-        """One Analysed per request (its items, frames, ids and first rows), each with its items' share of
-        `joined` (item index -> future), indexed as in its own items."""
-        mine = {}
-        for j, it in enumerate(self.items):
-            mine.setdefault(it["req"], []).append(j)
-        out = []
-        for ri, r in enumerate(self.reqs):
-            idx = mine.get(ri, [])
-            take = lambda xs: None if xs is None else [xs[j] for j in idx]   # noqa: E731
-            first = None if self.first is None else {k: take(v) for k, v in self.first.items()}
-            sub = Analysed(self.kind, [r], [{**self.items[j], "req": 0} for j in idx], take(self.frames), take(self.ids), first)
-            out.append((sub, {n: joined[j] for n, j in enumerate(idx) if j in joined}))
-        return out
-
 
 class _AudioSink:
     """Answers handed to the codec as the LLM finishes each batch. On CUDA the decodes run on the
@@ -728,7 +680,7 @@ class _AudioSink:
 
     def put(self, keys, ids_list, refs) -> None:
         ed = self.editor
-        if ed._codec_queue is None:
+        if ed._decode_pool is None:
             done = Future()
             try:
                 done.set_result(ed._decode(ids_list, refs))
@@ -736,7 +688,11 @@ class _AudioSink:
                 done.set_exception(e)
             self.jobs.append((keys, done))
         else:
-            self.jobs.append((keys, ed._codec_queue.submit(ids_list, refs)))
+            self.jobs.append((keys, ed._decode_pool.submit(self._on_stream, ids_list, refs)))
+
+    def _on_stream(self, ids_list, refs):
+        with torch.cuda.stream(self.editor._decode_stream):     # None (CPU): no stream
+            return self.editor._decode(ids_list, refs)
 
     def collect(self) -> dict:
         """key -> 16 kHz audio, once every decode has finished (the first error is raised)."""
@@ -744,19 +700,6 @@ class _AudioSink:
         for keys, job in self.jobs:
             out.update(zip(keys, job.result()))
         return out
-
-
-def _element(whole: Future, i: int) -> Future:
-    """A future of element i of whole's result (or of its error)."""
-    part = Future()
-
-    def done(w):
-        if w.exception() is not None:
-            part.set_exception(w.exception())
-        else:
-            part.set_result(w.result()[i])
-    whole.add_done_callback(done)
-    return part
 
 
 def _call(fn, r):

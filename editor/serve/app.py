@@ -1,19 +1,19 @@
 """The editor as a Ray Serve deployment: POST /clone, POST /edit, GET /health (schema.py: the forms).
 
 Each replica loads one Editor. Requests are checked one by one (a bad one is a 4xx for its client
-alone), then @serve.batch gathers the concurrent good ones into one batch, analysed together (F0 and
-mel on CPU threads; on CUDA also the tokenizer and the prompts). With continuous decoding (on CUDA by
-default) the batch's answers then join the one running decode as rows come free
-(editor/llm/continuous.py), and each request is answered as soon as its own audio is decoded, not when
-the longest edit of its batch ends (Editor.start_each): the batch handler returns its requests' futures
-once their rows are queued, and each client awaits its own. With batch decoding the batch is generated
-(one batch at a time) and its audio decoded while the next batch generates. Replicas, batch size and
-wait come from the config (configs/pipeline/serve.yaml; pipelines/serve.py starts it).
+alone), then @serve.batch gathers the concurrent good ones into one batch, so the GPU decodes them
+together. A batch is analysed (F0 and mel on CPU threads; on CUDA also the tokenizer and the prompts)
+before it takes the model and decoded by the codec after it gives the model back: with two batches in
+flight per route, one batch's analysis and audio decode overlap the other's generation. With continuous
+decoding (on CUDA by default) there is no model lock: every batch's answers join the one running
+decode as rows come free (editor/llm/continuous.py). Replicas, batch size and wait come from the config
+(configs/pipeline/serve.yaml; pipelines/serve.py starts it).
 """
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from concurrent.futures import Future
 
 from ray import serve
 from starlette.requests import Request
@@ -63,39 +63,44 @@ class EditorServer:
                      "guidance": self.editor.guidance, "guided_iterations": self.editor.guided_iterations,
                      "continuous_rows": int(rows),
                      "load_s": round(time.perf_counter() - t0, 2)}
+        # batch decoding: one model call (Editor.start) at a time, as batches run in their own threads and
+        # the editor's buffers and CUDA graphs are not made for two callers; the continuous decoder takes
+        # every caller's rows itself. Analysis (tokenizer included) needs no lock
+        self.lock = contextlib.nullcontext() if self.editor.concurrent_start else threading.Lock()
         for batcher in (self.clone_batch, self.edit_batch):
             batcher.set_max_batch_size(max_batch_size)
             batcher.set_batch_wait_timeout_s(batch_wait_timeout_s)
         log.info("editor replica ready: %s", self.info)
 
-    def _start(self, kind: str, reqs: list[dict]) -> list:
-        """The batch analysed and started in a worker thread's call; per request (the future of its
-        result, batch size, start time)."""
+    def _run(self, kind: str, reqs: list[dict]) -> list:
+        """The batch in a worker thread's call; per request (result, error text)."""
         t0 = time.perf_counter()
         try:
-            futs = self._analyse_start(kind, reqs)
+            outs = [(o, None) for o in self._analyse_run(kind, reqs)]
         except ValueError:   # checked requests should not fail, but if one does, only it fails
-            futs = []
+            outs = []
             for r in reqs:
                 try:
-                    futs += self._analyse_start(kind, [r])
+                    outs.append((self._analyse_run(kind, [r])[0], None))
                 except ValueError as e:
-                    futs.append(Future())
-                    futs[-1].set_exception(e)
-        return [(f, len(reqs), t0) for f in futs]
+                    outs.append((None, str(e)))
+        took = time.perf_counter() - t0
+        return [(o, err, {"batch_size": len(reqs), "compute_s": round(took, 3)}) for o, err in outs]
 
-    def _analyse_start(self, kind: str, reqs: list[dict]) -> list[Future]:
-        analysed = self.editor.analyse(kind, reqs)     # beside the running decode and other batches
-        return self.editor.start_each(analysed)        # rows queued (batch decoding: generated)
+    def _analyse_run(self, kind: str, reqs: list[dict]) -> list:
+        analysed = self.editor.analyse(kind, reqs)     # beside another batch's LLM decode
+        with self.lock:
+            finish = self.editor.start(analysed)       # the LLM's part
+        return finish()                                # the codec's decode, beside the next batch's LLM
 
-    # two batches in flight per route: one analysed while the other starts
+    # two batches in flight per route: one analysed or decoded while the other has the model (self.lock)
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05, max_concurrent_batches=2)  # sizes from the config
     async def clone_batch(self, reqs: list[dict]) -> list:
-        return await asyncio.to_thread(self._start, "clone", reqs)
+        return await asyncio.to_thread(self._run, "clone", reqs)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05, max_concurrent_batches=2)
     async def edit_batch(self, reqs: list[dict]) -> list:
-        return await asyncio.to_thread(self._start, "edit", reqs)
+        return await asyncio.to_thread(self._run, "edit", reqs)
 
     async def __call__(self, request: Request) -> Response:
         path, method = request.url.path.rstrip("/") or "/", request.method
@@ -110,16 +115,14 @@ class EditorServer:
             body, ctype = await _body(request, self.limits), request.headers.get("content-type")
             if path == "/clone":
                 req, every = clone_request(ctype, body, self.limits), False
-                fut, batch_size, t0 = await self.clone_batch(req)
+                out, err, stats = await self.clone_batch(req)
             else:
                 req, every = edit_request(ctype, body, self.limits)
-                fut, batch_size, t0 = await self.edit_batch(req)
+                out, err, stats = await self.edit_batch(req)
         except BadRequest as e:
             return JSONResponse(e.body(), e.status)
-        try:
-            out = await asyncio.wrap_future(fut)
-        except ValueError as e:
-            return JSONResponse({"error": str(e), "field": "body"}, 422)
+        if err is not None:
+            return JSONResponse({"error": err, "field": "body"}, 422)
         media_type, data = answer([out] if path == "/clone" else out, every)
-        return Response(data, media_type=media_type, headers={
-            "X-Batch-Size": str(batch_size), "X-Compute-S": str(round(time.perf_counter() - t0, 3))})
+        return Response(data, media_type=media_type,
+                        headers={"X-Batch-Size": str(stats["batch_size"]), "X-Compute-S": str(stats["compute_s"])})

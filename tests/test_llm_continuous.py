@@ -2,6 +2,7 @@
 the answers generate() gives them alone, through a ring cache that wraps, with guidance, limits and
 errors; the Editor on it gives the audio it gives without it, from many threads at once."""
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -195,3 +196,37 @@ def test_editor_on_continuous_decoding_gives_the_same_audio_from_many_threads(fr
     assert ed.continuous is None and not ed.concurrent_start
     with pytest.raises(ValueError, match="rows 1"):
         ed.use_continuous(rows=1)
+
+
+def test_random_traffic_every_answer_as_alone(untrained, vocab):
+    """Batches of one to six requests (most guided, some with a minimum, greedy and sampled, of 5 to 60
+    tokens) from six threads at random moments through 16 rows: rows freed and taken again in every
+    order, steps of 8 and 16 rows, guided pairs split across both halves; every answer generate()'s alone."""
+    import random
+    rng, layout = random.Random(0), Layout()
+    prompts = prompts_of(vocab, 10)
+
+    def request(seed):
+        guided = rng.random() < 0.6
+        return Request(prompts[rng.randrange(10)], rng.randrange(5, 60), seed=seed, temperature=rng.choice([0, 0.7, 1.0]),
+                       min_new=rng.choice([0, 0, 10]), negative=prompts[rng.randrange(10)] if guided else None,
+                       guidance=2.0 if guided else 1.0)
+    batches = [[request(100 * b + j) for j in range(rng.randrange(1, 7))] for b in range(30)]
+    pauses = [rng.random() * 0.05 for _ in batches]
+    dec = ContinuousDecoder(untrained, vocab, rows=16, cache_len=192, layout=layout)
+    widths = set()
+    real = dec._one_step
+    dec._one_step = lambda n: widths.add(n) or real(n)
+
+    def send(k):
+        time.sleep(pauses[k])
+        return [f.result(300) for f in dec.submit_many(batches[k])]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            got = list(pool.map(send, range(len(batches))))
+    finally:
+        dec.close()
+    assert widths == {8, 16} and dec.error is None
+    for batch, answers in zip(batches, got):
+        for r, g in zip(batch, answers, strict=True):
+            np.testing.assert_array_equal(g, alone(untrained, vocab, r, layout))

@@ -9,6 +9,11 @@ Why: one replica is one Python process, and everything a request costs the host 
 the prefill, the decode loop, the codec's calls) takes turns on its one interpreter lock; a second
 process on the same GPU has its own. Per R, the audio of all replicas over the window from the first
 replica's start to the last one's end. Guided as shipped. SERVING_SMOKE=1: a quick CPU run.
+
+Two continuous decoders on one H100 crashed (docs/serving.md, "Two replicas on one GPU"); two switches test
+what is behind it: SERVING_ROWS_PER_REPLICA=0 runs the replicas with batch decoding (no continuous
+decoder), SERVING_OWN_INDUCTOR_CACHE=1 gives each replica its own torch.compile cache directory (the
+replicas compile the same steps at the same moment). CUDA_LAUNCH_BLOCKING=1 names the kernel at fault.
 """
 import json
 import multiprocessing as mp
@@ -21,9 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SMOKE = bool(int(os.environ.get("SERVING_SMOKE", "0")))
 CLIENTS = 4 if SMOKE else 64
 ROUNDS = 2 if SMOKE else 6
+ROWS = os.environ.get("SERVING_ROWS_PER_REPLICA")      # default: 128 / R (8 / R in a smoke run), at least 8
 
 
 def replica(k, replicas, barrier, results, clips_dir, llm):
+    if os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1":       # read when torch compiles, after this
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"/tmp/torchinductor_replica_{k}"
     try:
         results.put((k, serve_clients(k, replicas, barrier, clips_dir, llm)))
     except BaseException as e:       # the parent raises it, rather than waiting for a result that never comes
@@ -46,7 +54,9 @@ def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
     ed = sg.served_editor(llm, res)
     for _, wav, text in clips:
         ed.edit(wav, text, "emotion", "happy")
-    ed.use_continuous(max(8, (8 if SMOKE else 128) // replicas), 1024)
+    rows = int(ROWS) if ROWS is not None else max(8, (8 if SMOKE else 128) // replicas)
+    if rows:
+        ed.use_continuous(rows, 1024)
     for _, wav, text in clips:      # the joiners' prefill shapes
         ed.edit(wav, text, "emotion", "happy")
     say(k, "ready")
@@ -64,7 +74,9 @@ def main():
     counts = [int(r) for r in sys.argv[3:]] or [1, 2, 4]
     llm = os.environ.get("SERVING_LLM", "editor/artifacts/editor-llm-v5")
     ctx = mp.get_context("spawn")
-    res = {"clients": CLIENTS, "rounds": ROUNDS, "llm": llm}
+    res = {"clients": CLIENTS, "rounds": ROUNDS, "llm": llm, "rows_per_replica": ROWS or "128/R",
+           "own_inductor_cache": os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1",
+           "cuda_launch_blocking": os.environ.get("CUDA_LAUNCH_BLOCKING") == "1"}
     for n in counts:
         t = time.perf_counter()
         barrier, results = ctx.Barrier(n), ctx.Queue()

@@ -53,7 +53,7 @@ def start(cfg) -> str:
         raise ValueError(f"pipeline.gpus_per_replica={p.gpus_per_replica} with continuous decoding (continuous_rows="
                          f"{rows}): replicas sharing a GPU stopped with a CUDA illegal memory access in both H100 runs "
                          "of two replicas (docs/serving.md, 'Two replicas on one GPU'); give each replica a whole GPU, "
-                         "or set pipeline.continuous_rows=0 to share one")
+                         "or set pipeline.continuous_rows=0 (batch decoding, not tested shared on a GPU)")
     if int(p.continuous_cache_len) < 64:
         raise ValueError(f"pipeline.continuous_cache_len={p.continuous_cache_len}: at least 64")
     if p.max_ongoing_requests < p.max_batch_size:

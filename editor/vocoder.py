@@ -53,11 +53,28 @@ def _mel_pinv() -> torch.Tensor:
     return torch.linalg.pinv(torch.as_tensor(mel_basis()).T)                        # (freq, mels)
 
 
+# The constants every call uses, made once per device: on CUDA each would otherwise be a host-to-device
+# copy or a kernel per call, and a server's codec thread pays every one of them on every call
+@lru_cache(maxsize=8)
+def _pinv_on(device: torch.device) -> torch.Tensor:
+    return _mel_pinv().to(device)
+
+
+@lru_cache(maxsize=8)
+def _basis_on(device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(mel_basis(), device=device)                              # (freq, mels)
+
+
+@lru_cache(maxsize=8)
+def _window_on(device: torch.device) -> torch.Tensor:
+    return torch.hann_window(N_FFT, device=device)
+
+
 def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
     """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
     pseudo-inverse of the mel filterbank."""
     mel = _padded(mels, _span([len(m) for m in mels]) + 1, -np.inf, device).exp()   # padding: exp(-inf) = 0
-    return (_mel_pinv().to(device) @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
+    return (_pinv_on(torch.device(device)) @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
 
 
 def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
@@ -71,7 +88,7 @@ def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momen
                          seed: int = 0, init: torch.Tensor | None = None) -> torch.Tensor:
     """Fast Griffin-Lim: (..., freq, frames) STFT magnitude -> (..., length) waveform. The phase starts
     from the complex STFT `init` when given, at random otherwise."""
-    window = torch.hann_window(N_FFT, device=mag.device)
+    window = _window_on(mag.device)
     if init is None:
         u = _per_clip(tuple(mag.shape[-2:-1]), mag.shape[-1], mag[..., 0, 0].numel(), seed, torch.rand).reshape(mag.shape)
         angles = torch.exp(2j * torch.pi * u).to(mag.device)
@@ -91,7 +108,7 @@ def _envelope_gain(target_log_mel: torch.Tensor, y: torch.Tensor, window: torch.
     """Per-bin gain (B, freq, T+1) that moves y's log-mel to the target (B, T+1, mels): the band errors
     interpolated linearly over frequency between the band centres."""
     s = torch.stft(y, N_FFT, HOP, window=window, return_complex=True).abs()
-    basis = torch.as_tensor(mel_basis(), device=y.device)                          # (freq, mels)
+    basis = _basis_on(y.device)                                                    # (freq, mels)
     mel = torch.log((basis.T @ s).clamp(min=LOG_FLOOR)).transpose(1, 2)           # (B, T+1, mels)
     err = (target_log_mel - mel).clamp(-8.0, 8.0)
     weights = basis / basis.sum(1, keepdim=True).clamp(min=1e-8)                   # bin <- its bands
@@ -117,8 +134,8 @@ def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: 
     suffice: they only make the phase consistent with the magnitude.
     """
     device = torch.device(device)
-    start = torch.stft(_source_filter(frames, device, seed=seed), N_FFT, HOP,
-                       window=torch.hann_window(N_FFT, device=device), return_complex=True)
+    start = torch.stft(_source_filter(frames, device, seed=seed), N_FFT, HOP, window=_window_on(device),
+                       return_complex=True)
     mag = mel_magnitude([f.mel for f in frames], device)
     y = phase_from_magnitude(mag, _span([len(f.f0) for f in frames]) * HOP, n_iter, momentum, init=start)
     return _unbatch(y, [len(f.f0) for f in frames])
@@ -170,12 +187,12 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     f0_s = f0_filled[:, lo] * (1 - w) + f0_filled[:, hi] * w
     v_s = voiced[:, lo] * (1 - w) + voiced[:, hi] * w
     harm = _pulse_train(f0_s)
-    noise = _per_clip((), n, len(frames), seed, torch.randn).to(device)
+    noise = _per_clip((), n, 1, seed, torch.randn).to(device)      # every clip's: one row, broadcast below
     # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level (each clip over
     # its own samples)
     own = (t[None, :] < torch.as_tensor([len(f.f0) * HOP for f in frames], device=device)[:, None]).float()
     harm = harm / torch.sqrt(((harm ** 2) * own).sum(1, keepdim=True) / own.sum(1, keepdim=True).clamp(min=1)).clamp(min=1e-4)
-    window = torch.hann_window(N_FFT, device=device)
+    window = _window_on(device)
     H = torch.stft(harm * v_s, N_FFT, HOP, window=window, return_complex=True)
     N = torch.stft(noise, N_FFT, HOP, window=window, return_complex=True)
     freq = torch.linspace(0, 1, N_FFT // 2 + 1, device=device)[None, :, None]

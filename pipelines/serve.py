@@ -49,7 +49,8 @@ def start(cfg) -> str:
     rows = p.continuous_rows
     if rows != "auto" and (not isinstance(rows, int) or rows == 1 or rows < 0):
         raise ValueError(f"pipeline.continuous_rows={rows!r}: auto, 0 (batch decoding) or a number of rows >= 2")
-    if rows != 0 and 0 < float(p.gpus_per_replica) < 1:
+    continuous = rows != 0 and not (rows == "auto" and p.device == "cpu")     # auto: on where the replica has CUDA
+    if continuous and 0 < float(p.gpus_per_replica) < 1:
         raise ValueError(f"pipeline.gpus_per_replica={p.gpus_per_replica} with continuous decoding (continuous_rows="
                          f"{rows}): replicas sharing a GPU stopped with a CUDA illegal memory access in both H100 runs "
                          "of two replicas (docs/serving.md, 'Two replicas on one GPU'); give each replica a whole GPU, "

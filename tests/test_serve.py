@@ -264,5 +264,7 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
     with pytest.raises(ValueError, match="gpus_per_replica=0.5 with continuous decoding"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5"]))
+    with pytest.raises(ValueError, match="gpus_per_replica=0.5 with continuous decoding"):
+        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5", "pipeline.continuous_rows=64"]))
     with pytest.raises(ValueError, match="max_prompt_s"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.limits.max_prompt_s=60"]))

@@ -319,11 +319,17 @@ def attention_ab(llm, clips, res, save):
     decode_attention.use = packed
 
 
+def warm_up(ed, clips):
+    """One edit of every clip, not timed: the decode steps of their lengths compiled and captured (with
+    continuous decoding on, the joiners' prefill shapes)."""
+    for _, wav, text in clips:
+        ed.edit(wav, text, "emotion", "happy")
+
+
 def served_rows(ed, clips, r, save, name):
     """The served editor's rows: batch 1, a wave of 64's parts, 16 and 64 clients that keep sending,
     unguided and guided as shipped."""
-    for _, wav, text in clips:        # warm-up: compile and capture the decode steps of every length
-        ed.edit(wav, text, "emotion", "happy")
+    warm_up(ed, clips)
     r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
     print(name, "batch1", r["batch1"], flush=True)
     shipped = ed.guidance
@@ -395,16 +401,14 @@ def continuous_rows(llm, clips, res, save):
         if mode == "int8":
             from editor.llm.quantize import quantize_int8
             quantize_int8(ed.model)
-        for _, wav, text in clips:
-            ed.edit(wav, text, "emotion", "happy")
+        warm_up(ed, clips)
         ways = ("batches", "continuous") if mode == "bf16" else ("continuous",)
         for way in ways:
             r = res[f"{mode}_{way}"] = {}
             if way == "continuous":
                 ed.use_continuous(rows, cache_len)
                 r["rows"], r["cache_len"] = rows, cache_len
-                for _, wav, text in clips:      # warm-up of the joiners' prefill shapes
-                    ed.edit(wav, text, "emotion", "happy")
+                warm_up(ed, clips)
                 a = ed.analyse("edit", edit_requests(clips, 64))
                 first = ed._edit_rows(a, a.items, ed._encode(a.frames), 0)
                 r["answers_that_fit"] = sum(ed.continuous.fits(Request(p, n)) for p, n in

@@ -52,13 +52,11 @@ def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
     res = {"vad": "silero" if importlib.util.find_spec("silero_vad") else "energy"}
     clips = sg.load_clips(Path(clips_dir))
     ed = sg.served_editor(llm, res)
-    for _, wav, text in clips:
-        ed.edit(wav, text, "emotion", "happy")
+    sg.warm_up(ed, clips)
     rows = int(ROWS) if ROWS is not None else max(8, (8 if SMOKE else 128) // replicas)
     if rows:
         ed.use_continuous(rows, 1024)
-    for _, wav, text in clips:      # the joiners' prefill shapes
-        ed.edit(wav, text, "emotion", "happy")
+        sg.warm_up(ed, clips)
     say(k, "ready")
     barrier.wait()
     out = {"closed_loop": sg.closed_loop(ed, clips, CLIENTS // replicas, rounds=ROUNDS)}

@@ -48,16 +48,11 @@ def _padded(rows: list[np.ndarray], length: int, fill: float, device) -> torch.T
     return torch.from_numpy(x).to(device)
 
 
-@lru_cache(maxsize=1)
-def _mel_pinv() -> torch.Tensor:
-    return torch.linalg.pinv(torch.as_tensor(mel_basis()).T)                        # (freq, mels)
-
-
 # The constants every call uses, made once per device: on CUDA each would otherwise be a host-to-device
 # copy or a kernel per call, and a server's codec thread pays every one of them on every call
 @lru_cache(maxsize=8)
 def _pinv_on(device: torch.device) -> torch.Tensor:
-    return _mel_pinv().to(device)
+    return torch.linalg.pinv(torch.as_tensor(mel_basis()).T).to(device)             # (freq, mels), made on the CPU
 
 
 @lru_cache(maxsize=8)

@@ -13,6 +13,7 @@ from editor.decoder import TokenDecoder, reference_stats
 from editor.features import Frames
 from editor.tokenizer import DualCodebookTokenizer, encoder_inputs
 from editor.vocoder import DEFAULT_VOCODER, VOCODERS
+from editor.vocoder_graphs import CapturedVocoder
 
 
 class Codec:
@@ -24,6 +25,8 @@ class Codec:
         self.tokenizer, self.device = tokenizer, torch.device(device)
         self.f0_decimation = features.check_f0_decimation(f0_decimation)
         self.decoder = decoder.to(self.device).eval() if decoder is not None else None
+        # the default vocoder replayed as CUDA graphs (editor/vocoder_graphs.py): capture_vocoder()
+        self.vocoder_graphs: CapturedVocoder | None = None
         if decoder is not None and decoder.config.tokenizer_version != tokenizer.cfg["version"]:
             raise ValueError(f"decoder {decoder.config.version} was trained on tokenizer "
                              f"{decoder.config.tokenizer_version}, not {tokenizer.cfg['version']}")
@@ -36,6 +39,12 @@ class Codec:
                 raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
             dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
         return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device, f0_decimation)
+
+    def capture_vocoder(self, on: bool = True) -> None:
+        """On CUDA, decode() renders with the default vocoder's captured graphs from now on (off: eagerly).
+        A server's choice: the same waveforms to float rounding, one launch per batch instead of
+        thousands; each new batch shape costs a capture the first time."""
+        self.vocoder_graphs = CapturedVocoder(self.device) if on and self.device.type == "cuda" else None
 
     def analyze(self, wav: np.ndarray) -> Frames:
         return features.analyze(wav, self.tokenizer.block, f0_decimation=self.f0_decimation)
@@ -104,7 +113,9 @@ class Codec:
         frames = self.decode_frames(tokens, references, batch_size)
         out: list[np.ndarray | None] = [None] * len(frames)
         for idx in _length_batches([len(f) for f in frames], batch_size):
-            for i, y in zip(idx, synthesize([frames[i] for i in idx], vocoder, self.device)):
+            batch = [frames[i] for i in idx]
+            graphed = self.vocoder_graphs is not None and vocoder == DEFAULT_VOCODER
+            for i, y in zip(idx, self.vocoder_graphs(batch) if graphed else synthesize(batch, vocoder, self.device)):
                 out[i] = y
         return out
 

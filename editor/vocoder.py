@@ -65,6 +65,27 @@ def _window_on(device: torch.device) -> torch.Tensor:
     return torch.hann_window(N_FFT, device=device)
 
 
+@lru_cache(maxsize=256)
+def _envelope_on(frames: int, device: torch.device) -> torch.Tensor:
+    """The squared window overlap-added over `frames` STFT frames: what _istft divides by."""
+    w2 = (_window_on(device) ** 2)[None, :, None].expand(1, N_FFT, frames)
+    return torch.nn.functional.fold(w2, (1, N_FFT + HOP * (frames - 1)), (1, N_FFT), stride=(1, HOP)).flatten()
+
+
+def _istft(X: torch.Tensor, length: int) -> torch.Tensor:
+    """torch.istft(X, N_FFT, HOP, window=hann, center=True, length=length), (..., freq, frames) -> (..., length),
+    without its host read: torch.istft checks the window envelope for zeros with a host read on every call
+    (on CUDA a wait for everything queued on the stream, which also makes it impossible to capture in a
+    CUDA graph). A Hann window at this hop has no zero inside the kept span, so the check is not needed."""
+    T = X.shape[-1]
+    frames = torch.fft.irfft(X, n=N_FFT, dim=-2) * _window_on(X.device)[:, None]
+    full = N_FFT + HOP * (T - 1)
+    y = torch.nn.functional.fold(frames.reshape(-1, N_FFT, T), (1, full), (1, N_FFT), stride=(1, HOP))
+    start = N_FFT // 2
+    y = y.reshape(*X.shape[:-2], full)[..., start:start + length] / _envelope_on(T, X.device)[start:start + length]
+    return torch.nn.functional.pad(y, (0, length - y.shape[-1]))
+
+
 def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
     """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
     pseudo-inverse of the mel filterbank."""
@@ -91,12 +112,12 @@ def phase_from_magnitude(mag: torch.Tensor, length: int, n_iter: int = 64, momen
         angles = init / (init.abs() + 1e-8)
     prev = torch.zeros_like(angles)
     for _ in range(n_iter):
-        y = torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)
+        y = _istft(mag * angles, length)
         s = torch.stft(y, N_FFT, HOP, window=window, return_complex=True)
         accel = s - (momentum / (1 + momentum)) * prev
         prev = s
         angles = accel / (accel.abs() + 1e-8)
-    return torch.istft(mag * angles, N_FFT, HOP, window=window, length=length)
+    return _istft(mag * angles, length)
 
 
 def _envelope_gain(target_log_mel: torch.Tensor, y: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
@@ -129,11 +150,37 @@ def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: 
     suffice: they only make the phase consistent with the magnitude.
     """
     device = torch.device(device)
-    start = torch.stft(_source_filter(frames, device, seed=seed), N_FFT, HOP, window=_window_on(device),
-                       return_complex=True)
-    mag = mel_magnitude([f.mel for f in frames], device)
-    y = phase_from_magnitude(mag, _span([len(f.f0) for f in frames]) * HOP, n_iter, momentum, init=start)
+    f0, mel, samples = (torch.from_numpy(x).to(device) for x in render_inputs(frames, _span([len(f.f0) for f in frames])))
+    y = render_harmonic_gl(f0, mel, samples, shared_noise(f0.shape[1] * HOP, seed, device), n_iter, momentum)
     return _unbatch(y, [len(f.f0) for f in frames])
+
+
+def render_inputs(frames: list, span: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The renderers' inputs on the host, padded to `span` frames and `rows` clips (default: as many as
+    given): F0 (rows, span), 0 where unvoiced or padding; log-mel (rows, span + 1, mels), -inf in the
+    padding; each clip's own length in samples (rows,), 0 for a padding row."""
+    rows = rows or len(frames)
+    f0 = np.zeros((rows, span), np.float32)
+    mel = np.full((rows, span + 1, frames[0].mel.shape[1]), -np.inf, np.float32)
+    samples = np.zeros(rows, np.int64)
+    for i, f in enumerate(frames):
+        f0[i, :len(f.f0)], mel[i, :len(f.mel)], samples[i] = f.f0, f.mel, len(f.f0) * HOP
+    return f0, mel, samples
+
+
+def shared_noise(n: int, seed: int, device) -> torch.Tensor:
+    """(1, n) white noise, every clip's (broadcast over a batch): its first values do not depend on n."""
+    return _per_clip((), n, 1, seed, torch.randn).to(device)
+
+
+def render_harmonic_gl(f0: torch.Tensor, mel: torch.Tensor, samples: torch.Tensor, noise: torch.Tensor,
+                       n_iter: int = 8, momentum: float = 0.99) -> torch.Tensor:
+    """harmonic_griffin_lim on render_inputs' tensors (and shared_noise of the span's samples), zero-padded
+    (rows, span * HOP). Device operations only, no host read: on CUDA it can be captured as one graph."""
+    start = torch.stft(_render_source_filter(f0, mel, samples, noise), N_FFT, HOP, window=_window_on(f0.device),
+                       return_complex=True)
+    mag = (_pinv_on(f0.device) @ mel.exp().transpose(1, 2)).clamp(min=LOG_FLOOR)   # padding: exp(-inf) = 0
+    return phase_from_magnitude(mag, f0.shape[1] * HOP, n_iter, momentum, init=start)
 
 
 def _pulse_train(f0_s: torch.Tensor) -> torch.Tensor:
@@ -159,18 +206,24 @@ def _pulse_train(f0_s: torch.Tensor) -> torch.Tensor:
 
 def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise_floor: float = 0.06,
                    seed: int = 0) -> torch.Tensor:
-    """The source-filter rendering, zero-padded (B, (T_max + TAIL) * HOP), on `device`.
+    """The source-filter rendering, zero-padded (B, (T_max + TAIL) * HOP), on `device`."""
+    f0, mel, samples = (torch.from_numpy(x).to(device) for x in render_inputs(frames, _span([len(f.f0) for f in frames])))
+    return _render_source_filter(f0, mel, samples, shared_noise(f0.shape[1] * HOP, seed, device), n_correct, noise_floor)
+
+
+def _render_source_filter(f0: torch.Tensor, mel: torch.Tensor, samples: torch.Tensor, noise: torch.Tensor,
+                          n_correct: int = 3, noise_floor: float = 0.06) -> torch.Tensor:
+    """The source-filter rendering of render_inputs' tensors, (rows, span * HOP).
 
     A harmonic excitation (phase integrated from F0, all harmonics below Nyquist) in voiced frames and
     white noise in unvoiced ones (plus a little in voiced ones, rising with frequency: breathiness)
     is shaped, bin by bin, until its log-mel matches the prediction. Griffin-Lim from a smooth mel
     has no defined pitch; this makes the pitch exactly the decoder's F0.
     """
-    device = torch.device(device)
-    t_max = _span([len(f.f0) for f in frames])
+    device = f0.device
+    t_max = f0.shape[1]
     n = t_max * HOP
-    f0 = _padded([f.f0 for f in frames], t_max, 0.0, device)
-    target = _padded([f.mel for f in frames], t_max + 1, float(np.log(LOG_FLOOR)), device)
+    target = torch.where(torch.isneginf(mel), float(np.log(LOG_FLOOR)), mel)
     # F0 per sample: linear interpolation between frame centres (frame i is centred at i*HOP + HOP/2)
     t = torch.arange(n, device=device, dtype=torch.float32)
     pos = ((t - HOP / 2) / HOP).clamp(0, t_max - 1)
@@ -182,10 +235,9 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     f0_s = f0_filled[:, lo] * (1 - w) + f0_filled[:, hi] * w
     v_s = voiced[:, lo] * (1 - w) + voiced[:, hi] * w
     harm = _pulse_train(f0_s)
-    noise = _per_clip((), n, 1, seed, torch.randn).to(device)      # every clip's: one row, broadcast below
     # harmonics carry ~0.5 power per harmonic; scale both sources to a comparable level (each clip over
     # its own samples)
-    own = (t[None, :] < torch.as_tensor([len(f.f0) * HOP for f in frames], device=device)[:, None]).float()
+    own = (t[None, :] < samples[:, None]).float()
     harm = harm / torch.sqrt(((harm ** 2) * own).sum(1, keepdim=True) / own.sum(1, keepdim=True).clamp(min=1)).clamp(min=1e-4)
     window = _window_on(device)
     H = torch.stft(harm * v_s, N_FFT, HOP, window=window, return_complex=True)
@@ -194,10 +246,10 @@ def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise
     v_frames = torch.nn.functional.pad(voiced, (0, 1))[:, None, :]
     noise_gain = (1 - v_frames) + v_frames * noise_floor * (1 + 4 * freq)
     X = H + N * noise_gain
-    y = torch.istft(X, N_FFT, HOP, window=window, length=n)
+    y = _istft(X, n)
     for _ in range(n_correct):
         X = X * _envelope_gain(target, y, window)
-        y = torch.istft(X, N_FFT, HOP, window=window, length=n)
+        y = _istft(X, n)
     return y
 
 

@@ -442,3 +442,38 @@ def test_a_clips_waveform_does_not_depend_on_its_batchmates():
             alone = synthesize([f], name)[0]
             assert len(y) == len(alone) == len(f.f0) * features.HOP
             np.testing.assert_allclose(y, alone, atol=1e-4, err_msg=name)
+
+
+def test_inverse_stft_is_torchs_without_its_host_read():
+    """The vocoder's own inverse STFT (capturable in a CUDA graph) gives torch.istft's waveform, batched
+    over leading dimensions, at the lengths the vocoder asks for."""
+    torch.manual_seed(0)
+    window = torch.hann_window(features.N_FFT)
+    for shape, length in (((3, 257, 40), 39 * features.HOP), ((2, 2, 257, 17), 16 * features.HOP + 7)):
+        X = torch.randn(*shape, dtype=torch.complex64)
+        ours = vocoder._istft(X, length)
+        flat = torch.istft(X.reshape(-1, *shape[-2:]), features.N_FFT, features.HOP, window=window, length=length)
+        assert ours.shape == (*shape[:-2], length)
+        torch.testing.assert_close(ours, flat.reshape(*shape[:-2], length), atol=1e-6, rtol=1e-5)
+
+
+def test_captured_vocoder_pads_to_its_buckets_and_renders_each_clip_as_alone():
+    """The graphed vocoder pads a batch to a power of two of rows and a multiple of its frame step (the
+    shapes its graphs are captured at); off CUDA it renders that padded batch eagerly, and every clip
+    comes back as harmonic_gl renders it alone. A CPU codec never captures."""
+    from editor.vocoder_graphs import CapturedVocoder
+    rng = np.random.default_rng(3)
+    frames = []
+    for n in (60, 151, 97):
+        f0 = np.where(np.arange(n) % 40 < 30, 130.0 + 15 * np.sin(np.arange(n) / 7), 0.0).astype(np.float32)
+        frames.append(features.Frames(f0=f0, mel=(np.log(0.05) + rng.normal(0, 0.5, (n, features.N_MELS))).astype(np.float32)))
+    cv = CapturedVocoder("cpu", frame_step=64)
+    rows, span = cv.bucket([len(f.f0) for f in frames])
+    assert (rows, span) == (4, 192) and span >= 151 + vocoder.TAIL
+    for f, y in zip(frames, cv(frames)):
+        alone = harmonic_griffin_lim([f])[0]
+        assert len(y) == len(f.f0) * features.HOP
+        np.testing.assert_allclose(y, alone, atol=1e-5)
+    c = Codec(DualCodebookTokenizer.load(SHIPPED_TOKENIZER))
+    c.capture_vocoder()
+    assert c.vocoder_graphs is None

@@ -273,6 +273,8 @@ class Editor:
             # measured on the H200: 64 requests in one 64-row LLM batch 352x real time, in rows of 16 266x
             # (docs/serving.md); a CPU gains nothing from wider rows and a request waits for its batch
             self.batch_size = 64
+            if self.cuda_graphs:     # the vocoder replayed too (editor/vocoder_graphs.py)
+                codec.capture_vocoder()
         self.sample = sample or SampleConfig()
         self.piece_s = dict(DEFAULT_PIECE_S)
         self.speed_ratio: dict[str, float] = {}

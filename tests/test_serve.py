@@ -166,6 +166,7 @@ def test_health(server):
     assert status == 200 and body["status"] == "ok" and body["device"] == "cpu"
     assert body["guidance"] == {} and body["guided_iterations"] is None     # the test LLM has no inference.json
     assert body["continuous_rows"] == 8
+    assert body["vocoder_graphs"] is False       # CUDA only
 
 
 def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):

@@ -61,7 +61,7 @@ class EditorServer:
         # the decoding a client's edits get: guidance comes with the LLM (its inference.json)
         self.info = {"llm": str(llm_dir), "device": str(self.editor.codec.device),
                      "guidance": self.editor.guidance, "guided_iterations": self.editor.guided_iterations,
-                     "continuous_rows": int(rows),
+                     "continuous_rows": int(rows), "vocoder_graphs": self.editor.codec.vocoder_graphs is not None,
                      "load_s": round(time.perf_counter() - t0, 2)}
         # batch decoding: one model call (Editor.start) at a time, as batches run in their own threads and
         # the editor's buffers and CUDA graphs are not made for two callers; the continuous decoder takes

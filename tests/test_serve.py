@@ -263,9 +263,8 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.continuous_rows=1"]))
     with pytest.raises(ValueError, match="gpus_per_replica"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
-    with pytest.raises(ValueError, match="gpus_per_replica=0.5 with continuous decoding"):
-        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5"]))
-    with pytest.raises(ValueError, match="gpus_per_replica=0.5 with continuous decoding"):
-        serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5", "pipeline.continuous_rows=64"]))
+    for rows in ("auto", 64, 0):       # batch decoding (0) crashed shared too
+        with pytest.raises(ValueError, match="gpus_per_replica=0.5: replicas sharing a GPU"):
+            serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5", f"pipeline.continuous_rows={rows}"]))
     with pytest.raises(ValueError, match="max_prompt_s"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.limits.max_prompt_s=60"]))

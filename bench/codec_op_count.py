@@ -20,13 +20,19 @@ from editor.llm.editor import Editor  # noqa: E402
 from long_edit import load_clips  # noqa: E402
 
 
-def ops(fn) -> tuple[int, list]:
-    """aten operations of one call of fn (after one call not counted), and the most frequent ones."""
+# operations that, on a GPU, wait for the stream and read a value back to the host
+HOST_READS = ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::_nested_tensor_from_mask",
+              "aten::_nested_tensor_from_mask_left_aligned", "aten::unique_consecutive")
+
+
+def ops(fn) -> tuple[int, list, dict]:
+    """aten operations of one call of fn (after one call not counted), the most frequent ones, and the
+    host reads among them."""
     fn()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     counts = [(e.count, e.key) for e in prof.key_averages() if e.key.startswith("aten::")]
-    return sum(c for c, _ in counts), sorted(counts, reverse=True)[:5]
+    return sum(c for c, _ in counts), sorted(counts, reverse=True)[:5], {k: c for c, k in counts if k in HOST_READS}
 
 
 def main():
@@ -37,14 +43,16 @@ def main():
     ids = ed._encode(frames)
     for n in (1, 4, 16):
         pick = [i % len(ids) for i in range(n)]
-        total, top = ops(lambda: ed._decode([ids[i] for i in pick], [frames[i] for i in pick]))
-        print(f"{n} answers per call: {total} ops, {total / n:.0f} per answer; most frequent {top}", flush=True)
+        total, top, reads = ops(lambda: ed._decode([ids[i] for i in pick], [frames[i] for i in pick]))
+        print(f"{n} answers per call: {total} ops, {total / n:.0f} per answer; most frequent {top}; host reads {reads}", flush=True)
     pick = [i % len(ids) for i in range(16)]
     toks = [ed.codec.tokenizer.deinterleave(ids[i]) for i in pick]
     refs = [frames[i] for i in pick]
-    print("16 answers, the decoder alone:", ops(lambda: ed.codec.decode_frames(toks, refs, 16))[0], "ops", flush=True)
+    total, _, reads = ops(lambda: ed.codec.decode_frames(toks, refs, 16))
+    print("16 answers, the decoder alone:", total, "ops; host reads", reads, flush=True)
     fr = ed.codec.decode_frames(toks, refs, 16)
-    print(f"16 answers, the vocoder ({DEFAULT_VOCODER}) alone:", ops(lambda: synthesize(fr, DEFAULT_VOCODER, "cpu"))[0], "ops", flush=True)
+    total, _, reads = ops(lambda: synthesize(fr, DEFAULT_VOCODER, "cpu"))
+    print(f"16 answers, the vocoder ({DEFAULT_VOCODER}) alone:", total, "ops; host reads", reads, flush=True)
 
 
 if __name__ == "__main__":

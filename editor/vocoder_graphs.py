@@ -1,6 +1,6 @@
 """The default vocoder (harmonic_gl) replayed as CUDA graphs, one per (rows, frames) bucket.
 
-Rendering a batch issues about 2,000 torch operations (the source-filter start, its three corrections and
+Rendering a batch issues about 2,400 torch operations (the source-filter start, its three corrections and
 eight Griffin-Lim iterations, each a short STFT or inverse STFT); on a GPU each is a launch from Python,
 and in a server the codec's thread must win the interpreter back from the decode loop's for every one of
 them. A captured graph launches them all in one call. A graph has fixed shapes, so a batch is padded to
@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from editor.features import HOP, N_MELS
-from editor.vocoder import _span, _unbatch, render_harmonic_gl, render_inputs, shared_noise
+from editor.vocoder import (_basis_on, _envelope_on, _pinv_on, _span, _unbatch, _window_on, render_harmonic_gl, render_inputs,
+                            shared_noise)
 
 FRAME_STEP = 50           # 0.5 s: a clip decodes at most that much padding
 
@@ -30,6 +31,7 @@ class _Graph:
     mel: torch.Tensor
     samples: torch.Tensor
     out: torch.Tensor         # what it writes, (rows, span * HOP)
+    held: tuple               # the other tensors it reads (its noise, the vocoder's cached constants), kept alive
 
 
 class CapturedVocoder:
@@ -76,9 +78,12 @@ class CapturedVocoder:
         with torch.cuda.stream(side):
             self._render(f0, mel, samples, noise)
         torch.cuda.current_stream(dev).wait_stream(side)
+        # a graph reads memory by address: every tensor it reads is held with it (the noise, and the cached
+        # constants made by the run above, which their caches may later drop), never freed under it
+        held = (noise, _window_on(f0.device), _pinv_on(f0.device), _basis_on(f0.device), _envelope_on(span + 1, f0.device))
         graph = torch.cuda.CUDAGraph()
         # thread_local: the LLM's decode thread replays its own graphs meanwhile
         with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             out = self._render(f0, mel, samples, noise)
-        self.graphs[(rows, span)] = g = _Graph(graph, f0, mel, samples, out)
+        self.graphs[(rows, span)] = g = _Graph(graph, f0, mel, samples, out, held)
         return g

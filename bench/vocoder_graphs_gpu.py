@@ -3,8 +3,9 @@
     python bench/vocoder_graphs_gpu.py CLIPS_DIR OUT_JSON [llm_dir]     # after `source bench/gpu_codec_env.sh`
 
 1. Same waveforms: batches of random frames (1, 5, 16 and 64 clips of 100-900 frames) rendered eagerly
-   (VOCODERS["harmonic_gl"]) and by the captured graphs; the largest absolute difference per batch and
-   the waveforms' peak.
+   (VOCODERS["harmonic_gl"]) and by the captured graphs, once right after the capture and once more after
+   other eager work on the device (memory freed and reused meanwhile); the largest absolute difference
+   per batch and the waveforms' peak.
 2. One vocoder call, eager and replayed: wall seconds (median of 5, synchronised) for 1, 16 and 64 clips
    of 350 frames, and the first call of a bucket (its capture).
 3. The served editor (bench/serving_gpu.py's served_editor, continuous decoding with 128 rows, guided as
@@ -60,7 +61,11 @@ def main():
     for n in (1, 5, 16) if sg.SMOKE else (1, 5, 16, 64):
         fr = random_frames(rng, rng.integers(100, 900, n))
         a, b = eager(fr), cv(fr)
+        for m in (3, 40, 7):      # other work on the device between the capture and a replay: memory freed and reused
+            eager(random_frames(rng, rng.integers(100, 900, m)))
+        c = cv(fr)
         res["same"].append({"clips": n, "max_abs_diff": float(max(np.abs(x - y).max() for x, y in zip(a, b))),
+                            "max_abs_diff_replayed_after_other_work": float(max(np.abs(x - y).max() for x, y in zip(a, c))),
                             "peak": float(max(np.abs(x).max() for x in a)), "lengths_equal": all(len(x) == len(y) for x, y in zip(a, b))})
         print("same", res["same"][-1], flush=True)
     save()

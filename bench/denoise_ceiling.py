@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from editor_llm_eval import align, audio16, floor_snr, pause_snr, pick_samples  # noqa: E402
+from editor_llm_eval import align, audio16, floor_snr, pause_snr, pick_arguments, pick_samples  # noqa: E402
 
 ROWS = ("source", "source_ids_noisy_reference", "target_ids_noisy_reference", "target_ids_clean_reference")
 
@@ -30,9 +30,7 @@ ROWS = ("source", "source_ids_noisy_reference", "target_ids_noisy_reference", "t
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="outputs_v5/denoise_triplets")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--per-task", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
+    pick_arguments(ap)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER

@@ -508,6 +508,14 @@ def iterations(v: str) -> int:
     return n
 
 
+def pick_arguments(ap: argparse.ArgumentParser) -> None:
+    """--split, --per-task and --seed: which samples pick_samples picks (the benches that score the same
+    edits share them)."""
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--per-task", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llm", required=True)
@@ -517,9 +525,7 @@ def main(argv=None):
     ap.add_argument("--f0-decimation", type=int, default=1, help="the codec's analysis (editor/features.py f0_track)")
     ap.add_argument("--quantize", default=None, choices=["int8"],
                     help="the LLM's weights as int8 (editor/llm/quantize.py); the codec stays float")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--per-task", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
+    pick_arguments(ap)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: the Editor's, off)")
     ap.add_argument("--duration-window", default=None, type=duration_window,

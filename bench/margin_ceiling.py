@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from editor_llm_eval import audio16, margin, pick_samples, similarity  # noqa: E402
+from editor_llm_eval import audio16, margin, pick_arguments, pick_samples, similarity  # noqa: E402
 
 
 MIN_CHANGE = {"f0_median_st": 1.0, "f0_range_st": 0.5, "energy_db": 2.0, "rate_syl_s": 0.3, "tilt_db_oct": 1.0,
@@ -52,9 +52,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--codec", action="append", required=True, help="TOKENIZER_DIR:DECODER_DIR (repeat to compare)")
-    ap.add_argument("--split", default="test")
-    ap.add_argument("--per-task", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
+    pick_arguments(ap)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     import torch

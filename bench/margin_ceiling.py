@@ -68,6 +68,8 @@ def main(argv=None):
     report = {"command": " ".join(["python bench/margin_ceiling.py", *sys.argv[1:]]), "split": a.split,
               "margin_scorer": scorer.version, "notes": notes, "codecs": {}}
     for spec in a.codec:
+        if spec.count(":") != 1:
+            raise SystemExit(f"--codec {spec}: give TOKENIZER_DIR:DECODER_DIR")
         tok, dec = spec.split(":")
         codec = Codec.load(tok, dec)
         t0 = time.time()

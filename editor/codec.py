@@ -112,9 +112,9 @@ class Codec:
         """Tokens + references -> 16 kHz waveforms (the vocoder runs on the codec's device)."""
         frames = self.decode_frames(tokens, references, batch_size)
         out: list[np.ndarray | None] = [None] * len(frames)
+        graphed = self.vocoder_graphs is not None and vocoder == DEFAULT_VOCODER
         for idx in _length_batches([len(f) for f in frames], batch_size):
             batch = [frames[i] for i in idx]
-            graphed = self.vocoder_graphs is not None and vocoder == DEFAULT_VOCODER
             for i, y in zip(idx, self.vocoder_graphs(batch) if graphed else synthesize(batch, vocoder, self.device)):
                 out[i] = y
         return out

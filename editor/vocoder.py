@@ -89,8 +89,12 @@ def _istft(X: torch.Tensor, length: int) -> torch.Tensor:
 def mel_magnitude(mels: list[np.ndarray], device) -> torch.Tensor:
     """Log-mel frames per clip -> zero-padded linear STFT magnitude (B, freq, T_max + 1), by the
     pseudo-inverse of the mel filterbank."""
-    mel = _padded(mels, _span([len(m) for m in mels]) + 1, -np.inf, device).exp()   # padding: exp(-inf) = 0
-    return (_pinv_on(torch.device(device)) @ mel.transpose(1, 2)).clamp(min=LOG_FLOOR)
+    return _magnitude(_padded(mels, _span([len(m) for m in mels]) + 1, -np.inf, device))
+
+
+def _magnitude(mel: torch.Tensor) -> torch.Tensor:
+    """(B, T, mels) log-mel, -inf in the padding -> (B, freq, T) linear magnitude (padding: exp(-inf) = 0)."""
+    return (_pinv_on(mel.device) @ mel.exp().transpose(1, 2)).clamp(min=LOG_FLOOR)
 
 
 def griffin_lim(mels: list[np.ndarray], device="cpu", n_iter: int = 64, momentum: float = 0.99, seed: int = 0) -> list[np.ndarray]:
@@ -149,10 +153,14 @@ def harmonic_griffin_lim(frames: list, device="cpu", n_iter: int = 8, momentum: 
     while the magnitude, and so the timbre, is the mel's as in plain griffin_lim. Few iterations
     suffice: they only make the phase consistent with the magnitude.
     """
-    device = torch.device(device)
-    f0, mel, samples = (torch.from_numpy(x).to(device) for x in render_inputs(frames, _span([len(f.f0) for f in frames])))
-    y = render_harmonic_gl(f0, mel, samples, shared_noise(f0.shape[1] * HOP, seed, device), n_iter, momentum)
+    y = render_harmonic_gl(*_device_inputs(frames, torch.device(device), seed), n_iter, momentum)
     return _unbatch(y, [len(f.f0) for f in frames])
+
+
+def _device_inputs(frames: list, device: torch.device, seed: int) -> tuple[torch.Tensor, ...]:
+    """render_inputs of a batch (padded to its own span) on `device`, and its shared noise."""
+    f0, mel, samples = (torch.from_numpy(x).to(device) for x in render_inputs(frames, _span([len(f.f0) for f in frames])))
+    return f0, mel, samples, shared_noise(f0.shape[1] * HOP, seed, device)
 
 
 def render_inputs(frames: list, span: int, rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -179,8 +187,7 @@ def render_harmonic_gl(f0: torch.Tensor, mel: torch.Tensor, samples: torch.Tenso
     (rows, span * HOP). Device operations only, no host read: on CUDA it can be captured as one graph."""
     start = torch.stft(_render_source_filter(f0, mel, samples, noise), N_FFT, HOP, window=_window_on(f0.device),
                        return_complex=True)
-    mag = (_pinv_on(f0.device) @ mel.exp().transpose(1, 2)).clamp(min=LOG_FLOOR)   # padding: exp(-inf) = 0
-    return phase_from_magnitude(mag, f0.shape[1] * HOP, n_iter, momentum, init=start)
+    return phase_from_magnitude(_magnitude(mel), f0.shape[1] * HOP, n_iter, momentum, init=start)
 
 
 def _pulse_train(f0_s: torch.Tensor) -> torch.Tensor:
@@ -207,8 +214,7 @@ def _pulse_train(f0_s: torch.Tensor) -> torch.Tensor:
 def _source_filter(frames: list, device: torch.device, n_correct: int = 3, noise_floor: float = 0.06,
                    seed: int = 0) -> torch.Tensor:
     """The source-filter rendering, zero-padded (B, (T_max + TAIL) * HOP), on `device`."""
-    f0, mel, samples = (torch.from_numpy(x).to(device) for x in render_inputs(frames, _span([len(f.f0) for f in frames])))
-    return _render_source_filter(f0, mel, samples, shared_noise(f0.shape[1] * HOP, seed, device), n_correct, noise_floor)
+    return _render_source_filter(*_device_inputs(frames, torch.device(device), seed), n_correct, noise_floor)
 
 
 def _render_source_filter(f0: torch.Tensor, mel: torch.Tensor, samples: torch.Tensor, noise: torch.Tensor,

@@ -13,7 +13,8 @@ replica's start to the last one's end. Guided as shipped. SERVING_SMOKE=1: a qui
 Two continuous decoders on one H100 crashed (docs/serving.md, "Two replicas on one GPU"); two switches test
 what is behind it: SERVING_ROWS_PER_REPLICA=0 runs the replicas with batch decoding (no continuous
 decoder), SERVING_OWN_INDUCTOR_CACHE=1 gives each replica its own torch.compile cache directory (the
-replicas compile the same steps at the same moment). CUDA_LAUNCH_BLOCKING=1 names the kernel at fault.
+replicas compile the same steps at the same moment), SERVING_CUDA_GRAPHS=0 decodes and vocodes eagerly (no
+captured graph anywhere). CUDA_LAUNCH_BLOCKING=1 names the kernel at fault.
 """
 import json
 import multiprocessing as mp
@@ -27,11 +28,14 @@ SMOKE = bool(int(os.environ.get("SERVING_SMOKE", "0")))
 CLIENTS = 4 if SMOKE else 64
 ROUNDS = 2 if SMOKE else 6
 ROWS = os.environ.get("SERVING_ROWS_PER_REPLICA")      # default: 128 / R (8 / R in a smoke run), at least 8
+GRAPHS = os.environ.get("SERVING_CUDA_GRAPHS", "1") == "1"
 
 
 def replica(k, replicas, barrier, results, clips_dir, llm):
     if os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1":       # read when torch compiles, after this
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"/tmp/torchinductor_replica_{k}"
+    from editor.llm.editor import Editor
+    Editor.cuda_graphs = GRAPHS
     try:
         results.put((k, serve_clients(k, replicas, barrier, clips_dir, llm)))
     except BaseException as e:       # the parent raises it, rather than waiting for a result that never comes
@@ -74,7 +78,7 @@ def main():
     ctx = mp.get_context("spawn")
     res = {"clients": CLIENTS, "rounds": ROUNDS, "llm": llm, "rows_per_replica": ROWS or "128/R",
            "own_inductor_cache": os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1",
-           "cuda_launch_blocking": os.environ.get("CUDA_LAUNCH_BLOCKING") == "1"}
+           "cuda_graphs": GRAPHS, "cuda_launch_blocking": os.environ.get("CUDA_LAUNCH_BLOCKING") == "1"}
     for n in counts:
         t = time.perf_counter()
         barrier, results = ctx.Barrier(n), ctx.Queue()

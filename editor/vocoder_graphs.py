@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from editor import graph_capture
 from editor.features import HOP, N_MELS
 from editor.vocoder import (_basis_on, _envelope_on, _pinv_on, _span, _unbatch, _window_on, render_harmonic_gl, render_inputs,
                             shared_noise)
@@ -72,18 +73,12 @@ class CapturedVocoder:
         mel = torch.full((rows, span + 1, N_MELS), -np.inf, device=dev)
         samples = torch.zeros(rows, dtype=torch.long, device=dev)
         noise = shared_noise(span * HOP, self.seed, dev)
-        # a run before the capture: cuFFT plans and the vocoder's per-device constants made outside it
-        side = torch.cuda.Stream(dev)
-        side.wait_stream(torch.cuda.current_stream(dev))
-        with torch.cuda.stream(side):
-            self._render(f0, mel, samples, noise)
-        torch.cuda.current_stream(dev).wait_stream(side)
         # a graph reads memory by address: every tensor it reads is held with it (the noise, and the cached
-        # constants made by the run above, which their caches may later drop), never freed under it
-        held = (noise, _window_on(f0.device), _pinv_on(f0.device), _basis_on(f0.device), _envelope_on(span + 1, f0.device))
-        graph = torch.cuda.CUDAGraph()
-        # thread_local: the LLM's decode thread replays its own graphs meanwhile
-        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
-            out = self._render(f0, mel, samples, noise)
+        # constants its warm-up run makes, which their caches may later drop), never freed under it
+        # (taken before and after: a constant dropped from its cache in between is remade, and the graph may read either)
+        consts = lambda: (_window_on(dev), _pinv_on(dev), _basis_on(dev), _envelope_on(span + 1, dev))
+        before = consts()
+        graph, out = graph_capture.capture(lambda: self._render(f0, mel, samples, noise), warmup=1, pool=self._pool)
+        held = (noise, *before, *consts())
         self.graphs[(rows, span)] = g = _Graph(graph, f0, mel, samples, out, held)
         return g

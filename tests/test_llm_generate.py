@@ -296,3 +296,33 @@ def test_decode_attention_reads_the_gqa_cache_once_with_sdpa_results(untrained, 
             outs.append(m(input_ids=ids[:, -1:], past_key_values=cache, use_cache=True,
                           cache_position=torch.tensor([ids.shape[1]])).logits)
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+def test_kept_decoders_are_lent_to_one_caller_at_a_time(monkeypatch):
+    """CUDA keeps decoders (their graphs) per shape; a decoder in use is never handed to a second caller
+    (a stream and a batch of one shape in two threads would step one state together), a returned one is
+    reused, and no more than _MAX_DECODERS idle ones are kept, the least recently used dropped first."""
+    from editor.llm import generate as g
+    made = []
+
+    class Fake:
+        def __init__(self, *args):
+            made.append(self)
+
+    monkeypatch.setattr(g, "_Decoder", Fake)
+    monkeypatch.setattr(g, "_DECODERS", g.OrderedDict())
+    monkeypatch.setattr(g, "_MAX_DECODERS", 3)
+    cuda, cfg = torch.device("cuda"), g.SampleConfig()
+    take = lambda B, model=None: g._take_decoder(model, None, B, 256, cfg, None, cuda, True)
+    (a, ka), (b, kb) = take(4), take(4)
+    assert a is not b and ka == kb                  # the second caller of a held shape gets its own
+    g._return_decoder(a, ka)
+    assert take(4)[0] is a                           # an idle one is reused...
+    assert take(4)[0] not in (a, b)                  # ...and lent once
+    for d, k in [(a, ka), (b, kb)] + [take(n) for n in (1, 2)]:
+        g._return_decoder(d, k)
+    assert sum(len(v) for v in g._DECODERS.values()) == 3
+    assert [len(v) for v in g._DECODERS.values()] == [1, 1, 1]   # one of batch 4's two was dropped first
+    # on the CPU nothing is kept: every call gets a fresh decoder
+    d, k = g._take_decoder(None, None, 4, 256, cfg, None, torch.device("cpu"), True)
+    assert k is None and d is made[-1]

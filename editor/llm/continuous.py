@@ -150,6 +150,7 @@ class ContinuousDecoder:
                                  torch.zeros(B, L + 1, dtype=torch.long, pin_memory=pin),
                                  torch.cuda.Event() if pin else None) for _ in range(2)]
         self.error: BaseException | None = None
+        self._prefill_streams = threading.local()   # CUDA: one stream per submitting thread, made once
         self.steps = 0
         self._cv = threading.Condition()
         self._closed = False
@@ -262,7 +263,11 @@ class ContinuousDecoder:
             ids[j, P - len(p):] = torch.from_numpy(np.asarray(p, np.int64))
             real[j, P - len(p):] = True
         from transformers import DynamicCache
-        stream = torch.cuda.Stream(dev) if dev.type == "cuda" else None
+        stream = getattr(self._prefill_streams, "stream", None)
+        if stream is None and dev.type == "cuda":
+            # made once per thread, not per call: every new torch.cuda.Stream is the next of torch's small
+            # pool, and a stream per call would come round to every other thread's stream in turn
+            stream = self._prefill_streams.stream = torch.cuda.Stream(dev)
         with torch.cuda.stream(stream):       # None (CPU): no stream
             ids, real = ids.to(dev), real.to(dev)
             plen = real.sum(1)

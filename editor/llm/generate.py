@@ -35,12 +35,14 @@ one does), then the graph is captured. A step that cannot be captured runs eager
 (`graph_mode` in stats). CPU steps run eagerly: the same code, one path.
 """
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import astuple, dataclass
 
 import numpy as np
 import torch
 
+from editor import graph_capture
 from editor.llm import decode_attention
 from editor.llm.vocab import AUDIO_SIZE, Vocab
 
@@ -137,7 +139,8 @@ def pick(logits: torch.Tensor, history: torch.Tensor, n_hist, temperature: torch
 
 
 GRAPH_LEN = 256          # CUDA cache lengths: the next power of two from this up (few shapes, few compiles)
-_DECODERS: OrderedDict = OrderedDict()   # (model, batch, cache length, ...) -> _Decoder, least recent first
+_DECODERS: OrderedDict = OrderedDict()   # (model, batch, cache length, ...) -> idle _Decoders, least recent first
+_DECODERS_LOCK = threading.Lock()
 _MAX_DECODERS = 16                       # each holds a KV cache and a graph: bounded
 
 
@@ -273,19 +276,8 @@ class _Decoder:
 
 
 def capture_graph(fn) -> "torch.cuda.CUDAGraph":
-    """One call of fn captured as a CUDA graph, after three warm-up calls on a side stream (compilation,
-    cuBLAS workspaces: nothing of that may happen during capture). fn changes the state it runs on."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    # thread_local: the editor's codec thread may be decoding on its own stream meanwhile
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-        fn()
-    return graph
+    """One call of fn captured as a CUDA graph (editor/graph_capture.py). fn changes the state it runs on."""
+    return graph_capture.capture(fn)[0]
 
 
 def batch_rows(n: int) -> int:
@@ -304,19 +296,35 @@ def cache_len(n: int) -> int:
     return L
 
 
-def _decoder(model, vocab, B, L, cfg, layout, dev, static, guided=False) -> _Decoder:
-    """The decoder of this shape: kept on CUDA (its captured graph is the point), fresh elsewhere
-    (a kept KV cache would only hold memory)."""
+def _take_decoder(model, vocab, B, L, cfg, layout, dev, static, guided=False) -> tuple[_Decoder, tuple | None]:
+    """(a decoder of this shape that no other caller holds, its cache key). On CUDA decoders are kept
+    (their captured graph is the point) and lent to one caller at a time: a decode runs many steps over
+    its decoder's state, and a stream and a batch of the same shape in two threads would otherwise step
+    one state together. Elsewhere a fresh one (a kept KV cache would only hold memory); key None."""
     if dev.type != "cuda":
-        return _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided)
+        return _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided), None
     key = (id(model), B, L, astuple(cfg), layout, static, str(dev), guided)
-    if key in _DECODERS:
+    with _DECODERS_LOCK:
+        idle = _DECODERS.get(key)
+        if idle:
+            _DECODERS.move_to_end(key)
+            return idle.pop(), key
+    return _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided), key
+
+
+def _return_decoder(dec: _Decoder, key: tuple | None) -> None:
+    """A decoder back to the idle ones of its shape (after its last use has been read to the host), the
+    least recently used dropped beyond _MAX_DECODERS."""
+    if key is None:
+        return
+    with _DECODERS_LOCK:
+        _DECODERS.setdefault(key, []).append(dec)
         _DECODERS.move_to_end(key)
-    else:
-        _DECODERS[key] = _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided)
-        while len(_DECODERS) > _MAX_DECODERS:
-            _DECODERS.popitem(last=False)
-    return _DECODERS[key]
+        while sum(len(v) for v in _DECODERS.values()) > _MAX_DECODERS:
+            oldest = next(iter(_DECODERS))
+            _DECODERS[oldest].pop(0)
+            if not _DECODERS[oldest]:
+                del _DECODERS[oldest]
 
 
 _GRAPH_FAILED: list = []     # set once capture failed in this process (warned once)
@@ -402,27 +410,35 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         partner += list(range(len(prompts), len(prompts) + extra))
         prompts, limits, mins = prompts + [prompts[0]] * extra, limits + [1] * extra, mins + [0] * extra
         seeds, temps, weights = seeds + [seeds[0]] * extra, temps + [temps[0]] * extra, weights + [1.0] * extra
-    dec = _decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache, guided)
-    dec.start(prompts, limits, seeds, temps, mins, partner, weights)
-    if dec.graph is None and graphs:
-        try:
-            dec.capture()
-        except Exception as e:   # a torch or driver that cannot compile or capture this step: eager
-            _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
-            log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
-            torch.cuda.synchronize()
-        dec.start(prompts, limits, seeds, temps, mins, partner, weights)     # capture's warm-up steps moved the state
-    block = layout.block if layout else 5
-    t = 0
-    for t in range(T):
-        dec.step()
-        if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
-            yield _answers(dec, t + 1, block)[:B]
-        if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
-            break
-    if stats is not None:
-        stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
-    yield _answers(dec, T, block)[:B]
+    dec, key = _take_decoder(model, vocab, len(prompts), L, cfg, layout, dev, static_cache, guided)
+    finished = False
+    try:
+        dec.start(prompts, limits, seeds, temps, mins, partner, weights)
+        if dec.graph is None and graphs:
+            try:
+                dec.capture()
+            except Exception as e:   # a torch or driver that cannot compile or capture this step: eager
+                _GRAPH_FAILED.append(f"{type(e).__name__}: {e}")
+                log.warning("decode step not captured as a CUDA graph, decoding eagerly: %s", _GRAPH_FAILED[0][:300])
+                torch.cuda.synchronize()
+            dec.start(prompts, limits, seeds, temps, mins, partner, weights)     # capture's warm-up steps moved the state
+        block = layout.block if layout else 5
+        t = 0
+        for t in range(T):
+            dec.step()
+            if every and (t + 1) % every == 0 and t + 1 < T and not bool(dec.done.all()):
+                yield _answers(dec, t + 1, block)[:B]
+            if t % 8 == 7 and bool(dec.done.all()):    # a device sync: not every step
+                break
+        if stats is not None:
+            stats.update(guard_fired=dec.fired_n[:B].tolist(), steps=t + 1, graph_mode=dec.mode or "eager")
+        final = _answers(dec, T, block)[:B]      # read to the host: every queued step has run
+        finished = True
+    finally:
+        if not finished and dev.type == "cuda":    # stopped early: its steps may still be queued
+            torch.cuda.synchronize(dev)
+        _return_decoder(dec, key)
+    yield final
 
 
 def _answers(dec: _Decoder, steps: int, block: int) -> list[np.ndarray]:

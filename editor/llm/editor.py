@@ -288,6 +288,10 @@ class Editor:
         self._vad = None
         self._decode_pool, self._decode_stream = None, None   # CUDA: the codec's own thread and stream
         self._encode_stream = None                            # CUDA: the tokenizer's stream (analyse)
+        if codec.device.type == "cuda":      # made here, not on first use, where two first batches would race
+            self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="codec-decode")
+            self._decode_stream = torch.cuda.Stream(codec.device)
+            self._encode_stream = torch.cuda.Stream(codec.device)
         self.continuous: ContinuousDecoder | None = None      # use_continuous()
         self._batch_lock = threading.Lock()                   # batch decodes (generate()): one caller at a time
 
@@ -426,8 +430,6 @@ class Editor:
     def _encode(self, frames, inputs=None) -> list[np.ndarray]:
         """Frames (and their encoder inputs, when made already) -> interleaved ids. On CUDA on a stream of
         its own: `analyse` runs it in a server's other thread while a batch before it decodes."""
-        if self._encode_stream is None and self.codec.device.type == "cuda":
-            self._encode_stream = torch.cuda.Stream(self.codec.device)
         with torch.cuda.stream(self._encode_stream):      # None (CPU): no stream
             return [self.codec.tokenizer.interleave(l, s) for l, s in self.codec.encode_frames(frames, inputs)]
 
@@ -490,9 +492,6 @@ class Editor:
         return out
 
     def _sink(self) -> "_AudioSink":
-        if self.codec.device.type == "cuda" and self._decode_pool is None:
-            self._decode_pool = ThreadPoolExecutor(1, thread_name_prefix="codec-decode")
-            self._decode_stream = torch.cuda.Stream(self.codec.device)
         return _AudioSink(self)
 
     # ---- clone -----------------------------------------------------------------------------------

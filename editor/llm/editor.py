@@ -481,14 +481,18 @@ class Editor:
         return self._start_clones(a) if a.kind == "clone" else self._start_edits(a)
 
     def _decode(self, ids_list, refs) -> list[np.ndarray]:
-        """Interleaved ids + reference frames -> audio; empty outputs stay empty."""
+        """Interleaved ids + reference frames -> audio; empty outputs stay empty. On CUDA always on the
+        codec's stream, from whichever thread (the codec's, or a stream's caller): the codec's cached
+        device constants are then made and freed on the one stream that reads them."""
         keep = [i for i, ids in enumerate(ids_list) if len(ids)]
         out = [np.zeros(0, np.float32) for _ in ids_list]
-        if keep:
+        if not keep:
+            return out
+        with torch.cuda.stream(self._decode_stream):     # None (CPU): no stream
             wavs = self.codec.decode([self.codec.tokenizer.deinterleave(ids_list[i]) for i in keep], [refs[i] for i in keep],
                                      batch_size=max(16, len(keep)))
-            for i, w in zip(keep, wavs):
-                out[i] = np.asarray(w, np.float32)
+        for i, w in zip(keep, wavs):
+            out[i] = np.asarray(w, np.float32)
         return out
 
     def _sink(self) -> "_AudioSink":
@@ -689,11 +693,7 @@ class _AudioSink:
                 done.set_exception(e)
             self.jobs.append((keys, done))
         else:
-            self.jobs.append((keys, ed._decode_pool.submit(self._on_stream, ids_list, refs)))
-
-    def _on_stream(self, ids_list, refs):
-        with torch.cuda.stream(self.editor._decode_stream):     # None (CPU): no stream
-            return self.editor._decode(ids_list, refs)
+            self.jobs.append((keys, ed._decode_pool.submit(ed._decode, ids_list, refs)))
 
     def collect(self) -> dict:
         """key -> 16 kHz audio, once every decode has finished (the first error is raised)."""

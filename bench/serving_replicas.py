@@ -25,7 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SMOKE = bool(int(os.environ.get("SERVING_SMOKE", "0")))
-CLIENTS = 4 if SMOKE else 64
+# SERVING_CLIENTS: all replicas' clients together; one replica with 32 is the control of two sharing 64
+# (the same batch, prefill and codec shapes per replica)
+CLIENTS = int(os.environ.get("SERVING_CLIENTS", 4 if SMOKE else 64))
 ROUNDS = 2 if SMOKE else 6
 ROWS = os.environ.get("SERVING_ROWS_PER_REPLICA")      # default: 128 / R (8 / R in a smoke run), at least 8
 GRAPHS = os.environ.get("SERVING_CUDA_GRAPHS", "1") == "1"

@@ -78,7 +78,7 @@ class CapturedVocoder:
         # (taken before and after: a constant dropped from its cache in between is remade, and the graph may read either)
         consts = lambda: (_window_on(dev), _pinv_on(dev), _basis_on(dev), _envelope_on(span + 1, dev))
         before = consts()
-        graph, out = graph_capture.capture(lambda: self._render(f0, mel, samples, noise), warmup=1, pool=self._pool)
+        graph, out = graph_capture.capture(lambda: self._render(f0, mel, samples, noise), dev, warmup=1, pool=self._pool)
         held = (noise, *before, *consts())
         self.graphs[(rows, span)] = g = _Graph(graph, f0, mel, samples, out, held)
         return g

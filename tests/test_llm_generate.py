@@ -323,6 +323,36 @@ def test_kept_decoders_are_lent_to_one_caller_at_a_time(monkeypatch):
         g._return_decoder(d, k)
     assert sum(len(v) for v in g._DECODERS.values()) == 3
     assert [len(v) for v in g._DECODERS.values()] == [1, 1, 1]   # one of batch 4's two was dropped first
+    # a shape whose last idle decoder is lent holds no empty entry that eviction would trip on
+    held, kh = take(4)
+    assert kh not in g._DECODERS
+    for n in (8, 16, 32):
+        g._return_decoder(*take(n))
+    assert sum(len(v) for v in g._DECODERS.values()) == 3
+    g._return_decoder(held, kh)
+    assert g._DECODERS[kh] == [held] and sum(len(v) for v in g._DECODERS.values()) == 3
     # on the CPU nothing is kept: every call gets a fresh decoder
     d, k = g._take_decoder(None, None, 4, 256, cfg, None, torch.device("cpu"), True)
     assert k is None and d is made[-1]
+
+
+def test_a_decode_returns_its_decoder_once_however_it_ends(untrained, vocab, monkeypatch):
+    """generate_stream gives its decoder back exactly once: after its last answer, when its reader stops
+    after an intermediate answer, and when the decode fails."""
+    from editor.llm import generate as g
+    lent, back = [], []
+    take = g._take_decoder
+    monkeypatch.setattr(g, "_take_decoder", lambda *a: (lent.append(take(*a)[0]) or lent[-1], "key"))
+    monkeypatch.setattr(g, "_return_decoder", lambda dec, key: back.append(dec))
+    p = [build_prompt(examples(1)[0], vocab)]
+    answers = list(g.generate_stream(untrained, vocab, p, 40, every=10, temperature=1.0))
+    assert len(answers) == 4 and back == lent[:1]
+    stream = g.generate_stream(untrained, vocab, p, 40, every=10, temperature=1.0)
+    next(stream)
+    assert len(back) == 1          # still decoding: not given back yet
+    stream.close()
+    assert back == lent[:2]
+    monkeypatch.setattr(g._Decoder, "step", lambda self: (_ for _ in ()).throw(RuntimeError("device fault")))
+    with pytest.raises(RuntimeError, match="device fault"):
+        list(g.generate_stream(untrained, vocab, p, 40, temperature=1.0))
+    assert back == lent[:3]

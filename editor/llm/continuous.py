@@ -222,7 +222,7 @@ class ContinuousDecoder:
             for n in self.sizes:
                 # one compiled step per size, each with its shapes fixed (dynamic=False: no shape-generic
                 # kernels, which would be slower and could not be captured as they are)
-                self.graphs[n] = capture_graph(torch.compile(functools.partial(self._step, n), dynamic=False))
+                self.graphs[n] = capture_graph(torch.compile(functools.partial(self._step, n), dynamic=False), self.dev)
             self.mode = "compiled"
         except Exception as e:      # a torch or driver that cannot compile or capture this step: eager
             log.warning("continuous decode step not captured as a CUDA graph, decoding eagerly: %s", str(e)[:300])
@@ -265,8 +265,9 @@ class ContinuousDecoder:
         from transformers import DynamicCache
         stream = getattr(self._prefill_streams, "stream", None)
         if stream is None and dev.type == "cuda":
-            # made once per thread, not per call: every new torch.cuda.Stream is the next of torch's small
-            # pool, and a stream per call would come round to every other thread's stream in turn
+            # made once per thread, not per call (every new torch.cuda.Stream is the next of torch's small
+            # pool). It may still be the codec's stream, which only queues one behind the other; captures
+            # use a pool of their own (editor/graph_capture.py)
             stream = self._prefill_streams.stream = torch.cuda.Stream(dev)
         with torch.cuda.stream(stream):       # None (CPU): no stream
             ids, real = ids.to(dev), real.to(dev)

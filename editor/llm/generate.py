@@ -266,7 +266,7 @@ class _Decoder:
         import torch._dynamo
         # one compiled step per decoder (batch shape); dims that vary between them become dynamic
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        self.graph, self.mode = capture_graph(torch.compile(self._step)), "compiled"
+        self.graph, self.mode = capture_graph(torch.compile(self._step), self.dev), "compiled"
 
     def step(self) -> None:
         if self.graph is not None:
@@ -275,9 +275,9 @@ class _Decoder:
             self._step()
 
 
-def capture_graph(fn) -> "torch.cuda.CUDAGraph":
+def capture_graph(fn, device) -> "torch.cuda.CUDAGraph":
     """One call of fn captured as a CUDA graph (editor/graph_capture.py). fn changes the state it runs on."""
-    return graph_capture.capture(fn)[0]
+    return graph_capture.capture(fn, device)[0]
 
 
 def batch_rows(n: int) -> int:
@@ -307,8 +307,12 @@ def _take_decoder(model, vocab, B, L, cfg, layout, dev, static, guided=False) ->
     with _DECODERS_LOCK:
         idle = _DECODERS.get(key)
         if idle:
-            _DECODERS.move_to_end(key)
-            return idle.pop(), key
+            dec = idle.pop()
+            if idle:
+                _DECODERS.move_to_end(key)
+            else:
+                del _DECODERS[key]          # no empty lists: the eviction below takes from the first
+            return dec, key
     return _Decoder(model, vocab, B, L, cfg, layout, dev, static, guided), key
 
 
@@ -435,9 +439,17 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         final = _answers(dec, T, block)[:B]      # read to the host: every queued step has run
         finished = True
     finally:
-        if not finished and dev.type == "cuda":    # stopped early: its steps may still be queued
-            torch.cuda.synchronize(dev)
-        _return_decoder(dec, key)
+        if finished or dev.type != "cuda":
+            _return_decoder(dec, key)
+        elif not torch.cuda.is_current_stream_capturing():
+            # stopped early (an error, or a stream its reader left): steps may still be queued on its state.
+            # Kept only once they have run; not when this runs inside another graph's capture (a garbage
+            # collection there may finish an abandoned stream), where waiting is not allowed: dropped then
+            try:
+                torch.cuda.synchronize(dev)
+                _return_decoder(dec, key)
+            except Exception:      # the device's own error: the caller sees the one that stopped the decode
+                pass
     yield final
 
 

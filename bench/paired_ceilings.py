@@ -11,9 +11,13 @@ compared: the data's own margin and the round trip of the source are the same cl
 """
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from paired_margins import command_without  # noqa: E402
 
 TASKS = ("emotion_edit", "style_edit")
 
@@ -27,15 +31,7 @@ def _codec(run: dict, part: str, path: str) -> dict:
 
 def _picks(run: dict) -> str:
     """A run's command without its codecs and output path: what must be equal for the edits to pair."""
-    words, keep, skip = run["command"].split(), [], False
-    for w in words:
-        if skip:
-            skip = False
-        elif w in ("--codec", "--out"):
-            skip = True
-        elif not w.startswith(("--codec=", "--out=")):
-            keep.append(w)
-    return " ".join(keep)
+    return " ".join(command_without(run["command"], ("--codec", "--out")))
 
 
 def compare(a: str, b: str, runs: list[tuple[str, str]], boots: int = 4000) -> dict:

@@ -17,17 +17,19 @@ from pathlib import Path
 import numpy as np
 
 
-def _setting(command: str) -> list[str]:
-    """A run's command without the compared options and its output path."""
+COMPARED = ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
+            "--top-p", "--duration-window", "--guidance", "--guided-iterations")
+
+
+def command_without(command: str, options) -> list[str]:
+    """A run's command without the given options and their values (`--opt value` or `--opt=value`)."""
     words, out, skip = command.split(), [], False
     for w in words:
         if skip:
             skip = False
-        elif w in ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
-                   "--top-p", "--duration-window", "--guidance",
-                   "--guided-iterations"):
+        elif w in options:
             skip = True
-        else:
+        elif not w.startswith(tuple(o + "=" for o in options)):
             out.append(w)
     return out
 
@@ -37,7 +39,7 @@ def paired(a_files: list[str], b_files: list[str]) -> dict:
         raise ValueError(f"--a has {len(a_files)} files, --b {len(b_files)}: pair them one to one")
     runs = [(json.loads(Path(x).read_text()), json.loads(Path(y).read_text())) for x, y in zip(a_files, b_files)]
     for (ra, rb), x, y in zip(runs, a_files, b_files):
-        if _setting(ra["command"]) != _setting(rb["command"]):
+        if command_without(ra["command"], COMPARED) != command_without(rb["command"], COMPARED):
             raise ValueError(f"{x} and {y} differ in more than the compared setting:\n  {ra['command']}\n  {rb['command']}")
     rng, out = np.random.default_rng(0), {}
     for task in ("emotion_edit", "style_edit"):

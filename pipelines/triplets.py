@@ -44,11 +44,16 @@ def build_voice_bank(cfg, bank, tags):
                               "cache_dir": cfg.tts.cache_dir})
     results, close = stream_rows(cfg.ray, rows, [render], max_blocks=len(rows))
     try:
+        results = list(results)
         failed = [r for r in results if r["reject"]]
     finally:
         close()
     if failed:
         raise RuntimeError(f"voice bank rendering failed for {len(failed)} clips, first: {failed[0]['reject']}")
+    unusable = [r["meta"] for r in results if r["meta"].get("voicing_rejected")]
+    for m in unusable:
+        print(f"voice bank {bank.id}: {m['speaker']}/{m['tag']} rendered, but its voicing is rejected (its clones "
+              f"will be rejects): {m['voicing_rejected'][:200]}", flush=True)
 
 
 def rotation(cfg, tag: str, speaker: str, n: int) -> int:

@@ -16,8 +16,15 @@ class RenderPrompts(Stage):
         from core import audio
         from tts.voice_bank import GeneratedVoiceBank
         job = row["meta"]
+        from tts.voicing import VoicingRejected
         GeneratedVoiceBank.render(self.engine, job)
         if self.params.get("cache_dir"):  # analyse the published clip once, for every later clone
-            self.engine.prompt_voicing(audio.load(job["path"], self.engine.sr), job["text"], job["language"],
-                                       job["base_voice"])
+            try:
+                self.engine.prompt_voicing(audio.load(job["path"], self.engine.sr), job["text"], job["language"],
+                                           job["base_voice"])
+            except VoicingRejected as e:
+                # The clip is published and its rejection cached: every clone of it is rejected with this
+                # reason in the release's rejects. Failing the bank here would stop the first run only (a
+                # rerun finds the clip rendered), so both runs now make the same release.
+                row["meta"]["voicing_rejected"] = str(e)
         return row

@@ -146,3 +146,26 @@ def test_a_pair_is_cloned_on_one_base_voice(tmp_path):
             "instruction": "angry", "text": "hi", "language": "en", "seed": 0}
     row = stage.process_rows([{"key": "k", "meta": meta, "members": {}}])[0]
     assert row.get("reject") is None and Backend.calls == ["flite:slt", "flite:slt"]
+
+
+def test_a_prompt_clip_whose_voicing_is_rejected_does_not_stop_the_bank(tmp_path, monkeypatch, capsys):
+    """The first run and a rerun make the same bank: a rendered clip whose voicing is rejected is kept (its
+    clones become rejects with the reason), where it used to stop the first run only."""
+    from conftest import RAW, make_cfg
+    from pipelines.triplets import build_voice_bank
+    from tts import texts
+    sad = texts.prompt_text("en", "sad")
+
+    def reject_sad(self, prompt, prompt_text, language, base_voice=None):
+        if prompt_text == sad:
+            raise VoicingRejected(prompt_text[:40], ["f0 median 640 Hz in the prompt above the plausible 600"])
+        return Voicing(), 0.0
+    monkeypatch.setattr(LocalEngine, "prompt_voicing", reject_sad)
+    cfg = make_cfg(["languages=[en]", *RAW, "ray.enabled=false", f"cache_dir={tmp_path}/cache"])
+    bank = GeneratedVoiceBank(str(tmp_path / "bank"), 16000, ["en"], per_language=1)
+    assert len(bank.missing(["sad"])) == 2
+    build_voice_bank(cfg, bank, ["sad"])
+    assert bank.missing(["sad"]) == []
+    out = capsys.readouterr().out
+    assert f"{bank.speakers[0].id}/sad rendered, but its voicing is rejected" in out and "640 Hz" in out
+    assert "neutral rendered, but" not in out

@@ -263,8 +263,11 @@ def test_pipeline_checks_before_starting_ray(tmp_path):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.continuous_rows=1"]))
     with pytest.raises(ValueError, match="gpus_per_replica"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.device=cuda"]))
-    for rows in ("auto", 64, 0):       # batch decoding (0) crashed shared too
-        with pytest.raises(ValueError, match="gpus_per_replica=0.5: replicas sharing a GPU"):
-            serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.gpus_per_replica=0.5", f"pipeline.continuous_rows={rows}"]))
+    for bad in ("-1", "half"):
+        with pytest.raises(ValueError, match=f"gpus_per_replica={bad}.*0 or more"):
+            serve_pipeline.run(make_cfg(["pipeline=serve", f"pipeline.gpus_per_replica={bad}"]))
+    # a share runs (the replicas take turns on the GPU), with a warning that it serves no more than one replica
+    assert "serve no more than one replica" in serve_pipeline.gpu_share_note(0.5)
+    assert serve_pipeline.gpu_share_note(1) is None and serve_pipeline.gpu_share_note(0) is None
     with pytest.raises(ValueError, match="max_prompt_s"):
         serve_pipeline.run(make_cfg(["pipeline=serve", "pipeline.limits.max_prompt_s=60"]))

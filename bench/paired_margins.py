@@ -3,12 +3,15 @@ setting (int8 against float, another codec analysis, ...) over the same samples 
 
     python bench/paired_margins.py --a A_seed0.json,A_seed1.json --b B_seed0.json,B_seed1.json [--out JSON]
 
-The i-th file of --a pairs with the i-th of --b (same --data, --split, --per-task, --seed). Per task and
+The i-th file of --a pairs with the i-th of --b (same --split, --per-task, --seed). Edits pair by sample
+key, so --data may list other releases beside the shared ones (a guided run of emotion and style only
+against a run of every task): each release's samples are picked and edited task by task, the same
+whatever else is listed, and a task with no shared key is left out. Per task and
 iteration: the mean and median margin of each side, the share >= 6, and the mean of b - a over every
 (sample, seed) with a 95 % bootstrap interval (samples resampled 4,000 times with all their seeds,
-seeded). Paired runs must have the same command but for --quantize, --f0-decimation, --tokenizer,
---decoder, --llm, the decoding options (--temperature, --top-p, --duration-window, --guidance,
---guided-iterations) and --out.
+seeded). Paired runs must have the same command but for --data, --quantize, --f0-decimation,
+--tokenizer, --decoder, --llm, the decoding options (--temperature, --top-p, --duration-window,
+--guidance, --guided-iterations) and --out.
 """
 import argparse
 import json
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-COMPARED = ("--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
+COMPARED = ("--data", "--quantize", "--f0-decimation", "--tokenizer", "--decoder", "--llm", "--out", "--temperature",
             "--top-p", "--duration-window", "--guidance", "--guided-iterations")
 
 

@@ -15,8 +15,8 @@ class RenderPrompts(Stage):
     def process(self, row):
         from core import audio
         from tts.voice_bank import GeneratedVoiceBank
-        job = row["meta"]
         from tts.voicing import VoicingRejected
+        job = row["meta"]
         GeneratedVoiceBank.render(self.engine, job)
         if self.params.get("cache_dir"):  # analyse the published clip once, for every later clone
             try:

@@ -293,7 +293,9 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
 
 def load_editor(llm, res, quantize=None):
     """The editor under test, with the energy pause finder where silero-vad is missing (res["vad"])."""
-    ed = Editor.load(llm, device="cuda" if CUDA else "cpu", quantize=quantize)
+    env = __import__("os").environ      # SERVING_TOKENIZER / SERVING_DECODER: a codec outside editor/artifacts
+    ed = Editor.load(llm, env.get("SERVING_TOKENIZER"), env.get("SERVING_DECODER"), device="cuda" if CUDA else "cpu",
+                     quantize=quantize)
     if res["vad"].startswith("energy"):
         ed._vad_pauses = energy_pauses
     return ed

@@ -8,10 +8,12 @@ server forms them, two in flight), all measured over the same seconds.
 Why: one replica is one Python process, and everything a request costs the host (analysis, the prompts,
 the prefill, the decode loop, the codec's calls) takes turns on its one interpreter lock; a second
 process on the same GPU has its own. Per R, the audio of all replicas over the window from the first
-replica's start to the last one's end. Guided as shipped. SERVING_SMOKE=1: a quick CPU run.
+replica's start to the last one's end. Guided as the LLM's inference.json says. SERVING_SMOKE=1: a quick
+CPU run. SERVING_LLM (default the shipped editor/artifacts/editor-llm-v5) with SERVING_TOKENIZER and
+SERVING_DECODER serves another LLM and its codec.
 
-Two continuous decoders on one H100 crashed (docs/serving.md, "Two replicas on one GPU"); two switches test
-what is behind it: SERVING_ROWS_PER_REPLICA=0 runs the replicas with batch decoding (no continuous
+Two continuous decoders on one H100 crashed before the stream and graph fixes and ran after them
+(docs/serving.md, "Two replicas on one GPU", "After the fixes"); switches that test what is behind it: SERVING_ROWS_PER_REPLICA=0 runs the replicas with batch decoding (no continuous
 decoder), SERVING_OWN_INDUCTOR_CACHE=1 gives each replica its own torch.compile cache directory (the
 replicas compile the same steps at the same moment), SERVING_CUDA_GRAPHS=0 decodes and vocodes eagerly (no
 captured graph anywhere). CUDA_LAUNCH_BLOCKING=1 names the kernel at fault.

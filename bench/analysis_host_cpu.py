@@ -34,7 +34,7 @@ def least_ms(fn, reps=5, before=lambda: None):
 
 def main():
     files = sorted(Path(sys.argv[1]).glob("*.flac"))
-    llm = sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v5"
+    llm = sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v10"
     clips = [(sf.read(f, dtype="float32")[0], json.loads(f.with_suffix(".json").read_text())["text"]) for f in files]
     ed = Editor.load(llm, device="cpu")
     reqs = [dict(wav=clips[i % len(clips)][0], text=clips[i % len(clips)][1], edit_type=EDITS[i % 4][0],

@@ -1,7 +1,7 @@
 """The codec's round trip on voices it has never heard, per engine: seen voices, unseen warps of a seen
 engine, and whole engines it never saw.
 
-    python bench/codec_by_engine.py [--tokenizer editor/artifacts/tokenizer-v3] [--decoder editor/artifacts/decoder-v3]
+    python bench/codec_by_engine.py [--tokenizer editor/artifacts/tokenizer-v10] [--decoder editor/artifacts/decoder-v10]
         [--texts 3] [--max-clips 24] [--work .bench_data/codec_by_engine] [--out bench/results/editor/codec_by_engine.json]
 
 The clips are the neutral source clips of `pipeline=speed_triplets` over `voice_bank=generated_engines`
@@ -64,8 +64,8 @@ def group_of(speaker: str, base_voice: str, trained: set[str], trained_voices: s
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v3")
-    ap.add_argument("--decoder", default="editor/artifacts/decoder-v3")
+    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v10")
+    ap.add_argument("--decoder", default="editor/artifacts/decoder-v10")
     ap.add_argument("--texts", type=int, default=3, help="source sentences per speaker")
     ap.add_argument("--max-clips", type=int, default=24, help="per group")
     ap.add_argument("--work", default=".bench_data/codec_by_engine")

@@ -37,7 +37,7 @@ def ops(fn) -> tuple[int, list, dict]:
 
 def main():
     torch.set_num_threads(1)
-    ed = Editor.load(sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v5", device="cpu")
+    ed = Editor.load(sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v10", device="cpu")
     clips = load_clips(Path(sys.argv[1]))
     frames = ed.codec.analyze_many([w for _, w, _ in clips])
     ids = ed._encode(frames)

@@ -2,7 +2,7 @@
 
     python bench/continuous_gpu_check.py [OUT_JSON]
 
-The shipped LLM (editor-llm-v5, bf16 on CUDA) on 48 synthetic edit prompts (random source ids of 20 to
+The shipped LLM (editor-llm-v10, bf16 on CUDA) on 48 synthetic edit prompts (random source ids of 20 to
 250 tokens, as the codec gives 0.5 to 6 s of speech), greedy and sampled, through generate() in one
 batch and through a ContinuousDecoder of 32 rows (sizes 8, 16, 32; rows taken again). Says whether every
 step was captured, and how many answers are the same tokens (bf16 rounds two batch shapes otherwise,
@@ -28,7 +28,7 @@ from editor.llm.vocab import AUDIO_SIZE  # noqa: E402
 def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    model, vocab = llm_model.load("editor/artifacts/editor-llm-v5", dtype="bfloat16" if dev == "cuda" else "float32")
+    model, vocab = llm_model.load("editor/artifacts/editor-llm-v10", dtype="bfloat16" if dev == "cuda" else "float32")
     model = model.to(dev).eval()
     rng = np.random.default_rng(0)
     prompts = [chat.build_prompt({"system": "edit", "instruction": "Make the following audio more happy.",

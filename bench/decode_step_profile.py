@@ -57,7 +57,7 @@ def step_ab(model, vocab, batches, dev, out):
 def main():
     out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in sys.argv[2:]] or [1, 64]
-    model, vocab = load("editor/artifacts/editor-llm-v5", dtype="bfloat16")
+    model, vocab = load("editor/artifacts/editor-llm-v10", dtype="bfloat16")
     model = model.cuda().eval()
     dev = torch.device("cuda")
     if os.environ.get("STEP_AB") == "1":

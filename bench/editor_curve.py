@@ -1,7 +1,7 @@
 """Plot a training curve (train and held-out frame loss; phone loss where trained) from a training_log.jsonl.
 
-    python bench/editor_curve.py editor/artifacts/decoder-v3/training_log.jsonl docs/editor_curve.png
-    python bench/editor_curve.py editor/artifacts/tokenizer-v3/training_log.jsonl docs/tokenizer_curve.png
+    python bench/editor_curve.py editor/artifacts/decoder-v10/training_log.jsonl docs/editor_curve.png
+    python bench/editor_curve.py editor/artifacts/tokenizer-v10/training_log.jsonl docs/tokenizer_curve.png
 """
 import json
 import sys

@@ -12,7 +12,7 @@
 # TAG_DIR=DIR adds DIR/<language>/<tag>.txt to the emotion and style sentences (python -m tts.sentence_maker
 # --tags writes them) and turns on texts.rotate_per_speaker; EMO_TEXTS / STYLE_TEXTS texts per tag and
 # speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines. The shipped
-# editor-llm-v5 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
+# editor-llm-v5 and v10 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
 # EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log).
 # Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
 # another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:

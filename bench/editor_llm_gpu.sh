@@ -24,13 +24,13 @@ if [ -z "$SKIP_BENCH" ]; then  # SKIP_BENCH=1: only train and time generation
 fi
 # DATA_DIRS: which of the output dirs that travelled this training reads, comma-separated (default all)
 DATA=$(for o in $(echo "${DATA_DIRS:-$(ls .gpu_data/tokens)}" | tr , ' '); do ls -d .gpu_data/tokens/$o/*_tokens; done | paste -sd, -)
-LLM=/tmp/o/${VERSION:-editor-llm-v5}
+LLM=/tmp/o/${VERSION:-editor-llm-v11}
 # CANDIDATES: training settings to compare, '|' between sets (e.g. "pipeline.train.lr=0.0005|pipeline.train.lr=0.001");
 # each trains for MINUTES and the one with the lowest validation loss is published as $LLM
 IFS='|' read -ra CANDS <<< "${CANDIDATES:- }"
 train() {  # train ARTIFACT_DIR [overrides...]
   local dir=$1; shift
-  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$dir pipeline.version=${VERSION:-editor-llm-v5} \
+  python3 run.py pipeline=train_editor "data=[$DATA]" output_dir=/tmp/o pipeline.artifact_out=$dir pipeline.version=${VERSION:-editor-llm-v11} \
     pipeline.checkpoint_dir=$dir.checkpoints editor.device=cuda pipeline.train.max_minutes=$MINUTES $EXTRA "$@" 2>&1 \
     | tee -a /tmp/res/train.log | grep -v "^{" | tail -20
 }

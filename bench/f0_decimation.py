@@ -87,7 +87,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--release"), ap.add_argument("--n", type=int, default=32), ap.add_argument("--clips")
-    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v3")
+    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v10")
     ap.add_argument("--decimations", type=int, nargs="+", default=[1, 2, 4])
     a = ap.parse_args()
     clips = [x for _, x in release_clips(a.release, a.n)] if a.release else []

@@ -36,7 +36,7 @@ SMOKE = os.environ.get("INT8_SMOKE") == "1"      # 2 prompts, 1 seed: a quick CP
 SEEDS = (0,) if SMOKE else (0, 1, 2, 3, 4)
 REPO = Path(__file__).resolve().parent.parent
 JUDGE = REPO / "scorers" / "artifacts" / "judge-v2"
-LLM = REPO / "editor" / "artifacts" / "editor-llm-v5"
+LLM = REPO / "editor" / "artifacts" / "editor-llm-v10"
 
 
 def edit_all(ed: Editor, prompts: list[dict], wavs: dict) -> dict:

@@ -116,7 +116,7 @@ def long_edit(ed, clips, seconds=120.0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("clips"), ap.add_argument("out"), ap.add_argument("llm", nargs="?", default="editor/artifacts/editor-llm-v5")
+    ap.add_argument("clips"), ap.add_argument("out"), ap.add_argument("llm", nargs="?", default="editor/artifacts/editor-llm-v10")
     ap.add_argument("--pieces", default="30,10,model")
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--audio-dir", help="also write each setting's output as long_edit_<pieces>.flac here")

@@ -1,8 +1,10 @@
 """The margin an editor could at best reach through a codec: the data's own answer put through it.
 
     python bench/margin_ceiling.py --data outputs_v5/emotion_triplets,outputs_v5/style_triplets \\
-        --codec editor/artifacts/tokenizer-v3:editor/artifacts/decoder-v3 \\
-        --codec editor/candidates/tokenizer-v8:editor/candidates/decoder-v8 --out OUT.json
+        --codec editor/artifacts/tokenizer-v10:editor/artifacts/decoder-v10 \\
+        --codec /tmp/editor/artifacts/tokenizer-v3:/tmp/editor/artifacts/decoder-v3 --out OUT.json
+
+(an older codec from git history: `git archive 5b21d55 editor/artifacts | tar x -C /tmp`)
 
 An LLM editor answers in codec ids, and its audio is those ids decoded with the source as the voice
 reference. So the best answer it can give is the data's own target in ids: decode(encode(tgt)) with the

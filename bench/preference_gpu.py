@@ -32,7 +32,7 @@ for name in ("soundfile", "soxr"):
 from editor.llm import preference_train as pt  # noqa: E402
 from editor.llm import train_ppo  # noqa: E402
 
-SFT = REPO / "editor" / "artifacts" / "editor-llm-v5"
+SFT = REPO / "editor" / "artifacts" / "editor-llm-v10"
 PIPELINES = {"reward": "train_reward", "dpo": "train_dpo", "ppo": "train_ppo"}
 
 

@@ -9,7 +9,7 @@ Why: one replica is one Python process, and everything a request costs the host 
 the prefill, the decode loop, the codec's calls) takes turns on its one interpreter lock; a second
 process on the same GPU has its own. Per R, the audio of all replicas over the window from the first
 replica's start to the last one's end. Guided as the LLM's inference.json says. SERVING_SMOKE=1: a quick
-CPU run. SERVING_LLM (default the shipped editor/artifacts/editor-llm-v5) with SERVING_TOKENIZER and
+CPU run. SERVING_LLM (default the shipped editor/artifacts/editor-llm-v10) with SERVING_TOKENIZER and
 SERVING_DECODER serves another LLM and its codec.
 
 Two continuous decoders on one H100 crashed before the stream and graph fixes and ran after them
@@ -78,7 +78,7 @@ def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
 def main():
     clips_dir, out_json = sys.argv[1], Path(sys.argv[2])
     counts = [int(r) for r in sys.argv[3:]] or [1, 2, 4]
-    llm = os.environ.get("SERVING_LLM", "editor/artifacts/editor-llm-v5")
+    llm = os.environ.get("SERVING_LLM", "editor/artifacts/editor-llm-v10")
     ctx = mp.get_context("spawn")
     res = {"clients": CLIENTS, "rounds": ROUNDS, "llm": llm, "rows_per_replica": ROWS or "128/R",
            "own_inductor_cache": os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1",

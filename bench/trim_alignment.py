@@ -49,7 +49,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--release", required=True)
     ap.add_argument("--n", type=int, default=12)
-    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v3")
+    ap.add_argument("--tokenizer", default="editor/artifacts/tokenizer-v10")
     a = ap.parse_args()
     data = pairs(a.release, a.n)
     if not data:

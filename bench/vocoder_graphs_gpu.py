@@ -49,7 +49,7 @@ def timed(fn, reps=5):
 
 def main():
     clips_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v5"
+    llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v10"
     rng = np.random.default_rng(0)
     import importlib.util
     res = {"gpu": torch.cuda.get_device_name(0) if sg.CUDA else "cpu",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 # the shipped models (the LLM answers in the codec's ids: the three go together)
 SHIPPED = Path(__file__).resolve().parent / "artifacts"
-SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v3", SHIPPED / "decoder-v3"
-SHIPPED_LLM = SHIPPED / "editor-llm-v5"
+SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v10", SHIPPED / "decoder-v10"
+SHIPPED_LLM = SHIPPED / "editor-llm-v10"
 
 
 def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:

@@ -29,7 +29,7 @@ from editor.tokenizer import speech_mask
 class DecoderConfig(PretrainedConfig):
     model_type = "lms_token_decoder"
 
-    def __init__(self, version="decoder-v3", tokenizer_version="tokenizer-v3", ling_levels=(8, 8, 4, 4),
+    def __init__(self, version="decoder-v10", tokenizer_version="tokenizer-v10", ling_levels=(8, 8, 4, 4),
                  sem_levels=(8, 8, 8, 8), ling_hop=6, sem_hop=4, n_mels=80, hidden=384, layers=6,
                  heads=6, ff_mult=4, dropout=0.1, pos_kernel=15, kind="regression", flow_steps=16,
                  flow_temperature=0.667, n_phones=0, phone_head="local", **kwargs):

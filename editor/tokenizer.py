@@ -150,10 +150,13 @@ class StreamEncoder(nn.Module):
 
     @staticmethod
     def _blocks(blocks: nn.Sequential, h: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
-        # position t of clip b reads position min(t, length_b - 1): its padding repeats its edge
+        # position t of clip b reads position min(t, length_b - 1): its padding repeats its edge, on the
+        # way in too (the token stage's input is the downsampling of padding, not a copy of the edge)
         edge = None if lengths is None or min(lengths) == h.shape[1] else torch.minimum(
             torch.arange(h.shape[1], device=h.device)[None, :],
             torch.as_tensor(lengths, device=h.device)[:, None] - 1)[..., None].expand(-1, -1, h.shape[-1])
+        if edge is not None:
+            h = h.gather(1, edge)
         for block in blocks:
             h = block(h)
             if edge is not None:

@@ -252,8 +252,8 @@ def test_http_editor_gives_the_local_editors_audio_and_failures(tiny_llm):
         assert remote.name == f"http:{local.name}"
         from core import audio
         prompt = audio.decode(audio.encode_flac(voiced(1.5), SR))[0]     # what travels is 16-bit FLAC
-        a = local.clone(prompt, "a prompt", "Hello there.", seed=3)
-        b = remote.clone(prompt, "a prompt", "Hello there.", seed=3)
+        a = local.clone(prompt, "a prompt", "Hello there.", seed=4)
+        b = remote.clone(prompt, "a prompt", "Hello there.", seed=4)
         assert len(a) == len(b) and np.abs(a - b).max() < 1e-3
         e_local = local.edit(b, "Hello there.", "emotion", "sad", seed=4)
         e_remote = remote.edit(b, "Hello there.", "emotion", "sad", seed=4)
@@ -414,8 +414,8 @@ def test_rounds_run_the_same_on_ray_and_in_process(tiny_judge, tmp_path, cache_d
 
 def test_editor_judge_and_reward_shorthand_of_model_commands():
     from run import model_shorthand
-    argv = ["pipeline=edit_benchmark", "editor=editor/artifacts/editor-llm-v5", "judge=http://127.0.0.1:8766", "pipeline.n=3"]
-    assert model_shorthand(argv) == ["pipeline=edit_benchmark", "pipeline.editor=editor/artifacts/editor-llm-v5",
+    argv = ["pipeline=edit_benchmark", "editor=editor/artifacts/editor-llm-v10", "judge=http://127.0.0.1:8766", "pipeline.n=3"]
+    assert model_shorthand(argv) == ["pipeline=edit_benchmark", "pipeline.editor=editor/artifacts/editor-llm-v10",
                                          "pipeline.judge=http://127.0.0.1:8766", "pipeline.n=3"]
     assert model_shorthand(["pipeline=edit_benchmark", "editor=tiny"]) == ["pipeline=edit_benchmark", "editor=tiny"]
     assert model_shorthand(["pipeline=train_decoder", "editor=tiny"]) == ["pipeline=train_decoder", "editor=tiny"]

@@ -19,7 +19,7 @@ from editor.codec import Codec, synthesize
 from editor.decoder import TokenDecoder
 from editor.evaluate import evaluate, heldout_clips
 from editor.fsq import FSQ
-from editor.tokenizer import DualCodebookTokenizer, block_frames
+from editor.tokenizer import STREAMS, DualCodebookTokenizer, block_frames, encoder_inputs
 from editor.vocoder import griffin_lim, harmonic_griffin_lim, source_filter
 
 HELD_OUT = "en_m2"
@@ -421,10 +421,20 @@ def test_a_clips_ids_do_not_depend_on_its_batchmates():
     """The tokenize pipeline and the editor encode padded batches: a short clip next to a long one
     gets the ids it gets alone (each convolution reads past the clip's end what it reads alone)."""
     c = Codec(DualCodebookTokenizer.load(SHIPPED_TOKENIZER))
-    frames = c.analyze_many([voiced(0.5, seed=1), voiced(3.0, seed=4), voiced(0.9, seed=2)])
-    for batched, f in zip(c.encode_frames(frames), frames):
-        alone = c.encode_frames([f])[0]
-        assert np.array_equal(batched[0], alone[0]) and np.array_equal(batched[1], alone[1])
+    for clips in ([voiced(0.5, seed=1), voiced(3.0, seed=4), voiced(0.9, seed=2)], [voiced(0.6), voiced(0.9, seed=2)]):
+        frames = c.analyze_many(clips)
+        for batched, f in zip(c.encode_frames(frames), frames):
+            alone = c.encode_frames([f])[0]
+            assert np.array_equal(batched[0], alone[0]) and np.array_equal(batched[1], alone[1])
+    # not only the ids: the values before quantization are the short clip's own, to float rounding
+    short, long_ = (encoder_inputs(f, c.tokenizer.cfg) for f in frames)
+    n, t = len(frames[0]), len(frames[1])
+    padded = {s: torch.as_tensor(np.stack([np.concatenate([short[s], np.repeat(short[s][-1:], t - n, 0)]), long_[s]]))
+              for s in STREAMS}
+    alone = c.tokenizer.latents({s: torch.as_tensor(short[s])[None] for s in STREAMS}, [n])
+    both = c.tokenizer.latents(padded, [n, t])
+    for s in STREAMS:
+        assert torch.allclose(alone[s][0], both[s][0, :alone[s].shape[1]], atol=1e-4), s
 
 
 def test_a_clips_waveform_does_not_depend_on_its_batchmates():

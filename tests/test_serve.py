@@ -40,11 +40,11 @@ def test_cli_clone_writes_16k_wav_as_the_editor(tmp_path, llm_dir, ed, capsys):
     prompt = voiced(0.6)
     out = tmp_path / "clone.wav"
     rc = cli.main(["clone", "--prompt", write(tmp_path / "p.wav", prompt), "--prompt-text", "hello there",
-                   "--text", "good morning", "-o", str(out), "--llm", str(llm_dir), "--device", "cpu", "--seed", "3"])
+                   "--text", "good morning", "-o", str(out), "--llm", str(llm_dir), "--device", "cpu", "--seed", "4"])
     assert rc == 0
     y, sr = sf.read(out, dtype="float32")
     assert sr == SR and len(y) > 0.5 * SR
-    want = ed.clone(prompt, "hello there", "good morning", seed=3)
+    want = ed.clone(prompt, "hello there", "good morning", seed=4)
     np.testing.assert_allclose(y, want, atol=1e-4)          # 16-bit WAV of the same audio
     log = capsys.readouterr().out
     assert "loaded" in log and "RTF" in log and "generation" in log
@@ -190,11 +190,14 @@ def test_sixteen_concurrent_clients_each_get_their_own_answer(server, ed):
     # answer, but another batch shape rounds floats otherwise: about 1e-3 of the waveform, and now and
     # then a sampled token of this random, nearly flat model, after which the answer goes its own way.
     # So: same lengths, and each answer is by far the closest to its own request's (others' are near 0).
+    # (An answer this model ends at once is empty on both sides: it has nothing to correlate.)
     assert [len(g) for g in got] == [len(w) for w in want]
-    for i, g in enumerate(got):
-        corr = [np.corrcoef(g[:n], w[:n])[0, 1] for w in want for n in [min(len(g), len(w))]]
-        runner_up = max(c for j, c in enumerate(corr) if j != i)
-        assert int(np.argmax(corr)) == i and corr[i] > 0.1 and corr[i] > 2 * runner_up, (i, np.round(corr, 2))
+    live = [i for i, w in enumerate(want) if len(w)]
+    assert len(live) >= 12
+    for i in live:
+        corr = {j: np.corrcoef(got[i][:n], want[j][:n])[0, 1] for j in live for n in [min(len(got[i]), len(want[j]))]}
+        runner_up = max(c for j, c in corr.items() if j != i)
+        assert max(corr, key=corr.get) == i and corr[i] > 0.1 and corr[i] > 2 * runner_up, (i, corr)
     assert max(int(h["X-Batch-Size"]) for _, h, _ in answers) > 1          # requests were batched
 
 

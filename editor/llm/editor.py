@@ -307,8 +307,10 @@ class Editor:
         if not (llm_dir / "llm_vocab.json").is_file():
             raise ValueError(f"llm_dir={llm_dir}: not an LLM checkpoint (no llm_vocab.json)")
         if tokenizer_dir is None and decoder_dir is None:
-            # unnamed: the codec the LLM was trained on, when the shipped artifacts hold it
-            tokenizer_dir, decoder_dir = codec_dirs(codec_version_of(llm_dir) or "", SHIPPED) or (None, None)
+            # unnamed: the codec the LLM was trained on, beside it (an older trio taken out of git history
+            # together) or else among the shipped artifacts
+            spoken = codec_version_of(llm_dir) or ""
+            tokenizer_dir, decoder_dir = codec_dirs(spoken, llm_dir.parent) or codec_dirs(spoken, SHIPPED) or (None, None)
         tokenizer_dir = Path(tokenizer_dir or DEFAULT_TOKENIZER)
         decoder_dir = Path(decoder_dir or DEFAULT_DECODER)
         tok_v = _json_version(tokenizer_dir, "version", "tokenizer")

@@ -261,7 +261,8 @@ def test_speed_edits_end_near_the_length_their_tag_was_taught(llm_dir, tmp_path,
     assert lo % 5 == hi % 5 == 0 and 0.9 * 143 <= lo < 143 < hi <= 1.1 * 143
     free = (0, e._limit(200))            # no minimum, room for twice the source
     assert e._edit_bounds("speed", "slower", 100) == free              # a tag it was not taught: the model alone
-    assert e._edit_bounds("emotion", "happy", 100) == free
+    assert e._edit_bounds("vad", None, 100) == free                    # a trim may be far shorter
+    assert e._edit_bounds("emotion", "happy", 101) == (50, e._limit(202))   # the same words: half, whole blocks
     monkeypatch.setattr(e, "duration_window", None)
     assert e._edit_bounds("speed", "more slower", 100) == free
     monkeypatch.setattr(e, "duration_window", 0.08)
@@ -277,7 +278,9 @@ def test_speed_edits_end_near_the_length_their_tag_was_taught(llm_dir, tmp_path,
     lens = [len(o) // 384 for o in outs]
     assert lens[0] == e._edit_bounds("speed", "more slower", n_src)[0] > n_src
     assert lens[1] == e._edit_bounds("speed", "faster", n_src)[0] > 0.7 * n_src
-    assert lens[2] == 0
+    assert lens[2] == e._edit_bounds("emotion", "sad", n_src)[0] >= 0.5 * n_src - 5    # held to half the source
+    monkeypatch.setattr(e, "min_length_share", None)
+    assert len(e.edit(x, "hello", "emotion", "sad")[0]) == 0                        # the model alone: it stops
 
 
 def test_split_points_and_text():

@@ -47,6 +47,7 @@ from editor.llm.vocab import AUDIO_SIZE
 SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 GUIDED = EDIT_TYPES + ("clone",)     # what Editor.guidance may name
+SAME_WORDS = ("emotion", "style", "paralinguistic", "denoise")   # edits whose answer is not shorter by design
 MAX_GUIDANCE = 10.0                  # a weight bound: far past any useful one (1.5 ships), short of overflow
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
@@ -265,6 +266,11 @@ class Editor:
     # TTS takes a target duration; the model still chooses where inside. None: the model alone decides.
     # 0.08, inside the 0.10 users are promised: the taught ratio is a median over the training pairs
     duration_window: float | None = 0.08
+    # an emotion, style, paralinguistic or denoise edit says the source's words again, so its answer is at
+    # least this share of the source (silence trims and speed edits may be shorter). The model on a voice
+    # of an engine it never heard sometimes ends such an answer after one block (0.12 s); in-domain no
+    # answer came under 0.67 of its source (docs/llm.md). None: the model alone decides.
+    min_length_share: float | None = 0.5
     cuda_graphs = True       # on CUDA, decode steps replay as captured graphs (about 6x faster at batch 1)
 
     def __init__(self, model, vocab, codec, sample: SampleConfig | None = None):
@@ -414,12 +420,15 @@ class Editor:
 
     def _edit_bounds(self, edit_type: str, edit_info, n_src: int) -> tuple[int, int]:
         """(fewest, most) answer tokens of an edit of n_src source tokens: a speed edit whose tag has a
-        taught ratio within duration_window of it; any other edit from none to twice the source plus
-        margin_tokens (room for "more slower", a bound on run-away output)."""
+        taught ratio within duration_window of it; an edit that says the same words at least
+        min_length_share of the source; at most twice the source plus margin_tokens (room for "more
+        slower", a bound on run-away output)."""
+        b = self.layout.block
         ratio = self.speed_ratio.get(edit_info) if edit_type == "speed" and self.duration_window else None
         if ratio is None:
-            return 0, self._limit(2 * n_src)
-        b, want, w = self.layout.block, ratio * n_src, self.duration_window
+            share = self.min_length_share if edit_type in SAME_WORDS else None
+            return (int(share * n_src // b * b) if share else 0), self._limit(2 * n_src)
+        want, w = ratio * n_src, self.duration_window
         lo = int(math.ceil(want * (1 - w) / b) * b)        # whole blocks, rounded inwards: never wider than w
         return lo, max(lo, b, int(want * (1 + w) // b * b))
 

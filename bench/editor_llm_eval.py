@@ -315,6 +315,7 @@ def run(a) -> dict:
     roundtrip = lambda xs: codec.decode(codec.encode(xs), [codec.analyze(x) for x in xs])
     report = {"command": " ".join(["python bench/editor_llm_eval.py", *sys.argv[1:]]), "llm": str(a.llm),
               "quantize": a.quantize, "duration_window": ed.duration_window, "speed_ratio": ed.speed_ratio,
+              "min_length_share": ed.min_length_share,
               "temperature": a.temperature, "top_p": ed.sample.top_p, "guidance": ed.guidance,
               "guided_iterations": ed.guided_iterations,
               "split": a.split, "margin_scorer": scorer.version, "notes": notes,

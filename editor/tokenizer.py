@@ -224,7 +224,7 @@ class DualCodebookTokenizer(nn.Module):
             x = np.zeros((len(frames), t_max, input_dim(s, self.cfg)), np.float32)
             for i, clip in enumerate(inputs):
                 v = clip[s]
-                x[i, :len(v)], x[i, len(v):] = v, v[-1]   # pad with the last frame: no fake edge
+                x[i, :len(v)] = v                          # the padding: StreamEncoder repeats the edge over it
             batch[s] = torch.as_tensor(x, device=device)
         q = self.quantize(batch, [len(f) for f in frames])
         ids = {s: self.quantizers[s].ids(q[s]).cpu().numpy() for s in STREAMS}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from editor.artifacts import SHIPPED_LLM, in_repo
 from editor import tokenizer as tok_mod
 from editor.llm.editor import Editor
 
@@ -34,7 +35,7 @@ def least_ms(fn, reps=5, before=lambda: None):
 
 def main():
     files = sorted(Path(sys.argv[1]).glob("*.flac"))
-    llm = sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v10"
+    llm = sys.argv[2] if len(sys.argv) > 2 else in_repo(SHIPPED_LLM)
     clips = [(sf.read(f, dtype="float32")[0], json.loads(f.with_suffix(".json").read_text())["text"]) for f in files]
     ed = Editor.load(llm, device="cpu")
     reqs = [dict(wav=clips[i % len(clips)][0], text=clips[i % len(clips)][1], edit_type=EDITS[i % 4][0],

@@ -15,6 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor.codec import DEFAULT_VOCODER, synthesize  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from long_edit import load_clips  # noqa: E402
@@ -37,7 +38,7 @@ def ops(fn) -> tuple[int, list, dict]:
 
 def main():
     torch.set_num_threads(1)
-    ed = Editor.load(sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v10", device="cpu")
+    ed = Editor.load(sys.argv[2] if len(sys.argv) > 2 else in_repo(SHIPPED_LLM), device="cpu")
     clips = load_clips(Path(sys.argv[1]))
     frames = ed.codec.analyze_many([w for _, w, _ in clips])
     ids = ed._encode(frames)

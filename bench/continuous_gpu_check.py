@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor.llm import chat, model as llm_model  # noqa: E402
 from editor.llm.continuous import ContinuousDecoder, Request  # noqa: E402
 from editor.llm.generate import Layout, generate  # noqa: E402
@@ -28,7 +29,7 @@ from editor.llm.vocab import AUDIO_SIZE  # noqa: E402
 def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    model, vocab = llm_model.load("editor/artifacts/editor-llm-v10", dtype="bfloat16" if dev == "cuda" else "float32")
+    model, vocab = llm_model.load(in_repo(SHIPPED_LLM), dtype="bfloat16" if dev == "cuda" else "float32")
     model = model.to(dev).eval()
     rng = np.random.default_rng(0)
     prompts = [chat.build_prompt({"system": "edit", "instruction": "Make the following audio more happy.",

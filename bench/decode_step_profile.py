@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor.llm.generate import Layout, SampleConfig, _Decoder, cache_len  # noqa: E402
 from editor.llm.model import load  # noqa: E402
 
@@ -57,7 +58,7 @@ def step_ab(model, vocab, batches, dev, out):
 def main():
     out = Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
     batches = [int(b) for b in sys.argv[2:]] or [1, 64]
-    model, vocab = load("editor/artifacts/editor-llm-v10", dtype="bfloat16")
+    model, vocab = load(in_repo(SHIPPED_LLM), dtype="bfloat16")
     model = model.cuda().eval()
     dev = torch.device("cuda")
     if os.environ.get("STEP_AB") == "1":

@@ -27,6 +27,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from scorers.judge.local import LocalJudge  # noqa: E402
 
@@ -36,7 +37,7 @@ SMOKE = os.environ.get("INT8_SMOKE") == "1"      # 2 prompts, 1 seed: a quick CP
 SEEDS = (0,) if SMOKE else (0, 1, 2, 3, 4)
 REPO = Path(__file__).resolve().parent.parent
 JUDGE = REPO / "scorers" / "artifacts" / "judge-v2"
-LLM = REPO / "editor" / "artifacts" / "editor-llm-v10"
+LLM = SHIPPED_LLM
 
 
 def edit_all(ed: Editor, prompts: list[dict], wavs: dict) -> dict:

@@ -20,6 +20,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor.llm import editor as editor_mod  # noqa: E402
 
 SR = 16000
@@ -116,7 +117,7 @@ def long_edit(ed, clips, seconds=120.0):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("clips"), ap.add_argument("out"), ap.add_argument("llm", nargs="?", default="editor/artifacts/editor-llm-v10")
+    ap.add_argument("clips"), ap.add_argument("out"), ap.add_argument("llm", nargs="?", default=in_repo(SHIPPED_LLM))
     ap.add_argument("--pieces", default="30,10,model")
     ap.add_argument("--seconds", type=float, default=120.0)
     ap.add_argument("--audio-dir", help="also write each setting's output as long_edit_<pieces>.flac here")

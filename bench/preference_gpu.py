@@ -29,10 +29,11 @@ for name in ("soundfile", "soxr"):
         stub = types.ModuleType(name)
         stub.__spec__ = importlib.machinery.ModuleSpec(name, None)   # transformers find_spec()s it
         sys.modules[name] = stub
+from editor.artifacts import SHIPPED_LLM  # noqa: E402
 from editor.llm import preference_train as pt  # noqa: E402
 from editor.llm import train_ppo  # noqa: E402
 
-SFT = REPO / "editor" / "artifacts" / "editor-llm-v10"
+SFT = SHIPPED_LLM
 PIPELINES = {"reward": "train_reward", "dpo": "train_dpo", "ppo": "train_ppo"}
 
 

@@ -23,6 +23,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor import codec as codec_mod  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.quantize import weight_bytes  # noqa: E402
@@ -494,7 +495,7 @@ def timeline(ed, clips, out_dir, res, save, clients=64, waves=2):
 
 def main():
     clips_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
-    llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v10"
+    llm = sys.argv[3] if len(sys.argv) > 3 else in_repo(SHIPPED_LLM)
     out_dir.mkdir(parents=True, exist_ok=True)
     clips = load_clips(clips_dir)
     res = {"gpu": torch.cuda.get_device_name(0) if CUDA else "cpu", "llm": llm, "clips": [(n, round(len(w) / SR, 2)) for n, w, _ in clips]}

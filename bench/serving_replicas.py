@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 SMOKE = bool(int(os.environ.get("SERVING_SMOKE", "0")))
 # SERVING_CLIENTS: all replicas' clients together; one replica with 32 is the control of two sharing 64
 # (the same batch, prefill and codec shapes per replica)
@@ -78,7 +80,7 @@ def serve_clients(k, replicas, barrier, clips_dir, llm) -> dict:
 def main():
     clips_dir, out_json = sys.argv[1], Path(sys.argv[2])
     counts = [int(r) for r in sys.argv[3:]] or [1, 2, 4]
-    llm = os.environ.get("SERVING_LLM", "editor/artifacts/editor-llm-v10")
+    llm = os.environ.get("SERVING_LLM", in_repo(SHIPPED_LLM))
     ctx = mp.get_context("spawn")
     res = {"clients": CLIENTS, "rounds": ROUNDS, "llm": llm, "rows_per_replica": ROWS or "128/R",
            "own_inductor_cache": os.environ.get("SERVING_OWN_INDUCTOR_CACHE") == "1",

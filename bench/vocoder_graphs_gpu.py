@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import serving_gpu as sg  # noqa: E402
+from editor.artifacts import SHIPPED_LLM, in_repo  # noqa: E402
 from editor import features  # noqa: E402
 from editor.vocoder import DEFAULT_VOCODER, VOCODERS  # noqa: E402
 from editor.vocoder_graphs import CapturedVocoder  # noqa: E402
@@ -49,7 +50,7 @@ def timed(fn, reps=5):
 
 def main():
     clips_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    llm = sys.argv[3] if len(sys.argv) > 3 else "editor/artifacts/editor-llm-v10"
+    llm = sys.argv[3] if len(sys.argv) > 3 else in_repo(SHIPPED_LLM)
     rng = np.random.default_rng(0)
     import importlib.util
     res = {"gpu": torch.cuda.get_device_name(0) if sg.CUDA else "cpu",

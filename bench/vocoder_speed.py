@@ -15,13 +15,14 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+from editor.artifacts import SHIPPED_LLM, in_repo
 from editor import vocoder
 from editor.llm.editor import Editor
 
 
 def main():
     clips_dir = Path(sys.argv[1])
-    llm = sys.argv[2] if len(sys.argv) > 2 else "editor/artifacts/editor-llm-v10"
+    llm = sys.argv[2] if len(sys.argv) > 2 else in_repo(SHIPPED_LLM)
     torch.set_num_threads(2)
     wavs = [sf.read(f, dtype="float32")[0] for f in sorted(clips_dir.glob("*.flac"))]
     ed = Editor.load(llm, device="cpu")

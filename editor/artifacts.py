@@ -9,6 +9,13 @@ from pathlib import Path
 SHIPPED = Path(__file__).resolve().parent / "artifacts"
 SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v10", SHIPPED / "decoder-v10"
 SHIPPED_LLM = SHIPPED / "editor-llm-v10"
+REPO = SHIPPED.parent.parent
+
+
+def in_repo(path: Path) -> str:
+    """A path under the repository as commands and result files spell it (editor/artifacts/editor-llm-v10):
+    the benches' defaults, so their records read the same on every machine."""
+    return Path(path).resolve().relative_to(REPO).as_posix()
 
 
 def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:

@@ -379,6 +379,21 @@ def test_codec_dirs_finds_the_codec_an_llm_speaks(tmp_path):
     assert codec_dirs("tokenizer-v3", tmp_path / "missing") is None
 
 
+def test_in_repo_spells_shipped_paths_as_commands_do(tmp_path):
+    """The benches record their default LLM by this: the same string from any working directory, and a
+    path outside the repository is refused rather than recorded as something it is not."""
+    import os
+    from editor.artifacts import SHIPPED_LLM, in_repo
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert in_repo(SHIPPED_LLM) == "editor/artifacts/" + SHIPPED_LLM.name
+    finally:
+        os.chdir(here)
+    with pytest.raises(ValueError):
+        in_repo(tmp_path)
+
+
 def test_an_llm_finds_the_codec_beside_it_before_the_shipped_one(llm_dir, tmp_path):
     """An older LLM taken out of git history with its codec (a directory of the three) loads without
     naming the codec, and still refuses a shipped codec of other ids."""

@@ -12,7 +12,7 @@ export RAY_AUTH_MODE=disabled
 BANK="voice_bank.per_language=18 languages=[en,zh] output_dir=$D ray.progress=false"
 for p in "emotion_triplets texts_per_tag=3 emotions=[happy,angry,sad,surprised]" \
          "style_triplets texts_per_tag=2 styles=[child,older,exaggerated,whisper]" \
-         "speed_triplets source.texts_per_speaker=2"; do
+         "speed_triplets"; do
   set -- $p
   echo "== $(date -u +%H:%M:%S) $p"
   $PY run.py pipeline=$1 "${@:2}" $BANK 2>&1 | grep -E "^(==|   |error)" || true

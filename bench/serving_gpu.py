@@ -329,6 +329,11 @@ def warm_up(ed, clips):
         ed.edit(wav, text, "emotion", "happy")
 
 
+def guided_ways(shipped: dict) -> tuple:
+    """Unguided, then guided as the LLM ships (its inference.json); an LLM that ships unguided has one way."""
+    return (False, True) if shipped else (False,)
+
+
 def served_rows(ed, clips, r, save, name):
     """The served editor's rows: batch 1, a wave of 64's parts, 16 and 64 clients that keep sending,
     unguided and guided as shipped."""
@@ -336,7 +341,7 @@ def served_rows(ed, clips, r, save, name):
     r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
     print(name, "batch1", r["batch1"], flush=True)
     shipped = ed.guidance
-    for guided in (False, True):
+    for guided in guided_ways(shipped):
         ed.guidance = shipped if guided else {}
         tag = "_guided" if guided else ""
         ed.batch_size = 64
@@ -419,7 +424,7 @@ def continuous_rows(llm, clips, res, save):
                 r["batch1"], _ = batch1(ed, clips, reps=1 if SMOKE else 3)
                 print(mode, way, "batch1", r["batch1"], flush=True)
             shipped = ed.guidance
-            for guided in (False, True):
+            for guided in guided_ways(shipped):
                 ed.guidance = shipped if guided else {}
                 tag = "_guided" if guided else ""
                 for n in ((4,) if SMOKE else (64, 256)):

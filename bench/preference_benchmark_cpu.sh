@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The emotion/style benchmark of one editor for the preference comparison (docs/preference.md).
-# usage: bash /tmp/bench_one.sh NAME EDITOR_DIR
+# usage: bash bench/preference_benchmark_cpu.sh NAME EDITOR_DIR   (RES: where its tables go; the first
+# run's, of editor-llm-v3, went to bench/results/preference/bench_NAME)
 set -euo pipefail
-cd /work/main
-RES=bench/results/preference/bench_$1; mkdir -p $RES
+cd "$(dirname "$0")/.."
+RES=${RES:-bench/results/preference_v10/bench_$1}; mkdir -p $RES
 CMD=(.venv/bin/python run.py pipeline=edit_benchmark pipeline.editor=$2 pipeline.judge=scorers/artifacts/judge-v2
      pipeline.n=3 pipeline.paralinguistic=[] pipeline.generalisation=[] pipeline.baselines=[] pipeline.paralinguistic_baselines=false
      pipeline.device=cpu output_dir=/work/data/bench_$1 ray.progress=false)

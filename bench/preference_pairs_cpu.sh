@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The preference pairs of the first real run (docs/preference.md); D holds the token releases.
+# The preference pairs of the shipped editor (docs/preference.md): D holds the token releases that
+# bench/preference_data_cpu.sh makes. usage: bash bench/preference_pairs_cpu.sh [D]   (~14 min on 2 cores)
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/.."
 export RAY_AUTH_MODE=disabled
-D=/work/data/pref
+D=${1:-/work/data/pref}
 nice -n 5 .venv/bin/python run.py pipeline=preference_pairs editor=editor/artifacts/editor-llm-v10 \
   "data=[$D/emotion_triplets_tokens,$D/style_triplets_tokens]" pipeline.tasks=[emotion_edit,style_edit,clone] \
   pipeline.prompts_per_task=40 pipeline.k=8 pipeline.threshold=3 writer.max_samples_per_shard=10 \

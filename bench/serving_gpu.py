@@ -57,6 +57,9 @@ SWITCH_S = float(__import__("os").environ.get("SERVING_SWITCH_S", "0"))   # with
 # against the served editor decoding in batches and then continuously (editor/llm/continuous.py, 128 rows),
 # in the same run; batch 1 continuously; then int8 continuously; peak GPU memory of each
 CONTINUOUS = bool(int(__import__("os").environ.get("SERVING_CONTINUOUS", "0")))
+# SERVING_BATCH1=1: a short call: per model (bf16, int8) the batch-1 rows (RTF, first streamed chunk), the
+# 2-minute edit in the artifact's own pieces and peak GPU memory, then int8's agreement with bf16
+BATCH1 = bool(int(__import__("os").environ.get("SERVING_BATCH1", "0")))
 
 
 def batch1(ed, clips, reps=3):
@@ -498,6 +501,18 @@ def timeline(ed, clips, out_dir, res, save, clients=64, waves=2):
     save()
 
 
+def two_minutes(ed, clips, r, mode, out_dir, upstream_too: bool):
+    """A 2-minute edit and its seams, cut into the artifact's own pieces (piece_seconds) and, with
+    upstream_too, into upstream's 30 s."""
+    model_piece = ed.piece_s["emotion"]
+    for piece_s in (model_piece, 30.0) if upstream_too else (model_piece,):
+        ed.piece_s["emotion"] = piece_s
+        r[f"two_minutes_pieces_{piece_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
+        print(mode, "2 min, pieces of", piece_s, r[f"two_minutes_pieces_{piece_s:g}s"], flush=True)
+        sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
+    ed.piece_s["emotion"] = model_piece
+
+
 def main():
     clips_dir, out_dir = Path(sys.argv[1]), Path(sys.argv[2])
     llm = sys.argv[3] if len(sys.argv) > 3 else in_repo(SHIPPED_LLM)
@@ -552,6 +567,12 @@ def main():
         r["batch1"], r["batch1_f0_one_piece"] = batch1(ed, clips, reps=1 if SMOKE else 3)
         print(mode, "batch1", r["batch1"], flush=True)
         print(mode, "batch1, F0 in one piece", r["batch1_f0_one_piece"], flush=True)
+        if BATCH1:
+            two_minutes(ed, clips, r, mode, out_dir, upstream_too=False)
+            r["peak_gpu_mib"] = peak_mib()
+            res[mode] = r
+            save()
+            continue
         default_rows = ed.batch_size
         ed.batch_size = 16          # rows of 16 first (the default before CUDA editors took 64), then 64
         for n in ((1, 2) if SMOKE else (1, 16, 64)):
@@ -584,13 +605,7 @@ def main():
             # the F0 search on a 4 kHz copy (Codec.f0_decimation): the analysis bound of the rows above
             decimated_rows(ed, clips, r, 4)
         r["peak_gpu_mib"] = peak_mib()
-        model_piece = ed.piece_s["emotion"]   # the artifact's own (piece_seconds), then upstream's 30 s
-        for piece_s in (model_piece, 30.0):
-            ed.piece_s["emotion"] = piece_s
-            r[f"two_minutes_pieces_{piece_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
-            print(mode, "2 min, pieces of", piece_s, r[f"two_minutes_pieces_{piece_s:g}s"], flush=True)
-            sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
-        ed.piece_s["emotion"] = model_piece
+        two_minutes(ed, clips, r, mode, out_dir, upstream_too=True)
         res[mode] = r
         save()
     res["int8_vs_bf16"] = greedy_agreement(eds["bf16"], eds["int8"], clips)

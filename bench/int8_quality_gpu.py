@@ -1,6 +1,6 @@
 """int8 beside bf16 on the benchmark's own prompts, judged by the benchmark judge (docs/serving.md).
 
-The sources are Iter0 clips of the shipped editor's benchmark run (bench/results/preference/bench_sft):
+The sources are Iter0 clips of the shipped editor's benchmark run (bench/results/preference_v10/bench_sft):
 its 24 first prompts, one per label and language (5 emotions and 7 styles, en and zh). Each precision edits
 every source three iterations deep with feedback, as the benchmark does, with SEEDS seeds per prompt;
 judge-v2 classifies every iteration. Reported per precision: judged accuracy per category and

@@ -3,7 +3,7 @@
 # each (the tags the first run's pairs covered), a voice bank of 18 speakers per language (the hash split then
 # leaves en_f1 en_f2 zh_m1 zh_fd7 as test speakers), tokenized with the shipped codec; and a small
 # speed_triplets run whose clean test-split clips the serving benches read (bench/serving_clips.py).
-#   bash bench/preference_data_cpu.sh [D]      (default /work/data/pref; ~30 min on the 2-core CPU)
+#   bash bench/preference_data_cpu.sh [D]      (default /work/data/pref; ~15 min on the 2-core CPU)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-/work/data/pref}

@@ -7,11 +7,10 @@ cd "$(dirname "$0")/.."
 RES=${RES:-bench/results/preference_v10/bench_$1}; mkdir -p $RES
 CMD=(.venv/bin/python run.py pipeline=edit_benchmark pipeline.editor=$2 pipeline.judge=scorers/artifacts/judge-v2
      pipeline.n=3 pipeline.paralinguistic=[] pipeline.generalisation=[] pipeline.baselines=[] pipeline.paralinguistic_baselines=false
-     pipeline.device=cpu output_dir=/work/data/bench_$1 ray.progress=false)
+     pipeline.device=cpu output_dir=${OUT_DIR:-/work/data/bench_$1} ray.progress=false)
 echo "command: RAY_AUTH_MODE=disabled ${CMD[*]}" | tee $RES/run.log
 start=$(date +%s)
 RAY_AUTH_MODE=disabled "${CMD[@]}" 2>&1 | grep --line-buffered -v "pkg_resources\|UserWarning\|Loading weights" >> $RES/run.log
 echo "wall: $(( $(date +%s) - start )) s on $(nproc) cores" | tee -a $RES/run.log
-REL=/work/data/bench_$1/edit_benchmark/latest
-cp $REL/tables.md $REL/run.json $RES/
-cp $REL/results.json /work/data/bench_$1_results.json   # per clip: large, kept out of the tree that travels
+REL=${OUT_DIR:-/work/data/bench_$1}/edit_benchmark/latest
+cp $REL/tables.md $REL/run.json $REL/results.json $RES/    # results.json: per clip, what bench/paired_benchmark.py pairs

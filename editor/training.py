@@ -27,9 +27,21 @@ def command() -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """Written beside the last one and renamed over it: a crash mid-write leaves the previous checkpoint.
+    The bytes reach the disk before the rename, so a machine that dies just after it leaves a whole file."""
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    for stale in path.parent.glob(path.name + ".tmp-*"):   # a killed run's half-written one (another pid)
+        stale.unlink(missing_ok=True)
 
 
 def resume_state(ckpt: Path, fingerprint: str, resume: bool, log=print) -> dict | None:

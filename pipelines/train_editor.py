@@ -6,6 +6,7 @@
 
 Examples of every task in the data (edits and the clone examples of their prompts) in the configured
 mixture; the train split trains, the validation split gives the eval loss (editor/llm/train.py)."""
+import glob
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -20,8 +21,9 @@ def data_list(cfg) -> list[str]:
                          "data=[outputs/emotion_triplets_tokens] (python run.py pipeline=tokenize data=RELEASE makes one)")
     data = list(cfg.data) if OmegaConf.is_list(cfg.data) else [str(cfg.data)]
     for d in data:
-        if not Path(d.split("*")[0]).exists():
-            raise ValueError(f"data={d}: no such token release")
+        pattern = any(c in d for c in "*?[")
+        if not (glob.glob(d) if pattern else Path(d).exists()):
+            raise ValueError(f"data={d}: no such token release" + (" (the pattern matches nothing)" if pattern else ""))
     return data
 
 

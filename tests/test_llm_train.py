@@ -174,3 +174,108 @@ def test_tiny_llm_with_pronunciations_learns_and_publishes_the_scheme(tokens, tm
     assert vocab.pronunciation_scheme == PRONUNCIATION_SCHEME
     good, n = _teacher_forced_exact(out, data)     # its examples now carry "Sentence number i." pronounced
     assert good == n == 5, f"{good}/{n} examples reproduced exactly"
+
+
+def test_resume_refuses_data_that_changed(tokens, tmp_path):
+    """The checkpoint's data positions index the examples it trained on: the same releases in another
+    order, or a release rewritten, are refused by name; a run stopped by its time budget resumes to
+    publish, not to train on."""
+    data, ex = tokens
+    other = write_token_release(tmp_path / "style_tokens", [{**e, "key": e["key"] + "_o"} for e in ex])
+    args = [*BASE, "pipeline.train.steps=6", "pipeline.train.ckpt_every=2", "pipeline.train.warmup=1",
+            f"output_dir={tmp_path}", f"pipeline.artifact_out={tmp_path / 'llm'}"]
+    _run([*args, f"data=[{data},{other}]"])
+    with pytest.raises(ValueError, match="other inputs or settings"):
+        _run([*args, f"data=[{other},{data}]", "resume=true"])
+    # a budget of a millisecond: the time is counted after the first (compiling) step, so two steps run
+    budget = [*args, f"data=[{data}]", "pipeline.train.max_minutes=0.00002"]
+    first, _ = _run([*budget, f"pipeline.checkpoint_dir={tmp_path / 'b'}"])
+    again, _ = _run([*budget, f"pipeline.checkpoint_dir={tmp_path / 'b'}", "resume=true"])
+    assert first["steps"] < 6 and again["steps"] == first["steps"], "a spent budget trains no more steps"
+
+
+def test_init_from_an_editor_llm_or_another_checkpoint(tokens, tmp_path):
+    """init_from an editor LLM keeps its vocab and weights; another causal LM brings its own tokenizer and
+    a text block as large as its embedding; a tokenizer or codec that is not the checkpoint's is refused."""
+    import transformers
+    from editor.llm.model import load, training_vocab
+    from editor.llm.text_tokenizer import train as train_tokenizer
+    from editor.llm.train import check_init_codec
+    data, _ = tokens
+    first = tmp_path / "first"
+    _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={first}", "pipeline.train.steps=20"])
+    second = tmp_path / "second"
+    info, _ = _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={second}",
+                    "pipeline.train.steps=1", "pipeline.train.warmup=0", "pipeline.train.lr=1e-9",
+                    "pipeline.train.keep_best=false", f"llm.init_from={first}"])
+    (m1, v1), (m2, v2) = load(first), load(second)
+    assert v2.version == v1.version
+    w1, w2 = m1.state_dict(), m2.state_dict()
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-3) for k in w1), "it started from the editor's weights"
+    with pytest.raises(ValueError, match="codec tokenizer-v0 ids"):
+        (tmp_path / "third").mkdir()
+        (tmp_path / "third" / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v0"}))
+        check_init_codec(tmp_path / "third", info["tokenizer_version"])
+    # another causal LM: 320 embedding rows over a 300-id tokenizer saved beside it
+    foreign = tmp_path / "foreign"
+    transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=2)).save_pretrained(foreign)
+    with pytest.raises(ValueError, match="no tokenizer.json"):
+        training_vocab(foreign)
+    train_tokenizer(["hello world", "the audio editor"], 300).save(str(foreign / "tokenizer.json"))
+    assert training_vocab(foreign).text_size == 320
+    with pytest.raises(ValueError, match="is not init_from"):
+        training_vocab(foreign, text_tokenizer=REPO / "editor" / "artifacts" / "text-tokenizer-v1")
+    out = tmp_path / "from_foreign"
+    _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}", "pipeline.train.steps=2",
+          f"llm.init_from={foreign}"])
+    assert load(out)[1].text_size == 320
+
+
+def test_validation_loss_reads_a_fair_sample():
+    """More validation examples than rows: a random subset is scored, not the longest ones that
+    packing places first."""
+    from editor.llm.batches import eval_batches, lengths
+    from editor.llm.vocab import load_vocab
+    vocab = load_vocab()
+    exs = [{"system": "edit", "instruction": "Make it happy.", "text": "Hi.", "target_text": "Hi.",
+            "language": "en", "source_tokens": np.zeros(n, dtype=np.int64), "target_tokens": np.zeros(n, dtype=np.int64),
+            "edit_info": "happy", "task": "emotion_edit"} for n in range(20, 120, 5)]
+    every = sorted(lengths(exs, vocab))
+    (batch,) = eval_batches(exs, vocab, rows=4, max_len=256, n_batches=1)
+    scored = []
+    for r in range(4):
+        real = batch["input_ids"][r] != vocab.pad
+        seg = (batch["position_ids"][r] == 0).cumsum(0)[real]
+        scored += [int(n) for n in torch.bincount(seg) if n]
+    assert len(scored) >= 4 and set(scored) <= set(every)
+    longest = every[-len(scored):]
+    assert np.mean(scored) < np.mean(longest) - 20, (scored, longest)
+
+
+def test_bad_settings_are_named(tokens, tmp_path):
+    data, ex = tokens
+    args = [*BASE, f"data=[{data}]", f"output_dir={tmp_path}"]
+    for override, msg in (("pipeline.train.mixture.clone=-1", "mixture.clone=-1"),
+                          ("pipeline.train.mixture.clone=null", "mixture.clone=None"),
+                          ("pipeline.train.steps=0", "steps=0"), ("pipeline.train.ckpt_every=0", "ckpt_every=0")):
+        with pytest.raises(ValueError, match=msg):
+            _run([*args, override])
+    with pytest.raises(ValueError, match="no such token release .the pattern matches nothing"):
+        _run([*BASE, f"data=[{tmp_path}/none-*.tar]", f"output_dir={tmp_path}"])
+    shards = sorted((data / "releases" / "r1" / "shards").glob("*.tar"))
+    pattern = str(shards[0]).replace("-000000", "-00000[0-9]")
+    assert pattern != str(shards[0])
+    from pipelines.train_editor import data_list
+    assert data_list(make_cfg([*BASE, f"data=['{pattern}']"])) == [pattern]
+
+
+def test_checkpoint_write_leaves_no_half_files(tmp_path):
+    """A killed run's half-written checkpoint (another pid's temporary file) is cleared by the next write."""
+    from editor.training import save_checkpoint
+    ckpt = tmp_path / "checkpoint.pt"
+    (tmp_path / "checkpoint.pt.tmp-999999").write_bytes(b"half a checkpoint")
+    save_checkpoint(ckpt, {"step": 3})
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+    assert torch.load(ckpt, weights_only=False) == {"step": 3}

@@ -51,15 +51,25 @@ class Batches:
         self.pending = tuple(st["pending"]) if st["pending"] else None
 
 
-def eval_batches(examples: list[dict], vocab, rows: int, max_len: int, n_batches: int) -> list[dict]:
-    """The validation examples packed once (deterministic), cut into at most n_batches batches."""
+def eval_batches(examples: list[dict], vocab, rows: int, max_len: int, n_batches: int, seed: int = 0) -> list[dict]:
+    """The validation examples packed once, in at most n_batches batches. When they need more rows than
+    that, a random subset (fixed by `seed`) is packed: packing places the longest first, so cutting the
+    packed rows would score only the longest examples."""
     seqs = [chat.build_example(e, vocab) for e in examples]
     seqs = [s for s in seqs if len(s["input_ids"]) <= max_len]
     if not seqs:
         return []
+    order = np.random.default_rng(seed).permutation(len(seqs))
+    lens = [len(s["input_ids"]) for s in seqs]
+    fits = lambda k: len(packing.pack([lens[i] for i in order[:k]], max_len)) <= rows * n_batches
+    lo, hi = 1, len(seqs)              # the longest prefix of the shuffled order that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    seqs = [seqs[i] for i in sorted(order[:lo])]
     packed = packing.pack([len(s["input_ids"]) for s in seqs], max_len)
     out = []
-    for b in range(0, min(len(packed), rows * n_batches), rows):
+    for b in range(0, len(packed), rows):
         group = [[seqs[i] for i in r] for r in packed[b:b + rows]]
         group += [[] for _ in range(rows - len(group))]
         out.append(packing.collate(group, max_len, vocab.pad, mask=False))

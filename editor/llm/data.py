@@ -8,7 +8,9 @@ one). Examples are plain dicts, the input of editor/llm/chat.py:
      "speaker_id", "edit_info", "source_tokens", "target_tokens", "speaker": {"name", "prompt_text"} (clone)}
 
 Token releases are small (83 bytes per second of audio), so a split is read into memory once."""
+import hashlib
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -37,8 +39,14 @@ def token_release(data) -> Release:
     if isinstance(data, (list, tuple)):
         data = ",".join(map(str, data))
     rel = Release(data)
-    if "tokenizer_version" not in rel.manifest:
+    versions = rel.manifest.get("tokenizer_version")
+    if versions is None:
         raise ValueError(f"data={data}: not a token release (run `python run.py pipeline=tokenize data=...` first)")
+    if versions.isna().any():
+        # a plain release beside token releases: its rows have no tokenizer version
+        plain = sorted({str(Path(s).parent) for s in rel.manifest["shard_path"][versions.isna()]})
+        raise ValueError(f"data={data}: {', '.join(plain)} is not a token release "
+                         "(run `python run.py pipeline=tokenize data=...` first)")
     return rel
 
 
@@ -70,15 +78,39 @@ def codec(data) -> dict:
             "tokens_per_second": float(man["tokens_per_second"].dropna().iloc[0])}
 
 
+def check_weights(weights: dict) -> None:
+    """Mixture weights name known tasks and are finite numbers >= 0 (0 leaves a task out)."""
+    unknown = set(weights) - set(TASKS)
+    if unknown:
+        raise ValueError(f"mixture weights for unknown tasks {sorted(unknown)}; tasks are {', '.join(TASKS)}")
+    for t, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+            raise ValueError(f"pipeline.train.mixture.{t}={w!r}: a weight is a finite number >= 0 (0 leaves the task out)")
+
+
+def weighted(examples: dict[str, list[dict]], weights: dict) -> dict[str, list[dict]]:
+    """Only the tasks the mixture draws from (weight > 0)."""
+    return {t: v for t, v in examples.items() if weights.get(t, 0) > 0}
+
+
+def digest(examples: dict[str, list[dict]]) -> str:
+    """What the examples are, in the order a Mixture indexes them: a resumed run's data positions only
+    mean the same examples if this is unchanged (a rewritten or reordered release changes it)."""
+    h = hashlib.sha1()
+    for task in sorted(examples):
+        h.update(task.encode())
+        for e in examples[task]:
+            h.update(b"\0" + e["key"].encode())
+    return h.hexdigest()[:16]
+
+
 class Mixture:
     """An endless stream of examples: each draw picks a task with probability proportional to its
     weight (tasks without examples drop out), then that task's next example in a per-pass shuffle.
     Its whole position is `state()`, so a resumed run draws exactly what the killed one would have."""
 
     def __init__(self, examples: dict[str, list[dict]], weights: dict[str, float], seed: int):
-        unknown = set(weights) - set(TASKS)
-        if unknown:
-            raise ValueError(f"mixture weights for unknown tasks {sorted(unknown)}; tasks are {', '.join(TASKS)}")
+        check_weights(weights)
         self.tasks = [t for t in TASKS if examples.get(t) and weights.get(t, 0) > 0]
         if not self.tasks:
             raise ValueError(f"no examples for any weighted task (have {sorted(k for k, v in examples.items() if v)}, "

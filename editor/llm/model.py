@@ -48,6 +48,40 @@ def model_config(cfg, vocab: Vocab):
     return conf
 
 
+def training_vocab(init_from=None, text_tokenizer=None, pronunciation_scheme: str | None = None) -> Vocab:
+    """The joint vocabulary a training run builds its prompts with.
+
+    Fresh (no init_from): `text_tokenizer` (default the shipped one). init_from one of our editor
+    artifacts: its own vocab, exactly (its text, audio and special rows keep their meaning). init_from
+    another causal LM: its own tokenizer.json, with a text block as large as its embedding, so none of
+    its rows is given to audio ids; naming another tokenizer is an error (its rows would mean other words)."""
+    from editor.llm.text_tokenizer import load as load_text
+    from editor.llm.vocab import DEFAULT_TEXT_TOKENIZER, load_vocab
+    if not init_from:
+        return load_vocab(text_tokenizer or DEFAULT_TEXT_TOKENIZER, pronunciation_scheme=pronunciation_scheme)
+    src = Path(init_from)
+    if not (src / "config.json").is_file():
+        raise ValueError(f"init_from={src}: not a checkpoint directory (no config.json)")
+    if (src / "llm_vocab.json").is_file():
+        meta = json.loads((src / "llm_vocab.json").read_text())
+        if text_tokenizer:
+            raise ValueError(f"init_from={src} is an editor LLM: it keeps its own text tokenizer; "
+                             f"leave pipeline.train.text_tokenizer unset (given {text_tokenizer})")
+        if meta.get("pronunciation_scheme") != pronunciation_scheme:
+            raise ValueError(f"init_from={src} was trained with pronunciation scheme {meta.get('pronunciation_scheme')}, "
+                             f"this run asks for {pronunciation_scheme} (pipeline.train.pronounce)")
+        return load_vocab(src, meta["text_size"], pronunciation_scheme)
+    if not (src / "tokenizer.json").is_file():
+        raise ValueError(f"init_from={src} has no tokenizer.json: its text rows only mean something with "
+                         "the tokenizer it was trained with; save it beside the checkpoint")
+    own = load_text(src)
+    if text_tokenizer and load_text(text_tokenizer).backend_tokenizer.to_str() != own.backend_tokenizer.to_str():
+        raise ValueError(f"pipeline.train.text_tokenizer={text_tokenizer} is not init_from={src}'s tokenizer: "
+                         "its embedding rows would mean other words; leave text_tokenizer unset")
+    rows = int(json.loads((src / "config.json").read_text())["vocab_size"])
+    return load_vocab(src, max(rows, len(own)), pronunciation_scheme)
+
+
 def build_model(cfg, vocab: Vocab):
     """A fresh model from the preset, or the `cfg.init_from` checkpoint resized to the joint vocab.
 
@@ -61,13 +95,15 @@ def build_model(cfg, vocab: Vocab):
         model = transformers.AutoModelForCausalLM.from_pretrained(
             src, local_files_only=True, attn_implementation="sdpa", dtype=dtype)
         rows = model.get_input_embeddings().num_embeddings
-        if rows > vocab.text_size:
+        ours = (src / "llm_vocab.json").is_file() and json.loads((src / "llm_vocab.json").read_text())["version"] == vocab.version
+        if rows > vocab.text_size and not ours:
             # Its rows [0, rows) mean its own text ids; ours would overwrite some with audio ids.
             raise ValueError(f"init_from={src} has {rows} embedding rows but the vocab's text block has "
                              f"{vocab.text_size}: build the vocab from its tokenizer with text_size>={rows}")
         # Old rows are copied; new rows get the model's own init (mean_resizing would make all 5120
         # audio rows near-copies of the average text row).
-        model.resize_token_embeddings(vocab.size, mean_resizing=False)
+        if not ours:
+            model.resize_token_embeddings(vocab.size, mean_resizing=False)
     else:
         conf = model_config(cfg, vocab)
         model = getattr(transformers, _ARCH[cfg["arch"]][1])._from_config(conf, attn_implementation="sdpa", dtype=dtype)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from editor import artifacts
@@ -24,9 +25,8 @@ from editor.llm import data as llm_data
 from editor.llm.batches import Batches, eval_batches, too_long
 from editor.llm import packing
 from editor.llm.chat import IGNORE
-from editor.llm.model import build_model, count_params, flops_per_token, save
+from editor.llm.model import build_model, count_params, flops_per_token, save, training_vocab
 from editor.llm.pronounce import PRONUNCIATION_SCHEME
-from editor.llm.vocab import DEFAULT_TEXT_TOKENIZER, load_vocab
 
 H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of the H200 SXM (MFU denominator)
 
@@ -91,11 +91,24 @@ def lr_factor(step: int, tc: dict, progress: float) -> float:
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def fingerprint(tc: dict, llm_cfg: dict, data: list[str], vocab_version: str) -> str:
-    """What a checkpoint must match to be resumed (budgets and worker count may change)."""
+def check_settings(tc: dict) -> None:
+    """Settings the loop divides by or schedules over, checked before any data is read."""
+    for k in ("steps", "log_every", "eval_every", "ckpt_every", "eval_batches", "rows", "max_len"):
+        if not isinstance(tc[k], int) or tc[k] < 1:
+            raise ValueError(f"pipeline.train.{k}={tc[k]!r}: must be an integer >= 1")
+    if not isinstance(tc["warmup"], int) or tc["warmup"] < 0:
+        raise ValueError(f"pipeline.train.warmup={tc['warmup']!r}: must be an integer >= 0")
+    if not tc["max_minutes"] > 0:
+        raise ValueError(f"pipeline.train.max_minutes={tc['max_minutes']}: must be > 0")
+
+
+def fingerprint(tc: dict, llm_cfg: dict, data_digest: str, vocab_version: str) -> str:
+    """What a checkpoint must match to be resumed (budgets and worker count may change). The data
+    enters as what its examples are (data.digest), not where they lie: a release moved elsewhere still
+    resumes, a release rewritten or given in another order does not."""
     keep = {k: v for k, v in tc.items() if k not in ("steps", "max_minutes", "log_every", "eval_every",
                                                      "ckpt_every", "workers", "compile", "attention")}
-    blob = json.dumps([keep, llm_cfg, sorted(map(str, data)), vocab_version], sort_keys=True, default=str)
+    blob = json.dumps([keep, llm_cfg, data_digest, vocab_version], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -117,22 +130,48 @@ def evaluate(model, batches: list[dict], device, autocast, attention: str = "mas
     return total / max(n, 1)
 
 
-def prepare(tc: dict, data: list[str], log=print):
-    """(vocab, training examples per task, validation examples, the codec of the data) with over-long
-    examples dropped."""
-    vocab = load_vocab(tc.get("text_tokenizer") or DEFAULT_TEXT_TOKENIZER,
-                       pronunciation_scheme=PRONUNCIATION_SCHEME if tc.get("pronounce") else None)
+def prepare(tc: dict, data: list[str], init_from=None, log=print):
+    """(vocab, training examples per weighted task, validation examples of those tasks, the codec of the
+    data, examples dropped as longer than max_len per split and task)."""
+    llm_data.check_weights(tc["mixture"])
+    vocab = training_vocab(init_from, tc.get("text_tokenizer"),
+                           PRONUNCIATION_SCHEME if tc.get("pronounce") else None)
     rel = llm_data.token_release(data)  # read once, for both splits
-    train = llm_data.load_examples(rel, "train")
-    val = llm_data.load_examples(rel, "validation")
+    codec = llm_data.codec(rel)
+    check_init_codec(init_from, codec["tokenizer_version"])
+    train = llm_data.weighted(llm_data.load_examples(rel, "train"), tc["mixture"])
+    val = llm_data.weighted(llm_data.load_examples(rel, "validation"), tc["mixture"])
     if not train:
-        raise ValueError(f"data={data}: no training-split examples (the token releases' split column has no 'train')")
-    kept = too_long(train, vocab, tc["max_len"])
-    dropped = {t: len(train[t]) - len(kept[t]) for t in train if len(train[t]) != len(kept[t])}
-    if dropped:
+        raise ValueError(f"data={data}: no training-split examples of a task with a mixture weight > 0 "
+                         f"(weights {tc['mixture']})")
+    kept, val_kept = too_long(train, vocab, tc["max_len"]), too_long(val, vocab, tc["max_len"])
+    dropped = {split: {t: len(before[t]) - len(after[t]) for t in before if len(before[t]) != len(after[t])}
+               for split, before, after in (("train", train, kept), ("validation", val, val_kept))}
+    if any(dropped.values()):
         log(f"dropped examples longer than max_len={tc['max_len']}: {dropped}")
-    val_kept = [e for exs in too_long(val, vocab, tc["max_len"]).values() for e in exs]
-    return vocab, kept, val_kept, llm_data.codec(rel)
+    if not any(kept.values()):
+        raise ValueError(f"data={data}: every training example is longer than pipeline.train.max_len={tc['max_len']}")
+    return vocab, kept, [e for exs in val_kept.values() for e in exs], codec, dropped
+
+
+def check_init_codec(init_from, tokenizer_version: str) -> None:
+    """An editor LLM warm-started on data of another codec would read its audio ids as other sounds."""
+    made = Path(init_from) / "training.json" if init_from else None
+    if made and made.is_file():
+        theirs = json.loads(made.read_text()).get("tokenizer_version")
+        if theirs and theirs != tokenizer_version:
+            raise ValueError(f"init_from={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: "
+                             "tokenize the data with its codec, or start without init_from")
+
+
+def stop_together(out_of_time: bool, world: int, device) -> bool:
+    """Each worker reads its own clock: the time budget ends the run where any worker says so, on every
+    worker alike (one that stepped on alone would wait in the gradient all-reduce forever)."""
+    if world == 1:
+        return out_of_time
+    flag = torch.tensor([float(out_of_time)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Path, device, resume: bool,
@@ -140,8 +179,9 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     """The training loop of one worker. wrap(model) -> the DDP model (Ray Train), None alone.
     run_info (command, data) goes into training.json."""
     device = torch.device(device)
+    check_settings(tc)
     torch.manual_seed(tc["seed"])
-    vocab, train, val, codec = prepare(tc, data, log if rank == 0 else (lambda *_: None))
+    vocab, train, val, codec, dropped = prepare(tc, data, llm_cfg.get("init_from"), log if rank == 0 else (lambda *_: None))
     mixture = llm_data.Mixture(train, dict(tc["mixture"]), tc["seed"])
     if tc["rows"] % world:
         raise ValueError(f"editor.train.rows={tc['rows']} must be a multiple of the {world} workers")
@@ -151,7 +191,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     if attention == "flex":
         model.set_attn_implementation("flex_attention")
     opt = optimizer(model, tc, device)
-    fp = fingerprint(tc, llm_cfg, data, vocab.version)
+    fp = fingerprint(tc, llm_cfg, llm_data.digest(train), vocab.version)
     ckpt = ckpt_dir / "checkpoint.pt"
     step, elapsed, curve = 0, 0.0, []
     best = {"val_loss": float("inf"), "step": None, "state": None}  # the weights published when keep_best
@@ -166,17 +206,23 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     net = wrap(model) if wrap else model
     fwd = torch.compile(net) if (tc["compile"] is True or (tc["compile"] == "auto" and cuda)) else net
-    val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"]) if rank == 0 else []
+    val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"], tc["seed"]) if rank == 0 else []
     budget_s = 60.0 * tc["max_minutes"]
     n_params = count_params(model)
     if rank == 0:
         log(f"LLM: {n_params / 1e6:.2f} M parameters, vocab {vocab.size}; {sum(map(len, train.values()))} training "
             f"examples {({t: len(v) for t, v in train.items()})}, {len(val)} validation; {world} worker(s) on {device}")
+        if tc["warmup"] >= tc["steps"]:
+            log(f"warmup={tc['warmup']} >= steps={tc['steps']}: the learning rate never reaches lr nor anneals")
+        if not val and tc["keep_best"]:
+            log("no validation examples: no validation loss, and keep_best publishes the last weights")
     model.train()
     fresh = lambda: {"tokens": 0, "sq_tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
     t_run, window = time.time() - elapsed, fresh()
     first_step_s = None
-    while step < tc["steps"]:
+    # a run stopped by its time budget and resumed has no time left: it publishes what it has
+    spent = st is not None and elapsed > budget_s
+    while step < tc["steps"] and not spent:
         progress = max(step / tc["steps"], (time.time() - t_run) / budget_s)
         for g in opt.param_groups:
             g["lr"] = tc["lr"] * lr_factor(step, tc, progress)
@@ -200,7 +246,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         window["sq_tokens"] += stats["sq_tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(local)
-        out_of_time = time.time() - t_run > budget_s
+        out_of_time = stop_together(time.time() - t_run > budget_s, world, device)
         last = step == tc["steps"] or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):
             if cuda:
@@ -241,7 +287,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
               "parameters": n_params,
               "final": curve[-1] if curve else {}, "curve": curve,
               "data": llm_data.summary(train, codec["tokens_per_second"]), **codec,
-              "validation_examples": len(val), "vocab": vocab.version}
+              "validation_examples": len(val), "dropped_over_max_len": dropped, "vocab": vocab.version}
     if rank == 0:
         publish_artifact(model, vocab, out, result, tc, llm_cfg)
     return result

@@ -245,21 +245,22 @@ def greedy_agreement(a, b, clips):
     return {"greedy_shared_prefix_share": float(np.median(agree)), "greedy_length_ratio_int8_over_bf16": float(np.median(ratio))}
 
 
-def energy_pauses(x: np.ndarray) -> list[int]:
-    """Midpoints of runs of >= 0.25 s below -40 dB of the clip's peak (10 ms frames): the pause finder
-    used where silero-vad is not installed (the GPU machine); the editor's own is silero's."""
+def energy_speech(x: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) sample spans between runs of >= 0.25 s below -40 dB of the clip's peak (10 ms frames):
+    the speech finder used where silero-vad is not installed (the GPU machine); the editor's own is silero's."""
     f = int(0.01 * SR)
     e = np.sqrt(np.mean(x[: len(x) // f * f].reshape(-1, f) ** 2, 1))
     quiet = e < e.max() * 10 ** (-40 / 20)
-    out, start = [], None
+    pauses, start = [], None                       # runs of quiet frames of 0.25 s or more
     for i, q in enumerate(np.append(quiet, False)):
         if q and start is None:
             start = i
         elif not q and start is not None:
             if i - start >= 25:
-                out.append((start + i) // 2 * f)
+                pauses.append((start, i))
             start = None
-    return out
+    edges = [0, *[t for p in pauses for t in p], len(quiet)]
+    return [(a * f, b * f) for a, b in zip(edges[::2], edges[1::2]) if b > a]
 
 
 def f0_rows(ed, clips, r, save):
@@ -296,12 +297,12 @@ def decimated_rows(ed, clips, r, dec, save=lambda: None):
 
 
 def load_editor(llm, res, quantize=None):
-    """The editor under test, with the energy pause finder where silero-vad is missing (res["vad"])."""
+    """The editor under test, with the energy speech finder where silero-vad is missing (res["vad"])."""
     env = __import__("os").environ      # SERVING_TOKENIZER / SERVING_DECODER: a codec outside editor/artifacts
     ed = Editor.load(llm, env.get("SERVING_TOKENIZER"), env.get("SERVING_DECODER"), device="cuda" if CUDA else "cpu",
                      quantize=quantize)
     if res["vad"].startswith("energy"):
-        ed._vad_pauses = energy_pauses
+        ed._speech = energy_speech
     return ed
 
 

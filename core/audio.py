@@ -32,9 +32,23 @@ def encode_flac(x: np.ndarray, sr: int) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes, name: str = "audio") -> tuple[np.ndarray, int]:
+MAX_CHANNELS = 8
+
+
+def decode(data: bytes, name: str = "audio", max_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Encoded audio bytes -> (mono float32, sample rate). With max_s, audio longer than that by its header
+    is refused before it is decoded, and at most max_s of it is ever read (a small compressed upload can
+    hold hours of audio)."""
     try:
-        x, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        info = sf.info(io.BytesIO(data))
+        if max_s is not None and info.samplerate > 0 and info.frames / info.samplerate > max_s:
+            raise TooLong(name, info.frames / info.samplerate, max_s, "the request limit")
+        if info.channels > MAX_CHANNELS:
+            raise BadAudio(f"{name}: {info.channels} channels, at most {MAX_CHANNELS}")
+        frames = -1 if max_s is None else int(max_s * info.samplerate) + 1
+        x, sr = sf.read(io.BytesIO(data), frames=frames, dtype="float32", always_2d=True)
+    except BadAudio:
+        raise
     except Exception as e:  # soundfile raises several types for garbage input
         reason = re.sub(r"Error opening <[^>]*>: ", "", str(e))   # not the in-memory buffer's repr
         raise BadAudio(f"{name}: cannot decode audio ({reason})") from e
@@ -68,9 +82,10 @@ def check_duration(path, max_s: float, limit_key: str) -> None:
         raise TooLong(path, seconds, max_s, limit_key)
 
 
-def load(path, sr: int, max_s: float | None = None, limit_key: str = "filters.max_duration_s") -> np.ndarray:
+def load(path, sr: int, max_s: float | None = None, limit_key: str = "filters.max_duration_s",
+         min_s: float = 0.2) -> np.ndarray:
     """Read any soundfile-supported file as mono float32 at `sr`; with `max_s`, a longer file is
-    refused from its header (TooLong) before it is decoded."""
+    refused from its header (TooLong) before it is decoded; one shorter than min_s is refused."""
     path = Path(path)
     if max_s is None:
         _check_file(path)
@@ -81,8 +96,8 @@ def load(path, sr: int, max_s: float | None = None, limit_key: str = "filters.ma
     except Exception as e:
         raise BadAudio(f"{path}: cannot decode audio ({e})") from e
     x = x.mean(axis=1)
-    if len(x) < file_sr * 0.2:
-        raise BadAudio(f"{path}: too short ({len(x) / file_sr:.3f} s; at least 0.2 s needed)")
+    if len(x) < file_sr * min_s:
+        raise BadAudio(f"{path}: too short ({len(x) / file_sr:.3f} s; at least {min_s:g} s needed)")
     if not np.isfinite(x).all() or np.max(np.abs(x)) < 1e-4:
         raise BadAudio(f"{path}: silent or invalid samples")
     return resample(x, file_sr, sr)

@@ -183,10 +183,11 @@ class StubEditor:
     """Records what the page asks the editor for; answers with one short tone per iteration."""
 
     def __init__(self):
-        self.calls = []
+        self.calls, self.kw = [], []
 
     def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, **kw):
         self.calls.append((text, edit_type, edit_info, n_iter))
+        self.kw.append(kw)
         return [voiced(0.5)] * n_iter
 
 
@@ -201,7 +202,10 @@ def test_paralinguistic_and_iterating_on_the_last_output(tmp_path):
     with pytest.raises(gr.Error, match="no output yet"):
         demo.edit(None, "so it goes", "emotion", "sad", "", 1, True, 0, 0.7, [])
     _, h = demo.edit(str(tmp_path / "clip.wav"), " so it goes ", "paralinguistic", "Laughter", "", 1, False, 0, 0.7, [])
-    _, h = demo.edit(None, "ignored", "denoise", None, "", 2, True, 0, 0.7, h)
+    _, h = demo.edit(None, "ignored", "denoise", None, "", 2, True, None, None, h)   # emptied boxes: the defaults
+    assert ed.kw[-1] == {"sr": SR, "seed": 0, "temperature": 0.7}
+    with pytest.raises(gr.Error, match="the uploaded file is gone"):
+        demo.edit(str(tmp_path / "deleted.wav"), "so it goes", "emotion", "sad", "", 1, False, 0, 0.7, [])
     assert ed.calls == [("so it goes", "paralinguistic", "so it goes [Laughter]", 1),
                         ("so it goes [Laughter]", "denoise", None, 2)]
     assert [v["what"] for v in h] == ["paralinguistic 'so it goes [Laughter]' on the source clip, iteration 1/1",

@@ -283,6 +283,69 @@ def test_speed_edits_end_near_the_length_their_tag_was_taught(llm_dir, tmp_path,
     assert len(e.edit(x, "hello", "emotion", "sad")[0]) == 0                        # the model alone: it stops
 
 
+def test_long_edit_keeps_pieces_without_speech_and_shares_words_by_speech(ed, spy, monkeypatch):
+    """A long emotion edit with a long pause: the piece with no speech is passed through as it is, and
+    the words go to the pieces that speak, in proportion to their speech."""
+    monkeypatch.setitem(ed.piece_s, "emotion", 1.5)
+    x = np.concatenate([voiced(1.2), np.zeros(int(2.0 * SR), np.float32), voiced(1.2, seed=3)])
+    speech = [(0, int(1.2 * SR)), (int(3.2 * SR), len(x))]
+    monkeypatch.setattr(ed, "_speech", lambda wav: speech)
+    spans, said = ed._chunks(x, 1.5)
+    assert len(spans) >= 3 and said[0] > 0 and said[-1] > 0 and 0 in said
+    out = ed.edit(x, "one two three four", "emotion", "angry", seed=0, n_iter=2)
+    items = ed._edit_items([dict(wav=x, text="one two three four", edit_type="emotion", edit_info="angry")])
+    spoken = [it for it in items if not it["kept"]]
+    assert " ".join(it["text"] for it in spoken) == "one two three four" and all(it["text"] for it in spoken)
+    assert any(it["kept"] for it in items) and all(it["text"] == "" for it in items if it["kept"])
+    assert len(spy["prompts"][0]) == len(spoken), "only the pieces that speak are edited"
+    kept = sum(len(it["wav"]) for it in items if it["kept"])
+    decoded = sum(len(p) * 384 for p in spy["decoded"][0])
+    fades = int(0.02 * SR) * (len(items) - 1)
+    assert len(out[0]) == decoded + kept - fades
+    assert len(out) == 2 and len(out[1]) > kept, "the kept piece is in every iteration"
+    # a denoise edit edits every piece (its silence is noise to remove)
+    items = ed._edit_items([dict(wav=x, text="one two three four", edit_type="denoise", edit_info=None)])
+    assert not any(it["kept"] for it in items)
+
+
+def test_answers_fit_the_models_context(ed, spy, monkeypatch):
+    """No answer may run past the model's positions: a clone whose text cannot fit is refused, an edit's
+    longest answer is cut to what fits, and a voice prompt with almost no text says nothing of the rate."""
+    with pytest.raises(ValueError, match="clone the text in parts"):
+        ed.clone(voiced(3.0), "a", "word " * 2000)
+    ed.clone(voiced(3.0), "a", "hello there, how are you?", seed=0)
+    tps = ed.codec.tokenizer.tokens_per_second()["interleaved"]
+    assert spy["limits"][0][0] <= ed._limit(2 * 0.5 * tps * len("hello there, how are you?"))
+    monkeypatch.setattr(ed.model.config, "max_position_embeddings", 600)
+    ed.edit(voiced(2.0), "hello", "emotion", "happy", seed=0)
+    prompt, limit = spy["prompts"][1][0], spy["limits"][1][0]
+    assert len(prompt) + limit <= 600 and limit < ed._edit_bounds("emotion", "happy", 2 * len(prompt))[1]
+    monkeypatch.setattr(ed.model.config, "max_position_embeddings", 100)     # shorter than the prompt
+    with pytest.raises(ValueError, match="edit a shorter clip"):
+        ed.edit(voiced(3.0), "hello", "emotion", "happy", seed=0)
+
+
+def test_clone_stream_is_guided_as_clone(ed, monkeypatch):
+    import editor.llm.editor as editor_mod
+    seen = {}
+
+    def fake_stream(model, vocab, prompts, limits, seeds, temps, *a, negatives=None, guidance=None, **kw):
+        seen.update(negatives=negatives, guidance=guidance)
+        raise InterruptedError
+    monkeypatch.setattr(editor_mod, "generate_stream", fake_stream)
+    monkeypatch.setattr(ed, "guidance", {"clone": 2.0})
+    with pytest.raises(InterruptedError):
+        list(ed.clone_stream(voiced(0.6), "hello there", "good morning"))
+    assert seen["guidance"] == [2.0] and seen["negatives"][0] is not None
+
+
+def test_integer_pcm_is_scaled_to_float(ed, spy):
+    pcm = np.round(voiced(0.6) * 32767).astype(np.int16)
+    ed.edit(pcm.astype(np.float32) / 32768, "hello", "emotion", "sad", temperature=np.float32(0.7))
+    ed.edit(pcm, "hello", "emotion", "sad", temperature=np.float32(0.7))
+    np.testing.assert_array_equal(spy["prompts"][0][0], spy["prompts"][1][0])
+
+
 def test_split_points_and_text():
     x = np.concatenate([voiced(25), np.zeros(SR // 2, np.float32), voiced(20), np.zeros(SR, np.float32), voiced(5)])
     gap1 = (25 * SR, 25 * SR + SR // 2)
@@ -294,6 +357,12 @@ def test_split_points_and_text():
     assert spans[0] == (0, gap1[0] + 4000)
     assert split_text("a b c d", [1, 1]) == ["a b", "c d"]
     assert split_text("你好世界", [3, 1]) == ["你好世", "界"]
+    # units are words and Han characters, never cut; punctuation stays with the word before it
+    assert split_text("Hello.", [5, 5, 5]) == ["Hello.", "", ""]
+    assert split_text("one two", [5, 5, 5, 5]) == ["one", "two", "", ""]
+    assert split_text("今天天气很好，我们一起去公园散步吧 OK", [5, 5, 5]) == ["今天天气很好，", "我们一起去公", "园散步吧 OK"]
+    # weights are the speech in each piece: none, no words
+    assert split_text("one two three, four.", [1, 0, 1]) == ["one two", "", "three, four."]
     assert len(crossfade_join([np.ones(1000), np.ones(1000)])) == 2000 - int(0.02 * SR)
 
 
@@ -332,7 +401,17 @@ def test_version_checks(llm_dir, tmp_path):
     (dict(wav=np.full(SR, np.nan, np.float32)), "NaN"),
     (dict(wav=np.zeros((2, SR), np.float32)), "mono"),
     (dict(sr=0), "sample rate"),
-    (dict(wav=voiced(0.7), sr=16), r"700.0 s is longer than 600 s"),   # 11200 samples at 16 Hz
+    (dict(sr=1), r"sample rate 1 is not a whole number of Hz in \[8000, 192000\]"),
+    (dict(sr=True), "sample rate True"),
+    (dict(wav=np.tile(voiced(1.0, sr=8000), 601), sr=8000), r"601.0 s is longer than 600 s"),
+    (dict(wav=voiced(0.6) * 100), "float samples peak at"),
+    (dict(wav=voiced(0.6).astype(np.complex64)), "need real samples"),
+    (dict(wav="/tmp/clip.wav"), "need an array of samples, got a str"),
+    (dict(wav=[[0.1, 0.2], [0.3]]), "need an array of samples"),
+    (dict(wav=np.full(SR, 0.5, np.float32)), "silent"),                  # a constant offset
+    (dict(n_iter=11), "n_iter: must be an int from 1 to 10"),
+    (dict(n_iter=True), "n_iter"),
+    (dict(prompt_fixed="no"), "prompt_fixed"),
     (dict(text="x" * 10001), "10001 characters, limit 10000"),
     (dict(text=""), "text: empty"),
     (dict(n_iter=0), "n_iter"),
@@ -355,6 +434,9 @@ def test_clone_and_batch_bad_input(ed):
         ed.clone(voiced(1.0), "a", "b" * 10001)
     with pytest.raises(ValueError, match="bad request keys"):
         ed.edit_many([dict(wav=voiced(0.6), text="a", edit_type="vad", colour="red")])
+    with pytest.raises(ValueError, match=r"^request 1: wav: need an array of samples, got a PosixPath"):
+        from pathlib import Path
+        ed.edit_many([dict(wav=voiced(0.6), text="a", edit_type="vad"), dict(wav=Path("x.wav"), text="a", edit_type="vad")])
     with pytest.raises(ValueError, match="must be a dict"):
         ed.clone_many(["hello"])
     assert ed.edit_many([]) == [] and ed.clone_many([]) == []

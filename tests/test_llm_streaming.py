@@ -63,7 +63,7 @@ def test_edit_stream_gives_edit_audio_in_chunks_without_seams(ed):
 
 def test_streaming_rejects_audio_it_cannot_stream(ed):
     with pytest.raises(ValueError, match="a streamed edit takes at most"):
-        ed.edit_stream(np.zeros(31 * 16000, np.float32) + 0.01, "x", "emotion", "happy")
+        ed.edit_stream(np.tile(voiced(1.0), 31), "x", "emotion", "happy")
     with pytest.raises(ValueError, match="edit_type"):
         ed.edit_stream(voiced(1.0), "x", "shout", "happy")
 

@@ -77,10 +77,14 @@ def test_cli_edit_writes_every_iteration(tmp_path, llm_dir, capsys):
     (["--guidance", "-1"], "--guidance -1.0: must be a number >= 0"),
     (["--guidance", "inf"], "--guidance inf: must be a number >= 0"),
     (["--text", " "], "--text: empty"),
-    (["--temperature", "-1"], "--temperature: must be >= 0"),
+    (["--temperature", "-1"], "--temperature: must be a number >= 0"),
     (["--input", "SHORT"], "short.wav: too short (0.250 s; at least 0.3 s needed)"),
     (["--edit-info", "NONE"], "--edit-info: required for emotion edits; valid: happy"),
     (["--threads", "0"], "--threads 0: must be at least 1"),
+    (["-o", "FILE/o.wav"], "cannot make its folder"),
+    (["-o", "DIR.wav"], "is a directory"),
+    (["--edit-type", "paralinguistic", "--edit-info", "hello [Laughter]", "--input", "LONG"], "limit 30 s"),
+    (["--text", "hi \udcff"], "--text: not valid Unicode"),
 ])
 def test_cli_bad_input_is_a_named_error(tmp_path, capsys, args, needle):
     """Each names the option at fault, and comes before the model loads: --llm names no model here."""
@@ -90,7 +94,11 @@ def test_cli_bad_input_is_a_named_error(tmp_path, capsys, args, needle):
             "--edit-info": "happy", "-o": str(tmp_path / "o.wav"), "--llm": str(tmp_path / "no_llm"), "--device": "cpu"}
     argv.update(zip(args[::2], args[1::2]))
     argv["--input"] = {"MISSING": str(tmp_path / "MISSING"), "GARBAGE": str(garbage),
-                       "SHORT": write(tmp_path / "short.wav", voiced(0.25))}.get(argv["--input"], argv["--input"])
+                       "SHORT": write(tmp_path / "short.wav", voiced(0.25)),
+                       "LONG": write(tmp_path / "long.wav", np.tile(voiced(1.0), 31))}.get(argv["--input"], argv["--input"])
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    (tmp_path / "DIR.wav").mkdir()
+    argv["-o"] = str(tmp_path / argv["-o"]) if argv["-o"] in ("FILE/o.wav", "DIR.wav") else argv["-o"]
     argv = {k: v for k, v in argv.items() if v != "NONE"}
     assert cli.main(["edit", *[a for kv in argv.items() for a in kv]]) == 2
     err = capsys.readouterr().err
@@ -225,6 +233,7 @@ SAD = {"audio": "AUDIO", "text": "hi", "edit_type": "emotion", "edit_info": "sad
     ("/edit", {**SAD, "temperature": "nan"}, 400, "temperature", "number"),
     ("/edit", {**SAD, "audio": b"x" * 1_100_000}, 413, "body", "limit 1 MB"),
     ("/clone", {"prompt_audio": "AUDIO", "text": "hi"}, 400, "prompt_text", "empty"),
+    ("/clone", {"prompt_audio": "AUDIO", "prompt_text": "a", "text": "x" * 500}, 400, "text", "clone the text in parts"),
 ])
 def test_bad_request_is_a_named_4xx(server, path, form, status, field, needle):
     clips = {"AUDIO": voiced(0.5), "LONG": voiced(3.5), "SHORT": voiced(0.1)}
@@ -234,6 +243,21 @@ def test_bad_request_is_a_named_4xx(server, path, form, status, field, needle):
         pairs = form.items() if isinstance(form, dict) else form
         got, _, answer = call(server + path, [(k, wav(clips[v]) if v in clips else v) for k, v in pairs])
     assert (got, answer.get("field")) == (status, field) and needle in answer["error"], answer
+
+
+def test_long_compressed_upload_is_refused_from_its_header(monkeypatch):
+    """A small compressed file can hold hours of audio: it is refused by its header, never decoded."""
+    from core import audio
+    from editor.serve.schema import BadRequest, Limits, edit_request
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros(20 * 60 * 8000, np.float32), 8000, format="FLAC")       # 20 min of silence
+    assert len(buf.getvalue()) < 2_000_000
+    ctype, body = encode_multipart([("audio", buf.getvalue()), ("text", "hi"), ("edit_type", "emotion"),
+                                    ("edit_info", "sad")])
+    monkeypatch.setattr(audio.sf, "read", lambda *a, **k: pytest.fail("decoded a file its header refuses"))
+    with pytest.raises(BadRequest) as e:
+        edit_request(ctype, body, Limits(max_audio_s=60.0, max_body_mb=20.0))
+    assert e.value.field == "audio" and "1200.0 s is longer than 60 s" in str(e.value.body())
 
 
 def test_wrong_route_or_method(server):

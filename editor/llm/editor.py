@@ -24,11 +24,14 @@ Version check: the LLM dir records the codec tokenizer it was trained on, in `co
 ({"tokenizer_version": ...}, written by `write_codec_meta`) or `training.json`'s
 "tokenizer_version"; tokenizer, decoder and LLM must agree or loading raises ArtifactMismatch.
 """
+import inspect
 import json
 import math
+import numbers
+import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -48,6 +51,7 @@ SR = 16000
 EDIT_TYPES = ("emotion", "style", "speed", "paralinguistic", "denoise", "vad")
 GUIDED = EDIT_TYPES + ("clone",)     # what Editor.guidance may name
 SAME_WORDS = ("emotion", "style", "paralinguistic", "denoise")   # edits whose answer is not shorter by design
+KEPT_WHEN_SILENT = ("emotion", "style")     # a piece of a long edit without speech passes through these unedited
 MAX_GUIDANCE = 10.0                  # a weight bound: far past any useful one (1.5 ships), short of overflow
 EDIT_INFO = {"emotion": tags.EMOTIONS, "style": tags.STYLES, "speed": tags.SPEED_TAGS}
 MIN_S = 0.3
@@ -60,10 +64,27 @@ EDIT_TASK = {"emotion": "emotion_edit", "style": "style_edit", "speed": "speed_e
 DEFAULT_PIECE_S = {"emotion": 4.3, "style": 4.2, "speed": 5.4, "denoise": 5.4, "vad": 8.6, "paralinguistic": 4.3}
 MIN_PIECE_S = 2.0
 MAX_TEXT = 10000         # characters: a max_edit_s (600 s) edit's transcript at about 15 per second
+MAX_ITER = 10            # iterations of one edit: each feeds the last answer back (the seed shows gains up to 3)
+SR_RANGE = (8000, 192000)
+MAX_CHAR_S = 0.5         # seconds one character of a clone's text may take (a Mandarin syllable said slowly):
+                         # a voice prompt whose text is far shorter than its audio says nothing of the rate
+# what split_text shares out: a Han character, or a run of other word characters (a word, a number)
+_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|(?:(?![\u3400-\u9fff\uf900-\ufaff])\w)+")
 
 
 class ArtifactMismatch(ValueError):
     """LLM, codec tokenizer and decoder were not made for each other."""
+
+
+def _read_json(f: Path) -> dict:
+    """An artifact's JSON file as a dict, or a ValueError naming the file."""
+    try:
+        out = json.loads(Path(f).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{f}: not valid JSON ({e})") from None
+    if not isinstance(out, dict):
+        raise ValueError(f"{f}: expected a JSON object, got {type(out).__name__}")
+    return out
 
 
 def write_codec_meta(llm_dir, tokenizer_version: str) -> Path:
@@ -77,7 +98,7 @@ def codec_version_of(llm_dir) -> str | None:
     d = Path(llm_dir)
     for name in ("codec.json", "training.json"):
         if (d / name).is_file():
-            v = json.loads((d / name).read_text()).get("tokenizer_version")
+            v = _read_json(d / name).get("tokenizer_version")
             if v:
                 return v
     return None
@@ -88,10 +109,12 @@ def piece_seconds(llm_dir) -> dict[str, float]:
     sources it trained on (training.json "data" -> task -> "source_seconds"), within [MIN_PIECE_S,
     Editor.max_chunk_s]; DEFAULT_PIECE_S's for a task the artifact does not record."""
     f = Path(llm_dir) / "training.json"
-    data = json.loads(f.read_text()).get("data", {}) if f.is_file() else {}
+    data = _read_json(f).get("data", {}) if f.is_file() else {}
     out = {}
     for edit_type, task in EDIT_TASK.items():
         p90 = ((data.get(task) or {}).get("source_seconds") or {}).get("p90")
+        if p90 is not None and (isinstance(p90, bool) or not isinstance(p90, numbers.Real)):
+            raise ValueError(f"{f}: data.{task}.source_seconds.p90 {p90!r} is not a number of seconds")
         out[edit_type] = min(max(p90, MIN_PIECE_S), Editor.max_chunk_s) if p90 else DEFAULT_PIECE_S[edit_type]
     return out
 
@@ -100,7 +123,7 @@ def guidance_of(llm_dir) -> dict[str, float]:
     """Per edit type, the guidance weight measured for this LLM (inference.json "guidance", written
     beside the weights once an evaluation chose it); empty without the file: no edit is guided."""
     f = Path(llm_dir) / "inference.json"
-    return check_guidance(json.loads(f.read_text()).get("guidance") or {}, f"{f}: guidance") if f.is_file() else {}
+    return check_guidance(_read_json(f).get("guidance") or {}, f"{f}: guidance") if f.is_file() else {}
 
 
 def edit_prompt(vocab, edit_type, edit_info, text, source_ids) -> np.ndarray:
@@ -120,8 +143,10 @@ def negative_prompt(vocab, edit_type, text, source_ids) -> np.ndarray:
 
 def check_guidance(g: dict, where: str) -> dict[str, float]:
     """Guidance weights by edit type (or clone) as floats; a ValueError naming `where` for a bad entry."""
+    if not isinstance(g, dict):
+        raise ValueError(f"{where} {g!r}: a mapping of edit type (or clone) to weight")
     bad = {k: w for k, w in g.items()
-           if k not in GUIDED or not isinstance(w, (int, float)) or not 0 <= w <= MAX_GUIDANCE}
+           if k not in GUIDED or isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w <= MAX_GUIDANCE}
     if bad:
         raise ValueError(f"{where} {bad}: keys are {', '.join(GUIDED)}, weights numbers >= 0 and <= {MAX_GUIDANCE:g}")
     return {k: float(w) for k, w in g.items()}
@@ -130,8 +155,8 @@ def check_guidance(g: dict, where: str) -> dict[str, float]:
 def guided_iterations_of(llm_dir) -> int | None:
     """How many first iterations of an edit are guided (inference.json "guided_iterations"; None: all)."""
     f = Path(llm_dir) / "inference.json"
-    n = json.loads(f.read_text()).get("guided_iterations") if f.is_file() else None
-    if n is not None and (not isinstance(n, int) or n < 1):
+    n = _read_json(f).get("guided_iterations") if f.is_file() else None
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"{f}: guided_iterations {n!r}: a whole number >= 1, or absent for all")
     return n
 
@@ -141,7 +166,7 @@ def speed_ratios(llm_dir) -> dict[str, float]:
     "speed_edit" -> "length_ratio", written by the trainer); empty for an artifact that does not
     record it, whose speed edits then stop where the model alone stops."""
     f = Path(llm_dir) / "training.json"
-    data = json.loads(f.read_text()).get("data", {}) if f.is_file() else {}
+    data = _read_json(f).get("data", {}) if f.is_file() else {}
     return {t: float(r) for t, r in ((data.get("speed_edit") or {}).get("length_ratio") or {}).items()}
 
 
@@ -157,18 +182,40 @@ def _json_version(d: Path, key: str, what: str) -> str:
 
 # ---- input checks ------------------------------------------------------------------------------
 def check_audio(wav, sr: int, name: str, max_s: float | None = None) -> np.ndarray:
-    """Any mono float clip -> float32 at 16 kHz, or a ValueError saying what is wrong with it."""
-    x = np.asarray(wav, dtype=np.float32) if wav is not None else np.zeros(0, np.float32)
+    """A mono clip -> float32 at 16 kHz, or a ValueError saying what is wrong with it. Float samples are
+    taken as they are ([-1, 1]; a peak over 2 is refused as integer PCM stored as float); integer PCM is
+    scaled by its full scale (int16 / 32768)."""
+    if wav is None:
+        wav = np.zeros(0, np.float32)
+    if isinstance(wav, (str, bytes, Path)):
+        raise ValueError(f"{name}: need an array of samples, got a {type(wav).__name__} (read the file first, "
+                         "e.g. soundfile.read)")
+    try:
+        raw = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name}: need an array of samples, got {type(wav).__name__} ({e})") from None
+    if raw.dtype.kind in "iu":
+        bits = raw.dtype.itemsize * 8
+        zero = 2.0 ** (bits - 1) if raw.dtype.kind == "u" else 0.0
+        x = ((raw.astype(np.float64) - zero) / 2.0 ** (bits - 1)).astype(np.float32)
+    elif raw.dtype.kind == "f":
+        x = raw.astype(np.float32)
+    else:
+        raise ValueError(f"{name}: need real samples (float in [-1, 1] or integer PCM), got dtype {raw.dtype}")
     if x.ndim != 1:
         raise ValueError(f"{name}: need a mono 1-D waveform, got shape {x.shape}")
-    if not isinstance(sr, (int, np.integer)) or sr <= 0:
-        raise ValueError(f"{name}: invalid sample rate {sr!r}")
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or not SR_RANGE[0] <= sr <= SR_RANGE[1]:
+        raise ValueError(f"{name}: sample rate {sr!r} is not a whole number of Hz in [{SR_RANGE[0]}, {SR_RANGE[1]}]")
     if len(x) < MIN_S * sr:
         raise ValueError(f"{name}: too short ({len(x) / sr:.3f} s; at least {MIN_S} s needed)")
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: contains NaN or infinite samples")
-    if np.max(np.abs(x)) < 1e-4:
-        raise ValueError(f"{name}: silent (peak {np.max(np.abs(x)):.2g})")
+    peak = float(np.max(np.abs(x)))
+    if peak > 2.0:
+        raise ValueError(f"{name}: float samples peak at {peak:.3g}; expected [-1, 1] (integer PCM in a float "
+                         "array? pass it as an integer array, or divide by its full scale)")
+    if float(np.max(np.abs(x - x.mean()))) < 1e-4:       # a constant offset is no sound either
+        raise ValueError(f"{name}: silent (peak {peak:.2g} around its mean)")
     if max_s is not None and len(x) > max_s * sr:
         raise ValueError(f"{name}: {len(x) / sr:.1f} s is longer than {max_s:g} s")
     return audio.resample(x, int(sr), SR)
@@ -180,6 +227,10 @@ def check_text(text, name: str, required: bool = True) -> str:
     if not isinstance(text, str):
         raise ValueError(f"{name}: need a string, got {type(text).__name__}")
     text = text.strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:      # a lone surrogate: bytes that were not UTF-8 on the way in
+        raise ValueError(f"{name}: not valid Unicode text (undecodable bytes in it?)") from None
     if required and not text:
         raise ValueError(f"{name}: empty")
     if len(text) > MAX_TEXT:
@@ -230,13 +281,35 @@ def split_points(x: np.ndarray, max_s: float, pauses: list[int], min_s: float = 
     return out + [(start, n)]
 
 
+def share_out(n: int, weights: list[float]) -> list[int]:
+    """n whole units in proportion to the weights (largest remainders); while there are enough, every
+    piece of weight > 0 gets at least one and a piece of weight 0 none."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        w = np.ones_like(w)
+    exact = n * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    if n >= int((w > 0).sum()):
+        counts[(w > 0) & (counts == 0)] = 1
+    while counts.sum() > n:            # the floor of one was given above: take back where most was given
+        i = int(np.argmax(np.where(counts > 1, counts - exact, -np.inf)))
+        counts[i] -= 1
+    while counts.sum() < n:
+        i = int(np.argmax(np.where(w > 0, exact - counts, -np.inf)))
+        counts[i] += 1
+    return counts.tolist()
+
+
 def split_text(text: str, weights: list[float]) -> list[str]:
-    """The text in len(weights) consecutive pieces, sized by weight (words, or characters without spaces)."""
+    """The text in len(weights) consecutive pieces, sized by weight: Han characters and words (runs of
+    other word characters) are the units; punctuation stays with the unit before it. Weights are the
+    speech in each piece: a piece without speech gets no words, and none is cut inside a word."""
     if len(weights) == 1:
         return [text]
-    units, sep = (text.split(), " ") if " " in text.strip() else (list(text), "")
-    bounds = np.round(np.cumsum([0.0, *weights]) / sum(weights) * len(units)).astype(int)
-    return [sep.join(units[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    starts = [m.start() for m in _UNIT.finditer(text)]
+    at = lambda u: 0 if u == 0 else (len(text) if u >= len(starts) else starts[u])
+    bounds = np.cumsum([0, *share_out(len(starts), weights)])
+    return [text[at(a):at(b)].strip() for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def crossfade_join(pieces: list[np.ndarray], fade_s: float = 0.02) -> np.ndarray:
@@ -418,6 +491,15 @@ class Editor:
         b = self.layout.block
         return int(math.ceil((n + self.margin_tokens) / b) * b)
 
+    def _fit(self, bounds: tuple[int, int], prompt_len: int) -> tuple[int, int]:
+        """An edit's (fewest, most) answer tokens within the model's context after its prompt."""
+        room = self._room(prompt_len)
+        if bounds[0] > room or room == 0:
+            raise ValueError(f"wav: its prompt ({prompt_len} tokens) leaves {room} of the model's "
+                             f"{self.model.config.max_position_embeddings} for an answer of at least {max(bounds[0], 1)}: "
+                             "edit a shorter clip")
+        return bounds[0], min(bounds[1], room)
+
     def _edit_bounds(self, edit_type: str, edit_info, n_src: int) -> tuple[int, int]:
         """(fewest, most) answer tokens of an edit of n_src source tokens: a speed edit whose tag has a
         taught ratio within duration_window of it; an edit that says the same words at least
@@ -452,18 +534,20 @@ class Editor:
         next batch ready. On the CPU `start` tokenizes, as the tokenizer beside a decode would only share
         the same cores. Touches nothing the LLM's decode uses; safe beside `start`."""
         if kind == "clone":
-            reqs = [_call(clone_request, r) for r in requests]
+            reqs = _checked(clone_request, requests)
             items = [{"req": i, "wav": r["prompt_wav"]} for i, r in enumerate(reqs)]
         elif kind == "edit":
-            reqs = [_call(edit_request, r) for r in requests]
+            reqs = _checked(edit_request, requests)
             items = self._edit_items(reqs)
         else:
             raise ValueError(f"kind={kind!r}: choose 'clone' or 'edit'")
+        kept = [it for it in items if it.get("kept")]
+        items = [it for it in items if not it.get("kept")]
         wavs = [it["wav"] for it in items]
         if not (items and self._analyse_tokenizes()):
-            return Analysed(kind, reqs, items, self.codec.analyze_many(wavs))
+            return Analysed(kind, reqs, items, self.codec.analyze_many(wavs), kept=kept)
         frames, inputs = zip(*self.codec.analyze_for_encoding(wavs))
-        a = Analysed(kind, reqs, items, list(frames))
+        a = Analysed(kind, reqs, items, list(frames), kept=kept)
         self._prepare(a, list(inputs))
         return a
 
@@ -539,8 +623,22 @@ class Editor:
     def _clone_prompt(self, r: dict, prompt_ids: np.ndarray) -> tuple[np.ndarray, int]:
         ex = {"system": "clone", "speaker": {"name": r["speaker_name"], "prompt_text": r["prompt_text"]},
               "source_tokens": prompt_ids, "target_text": r["text"]}
-        # the prompt's speaking rate, doubled: room for a slow reading, still a bound on run-away output
-        return chat.build_prompt(ex, self.vocab), self._limit(len(prompt_ids) / len(r["prompt_text"]) * len(r["text"]) * 2)
+        prompt = chat.build_prompt(ex, self.vocab)
+        # the prompt's speaking rate (at most MAX_CHAR_S a character), doubled: room for a slow reading,
+        # still a bound on run-away output; the text must fit the model's context at that rate undoubled
+        tps = self.codec.tokenizer.tokens_per_second()["interleaved"]
+        per_char = min(len(prompt_ids) / len(r["prompt_text"]), MAX_CHAR_S * tps)
+        expected, room = per_char * len(r["text"]), self._room(len(prompt))
+        if expected > room:
+            raise ValueError(f"text: {len(r['text'])} characters take about {expected / tps:.0f} s at the voice "
+                             f"prompt's speaking rate; one clone answer holds at most {room / tps:.0f} s: "
+                             "clone the text in parts")
+        return prompt, min(self._limit(2 * expected), room)
+
+    def _room(self, prompt_len: int) -> int:
+        """The most answer tokens after a prompt of prompt_len: the model's context, in whole blocks."""
+        b = self.layout.block
+        return max(0, (int(self.model.config.max_position_embeddings) - prompt_len) // b * b)
 
     # ---- edit ------------------------------------------------------------------------------------
     def edit(self, wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0,
@@ -558,17 +656,22 @@ class Editor:
             return None, 1.0
         return negative_prompt(self.vocab, edit_type, text, source_ids), w
 
-    def _vad_pauses(self, x: np.ndarray) -> list[int]:
+    def _speech(self, x: np.ndarray) -> list[tuple[int, int]]:
+        """[start, end) sample spans of speech (Silero VAD)."""
         from silero_vad import get_speech_timestamps, load_silero_vad
         if self._vad is None:
             self._vad = load_silero_vad(onnx=True)
-        ts = get_speech_timestamps(torch.from_numpy(x), self._vad, sampling_rate=SR)
-        return [(a["end"] + b["start"]) // 2 for a, b in zip(ts[:-1], ts[1:])]
+        return [(a["start"], a["end"]) for a in get_speech_timestamps(torch.from_numpy(x), self._vad, sampling_rate=SR)]
 
-    def _chunks(self, x: np.ndarray, max_s: float) -> list[tuple[int, int]]:
+    def _chunks(self, x: np.ndarray, max_s: float) -> tuple[list[tuple[int, int]], list[int]]:
+        """(pieces of at most max_s cut at pauses, samples of speech in each)."""
         if len(x) <= max_s * SR:
-            return [(0, len(x))]
-        return split_points(x, max_s, self._vad_pauses(x), min_s=min(1.0, max_s / 4))
+            return [(0, len(x))], [len(x)]
+        speech = self._speech(x)
+        pauses = [(a[1] + b[0]) // 2 for a, b in zip(speech[:-1], speech[1:])]
+        spans = split_points(x, max_s, pauses, min_s=min(1.0, max_s / 4))
+        said = [sum(max(0, min(b, e) - max(a, s)) for s, e in speech) for a, b in spans]
+        return spans, said if any(said) else [b - a for a, b in spans]     # no speech found: by length
 
     def edit_many(self, requests: list[dict]) -> list[list[np.ndarray]]:
         """Each request: edit()'s keyword arguments as a dict. All rows of one iteration decode together."""
@@ -579,12 +682,15 @@ class Editor:
         items = []
         for ri, r in enumerate(reqs):
             para = r["edit_type"] == "paralinguistic"
-            spans = self._chunks(r["wav"], self.max_chunk_s if para else self.piece_s[r["edit_type"]])
+            spans, said = self._chunks(r["wav"], self.max_chunk_s if para else self.piece_s[r["edit_type"]])
             if len(spans) > 1 and para:
                 raise ValueError(f"request {ri}: paralinguistic edits need audio of at most {self.max_chunk_s:g} s "
                                  "(the tagged text cannot be split with the audio); split it yourself")
-            texts = split_text(r["text"], [b - a for a, b in spans])
-            items += [{"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t} for ci, ((a, b), t) in enumerate(zip(spans, texts))]
+            texts = split_text(r["text"], said)
+            for ci, ((a, b), t, n) in enumerate(zip(spans, texts, said)):
+                # a piece with no speech in an emotion or style edit has nothing to voice: it is kept as it is
+                keep = n == 0 and r["edit_type"] in KEPT_WHEN_SILENT
+                items.append({"req": ri, "chunk": ci, "wav": r["wav"][a:b], "text": t, "kept": keep})
         return items
 
     def _edit_rows(self, a: "Analysed", todo: list[dict], fed_ids: list, k: int) -> dict:
@@ -600,10 +706,11 @@ class Editor:
             text = it["text"]
             if r["edit_type"] == "paralinguistic" and k > 0 and not r["prompt_fixed"]:
                 text = r["edit_info"]       # the fed audio already says the tagged text
-            rows["prompts"].append(self._edit_prompt(r["edit_type"], r["edit_info"], text, fed))
+            prompt = self._edit_prompt(r["edit_type"], r["edit_info"], text, fed)
             neg, w = self._guide(r["edit_type"], text, fed) if guided else (None, 1.0)
-            rows["negatives"].append(neg), rows["guidance"].append(w)
-            lo, hi = self._edit_bounds(r["edit_type"], r["edit_info"], len(fed))
+            rows["prompts"].append(prompt), rows["negatives"].append(neg), rows["guidance"].append(w)
+            longest = max(len(prompt), len(neg) if neg is not None else 0)      # a guided row's partner decodes as long
+            lo, hi = self._fit(self._edit_bounds(r["edit_type"], r["edit_info"], len(fed)), longest)
             rows["min_new"].append(lo), rows["max_new"].append(hi)
         return rows
 
@@ -630,8 +737,12 @@ class Editor:
             result = [[[] for _ in range(r["n_iter"])] for r in reqs]
             for it in items:
                 for k in range(len(it["outs"])):
-                    result[it["req"]][k].append(audio.get((id(it), k), np.zeros(0, np.float32)))
-            return [[crossfade_join(pieces) for pieces in iters] for iters in result]
+                    result[it["req"]][k].append((it["chunk"], audio.get((id(it), k), np.zeros(0, np.float32))))
+            for it in a.kept:          # pieces without speech, the same in every iteration
+                for k in range(reqs[it["req"]]["n_iter"]):
+                    result[it["req"]][k].append((it["chunk"], it["wav"]))
+            return [[crossfade_join([p for _, p in sorted(pieces, key=lambda c: c[0])]) for pieces in iters]
+                    for iters in result]
         return finish
 
 
@@ -644,7 +755,9 @@ class Editor:
                                        speaker_name=speaker_name, seed=seed, temperature=temperature))
         (ids,), (ref,) = self._analyze_encode([r["prompt_wav"]])
         prompt, limit = self._clone_prompt(r, ids)
-        return self._stream(prompt, (0, limit), _seed(r["seed"]), r["temperature"], ref, chunk_s)
+        w = float(self.guidance.get("clone", 1.0))        # guided as clone() guides it
+        negative = self._clone_prompt({**r, "text": ""}, ids)[0] if w != 1.0 else None
+        return self._stream(prompt, (0, limit), _seed(r["seed"]), r["temperature"], ref, chunk_s, negative, w)
 
     def edit_stream(self, wav, text, edit_type, edit_info=None, sr=16000, seed=0, temperature=0.7,
                     chunk_s=1.0) -> Iterator[np.ndarray]:
@@ -658,8 +771,9 @@ class Editor:
                              "(edit() splits longer audio at pauses)")
         (src,), (ref,) = self._analyze_encode([r["wav"]])
         prompt = self._edit_prompt(r["edit_type"], r["edit_info"], r["text"], src)
-        bounds = self._edit_bounds(r["edit_type"], r["edit_info"], len(src))
         neg, w = self._guide(r["edit_type"], r["text"], src)
+        longest = max(len(prompt), len(neg) if neg is not None else 0)
+        bounds = self._fit(self._edit_bounds(r["edit_type"], r["edit_info"], len(src)), longest)
         return self._stream(prompt, bounds, _seed(r["seed"], 0, 0), r["temperature"], ref, chunk_s, neg, w)
 
     def _stream(self, prompt, bounds, seed, temperature, ref, chunk_s, negative=None, guidance=1.0) -> Iterator[np.ndarray]:
@@ -683,6 +797,7 @@ class Analysed:
     frames: list
     ids: list | None = None       # each item's interleaved source ids
     first: dict | None = None     # _generate's per-row arguments of the first decode
+    kept: list = field(default_factory=list)   # pieces of long edits passed through unedited (no speech)
 
 
 class _AudioSink:
@@ -718,33 +833,67 @@ def _call(fn, r):
     if not isinstance(r, dict):
         raise ValueError(f"a request must be a dict of keyword arguments, got {type(r).__name__}")
     try:
-        return fn(**r)
+        inspect.signature(fn).bind(**r)
     except TypeError as e:    # unknown or missing keys
         raise ValueError(f"bad request keys {sorted(r)}: {e}") from None
+    return fn(**r)
+
+
+def _checked(fn, requests: list) -> list[dict]:
+    """Every request through fn; in a batch of several, an error names the request by its index."""
+    out = []
+    for i, r in enumerate(requests):
+        try:
+            out.append(_call(fn, r))
+        except ValueError as e:
+            raise ValueError(f"request {i}: {e}" if len(requests) > 1 else str(e)) from None
+    return out
+
+
+def _whole(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _common(seed, temperature):
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not _whole(seed) or seed < 0:
         raise ValueError(f"seed: must be a non-negative int, got {seed!r}")
-    if not isinstance(temperature, (int, float)) or not math.isfinite(temperature) or temperature < 0:
-        raise ValueError(f"temperature: must be >= 0 (0 = greedy), got {temperature!r}")
+    if (isinstance(temperature, (bool, np.bool_)) or not isinstance(temperature, numbers.Real)
+            or not math.isfinite(temperature) or temperature < 0):
+        raise ValueError(f"temperature: must be a number >= 0 (0 = greedy), got {temperature!r}")
+
+
+def clone_seconds(prompt_wav: np.ndarray, prompt_text: str, text: str) -> float:
+    """About how long a clone says `text`: at the voice prompt's speaking rate (seconds per character),
+    at most MAX_CHAR_S a character."""
+    return min(len(prompt_wav) / SR / len(prompt_text), MAX_CHAR_S) * len(text)
+
+
+def check_clone_length(prompt_wav: np.ndarray, prompt_text: str, text: str) -> None:
+    s = clone_seconds(prompt_wav, prompt_text, text)
+    if s > Editor.max_chunk_s:
+        raise ValueError(f"text: {len(text)} characters take about {s:.0f} s at the voice prompt's speaking rate; "
+                         f"one clone says at most {Editor.max_chunk_s:g} s: clone the text in parts")
 
 
 def clone_request(prompt_wav, prompt_text, text, prompt_sr=16000, speaker_name="speaker", seed=0, temperature=0.7):
     """clone()'s arguments checked and normalised (16 kHz audio, stripped text), or a ValueError that
     starts with the bad argument's name; nothing is loaded, so callers check before the model loads."""
     _common(seed, temperature)
-    return dict(prompt_wav=check_audio(prompt_wav, prompt_sr, "prompt_wav", max_s=Editor.max_chunk_s),
-                prompt_text=check_text(prompt_text, "prompt_text"), text=check_text(text, "text"),
-                speaker_name=check_text(speaker_name, "speaker_name"), seed=int(seed), temperature=float(temperature))
+    r = dict(prompt_wav=check_audio(prompt_wav, prompt_sr, "prompt_wav", max_s=Editor.max_chunk_s),
+             prompt_text=check_text(prompt_text, "prompt_text"), text=check_text(text, "text"),
+             speaker_name=check_text(speaker_name, "speaker_name"), seed=int(seed), temperature=float(temperature))
+    check_clone_length(r["prompt_wav"], r["prompt_text"], r["text"])
+    return r
 
 
 def edit_request(wav, text, edit_type, edit_info=None, n_iter=1, prompt_fixed=False, sr=16000, seed=0, temperature=0.7):
     """edit()'s arguments, as clone_request does clone()'s."""
     _common(seed, temperature)
     check_edit(edit_type, edit_info)
-    if not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
-        raise ValueError(f"n_iter: must be an int >= 1, got {n_iter!r}")
+    if not _whole(n_iter) or not 1 <= n_iter <= MAX_ITER:
+        raise ValueError(f"n_iter: must be an int from 1 to {MAX_ITER}, got {n_iter!r}")
+    if not isinstance(prompt_fixed, (bool, np.bool_)):
+        raise ValueError(f"prompt_fixed: must be True or False, got {prompt_fixed!r}")
     text = check_text(text, "text", required=edit_type not in ("denoise", "vad"))
     return dict(wav=check_audio(wav, sr, "wav", max_s=Editor.max_edit_s), text=text, edit_type=edit_type, edit_info=edit_info,
                 n_iter=int(n_iter), prompt_fixed=bool(prompt_fixed), seed=int(seed), temperature=float(temperature))

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SampleConfig:
-    temperature: float = 0.7
+    """How every row samples; each row's temperature is its own (generate's `temperature`)."""
     top_p: float = 1.0               # 1.0 = off; nucleus on the tempered distribution
     repeat_window: int = 10
     repeat_max: int = 3              # resample when the token already occurs this often in the window; 0 = off
@@ -404,6 +404,12 @@ def generate_stream(model, vocab: Vocab, prompts: list, max_new_tokens, seeds=No
         limits.append(limits[b]), mins.append(mins[b]), seeds.append(seeds[b]), temps.append(temps[b])
         weights.append(1.0)
     guided = len(prompts) > B
+    ctx = getattr(model.config, "max_position_embeddings", None)
+    over = [i for i, (p, n) in enumerate(zip(prompts, limits)) if ctx and len(p) + n > ctx]
+    if over:
+        i = over[0]
+        raise ValueError(f"row {i % B}: a prompt of {len(prompts[i])} tokens and up to {limits[i]} new ones exceed "
+                         f"the model's context of {ctx} positions ({len(over)} such rows)")
 
     dev = next(model.parameters()).device
     P, T = max(len(p) for p in prompts), max(limits)

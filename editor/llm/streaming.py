@@ -10,6 +10,8 @@ of the whole answer, and the first chunk comes after `chunk_s` of audio tokens.
 """
 from typing import Callable, Iterable, Iterator
 
+import math
+
 import numpy as np
 
 SR = 16000
@@ -20,7 +22,7 @@ class AudioStream:
 
     def __init__(self, decode: Callable[[np.ndarray], np.ndarray], tokens_per_s: float, chunk_s: float = 1.0,
                  hold_s: float = 0.25, fade_s: float = 0.02):
-        if chunk_s <= 0 or hold_s < fade_s:
+        if not (math.isfinite(chunk_s) and chunk_s > 0) or hold_s < fade_s:
             raise ValueError(f"chunk_s={chunk_s} must be > 0 and hold_s={hold_s} >= fade_s={fade_s}")
         self.decode, self.tps = decode, tokens_per_s
         self.chunk_s, self.hold, self.fade = chunk_s, int(hold_s * SR), int(fade_s * SR)

@@ -164,7 +164,7 @@ def rollout(actor, vocab, prompts: list[dict], seeds: list[int], pc: dict, layou
     """Sample one answer per prompt with the fast decoder: [{prompt, answer (LLM ids), ended}]."""
     was = actor.training
     actor.eval()
-    cfg = SampleConfig(temperature=pc["temperature"], top_p=1.0, repeat_max=0)   # the policy itself (ppo.py)
+    cfg = SampleConfig(top_p=1.0, repeat_max=0)   # the policy itself (ppo.py)
     outs = generate(actor, vocab, [p["ids"] for p in prompts], [p["limit"] for p in prompts], seeds,
                     pc["temperature"], cfg=cfg, layout=layout, cuda_graphs=pc["cuda_graphs"])
     actor.train(was)

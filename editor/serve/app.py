@@ -42,6 +42,21 @@ async def _body(request: Request, limits: Limits) -> bytes:
     return b"".join(chunks)
 
 
+# the Editor's argument names -> the request's fields, so an error that passed the form's checks names one
+FIELDS = {"wav": "audio", "prompt_wav": "prompt_audio", "text": "text", "prompt_text": "prompt_text",
+          "edit_info": "edit_info"}
+
+
+def _failed(err: Exception) -> JSONResponse:
+    """A request the editor refused (422, naming the field where the message does) or failed on (500)."""
+    if not isinstance(err, ValueError):
+        return JSONResponse({"error": f"internal error: {type(err).__name__}"}, 500)
+    name, _, rest = str(err).partition(": ")
+    if name in FIELDS:
+        return JSONResponse({"error": rest, "field": FIELDS[name]}, 422)
+    return JSONResponse({"error": str(err), "field": "body"}, 422)
+
+
 @serve.deployment
 class EditorServer:
     def __init__(self, llm_dir: str, tokenizer_dir, decoder_dir, device: str, limits: dict,
@@ -73,17 +88,19 @@ class EditorServer:
         log.info("editor replica ready: %s", self.info)
 
     def _run(self, kind: str, reqs: list[dict]) -> list:
-        """The batch in a worker thread's call; per request (result, error text)."""
+        """The batch in a worker thread's call; per request (result, error or None, stats)."""
         t0 = time.perf_counter()
         try:
             outs = [(o, None) for o in self._analyse_run(kind, reqs)]
-        except ValueError:   # checked requests should not fail, but if one does, only it fails
+        except Exception:    # checked requests should not fail, but if one does, only it fails
             outs = []
             for r in reqs:
                 try:
                     outs.append((self._analyse_run(kind, [r])[0], None))
-                except ValueError as e:
-                    outs.append((None, str(e)))
+                except Exception as e:
+                    if not isinstance(e, ValueError):
+                        log.exception("a %s request failed", kind)
+                    outs.append((None, e))
         took = time.perf_counter() - t0
         return [(o, err, {"batch_size": len(reqs), "compute_s": round(took, 3)}) for o, err in outs]
 
@@ -113,16 +130,17 @@ class EditorServer:
             return JSONResponse({"status": "ok", **self.info})
         try:
             body, ctype = await _body(request, self.limits), request.headers.get("content-type")
+            # decoding and checking the audio is CPU work: off the event loop, which answers /health meanwhile
             if path == "/clone":
-                req, every = clone_request(ctype, body, self.limits), False
+                req, every = await asyncio.to_thread(clone_request, ctype, body, self.limits), False
                 out, err, stats = await self.clone_batch(req)
             else:
-                req, every = edit_request(ctype, body, self.limits)
+                req, every = await asyncio.to_thread(edit_request, ctype, body, self.limits)
                 out, err, stats = await self.edit_batch(req)
         except BadRequest as e:
             return JSONResponse(e.body(), e.status)
         if err is not None:
-            return JSONResponse({"error": err, "field": "body"}, 422)
+            return _failed(err)
         media_type, data = answer([out] if path == "/clone" else out, every)
         return Response(data, media_type=media_type,
                         headers={"X-Batch-Size": str(stats["batch_size"]), "X-Compute-S": str(stats["compute_s"])})

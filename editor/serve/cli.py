@@ -10,6 +10,7 @@ generation, audio seconds, real-time factor) go to stdout; bad input is one line
 stderr and exit status 2, without a traceback.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -61,13 +62,16 @@ def main(argv=None) -> int:
     except ValueError as e:       # bad input or artifacts: say what, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (OSError, RuntimeError) as e:    # the output could not be written (soundfile's errors are RuntimeErrors)
+        print(f"error: --output {args.output}: {e}", file=sys.stderr)
+        return 2
 
 
 def _read(path: str, option: str, max_s: float) -> np.ndarray:
     from core import audio
-    from editor.llm.editor import SR
+    from editor.llm.editor import MIN_S, SR
     try:
-        return audio.load(path, SR, max_s=max_s, limit_key=f"{option} limit")
+        return audio.load(path, SR, max_s=max_s, limit_key=f"{option} limit", min_s=MIN_S)
     except audio.BadAudio as e:
         raise ValueError(f"{option}: {e}") from None
 
@@ -89,10 +93,23 @@ def _check(fn, path: str, **request) -> None:
         raise ValueError(f"{flag}: {rest}") from None
 
 
+def _writable(out: Path) -> None:
+    """The output's folder made (or there) and writable, before anything slow runs."""
+    if out.is_dir():
+        raise ValueError(f"--output {out}: is a directory")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--output {out}: cannot make its folder ({e.strerror or e})") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--output {out}: not writable")
+
+
 def run(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() != ".wav":
         raise ValueError(f"--output {out}: must end in .wav")
+    _writable(out)
     option, path = ("--input", args.input) if args.command == "edit" else ("--prompt", args.prompt)
     if not Path(path).is_file():     # before the slow imports: a mistyped path fails at once
         raise ValueError(f"{option}: {path}: no such audio file")
@@ -110,7 +127,8 @@ def run(args) -> int:
             raise ValueError(f"--n-iter {args.n_iter}: must be at least 1")
         if args.guidance is not None and not 0 <= args.guidance <= MAX_GUIDANCE:
             raise ValueError(f"--guidance {args.guidance}: must be a number >= 0 and <= {MAX_GUIDANCE:g} (1 = off)")
-        src = _read(args.input, "--input", Editor.max_edit_s)
+        # a paralinguistic edit's tagged text cannot be split at pauses: one answer's audio at most
+        src = _read(args.input, "--input", Editor.max_chunk_s if args.edit_type == "paralinguistic" else Editor.max_edit_s)
         _check(edit_request, path, wav=src, text=args.text, edit_type=args.edit_type, edit_info=args.edit_info,
                n_iter=args.n_iter, seed=args.seed, temperature=args.temperature)
     else:
@@ -145,7 +163,6 @@ def run(args) -> int:
         print(f"error: the editor produced no audio (iteration {[len(o) for o in outs].index(0) + 1}); "
               "try another --seed or --temperature", file=sys.stderr)
         return 1
-    out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_name(f"{out.stem}_iter{k}{out.suffix}") for k in range(1, len(outs) + 1)] if len(outs) > 1 else []
     for p, y in zip(paths + [out], outs + outs[-1:]):
         sf.write(p, y, SR, subtype="PCM_16")

@@ -16,7 +16,7 @@ import gradio as gr
 import soundfile as sf
 
 from core import audio, tags
-from editor.llm.editor import EDIT_INFO, EDIT_TYPES, SR
+from editor.llm.editor import EDIT_INFO, EDIT_TYPES, SR, Editor
 
 VALUES = {**EDIT_INFO, "paralinguistic": tags.PARALINGUISTIC_TAGS}   # what the value menu lists per type
 
@@ -25,7 +25,9 @@ def read_clip(path, name: str):
     """An uploaded or recorded file -> (mono float32, its sample rate); the editor checks the rest."""
     if not path:
         raise ValueError(f"{name}: no audio; upload or record a clip")
-    return audio.decode(Path(path).read_bytes(), name)
+    if not Path(path).is_file():
+        raise ValueError(f"{name}: the uploaded file is gone ({path}); upload it again")
+    return audio.decode(Path(path).read_bytes(), name, max_s=Editor.max_edit_s)
 
 
 def edit_info(edit_type: str, value, tagged_text: str, text: str):
@@ -51,10 +53,16 @@ class Demo:
         sf.write(path, wav, SR, subtype="PCM_16")
         return history + [{"n": n, "path": str(path), "text": text, "what": what}]
 
+    def _sampling(self, seed, temperature) -> tuple[int, float]:
+        """The page's seed and temperature boxes; an emptied box (None) means the demo's default."""
+        return (int(self.seed if seed is None else seed),
+                float(self.temperature if temperature is None else temperature))
+
     def clone(self, prompt_path, prompt_text, text, seed, temperature, history):
         try:
             wav, sr = read_clip(prompt_path, "prompt audio")
-            out = self.editor.clone(wav, prompt_text, text, prompt_sr=sr, seed=int(seed), temperature=float(temperature))
+            seed, temperature = self._sampling(seed, temperature)
+            out = self.editor.clone(wav, prompt_text, text, prompt_sr=sr, seed=seed, temperature=temperature)
         except ValueError as e:    # bad input: the page says what, the server carries on
             raise gr.Error(str(e), print_exception=False)
         if not len(out):
@@ -72,8 +80,9 @@ class Demo:
             else:
                 (wav, sr), text, origin = read_clip(src_path, "source audio"), (text or "").strip(), "the source clip"
             info = edit_info(edit_type, value, tagged_text, text)
-            outs = self.editor.edit(wav, text, edit_type, info, n_iter=int(n_iter), sr=sr, seed=int(seed),
-                                    temperature=float(temperature))
+            seed, temperature = self._sampling(seed, temperature)
+            outs = self.editor.edit(wav, text, edit_type, info, n_iter=int(n_iter or 1), sr=sr, seed=seed,
+                                    temperature=temperature)
         except ValueError as e:
             raise gr.Error(str(e), print_exception=False)
         said = info if edit_type == "paralinguistic" else text   # the tagged text is now spoken

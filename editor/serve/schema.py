@@ -24,7 +24,7 @@ import soundfile as sf
 
 from core import audio
 from core.http_body import BodyRefused, encode_multipart, multipart_boundary, parse_multipart
-from editor.llm.editor import EDIT_TYPES, SR, Editor, check_audio, check_edit, check_text
+from editor.llm.editor import EDIT_TYPES, SR, Editor, check_audio, check_clone_length, check_edit, check_text
 
 
 class BadRequest(ValueError):
@@ -90,10 +90,12 @@ def _required(form: dict, field: str):
 def _audio(files: dict, field: str, limits: Limits, max_s: float) -> np.ndarray:
     data = _required(files, field)
     try:
-        x, sr = audio.decode(data, field)
+        x, sr = audio.decode(data, field, max_s=max_s)
         if len(x) < limits.min_audio_s * sr:
             raise ValueError(f"{field}: too short ({len(x) / sr:.3f} s; at least {limits.min_audio_s:g} s)")
         return check_audio(x, sr, field, max_s=max_s)
+    except audio.TooLong as e:
+        raise BadRequest(field, f"{e.seconds:.1f} s is longer than {max_s:g} s") from None
     except ValueError as e:     # messages already start with the field's name
         raise BadRequest(field, str(e).removeprefix(f"{field}: ")) from None
 
@@ -134,8 +136,13 @@ def _sampling(fields: dict) -> dict:
 def clone_request(content_type: str | None, body: bytes, limits: Limits) -> dict:
     """Request -> Editor.clone_many's keyword arguments."""
     fields, files = parse_form(content_type, body, limits, CLONE_FIELDS, "prompt_audio")
-    return {"prompt_wav": _audio(files, "prompt_audio", limits, limits.max_prompt_s),
-            "prompt_text": _text(fields, "prompt_text"), "text": _text(fields, "text"), **_sampling(fields)}
+    req = {"prompt_wav": _audio(files, "prompt_audio", limits, limits.max_prompt_s),
+           "prompt_text": _text(fields, "prompt_text"), "text": _text(fields, "text"), **_sampling(fields)}
+    try:
+        check_clone_length(req["prompt_wav"], req["prompt_text"], req["text"])
+    except ValueError as e:
+        raise BadRequest("text", str(e).removeprefix("text: ")) from None
+    return req
 
 
 def edit_request(content_type: str | None, body: bytes, limits: Limits) -> tuple[dict, bool]:
@@ -147,7 +154,7 @@ def edit_request(content_type: str | None, body: bytes, limits: Limits) -> tuple
     try:
         check_edit(edit_type, edit_info)
     except ValueError as e:
-        raise BadRequest("edit_info", str(e)) from None
+        raise BadRequest("edit_info", str(e).removeprefix("edit_info: ")) from None
     # a paralinguistic edit cannot be split at pauses (its tagged text goes whole): one chunk at most
     max_s = Editor.max_chunk_s if edit_type == "paralinguistic" else limits.max_audio_s
     wav = _audio(files, "audio", limits, min(max_s, limits.max_audio_s))

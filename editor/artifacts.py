@@ -1,4 +1,5 @@
 """Artifacts are directories, published by rename: a reader never sees a half-written one."""
+import hashlib
 import json
 import os
 import shutil
@@ -33,6 +34,30 @@ def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:
     # the newest decoder by its version's number (decoder-v10 after decoder-v9)
     number = lambda d: int(n) if (n := str(cfgs[d].get("version", "")).rpartition("-v")[2]).isdigit() else -1
     return (tok[0], max(dec, key=number)) if tok and dec else None
+
+
+def content_digest(directory) -> str:
+    """What an artifact directory holds (every file's path and bytes): a run resumed on a model only
+    continues where that model is the same, not merely where it has the same path."""
+    h = hashlib.sha1()
+    root = Path(directory)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f"\0{f.relative_to(root).as_posix()}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def sft_settings(sft_dir, tmp: Path) -> dict:
+    """What an editor trained from an SFT one carries over so that Editor.load decodes it as the SFT
+    editor: its inference.json (guidance) copied into tmp, and its training.json "data" (the piece
+    lengths and speed ratios Editor.load reads) returned for the new training.json."""
+    src = Path(sft_dir)
+    if (src / "inference.json").is_file():
+        shutil.copy2(src / "inference.json", tmp / "inference.json")
+    made = src / "training.json"
+    return {"data": json.loads(made.read_text()).get("data", {})} if made.is_file() else {}
 
 
 def publish(tmp: Path, final: Path) -> Path:

@@ -13,6 +13,7 @@ answers (how far the policy moved from SFT where it should). The artifact is an 
 SFT artifact's layout and codec record), so Editor.load and the benchmark run it as they run SFT."""
 import torch
 
+from editor import artifacts
 from editor.llm import model as llm_model
 from editor.llm import preference_train as pt
 from editor.llm.editor import codec_version_of, write_codec_meta
@@ -64,14 +65,16 @@ def build(config: dict, log=print) -> pt.Built:
         llm_model.save(model, vocab, tmp, max_shard_size=tc.get("max_shard_size"))
         if codec:
             write_codec_meta(tmp, codec)   # Editor.load checks the codec the LLM was trained on
-        result.update(tokenizer_version=codec, vocab=vocab.version, parameters=llm_model.count_params(model))
+        # decoded as the SFT editor is (its guidance, piece lengths and speed ratios): only the weights differ
+        result.update(tokenizer_version=codec, vocab=vocab.version, parameters=llm_model.count_params(model),
+                      **artifacts.sft_settings(editor, tmp))
 
     spec = pt.Spec("DPO", policy, loss, evaluate, publish,
                    [("DPO loss", ["train_loss", "val_loss"]),
                     ("implicit reward margin", ["train_margin", "val_margin", "val_chosen_reward", "val_rejected_reward"]),
                     ("pair accuracy", ["train_accuracy", "val_accuracy"]),
                     ("KL proxy: logp policy - ref, chosen", ["train_kl_chosen", "val_kl_chosen"])])
-    fp = pt.fingerprint(tc, editor, config["pairs"], "dpo")
+    fp = pt.fingerprint(tc, editor, train.rows + val.rows, "dpo")
     return pt.Built(spec, train, val, vocab, fp, {"editor": editor, "pairs": config["pairs"], "beta": beta, **summary})
 
 

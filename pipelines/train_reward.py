@@ -61,7 +61,7 @@ def build(config: dict, log=print) -> pt.Built:
                    [("Bradley-Terry loss", ["train_loss", "val_loss"]),
                     ("pair accuracy", ["train_accuracy", "val_accuracy"]),
                     ("reward margin chosen - rejected", ["train_margin", "val_margin"])])
-    fp = pt.fingerprint(tc, editor, config["pairs"], "reward")
+    fp = pt.fingerprint(tc, editor, train.rows + val.rows, "reward")
     return pt.Built(spec, train, val, vocab, fp, {"editor": editor, "pairs": config["pairs"], **summary})
 
 

@@ -6,7 +6,6 @@ mean of its annotators' ratings, and every two candidates of one prompt whose sc
 than `min_margin` (the seed's > 3 on 1..5) become a pair: the higher one chosen. Ties and smaller
 differences give no pair. The answers are the candidates' codec ids (`cand<i>.tok.npy` of the
 release), so the table is editor/llm/pairs.py's, with rater "people:<annotators>"."""
-import hashlib
 import itertools
 import logging
 import re
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from editor.llm import pairs
+from editor.llm.pair_rule import prompt_split   # the machine rater's: a prompt rated by both is on one side
 
 log = logging.getLogger("lms")
 TASK = "candidates"
@@ -32,13 +32,6 @@ def item_id(key: str, i: int) -> str:
 def parse_item(item: str) -> tuple[str, int] | None:
     m = _ITEM.fullmatch(item)
     return (m[1], int(m[2])) if m else None
-
-
-def split_of(prompt_key: str, validation_fraction: float) -> str:
-    """train or validation, by a hash of the prompt: stable across exports, and all pairs of one prompt
-    on the same side (a held-out pair's prompt is never trained on)."""
-    h = int.from_bytes(hashlib.sha256(prompt_key.encode()).digest()[:8], "big") / 2 ** 64
-    return "validation" if h < validation_fraction else "train"
 
 
 def mean_scores(store) -> dict[str, dict[int, tuple[float, list[str]]]]:
@@ -104,7 +97,7 @@ def people_pairs(store, release, min_margin: float = 3.0, validation_fraction: f
             who = sorted(set(cands[chosen][1]) | set(cands[rejected][1]))
             rows.append({
                 "pair_id": f"people:{key}:cand{chosen}>cand{rejected}", "prompt_key": js["prompt_key"],
-                "task": js["source_task"], "split": split_of(js["prompt_key"], validation_fraction),
+                "task": js["source_task"], "split": prompt_split(js["prompt_key"], validation_fraction),
                 "example": js["example"],
                 "chosen": np.asarray(sample.members[f"cand{chosen}.tok.npy"]).reshape(-1),
                 "rejected": np.asarray(sample.members[f"cand{rejected}.tok.npy"]).reshape(-1),

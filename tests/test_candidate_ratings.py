@@ -12,9 +12,10 @@ import pytest
 
 from conftest import run_pipeline
 from editor.llm import pairs
+from editor.llm.pair_rule import prompt_split
 from pipelines.label_candidates import CandidateDataset, open_store, start_server
 from scorers.labels import LabelStore
-from scorers.people_pairs import export, item_id, people_pairs, split_of
+from scorers.people_pairs import export, item_id, people_pairs
 from test_label_page import CHROMEDRIVER, CHROMIUM, _browser
 
 K = 3  # candidates per prompt
@@ -152,7 +153,7 @@ def test_export_keeps_pairs_over_the_margin(release, tmp_path):
         p = int(r["prompt_key"].split("-")[1])
         chosen, rejected = (int(x) for x in r["pair_id"].rsplit(":", 1)[1].replace("cand", "").split(">"))
         assert list(r["chosen"]) == tokens(p, chosen) and list(r["rejected"]) == tokens(p, rejected)
-        assert r["task"] == "emotion_edit" and r["split"] == split_of(r["prompt_key"], 0.1)
+        assert r["task"] == "emotion_edit" and r["split"] == prompt_split(r["prompt_key"], 0.1)
     assert counts["pairs_over_margin"] == {0: 8, 1: 7, 2: 4, 3: 3} and counts["prompts_rated"] == 3
 
     out = tmp_path / "out" / "pairs.parquet"

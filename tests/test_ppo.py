@@ -5,6 +5,7 @@ Train workers (gloo) train what 1 worker does; bad input is named; the published
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -217,6 +218,18 @@ def test_bad_input_is_named(models, tmp_path):
         _run(_cfg(models, tmp_path, *base, f"pipeline.pairs=[{tmp_path}]"))
     with pytest.raises(ValueError, match="worker count from pipeline.train.workers"):
         _run(_cfg(models, tmp_path, *base, "editor.train.workers=2"))
+    # a temperature of 0 would divide the policy's log-probabilities by zero (an actor of NaNs)
+    for override, msg in (("pipeline.train.temperature=0", "temperature=0"), ("pipeline.train.minibatch=0", "minibatch=0"),
+                          ("pipeline.train.probe_samples=0", "probe_samples=0")):
+        with pytest.raises(ValueError, match=msg):
+            _run(_cfg(models, tmp_path, *base, override))
+    # pairs of another codec than the editor's
+    other = tmp_path / "other_codec.parquet"
+    df = pd.read_parquet(models["pairs"] / "pairs.parquet")
+    df["tokenizer_version"] = "tokenizer-tiny"
+    df.to_parquet(other)
+    with pytest.raises(ValueError, match="vocab mismatch"):
+        _run(_cfg(models, tmp_path, *base, f"pipeline.pairs=[{other}]"))
 
 
 def test_ppo_artifact_loads_as_an_editor(models, tmp_path):

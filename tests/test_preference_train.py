@@ -270,3 +270,78 @@ def test_bad_input_is_named(sft, pairs, tmp_path):
         _run([*RM, f"editor={bad}", f"pairs=[{pairs}]", *common])
     with pytest.raises(ValueError, match="beta=0.0: must be > 0"):
         _run([*DPO, f"editor={sft}", f"pairs=[{pairs}]", "pipeline.train.beta=0", *common])
+
+
+def test_resume_refuses_changed_pairs_or_editor_and_a_spent_budget_trains_no_more(sft, pairs, tmp_path):
+    """A checkpoint resumes only on the same pairs (in their order) and the same SFT editor, by content
+    not path; a run stopped by its time budget publishes on resume instead of training a step more."""
+    from editor.llm.pairs import write_pairs
+    pa, pb = tmp_path / "a", tmp_path / "b"
+    pa.mkdir(), pb.mkdir()
+    write_pairs(_rows(8, "train", 1), pa)
+    write_pairs(_rows(8, "train", 7, start=50) + _rows(3, "validation", 8), pb)
+    args = [*RM, f"editor={sft}", "pipeline.train.steps=4", "pipeline.train.ckpt_every=2", f"output_dir={tmp_path}",
+            f"pipeline.artifact_out={tmp_path / 'rm'}"]
+    _run([*args, f"pairs=[{pa},{pb}]"])
+    with pytest.raises(ValueError, match="other inputs or settings"):
+        _run([*args, f"pairs=[{pb},{pa}]", "resume=true"])
+    write_pairs(_rows(8, "train", 9), pa)                      # rewritten under the same path
+    with pytest.raises(ValueError, match="other inputs or settings"):
+        _run([*args, f"pairs=[{pa},{pb}]", "resume=true"])
+    copy = tmp_path / "sft_copy"
+    shutil.copytree(sft, copy)
+    (copy / "llm_vocab.json").write_text((copy / "llm_vocab.json").read_text() + " ")   # another file's bytes
+    budget = [*RM, "pipeline.train.steps=50", "pipeline.train.max_minutes=0.00002", f"pairs=[{pa},{pb}]",
+              f"output_dir={tmp_path}", f"pipeline.artifact_out={tmp_path / 'rm2'}"]
+    first = _run([*budget, f"editor={copy}"])
+    again = _run([*budget, f"editor={copy}", "resume=true"])
+    assert first["steps"] < 50 and again["steps"] == first["steps"]
+    (copy / "llm_vocab.json").write_text((copy / "llm_vocab.json").read_text().rstrip())
+    with pytest.raises(ValueError, match="other inputs or settings"):
+        _run([*budget, f"editor={copy}", "resume=true"])
+
+
+def test_dpo_editor_decodes_as_its_sft_editor(sft, pairs, tmp_path):
+    """The DPO artifact carries the SFT editor's inference.json and training data summary: Editor.load
+    gives it the same guidance, piece lengths and speed ratios, so a benchmark compares weights only."""
+    from editor.llm.editor import Editor
+    s = tmp_path / "sft"
+    shutil.copytree(sft, s)
+    (s / "inference.json").write_text(json.dumps({"guidance": {"emotion": 1.5}, "guided_iterations": 1}))
+    (s / "training.json").write_text(json.dumps({"tokenizer_version": SHIPPED_CODEC, "data": {
+        "emotion_edit": {"source_seconds": {"p90": 5.28}}, "speed_edit": {"length_ratio": {"faster": 0.8}}}}))
+    out = tmp_path / "dpo"
+    _run([*DPO, f"editor={s}", f"pairs=[{pairs}]", f"output_dir={tmp_path}", f"pipeline.artifact_out={out}",
+          "pipeline.train.steps=1"])
+    a, b = Editor.load(s, device="cpu"), Editor.load(out, device="cpu")
+    assert (b.guidance, b.guided_iterations, b.piece_s, b.speed_ratio) == \
+        (a.guidance, a.guided_iterations, a.piece_s, a.speed_ratio) and a.piece_s["emotion"] == 5.28
+
+
+def test_pairs_a_trainer_cannot_learn_from_are_refused(tmp_path):
+    from editor.llm.pairs import read_pairs, write_pairs
+    good = _rows(2, "train", 1)
+    for bad, msg in ((dict(rejected=good[0]["chosen"]), "the same"),
+                     (dict(chosen_score=1.0, rejected_score=9.0), "is not above"),
+                     (dict(split="val"), "split 'val'; splits are train, validation, test")):
+        with pytest.raises(ValueError, match=msg):
+            write_pairs([{**good[0], **bad}, good[1]], tmp_path)
+    write_pairs(good, tmp_path / "a.parquet")
+    with pytest.raises(ValueError, match="also in"):
+        read_pairs([tmp_path / "a.parquet", tmp_path / "a.parquet"])
+    write_pairs([{**good[0], "pair_id": "other", "split": "validation"}], tmp_path / "b.parquet")
+    with pytest.raises(ValueError, match="in both the train and the validation split"):
+        read_pairs([tmp_path / "a.parquet", tmp_path / "b.parquet"])
+    df = pd.read_parquet(tmp_path / "a.parquet")
+    df.loc[0, "example"] = "{not json"
+    df.to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(ValueError, match="example is not a JSON object"):
+        read_pairs(tmp_path / "c.parquet")
+
+
+def test_zero_settings_are_named(sft, pairs, tmp_path):
+    common = [f"editor={sft}", f"pairs=[{pairs}]", f"output_dir={tmp_path}"]
+    for override, msg in (("pipeline.train.ckpt_every=0", "ckpt_every=0"), ("pipeline.train.max_minutes=0", "max_minutes=0"),
+                          ("pipeline.train.pairs_per_step=0", "pairs_per_step=0"), ("pipeline.train.lr=0", "lr=0")):
+        with pytest.raises(ValueError, match=msg):
+            _run([*RM, *common, override])

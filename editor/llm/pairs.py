@@ -20,6 +20,7 @@ token sequences (chat.build_example) and nothing needs decoding:
 
 Written as `pairs.parquet`; a reader takes the file, a release directory or a pipeline directory
 (its latest release)."""
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,7 @@ COLUMNS = ("pair_id", "prompt_key", "task", "split", "example", "chosen", "rejec
            "chosen_score", "rejected_score", "margin", "rater")
 OPTIONAL = ("tokenizer_version",)   # the codec tokenizer the answers' ids are of: trainers refuse another
 FILE = "pairs.parquet"
+SPLITS = ("train", "validation", "test")
 EXAMPLE_FIELDS = ("system", "instruction", "text", "target_text", "language", "speaker", "source_tokens")
 
 
@@ -88,14 +90,26 @@ def write_pairs(rows: list[dict], path) -> Path:
     return path
 
 
-def _check_row(r: dict, what: str) -> None:
+def _check_row(r: dict, what: str) -> dict:
+    """The row's example parsed, once the row is a pair a trainer can learn from."""
     if r["task"] not in TASKS:
         raise ValueError(f"{what}: unknown task {r['task']!r}; tasks are {', '.join(TASKS)}")
-    _ids(r["chosen"], f"{what} chosen")
-    _ids(r["rejected"], f"{what} rejected")
-    ex = json.loads(r["example"]) if isinstance(r["example"], str) else r["example"]
+    if r["split"] not in SPLITS:
+        raise ValueError(f"{what}: split {r['split']!r}; splits are {', '.join(SPLITS)}")
+    chosen, rejected = _ids(r["chosen"], f"{what} chosen"), _ids(r["rejected"], f"{what} rejected")
+    if np.array_equal(chosen, rejected):
+        raise ValueError(f"{what}: the chosen and rejected answers are the same (no preference to learn)")
+    if not r["chosen_score"] > r["rejected_score"]:
+        raise ValueError(f"{what}: chosen_score {r['chosen_score']} is not above rejected_score {r['rejected_score']}")
+    try:
+        ex = json.loads(r["example"]) if isinstance(r["example"], str) else dict(r["example"])
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ValueError(f"{what}: example is not a JSON object ({e})") from None
     if ex.get("system") not in ("edit", "clone"):
         raise ValueError(f"{what}: example.system must be edit or clone, got {ex.get('system')!r}")
+    if "source_tokens" not in ex:
+        raise ValueError(f"{what}: example has no source_tokens")
+    return ex
 
 
 def read_pairs(paths, split: str | None = None) -> list[dict]:
@@ -103,7 +117,7 @@ def read_pairs(paths, split: str | None = None) -> list[dict]:
     example dict (source_tokens an array) and chosen/rejected as int64 arrays."""
     import pandas as pd
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    out = []
+    out, seen, sides = [], {}, {}
     for p in paths:
         f = pairs_file(p)
         df = pd.read_parquet(f)
@@ -111,15 +125,30 @@ def read_pairs(paths, split: str | None = None) -> list[dict]:
         if missing:
             raise ValueError(f"{f}: not a pairs table (missing columns {missing})")
         for r in df.to_dict("records"):
+            what = f"{f} pair {r['pair_id']}"
+            ex = _check_row(r, what)
+            if r["pair_id"] in seen:
+                raise ValueError(f"{what}: pair_id also in {seen[r['pair_id']]} (a table given twice weighs its pairs twice)")
+            seen[r["pair_id"]] = f
+            other = sides.setdefault(r["prompt_key"], r["split"])
+            if other != r["split"]:
+                raise ValueError(f"{what}: prompt {r['prompt_key']!r} is in both the {other} and the {r['split']} split "
+                                 "(a held-out prompt must never be trained on)")
             if split is not None and r["split"] != split:
                 continue
-            what = f"{f} pair {r['pair_id']}"
-            _check_row(r, what)
-            ex = json.loads(r["example"])
             ex["source_tokens"] = np.asarray(ex["source_tokens"], dtype=np.int64)
             ex.update(task=r["task"], key=r["prompt_key"])
             out.append({**r, "example": ex, "chosen": _ids(r["chosen"], what), "rejected": _ids(r["rejected"], what)})
     return out
+
+
+def digest(rows: list[dict]) -> str:
+    """What a list of pairs is, in its order: a trainer's checkpoint resumes only on the same pairs."""
+    h = hashlib.sha1()
+    for r in rows:
+        h.update(f"\0{r['pair_id']}\0{r['split']}\0".encode())
+        h.update(np.asarray(r["chosen"], dtype=np.int64).tobytes() + b"|" + np.asarray(r["rejected"], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def answered(pair: dict) -> tuple[dict, dict]:

@@ -29,7 +29,7 @@ import torch
 from editor import artifacts
 from editor.llm import chat, pairs as llm_pairs
 from editor.llm.logprobs import pad_rows
-from editor.llm.train import lr_factor, optimizer
+from editor.llm.train import lr_factor, optimizer, stop_together
 from editor.training import device_name, resume_state, save_checkpoint
 
 
@@ -137,17 +137,33 @@ def rows_of(seqs: list, vocab, device) -> tuple[dict, int]:
 
 def total_steps(tc: dict, n_train: int) -> int:
     """`steps`, or (null) `epochs` passes over the train pairs."""
-    if tc.get("steps"):
+    if tc.get("steps") is not None:
         return int(tc["steps"])
     return max(1, math.ceil(float(tc["epochs"]) * n_train / tc["pairs_per_step"]))
 
 
-def fingerprint(tc: dict, editor, paths, extra=None) -> str:
-    """What a checkpoint must match to be resumed (budgets, intervals and worker count may change)."""
+def fingerprint(tc: dict, editor, pair_rows: list[dict], extra=None) -> str:
+    """What a checkpoint must match to be resumed (budgets, intervals and worker count may change): the
+    settings, what the SFT editor is (its files' bytes) and what the pairs are, in their order."""
     keep = {k: v for k, v in tc.items() if k not in ("steps", "epochs", "max_minutes", "log_every", "eval_every",
                                                      "ckpt_every", "workers", "eval_pairs")}
-    blob = json.dumps([keep, str(Path(editor).resolve()), sorted(map(str, paths)), extra], sort_keys=True, default=str)
+    blob = json.dumps([keep, artifacts.content_digest(editor), llm_pairs.digest(pair_rows), extra],
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def check_settings(tc: dict) -> None:
+    """The shared settings the loop divides by or schedules over, checked before any model loads."""
+    for k in ("pairs_per_step", "log_every", "eval_every", "ckpt_every"):
+        if isinstance(tc.get(k), bool) or not isinstance(tc.get(k), int) or tc[k] < 1:
+            raise ValueError(f"pipeline.train.{k}={tc.get(k)!r}: must be an integer >= 1")
+    for k in ("max_minutes", "lr"):
+        if not isinstance(tc.get(k), (int, float)) or not tc[k] > 0:
+            raise ValueError(f"pipeline.train.{k}={tc.get(k)!r}: must be a number > 0")
+    if tc.get("steps") is None and not (isinstance(tc.get("epochs"), (int, float)) and tc["epochs"] > 0):
+        raise ValueError(f"pipeline.train.epochs={tc.get('epochs')!r}: must be > 0 when steps is null")
+    if tc.get("steps") is not None and (not isinstance(tc["steps"], int) or tc["steps"] < 1):
+        raise ValueError(f"pipeline.train.steps={tc['steps']!r}: an integer >= 1, or null for epochs")
 
 
 @dataclass
@@ -189,6 +205,7 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
           resume: bool, fp: str, rank: int = 0, world: int = 1, wrap=None, log=print, run_info: dict | None = None) -> dict:
     """The loop of one worker; rank 0 evaluates, checkpoints and publishes. wrap(model) -> the DDP model."""
     device = torch.device(device)
+    check_settings(tc)
     if tc["pairs_per_step"] % world:
         raise ValueError(f"pipeline.train.pairs_per_step={tc['pairs_per_step']} must be a multiple of the {world} workers")
     model = spec.model.to(device)
@@ -208,7 +225,10 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     net = wrap(model) if wrap else model
     budget_s = 60.0 * tc["max_minutes"]
-    val_seqs = val_pairs.seqs[:tc["eval_pairs"]] if tc.get("eval_pairs") else val_pairs.seqs
+    val_seqs = val_pairs.seqs
+    if tc.get("eval_pairs") and len(val_seqs) > tc["eval_pairs"]:     # a fixed random sample, not the file's first
+        keep = np.random.default_rng(tc["seed"]).choice(len(val_seqs), tc["eval_pairs"], replace=False)
+        val_seqs = [val_seqs[i] for i in sorted(keep)]
 
     def evaluate() -> dict:
         model.eval()
@@ -220,12 +240,16 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
     if rank == 0:
         log(f"{spec.name}: {len(train_pairs)} train pairs, {len(val_pairs)} validation; {steps} steps of "
             f"{tc['pairs_per_step']} pairs; {world} worker(s) on {device}")
+        if not val_seqs:
+            log("no validation pairs: no held-out metrics")
         if step == 0 and not curve:
             curve.append({"step": 0, **evaluate()})  # where the SFT model starts
     model.train()
     fresh = lambda: {"loss": 0.0, "n": 0, "m": Counter(), "t": time.time()}
     t_run, window, first_step_s = time.time() - elapsed, fresh(), None
-    while step < steps:
+    # a run stopped by its time budget and resumed has no time left: it publishes what it has
+    spent = st is not None and elapsed > budget_s
+    while step < steps and not spent:
         progress = max(step / steps, (time.time() - t_run) / budget_s)
         for g in opt.param_groups:
             g["lr"] = tc["lr"] * lr_factor(step, tc, progress)
@@ -244,7 +268,7 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
         window["loss"] += loss_sum.detach()
         window["n"] += len(mine)
         window["m"].update({k: v.detach() for k, v in metrics.items()})
-        out_of_time = time.time() - t_run > budget_s
+        out_of_time = stop_together(time.time() - t_run > budget_s, world, device)
         last = step == steps or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):
             dt = time.time() - window["t"]

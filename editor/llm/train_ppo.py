@@ -49,7 +49,8 @@ from editor.llm import ppo
 from editor.llm.chat import IGNORE, build_prompt
 from editor.llm.generate import Layout, SampleConfig, generate
 from editor.llm.logprobs import pad_rows
-from editor.llm.pairs import read_pairs
+from editor.llm.pairs import digest as pairs_digest, read_pairs
+from editor.llm.preference_train import pair_codec
 from editor.llm.reward import RewardModel
 from editor.training import device_name, resume_state, save_checkpoint
 
@@ -241,11 +242,38 @@ def adamw(params, lr: float, pc: dict, device) -> torch.optim.Optimizer:
 
 
 def fingerprint(pc: dict, editor_dir, reward_dir, pairs) -> str:
-    """What a checkpoint must match to be resumed (budgets, logging and the worker count may change)."""
+    """What a checkpoint must match to be resumed (budgets, logging and the worker count may change): the
+    settings, what the SFT editor and the reward model are (their files' bytes) and the pairs, in order."""
     keep = {k: v for k, v in pc.items()
             if k not in ("steps", "max_minutes", "log_every", "ckpt_every", "cuda_graphs", "workers")}
-    blob = json.dumps([keep, str(editor_dir), str(reward_dir), sorted(map(str, pairs))], sort_keys=True, default=str)
+    reward = artifacts.content_digest(reward_dir) if reward_dir and Path(reward_dir).is_dir() else str(reward_dir)
+    blob = json.dumps([keep, artifacts.content_digest(editor_dir), reward, pairs_digest(read_pairs(pairs))],
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def check_settings(pc: dict) -> None:
+    """Settings the loop divides by, samples with or batches over, checked before any model loads."""
+    for k in ("steps", "rollout_batch", "minibatch", "ppo_epochs", "log_every", "ckpt_every", "probe_samples"):
+        if isinstance(pc.get(k), bool) or not isinstance(pc.get(k), int) or pc[k] < 1:
+            raise ValueError(f"pipeline.train.{k}={pc.get(k)!r}: must be an integer >= 1")
+    for k in ("max_minutes", "temperature", "lr", "critic_lr"):
+        if not isinstance(pc.get(k), (int, float)) or not pc[k] > 0:
+            raise ValueError(f"pipeline.train.{k}={pc.get(k)!r}: must be a number > 0 "
+                             "(the policy's log-probabilities divide by the temperature)")
+
+
+def codec_layout(editor_dir, tokenizer_dir) -> Layout:
+    """The interleaving of the codec the SFT editor speaks: the named tokenizer must be that codec."""
+    version = codec_version_of(editor_dir)
+    if tokenizer_dir:
+        theirs = json.loads((Path(tokenizer_dir) / "config.json").read_text()).get("version") \
+            if (Path(tokenizer_dir) / "config.json").is_file() else None
+        if version and theirs and theirs != version:
+            raise ValueError(f"tokenizer={tokenizer_dir} is codec {theirs}; editor={editor_dir} speaks {version}")
+        return layout_of(tokenizer_dir)
+    found = artifacts.codec_dirs(version) if version else None
+    return layout_of(found[0] if found else DEFAULT_TOKENIZER)
 
 
 # ---- models --------------------------------------------------------------------------------------
@@ -289,12 +317,14 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
     if world > 1 and (pc["rollout_batch"] % world or pc["minibatch"] % world):
         raise ValueError(f"pipeline.train.rollout_batch={pc['rollout_batch']} and minibatch={pc['minibatch']} "
                          f"must be multiples of the {world} workers")
+    check_settings(pc)
     dist = Dist(rank, world, device)
     torch.manual_seed(pc["seed"])
     if pc["critic_warmup"] >= pc["steps"]:
         log(f"note: critic_warmup={pc['critic_warmup']} >= steps={pc['steps']}: the actor never moves")
     actor, ref, critic, reward, vocab = load_models(editor_dir, reward_dir, pc, reward_fn)
-    layout = layout_of(pc["tokenizer"] or DEFAULT_TOKENIZER)
+    layout = codec_layout(editor_dir, pc["tokenizer"])
+    pair_codec(read_pairs(pairs), codec_version_of(editor_dir), pairs)
     # On CUDA rollouts sample a bf16 copy of the actor, refreshed in place before each rollout: the
     # decoder's static cache takes the weights' dtype (fp32 weights under bf16 autocast give it keys
     # and values of two dtypes), and its captured graphs read fixed weight addresses.
@@ -341,7 +371,9 @@ def train_loop(pc: dict, editor_dir, reward_dir, pairs: list, out: Path, ckpt_di
     actor_steps = max(1, pc["steps"] - pc["critic_warmup"])
     log(f"PPO: {len(pool)} prompts of {len(prompts)}, rollout batch {pc['rollout_batch']}, {pc['steps']} steps "
         f"(critic alone for the first {pc['critic_warmup']}); {world} worker(s) on {device}")
-    while step < pc["steps"]:
+    # a run stopped by its time budget and resumed has no time left: it publishes what it has
+    spent = st is not None and elapsed > budget_s
+    while step < pc["steps"] and not spent:
         progress = max((step - pc["critic_warmup"]) / actor_steps, dist.max(time.time() - t_run) / budget_s)
         lr_a = actor_lr(step, pc, progress)
         for g in opt_a.param_groups:
@@ -464,6 +496,8 @@ def publish_artifact(model, vocab, out: Path, result: dict, pc: dict) -> Path:
     llm_model.save(model, vocab, tmp, max_shard_size=pc.get("max_shard_size", "15MB"))
     if result.get("tokenizer_version"):
         write_codec_meta(tmp, result["tokenizer_version"])
+    # decoded as the SFT editor is (its guidance, piece lengths and speed ratios): only the weights differ
+    result.update(artifacts.sft_settings(result["sft"], tmp))
     curve = result.pop("curve")
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     (tmp / "training.json").write_text(json.dumps({**result, "ppo": pc}, indent=1, default=str))

@@ -7,6 +7,7 @@ trim:    <text, source with silences, VAD-trimmed>     (Silero VAD)"""
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -78,32 +79,62 @@ def folder_sources(cfg, languages) -> list[dict]:
         raise ValueError(f"source.root={cfg.source.root}: not a directory")
     if cfg.source.language not in LANGUAGES:
         raise ValueError(f"source.language={cfg.source.language!r}: use one of {', '.join(LANGUAGES)}")
-    out, orphans = [], []
-    for d in sorted(p for p in root.iterdir() if p.is_dir()):
+    out, orphans, ignored = [], [], []
+    # ROOT/<speaker>/ only: hidden folders (.git, .ipynb_checkpoints) are no speakers
+    ignored += [p for p in root.iterdir() if p.is_file() and p.suffix.lower() != ".json"]
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         lang, problem = folder_language(d, cfg.source.language)
         if problem is None and lang not in languages:
             continue
-        clips = sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT)
+        clips = sorted(p for p in d.iterdir() if p.suffix.lower() in noise_assets.AUDIO_EXT and p.is_file())
         stems = {f.with_suffix("") for f in clips}
         orphans += [t for t in sorted(d.glob("*.txt")) if t.with_suffix("") not in stems]
+        ignored += [p for p in d.iterdir() if p.is_dir() or (p.suffix.lower() not in (*noise_assets.AUDIO_EXT, ".txt")
+                                                             and p.name != "speaker.json")]
         for f in clips:
+            name = str(f)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:      # bytes that are no UTF-8 name: named as they are, then rejected
+                src = {"text": "", "language": lang, "speaker": d.name,
+                       "audio_path": os.fsencode(f).decode("utf-8", "backslashreplace"),
+                       "problem": ("bad_input", f"{os.fsencode(f)!r}: the file name is not valid UTF-8; rename it")}
+                out.append(src)
+                continue
             text, bad_text = (None, None) if problem else clip_transcript(f)
-            src = {"text": text or "", "language": lang, "speaker": d.name, "audio_path": str(f)}
+            src = {"text": text or "", "language": lang, "speaker": d.name, "audio_path": name}
             if problem or bad_text:
                 src["problem"] = problem or bad_text
             out.append(src)
-    if orphans:
-        log.warning("source.root=%s: %d transcript(s) without audio beside them, ignored: %s%s", root,
-                    len(orphans), ", ".join(str(t.relative_to(root)) for t in orphans[:5]),
-                    " ..." if len(orphans) > 5 else "")
+    for what, files in (("transcript(s) without audio beside them", orphans),
+                        (f"file(s) or folder(s) that are not ROOT/<speaker>/<name>{{{','.join(noise_assets.AUDIO_EXT)}}} "
+                         "(audio elsewhere, other formats, nested folders)", ignored)):
+        if files:
+            log.warning("source.root=%s: %d %s, ignored: %s%s", root, len(files), what,
+                        ", ".join(os.fsencode(t.relative_to(root)).decode("utf-8", "backslashreplace") for t in files[:5]),
+                        " ..." if len(files) > 5 else "")
     return out
+
+
+def file_digest(path) -> str:
+    """What a clip is (a hash of its bytes): a key that holds it is not reused for other audio under
+    the same name (a folder edited again after its files were replaced, another folder's same names)."""
+    h = hashlib.sha1()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return "unreadable"        # the stage that reads it rejects it, naming why
+    return h.hexdigest()[:16]
 
 
 def recording_rows(cfg, key_of=None) -> tuple[list[dict], list[dict]]:
     """A folder of recordings (source=folder): one `recording` row per clip (its JSON, `audio_path` in
     the meta), split by speaker, and the plan rejects of the clips that cannot be used. key_of(src):
     the row's key (default: the recording's own, by path and text; pipeline=edit adds its edit)."""
-    key_of = key_of or (lambda src: make_key(["rec", src["speaker"]], {"path": src["audio_path"], "text": src["text"]}))
+    key_of = key_of or (lambda src: make_key(["rec", src["speaker"]], {"path": src["audio_path"], "text": src["text"],
+                                                                      "content": file_digest(src["audio_path"])}))
     rows, rejects = [], []
     for src in folder_sources(cfg, list(cfg.languages)):
         key = key_of(src)

@@ -20,9 +20,9 @@ from core.keys import make_key
 from core.reader import Release
 from core.sample import SAMPLE_VERSION, Sample
 from core.tags import instruction
-from editor.artifacts import SHIPPED_LLM
-from pipelines.augment import recording_rows
-from pipelines.runner import check_output_dir, execute
+from editor.artifacts import SHIPPED_LLM, content_digest
+from pipelines.augment import file_digest, recording_rows
+from pipelines.runner import check_not_input, check_output_dir, execute
 from stages.base import new_row
 from stages.llm_generate import LlmClone, LlmEdit
 
@@ -68,6 +68,21 @@ def folder_edit(cfg) -> tuple[str, str | None]:
     return edit_type, edit_info
 
 
+def check_decoding(p, kind: str) -> None:
+    """The decoding settings, checked by the Editor's own request checks before the model loads."""
+    from editor.llm.editor import MAX_ITER, _common
+    try:
+        _common(p.seed, p.temperature)
+    except ValueError as e:
+        raise ValueError(f"pipeline.{e}") from None
+    if kind == "edit":
+        n = p.get("n_iter", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ITER:
+            raise ValueError(f"pipeline.n_iter={n!r}: an integer from 1 to {MAX_ITER}")
+        if not isinstance(p.get("prompt_fixed", False), bool):
+            raise ValueError(f"pipeline.prompt_fixed={p.get('prompt_fixed')!r}: true or false")
+
+
 def folder_rows(cfg, edit_type: str, edit_info, identity: dict) -> tuple[list[dict], list[dict]]:
     """One row per clip of source.root (tokenize's recording rows): the recording's JSON plus the edit
     and its instruction, as a factory sample has them; its source_key is the clip's path under the root."""
@@ -77,7 +92,8 @@ def folder_rows(cfg, edit_type: str, edit_info, identity: dict) -> tuple[list[di
         return Path(path).relative_to(root).as_posix()
 
     rows, rejects = recording_rows(cfg, lambda src: make_key(
-        ["edit", src["speaker"]], {"source": rel_path(src["audio_path"]), "text": src["text"], **identity}))
+        ["edit", src["speaker"]], {"source": rel_path(src["audio_path"]), "text": src["text"],
+                                   "content": file_digest(src["audio_path"]), **identity}))
     kept = []
     for row in rows:
         j, path = row["meta"]["json"], row["meta"]["audio_path"]
@@ -102,11 +118,14 @@ def run(cfg, kind: str):
                          + (" or source=folder source.root=DIR pipeline.edit_type=TYPE pipeline.edit_info=TAG"
                             if kind == "edit" else ""))
     edit_type, edit_info = folder_edit(cfg) if kind == "edit" else (None, None)
+    check_decoding(p, kind)
     model = llm_dir(p)
     # a release's edit is its samples' own: the null edit keys stay out of its keys (as before them)
     settings = {k: v for k, v in OmegaConf.to_container(p, resolve=True).items()
                 if k not in ("name", "llm", "split", "device") and not (k in ("edit_type", "edit_info") and v is None)}
-    identity = {"llm": llm_version(model), "llm_path": str(model.resolve()), **settings}
+    # the model by what it is (its files' bytes), not where it lies: a model moved keeps its samples,
+    # one retrained in place under the same version makes new ones
+    identity = {"llm": llm_version(model), "llm_content": content_digest(model), **settings}
     stage = LlmEdit if kind == "edit" else LlmClone
     params = {"llm": str(model), "device": p.device, "seed": p.seed, "temperature": p.temperature,
               "n_iter": p.get("n_iter", 1), "prompt_fixed": bool(p.get("prompt_fixed", False))}
@@ -114,6 +133,8 @@ def run(cfg, kind: str):
     def to_sample(row) -> Sample:
         j, m = row["meta"]["json"], row["meta"]
         out = {k: j[k] for k in ("text", "language", "speaker", "split", "prompt", "provenance")}
+        if out["prompt"] and out["prompt"].get("member") not in row["members"]:
+            out["prompt"] = None        # the voice prompt's audio is not a member of this sample
         out.update(task="edited" if kind == "edit" else "cloned", sample_version=SAMPLE_VERSION, sample_rate=16000,
                    durations=m["seconds"], source_key=m["source_key"], source_task=j["task"], llm=identity["llm"],
                    seed=p.seed, temperature=p.temperature)
@@ -132,6 +153,7 @@ def run(cfg, kind: str):
         return execute(cfg, p.out_name or "edit_recordings", rows, [(stage, params)], to_sample,
                        pre_rejects, extra_run_info={"llm": identity, "source": str(cfg.source.root)})
     rel = Release(str(cfg.data))
+    check_not_input(cfg.output_dir, p.out_name or f"{kind}_{rel.pipeline}", rel.roots)
     if "tokenizer_version" in rel.manifest:
         raise ValueError(f"data={cfg.data} is a token release: pass the audio release it was made from")
     rows_sel = rel.select(split=p.split) if p.split else rel.manifest

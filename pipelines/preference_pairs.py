@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from core.keys import make_key
 from core.reader import Release
 from core.sample import SAMPLE_VERSION, Sample, clone_example, token_member
+from editor.artifacts import content_digest
 from editor.llm import pairs as pairs_table
 from editor.llm.data import TASKS, codec, load_examples, token_release
 from editor.llm.editor import codec_version_of
@@ -150,7 +151,8 @@ def run(cfg):
             c = clone_example(rel.sample(key))
             if c is not None:
                 clone_sources.setdefault(c.key, key)
-    identity = {"llm": llm_version(model), "llm_path": str(model.resolve()), "codec": data_codec, "k": s["k"],
+    # the editor by what it is (its files' bytes): one retrained in place answers anew
+    identity = {"llm": llm_version(model), "llm_content": content_digest(model), "codec": data_codec, "k": s["k"],
                 "temperature": s["temperature"], "seed": s["seed"],
                 "margin_scorer": str(p.margin_scorer or "shipped"), "rater": "candidate_rater-v1"}
     rows = []

@@ -56,6 +56,17 @@ def check_output_dir(output_dir: str) -> Path:
     return root
 
 
+def check_not_input(output_dir, name: str, input_roots) -> None:
+    """The output pipeline folder must not hold the input release: publishing into it would move the
+    input out of `latest` and, releases later, delete it."""
+    out = (Path(output_dir) / name).resolve()
+    for root in input_roots:
+        root = Path(root).resolve()
+        if root == out or out in root.parents:
+            raise ValueError(f"output_dir={output_dir} with output name {name!r} is the input's own folder ({root}): "
+                             "choose another pipeline.out_name or output_dir")
+
+
 def use_ray(rcfg) -> bool:
     """ray.enabled: true (Ray, a named error when it is not installed), false (this process), auto
     (Ray where it is installed: the GPU machine, where it cannot be carried, runs in process)."""
@@ -253,7 +264,9 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     audio_s = sum(sum(json.loads(m["durations"]).values()) if isinstance(m.get("durations"), str) else 0
                   for m in manifest)
 
-    pd.DataFrame(manifest).to_parquet(partial / "manifest.parquet", index=False)
+    # a run that kept nothing still writes a manifest a reader (and the next run) can read
+    (pd.DataFrame(manifest) if manifest else pd.DataFrame(columns=["key", "shard"])).to_parquet(
+        partial / "manifest.parquet", index=False)
     pd.DataFrame(rejects, columns=["key", "stage", "reason", "detail", "value", "meta"]).to_parquet(
         partial / "rejects.parquet", index=False)
     reasons = Counter(f"{r['stage']}:{r['reason']}" for r in rejects)
@@ -357,9 +370,10 @@ def _previous(out) -> tuple[dict, dict]:
         return {}, {}
     release = Release(latest)
     rej = pd.read_parquet(latest / "rejects.parquet")
-    # rejects caused by transient conditions are retried; bad input stays rejected
+    # rejects caused by transient conditions are retried, and so are those judged against a limit from a
+    # file's header (the limit may have changed; judging again reads a header); bad input stays rejected
     prev_rejects = {r["key"]: r for r in rej.to_dict("records")
-                    if r["stage"] != "plan" and r["reason"] != TTS_UNAVAILABLE}
+                    if r["stage"] != "plan" and r["reason"] not in (TTS_UNAVAILABLE, "too_long")}
     kept = {}
     for rec in release.manifest.drop(columns="shard_path").to_dict("records"):
         def load(rec=rec):

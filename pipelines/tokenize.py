@@ -16,7 +16,7 @@ from core.releases import PipelineDir
 from core.sample import SAMPLE_VERSION, TOKEN_FIELDS, Sample
 from editor.artifacts import SHIPPED_TOKENIZER
 from pipelines.augment import recording_rows
-from pipelines.runner import check_output_dir, execute
+from pipelines.runner import check_not_input, check_output_dir, execute
 from stages.base import new_row
 from stages.tokenize_audio import TokenizeAudio
 
@@ -82,6 +82,8 @@ def run(cfg):
     if not rows:
         raise ValueError(f"nothing to tokenize in {cfg.data or cfg.source.root}")
     name = p.out_name or f"{source_name}_tokens"
+    if cfg.data:
+        check_not_input(cfg.output_dir, name, Release(str(cfg.data)).roots)
     check_same_tokenizer(PipelineDir(root, name), tok["version"])
 
     def to_sample(row) -> Sample:

@@ -5,6 +5,8 @@ tokenizer stage) or the path of a user's clip (`audio_path`, pipeline=edit sourc
 of a batch is checked alone first (a bad one is a reject with the reason), then the good ones decode
 together (Editor.edit_many / clone_many). Outputs are members:
 `edit1.flac`, `edit2.flac`, ... (one per iteration) or `clone.flac`."""
+import time
+
 from core import audio
 from stages.base import BAD_INPUT, Resources, Stage
 from core.reader import Span
@@ -52,9 +54,26 @@ class _LlmStage(Stage):
                 row["reject"] = {"stage": self.name, "reason": "bad_input", "detail": f"{type(e).__name__}: {e}",
                                  "value": None}
         if good:
-            for row, out in zip(good, self.run(requests)):
-                self.store(row, out)
+            t = time.perf_counter()
+            try:
+                outs = self.run(requests)
+            except ValueError:     # checked requests should not fail; if one does, only it is rejected
+                outs = [self._alone(row, r) for row, r in zip(good, requests)]
+            for row, out in zip(good, outs):
+                if out is not None:
+                    self.store(row, out)
+            # the batch's time, shared out over its rows (run.json's stage_cpu_s sums them)
+            share = round((time.perf_counter() - t) / len(good), 4)
+            for row in good:
+                row["meta"].setdefault("_timings", {})[self.name] = share
         return rows
+
+    def _alone(self, row, request):
+        try:
+            return self.run([request])[0]
+        except ValueError as e:
+            row["reject"] = {"stage": self.name, "reason": "bad_input", "detail": f"{row['key']}: {e}", "value": None}
+            return None
 
 
 class LlmEdit(_LlmStage):

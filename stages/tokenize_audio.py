@@ -43,7 +43,7 @@ class TokenizeAudio(Stage):
         """suffix -> 16 kHz mono float32 audio of each audio member of the row."""
         meta = row["meta"]
         if "audio_path" in meta:
-            return {"audio.flac": audio.load(meta["audio_path"], 16000, self.max_s, "pipeline.max_duration_s")}
+            return {"audio.flac": audio.load(meta["audio_path"], 16000, self.max_s, "filters.max_duration_s")}
         out = {}
         for suffix, (shard, offset, size) in meta["spans"].items():
             x, sr = audio.decode(Span(shard, offset, size).read(), f"{row['key']}.{suffix}")

@@ -64,6 +64,9 @@ def test_clone_pipeline_clones_every_prompt(para, tiny_llm, tmp_path, ray_local)
 
 
 def test_bad_settings_are_named(para, tmp_path, tiny_llm):
+    with pytest.raises(ValueError, match="the input's own folder"):     # publishing would push the input out
+        run_pipeline(["pipeline=edit", f"data={para[2]}", f"output_dir={para[2].parent}",
+                      f"pipeline.out_name={para[2].name}", f"pipeline.llm={tiny_llm}"])
     with pytest.raises(ValueError, match="not an audio-LLM artifact"):
         run_pipeline(["pipeline=edit", f"data={para[2]}", f"output_dir={tmp_path}", f"pipeline.llm={tmp_path}"])
     with pytest.raises(ValueError, match="needs data=RELEASE"):
@@ -120,15 +123,25 @@ def _clips(root):
     return {"alice/a.wav", "alice/b.wav", "bob/a.wav"}, 6
 
 
-def test_edit_pipeline_edits_a_folder_of_clips(tiny_llm, tmp_path, ray_local):
+def test_edit_pipeline_edits_a_folder_of_clips(tiny_llm, tmp_path, ray_local, caplog):
+    import logging
+
     import pandas as pd
+    import soundfile as sf
 
     from core import audio, splits
     from core.tags import instruction
     root, out_dir = tmp_path / "clips", tmp_path / "o" / "edit_recordings"
     good, n_clips = _clips(root)
+    # not ROOT/<speaker>/<clip>: ignored with a warning, never taken for a speaker or a clip
+    (root / ".ipynb_checkpoints").mkdir()
+    sf.write(root / ".ipynb_checkpoints" / "a.wav", np.zeros(8000, np.float32), 16000)
+    sf.write(root / "top.wav", np.zeros(8000, np.float32), 16000)
+    caplog.set_level(logging.WARNING, logger="lms")
     args = [*FOLDER, f"source.root={root}", f"output_dir={tmp_path / 'o'}", f"pipeline.llm={tiny_llm}"]
     info, cfg = run_pipeline(args)
+    assert "top.wav" in caplog.text and "ignored" in caplog.text
+    assert info["stage_cpu_s"].get("llm_edit", 0) > 0, "the LLM stage's time is recorded"
     out, rej = Release(out_dir), pd.read_parquet(out_dir / "rejects.parquet")
     assert len(out) + len(rej) == n_clips == info["counts"]["planned"], "nothing lost"
     assert len(set(out.manifest["key"]) | set(rej["key"])) == n_clips, "keys unique"
@@ -154,6 +167,47 @@ def test_edit_pipeline_edits_a_folder_of_clips(tiny_llm, tmp_path, ray_local):
     c = again["counts"]
     assert c["reused_from_previous"] == n_clips - 1 and c["kept"] == len(out) and not again["stage_cpu_s"], \
         "a rerun reuses every edit and stage reject (the plan reject is decided again, without work)"
+    # a clip replaced under the same name and transcript is other audio: edited again, not reused
+    new = np.random.default_rng(3).standard_normal(16000).astype(np.float32) * 0.1
+    sf.write(root / "alice" / "a.wav", new, 16000)
+    third, _ = run_pipeline(args)
+    assert third["counts"]["reused_from_previous"] == n_clips - 2
+    s = next(s for s in Release(out_dir).samples(decode=False) if s.json["source_key"] == "alice/a.wav")
+    x, _ = Release(out_dir).sample(s.key, ["src.flac"]).members["src.flac"]
+    assert np.abs(x - new).max() < 1e-3, "the new clip's audio, not the old one's"
+
+
+def test_a_run_that_keeps_nothing_leaves_a_readable_release(tiny_llm, tmp_path):
+    """Every clip rejected: the release is empty but readable, and the next run into it works."""
+    import soundfile as sf
+
+    from conftest import voiced
+    root = tmp_path / "clips" / "alice"
+    root.mkdir(parents=True)
+    sf.write(root / "a.wav", voiced(0.6), 16000)          # no a.txt: rejected at the plan
+    args = [*FOLDER, f"source.root={root.parent}", f"output_dir={tmp_path / 'o'}", f"pipeline.llm={tiny_llm}",
+            "ray.enabled=false"]
+    for _ in range(2):
+        info, _ = run_pipeline(args)
+        assert info["counts"]["kept"] == 0 and info["counts"]["rejected"] == 1
+    assert len(Release(tmp_path / "o" / "edit_recordings")) == 0
+
+
+def test_one_request_the_editor_refuses_fails_alone():
+    """A batch the editor refuses is retried row by row: only the bad row is a reject, named by its key."""
+    from stages.llm_generate import LlmEdit
+
+    class Stub:
+        def edit_many(self, reqs):
+            if any(r["text"] == "bad" for r in reqs):
+                raise ValueError("request 1: paralinguistic edits need audio of at most 30 s")
+            return [[np.full(1600, 0.1, np.float32)] for _ in reqs]
+    st = LlmEdit(llm="unused", n_iter=1, prompt_fixed=False, seed=0, temperature=0.7)
+    st.editor, st.request, st.check = Stub(), (lambda row: row["meta"]["r"]), (lambda r: r)
+    rows = [{"key": k, "meta": {"r": {"text": t}}, "members": {}} for k, t in (("good_1", "good"), ("bad_2", "bad"))]
+    good, bad = st.process_rows(rows)
+    assert "reject" not in good and "edit1.flac" in good["members"]
+    assert bad["reject"]["reason"] == "bad_input" and bad["reject"]["detail"].startswith("bad_2: ")
 
 
 def test_folder_edit_settings_are_named(tmp_path, tiny_llm):
@@ -168,6 +222,9 @@ def test_folder_edit_settings_are_named(tmp_path, tiny_llm):
              "pipeline.edit_type=paralinguistic: not with source=folder"),
             ([*base, f"data={tmp_path}", "pipeline.edit_type=emotion", "pipeline.edit_info=happy"],
              "pipeline.edit_type=emotion: the samples of data="),
-            ([*base, f"data={tmp_path}", "pipeline.edit_info=happy"], "pipeline.edit_info=happy: the samples")):
+            ([*base, f"data={tmp_path}", "pipeline.edit_info=happy"], "pipeline.edit_info=happy: the samples"),
+            ([*folder, "pipeline.edit_type=emotion", "pipeline.edit_info=happy", "pipeline.n_iter=0"], "pipeline.n_iter=0"),
+            ([*folder, "pipeline.edit_type=emotion", "pipeline.edit_info=happy", "pipeline.temperature=-1"],
+             "pipeline.temperature")):
         with pytest.raises(ValueError, match=match):
             run_pipeline(args)

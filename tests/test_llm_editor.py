@@ -408,6 +408,7 @@ def test_version_checks(llm_dir, tmp_path):
     (dict(wav=voiced(0.6).astype(np.complex64)), "need real samples"),
     (dict(wav="/tmp/clip.wav"), "need an array of samples, got a str"),
     (dict(wav=[[0.1, 0.2], [0.3]]), "need an array of samples"),
+    (dict(wav=np.round(voiced(0.6) * 32767).astype(np.int64)), "int64 samples"),
     (dict(wav=np.full(SR, 0.5, np.float32)), "silent"),                  # a constant offset
     (dict(n_iter=11), "n_iter: must be an int from 1 to 10"),
     (dict(n_iter=True), "n_iter"),

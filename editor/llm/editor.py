@@ -194,6 +194,9 @@ def check_audio(wav, sr: int, name: str, max_s: float | None = None) -> np.ndarr
         raw = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav)
     except (ValueError, TypeError) as e:
         raise ValueError(f"{name}: need an array of samples, got {type(wav).__name__} ({e})") from None
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize > 4:
+        # no PCM format is 64-bit: a default numpy int array says nothing of its full scale
+        raise ValueError(f"{name}: {raw.dtype} samples; pass float in [-1, 1] or integer PCM (uint8, int16, int32)")
     if raw.dtype.kind in "iu":
         bits = raw.dtype.itemsize * 8
         zero = 2.0 ** (bits - 1) if raw.dtype.kind == "u" else 0.0

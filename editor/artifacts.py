@@ -36,6 +36,21 @@ def codec_dirs(version: str, root: Path = SHIPPED) -> tuple[Path, Path] | None:
     return (tok[0], max(dec, key=number)) if tok and dec else None
 
 
+def check_new_version(version: str, out, setting: str) -> None:
+    """A codec trained now must not take a shipped artifact's version name: artifacts are bound to each
+    other by version (an LLM to the codec it speaks, a decoder to its tokenizer), so a second model under
+    that name would be taken for the shipped one."""
+    shipped = SHIPPED / version
+    if shipped.exists() and Path(out).resolve() != shipped.resolve():
+        raise ValueError(f"{setting}={version} is the shipped artifact {shipped}'s name: give the model you train a "
+                         f"new one (e.g. {setting}={version.rpartition('-v')[0] or version}-v{_next(version)})")
+
+
+def _next(version: str) -> str:
+    n = version.rpartition("-v")[2]
+    return str(int(n) + 1) if n.isdigit() else "2"
+
+
 def content_digest(directory) -> str:
     """What an artifact directory holds (every file's path and bytes): a run resumed on a model only
     continues where that model is the same, not merely where it has the same path."""

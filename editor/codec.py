@@ -1,4 +1,5 @@
 """Audio <-> tokens with a trained tokenizer and decoder, loaded by path: the editor's codec."""
+import json
 import multiprocessing
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -14,6 +15,18 @@ from editor.features import Frames
 from editor.tokenizer import DualCodebookTokenizer, encoder_inputs
 from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 from editor.vocoder_graphs import CapturedVocoder
+
+
+def check_tokenizer_digest(tokenizer_dir, decoder_dir) -> None:
+    """A decoder that recorded the bytes of the tokenizer it was trained on (training.json
+    "tokenizer_digest") decodes only that tokenizer's ids: another tokenizer under the same version
+    name is refused."""
+    from editor.artifacts import content_digest
+    made = Path(decoder_dir) / "training.json"
+    want = json.loads(made.read_text()).get("tokenizer_digest") if made.is_file() else None
+    if want and content_digest(tokenizer_dir) != want:
+        raise ValueError(f"decoder={decoder_dir} was trained on another tokenizer than {tokenizer_dir} (same version "
+                         f"name, other bytes: digest {content_digest(tokenizer_dir)}, recorded {want})")
 
 
 class Codec:
@@ -37,6 +50,7 @@ class Codec:
         if decoder_dir:
             if not (Path(decoder_dir) / "config.json").is_file():
                 raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
+            check_tokenizer_digest(tokenizer_dir, decoder_dir)
             dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
         return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device, f0_decimation)
 

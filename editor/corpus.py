@@ -300,10 +300,14 @@ def with_splits(c: Corpus, speakers: dict[str, list[str] | None]) -> Corpus:
     """The corpus with each clip's split set: the overrides' (split -> speakers, for experiments) where
     they name its speaker, else the release's; a release made without splits trains on everything."""
     moved = {}
+    known = {m["speaker"].split("~", 1)[0] for m in c.meta}
     for split, names in speakers.items():
         if split not in SPLITS:
             raise ValueError(f"split override {split!r}: the splits are {', '.join(SPLITS)}")
         for name in names or []:
+            if name not in known:      # a typo would hold no one out, and the held-out voices be trained on
+                raise ValueError(f"editor.split_{'val' if split == 'validation' else split}: speaker {name!r} is not "
+                                 f"in the corpus; its speakers are {', '.join(sorted(known))}")
             if moved.setdefault(name, split) != split:
                 raise ValueError(f"speaker {name} is given to two splits: {moved[name]} and {split}")
     meta = [{**m, "split": moved.get(m["speaker"].split("~", 1)[0], m.get("split") or "train")} for m in c.meta]

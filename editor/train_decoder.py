@@ -175,6 +175,18 @@ def decoder_config(tok: DualCodebookTokenizer, n_mels: int, model_cfg: dict, n_p
                          sem_hop=tok.cfg["semantic"]["hop_frames"], n_mels=n_mels, n_phones=n_phones, **model_cfg)
 
 
+def check_settings(train_cfg: dict, where: str = "editor.train") -> None:
+    """The settings the loop divides by, batches over or stops at, named before the corpus is prepared."""
+    for k in ("steps", "warmup", "log_every", "batch_size", "crop_frames"):
+        v = train_cfg.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{where}.{k}={v!r}: must be an integer >= 1")
+    for k in ("max_minutes", "lr"):
+        v = train_cfg.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{where}.{k}={v!r}: must be a number > 0")
+
+
 def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookTokenizer, model_cfg: dict,
           train_cfg: dict, device, joint: bool, log=print) -> tuple[TokenDecoder, list[dict]]:
     """joint: tok's encoders train too (in place); else tok is frozen and only the decoder learns."""

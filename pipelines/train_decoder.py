@@ -24,6 +24,8 @@ def run(cfg):
         raise ValueError(f"tokenizer={tok_dir} has {block_frames(tok.cfg)}-frame token blocks, editor.tokenizer "
                          f"has {block_frames(e['tokenizer'])}: use the editor config it was trained with")
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / e["decoder"]["version"])
+    train_decoder.check_settings(e["train"])
+    artifacts.check_new_version(e["decoder"]["version"], out, "editor.decoder.version")
     train, val, held = train_corpus(cfg)
     t0 = time.time()
     model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False)
@@ -33,7 +35,9 @@ def run(cfg):
         p.data = p.data.half()
     model.save_pretrained(tmp, max_shard_size="15MB")
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
+    # the tokenizer by its bytes too: another one trained under the same version name is refused on load
     info = run_info(cfg, dev, seconds, {"tokenizer": str(tok_dir), "tokenizer_version": tok.cfg["version"],
+                                        "tokenizer_digest": artifacts.content_digest(tok_dir),
                                         "clips": len(train), "hours": round(train.hours(), 3),
                                         "held_out_speakers": held, "steps": curve[-1]["step"] if curve else 0,
                                         "train": e["train"],

@@ -68,6 +68,8 @@ def run(cfg):
     tok_cfg = OmegaConf.to_container(cfg.editor.tokenizer, resolve=True)
     out = Path(cfg.pipeline.artifact_out or Path(cfg.output_dir) / "editor" / tok_cfg["version"])
     e = OmegaConf.to_container(cfg.editor, resolve=True)
+    train_decoder.check_settings({**e["train"], **e["joint"]}, "editor.train (with editor.joint)")
+    artifacts.check_new_version(tok_cfg["version"], out, "editor.tokenizer.version")
     train, val, held = train_corpus(cfg)
     t0 = time.time()
     tok = DualCodebookTokenizer(tok_cfg)

@@ -300,7 +300,7 @@ def test_round_trip_evaluation_runs(trained, shards):
         assert set(report[name]) >= {"speaker_sim", "f0_corr", "mcd_db", "wer", "wer_delta", "meets_targets"}
 
 
-def test_bad_inputs_are_named(trained, tmp_path):
+def test_bad_inputs_are_named(trained, shards, tmp_path):
     out = trained[0]
     with pytest.raises(ValueError, match="no such shard"):
         run_pipeline(["pipeline=train_tokenizer", f"data={tmp_path}/nothing", f"output_dir={tmp_path}", *TINY])
@@ -315,6 +315,30 @@ def test_bad_inputs_are_named(trained, tmp_path):
         tok = DualCodebookTokenizer.load(out / "editor" / "tokenizer-tiny")
         tok.encode([features.Frames(np.zeros(13, np.float32), np.zeros((13, features.N_MELS), np.float32))])
     assert block_frames({"linguistic": {"hop_frames": 6}, "semantic": {"hop_frames": 4}}) == 12
+    # settings and split overrides are named before the corpus is prepared or trained on
+    with pytest.raises(ValueError, match=r"editor.train.steps=0: must be an integer >= 1"):
+        run_pipeline(["pipeline=train_decoder", f"data={tmp_path}", f"output_dir={out}", *TINY, "editor.train.steps=0"])
+    with pytest.raises(ValueError, match="editor.split_test: speaker 'en-f2' is not in the corpus"):
+        run_pipeline(["pipeline=train_tokenizer", f"data={shards}", f"output_dir={tmp_path}", *TINY,
+                      "editor.split_test=[en-f2]"])
+    # a codec trained now under the shipped one's name would be taken for it
+    with pytest.raises(ValueError, match="editor.tokenizer.version=tokenizer-v10 is the shipped artifact"):
+        run_pipeline(["pipeline=train_tokenizer", f"data={tmp_path}", f"output_dir={tmp_path}", *TINY,
+                      "editor.tokenizer.version=tokenizer-v10"])
+
+
+def test_a_decoder_refuses_another_tokenizer_under_its_tokenizers_name(tmp_path):
+    """The shipped decoder records its tokenizer's bytes: a tokenizer of the same version name and other
+    bytes is refused, the shipped one accepted."""
+    import shutil
+
+    from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER
+    Codec.load(SHIPPED_TOKENIZER, SHIPPED_DECODER)
+    other = tmp_path / "tokenizer-v10"
+    shutil.copytree(SHIPPED_TOKENIZER, other)
+    (other / "training.json").write_text("{}")
+    with pytest.raises(ValueError, match="was trained on another tokenizer"):
+        Codec.load(other, SHIPPED_DECODER)
 
 
 def test_source_filter_pitch_is_the_given_f0(shards):

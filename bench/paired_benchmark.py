@@ -4,10 +4,13 @@ and the same editor after DPO.
 
     python bench/paired_benchmark.py --a A/results.json --b B/results.json [--mode feedback] [--out JSON]
 
-Cells pair by (source, mode, prompt id, iteration) within the editor's own run ("editor"). Per category
-(emotion, style, paralinguistic) and iteration: the judge's accuracy of each side and b - a in points,
-and for English clips the pocketsphinx WER of each side and b - a, with 95 % bootstrap intervals over
-prompts (resampled 4,000 times, seeded). Accuracy here is the share of the paired prompts; the
+Cells pair by (source, mode, prompt id, iteration) within the editor's own run ("editor"); the two runs
+must have been judged by the same judge, and a prompt id must name the same speaker and label in both
+(else they are not runs of one set: an error). Per judged category (emotion, style) and iteration: the
+judge's accuracy of each side and b - a in points, and for English clips the pocketsphinx WER of each
+side and b - a, with 95 % bootstrap intervals that resample speakers (all of a drawn speaker's prompts
+together, 4,000 draws, seeded): a speaker's prompts share a voice, so they are not independent, and
+the benchmark holds few speakers, so the intervals are wide. Accuracy here is the share of the paired prompts; the
 benchmark's tables follow the seed's rule (per speaker, then per label, then languages), so their cells
 read a few points apart from these. One prompt moves a share by 100 / prompts points: two editors differ
 only where the interval leaves 0.
@@ -20,38 +23,58 @@ import numpy as np
 
 
 def cells(path: Path, mode: str) -> dict:
-    """(category, iteration) -> {prompt id: cell} of the editor's own chains in `mode`."""
-    out = {}
-    for c in json.loads(Path(path).read_text())["cells"]:
+    """(category, iteration) -> {prompt id: cell} of the editor's own chains in `mode`; "judge" -> the
+    judge that scored them."""
+    res = json.loads(Path(path).read_text())
+    out = {"judge": res.get("judge")}
+    for c in res["cells"]:
         if c.get("run") == "editor" and c.get("source") == "own" and c.get("mode") == mode:
             out.setdefault((c["category"], int(c["iter"])), {})[c["id"]] = c
     return out
 
 
-def interval(diffs: np.ndarray, rng: np.random.Generator, draws: int = 4000) -> list[float]:
-    means = rng.choice(diffs, size=(draws, len(diffs)), replace=True).mean(axis=1)
+def interval(diffs: np.ndarray, groups: list, rng: np.random.Generator, draws: int = 4000) -> list[float]:
+    """The 95 % interval of the mean difference, resampling whole groups (speakers) with replacement."""
+    by = {}
+    for d, g in zip(diffs, groups):
+        by.setdefault(g, []).append(d)
+    clusters = [np.asarray(v) for v in by.values()]
+    sums, counts = np.array([c.sum() for c in clusters]), np.array([len(c) for c in clusters])
+    pick = rng.integers(0, len(clusters), size=(draws, len(clusters)))
+    means = sums[pick].sum(1) / counts[pick].sum(1)
     return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
 
 
 def compare(a: dict, b: dict, seed: int = 0) -> dict:
+    if a.get("judge") != b.get("judge"):
+        raise SystemExit(f"the runs were judged by different judges ({a.get('judge')} and {b.get('judge')}): "
+                         "their verdicts do not pair")
     rng = np.random.default_rng(seed)
     rows = {}
-    for key in sorted(set(a) & set(b)):
+    for key in sorted(k for k in set(a) & set(b) if k != "judge"):
         ids = sorted(set(a[key]) & set(b[key]))
         if not ids:
             continue
+        other = [i for i in ids if (a[key][i]["speaker"], a[key][i]["label"]) != (b[key][i]["speaker"], b[key][i]["label"])]
+        if other:
+            raise SystemExit(f"prompt {other[0]} is {a[key][other[0]]['speaker']}/{a[key][other[0]]['label']} in one run "
+                             f"and {b[key][other[0]]['speaker']}/{b[key][other[0]]['label']} in the other: not runs of "
+                             "the same benchmark set (same n, seed and languages)")
+        spk = [a[key][i]["speaker"] for i in ids]
         row = {"prompts": len(ids)}
         acc_a = np.array([float(a[key][i]["correct"]) for i in ids])
         acc_b = np.array([float(b[key][i]["correct"]) for i in ids])
         row["accuracy_a"], row["accuracy_b"] = round(100 * acc_a.mean(), 1), round(100 * acc_b.mean(), 1)
         row["accuracy_b_minus_a"] = round(100 * (acc_b - acc_a).mean(), 1)
-        row["accuracy_ci"] = [round(100 * x, 1) for x in interval(acc_b - acc_a, rng)]
+        row["speakers"] = len(set(spk))
+        row["accuracy_ci"] = [round(100 * x, 1) for x in interval(acc_b - acc_a, spk, rng)]
         worded = [i for i in ids if a[key][i].get("wer") is not None and b[key][i].get("wer") is not None]
         if worded:
             wa = np.array([a[key][i]["wer"] for i in worded])
             wb = np.array([b[key][i]["wer"] for i in worded])
             row.update(wer_clips=len(worded), wer_a=round(float(wa.mean()), 3), wer_b=round(float(wb.mean()), 3),
-                       wer_b_minus_a=round(float((wb - wa).mean()), 3), wer_ci=interval(wb - wa, rng))
+                       wer_b_minus_a=round(float((wb - wa).mean()), 3),
+                       wer_ci=interval(wb - wa, [a[key][i]["speaker"] for i in worded], rng))
         rows[f"{key[0]}_iter{key[1]}"] = row
     if not rows:
         raise SystemExit("the two runs share no cell: not runs of the same benchmark set")

@@ -43,15 +43,39 @@ NAME = "edit_benchmark"
 GENERALISATION = ("engine_clone", "base_voice", "other_engine")
 
 
-def refuse_trained_on_benchmark(editor_spec: str, languages) -> None:
-    """An editor whose training.json lists a benchmark speaker is refused: its numbers would not be held out."""
+def model_digest(spec) -> str | None:
+    """The content of a model directory (an LLM editor with its codec, a judge); None for what is not a
+    directory (identity, engine, an http:// editor)."""
+    from editor.artifacts import codec_dirs, content_digest
+    from editor.llm.editor import codec_version_of
+    d = Path(str(spec)) if spec else None
+    if d is None or not d.is_dir():
+        return None
+    parts = [content_digest(d)]
+    version = codec_version_of(d) if (d / "llm_vocab.json").is_file() else None
+    found = (codec_dirs(version, d.parent) or codec_dirs(version)) if version else None
+    parts += [content_digest(x) for x in found or ()]
+    return "+".join(parts)
+
+
+def refuse_trained_on_benchmark(editor_spec: str, languages, judge_dir=None) -> None:
+    """An editor whose training.json lists a benchmark speaker, or a speaker the judge trained on, is
+    refused: its numbers would not be held out, or the judge would hear voices the editor learned.
+    Warped copies (`name~vtlp1.12`) count as their speaker."""
     info = Path(str(editor_spec)) / "training.json"
     if not info.is_file():
         return
-    overlap = bench_set.training_speakers(json.loads(info.read_text())) & {s.id for s in bench_set.speakers(languages)}
+    trained = {s.split("~", 1)[0] for s in bench_set.training_speakers(json.loads(info.read_text()))}
+    overlap = trained & {s.id for s in bench_set.speakers(languages)}
     if overlap:
         raise ValueError(f"pipeline.editor={editor_spec}: its training.json lists benchmark speakers "
                          f"{sorted(overlap)}; the benchmark needs voices the editor never trained on")
+    meta = Path(str(judge_dir)) / "meta.json" if judge_dir else None
+    if meta is not None and meta.is_file():
+        judged = {s.split("~", 1)[0] for s in bench_set.training_speakers(json.loads(meta.read_text()))}
+        if trained & judged:
+            raise ValueError(f"pipeline.editor={editor_spec}: it trained on speakers the judge ({judge_dir}) trained on, "
+                             f"{sorted(trained & judged)}: the judge must be independent of the editor's data")
 
 
 def voice_prompts(cfg, languages, engine) -> dict:
@@ -85,7 +109,7 @@ def run(cfg):
     if not p.editor:
         raise ValueError("pipeline.editor is required: an audio-LLM artifact dir, identity, engine or http://URL")
     spec = str(p.editor)
-    refuse_trained_on_benchmark(spec, languages)
+    refuse_trained_on_benchmark(spec, languages, p.judge)
     for b in p.baselines:
         if b not in ("identity", "engine"):
             raise ValueError(f"pipeline.baselines: unknown {b!r}; known: identity, engine")
@@ -104,8 +128,12 @@ def run(cfg):
     judge = load_judge(p.judge)
     engine = EngineEditor()    # here: the voice prompts and the sources it renders (base voice, factory clips)
     settings = OmegaConf.to_container(p, resolve=True)
-    identity = {"set": prompts, "editor": name, "editor_spec": spec, "judge": judge.version,
-                "settings": settings, "voice_bank_seed": cfg.seed}
+    # the editor and the judge by what they are (their files' bytes, and the codec the editor decodes with),
+    # not where they lie: a run killed and resumed after one was retrained in place starts again instead
+    # of mixing two models' clips; a model moved elsewhere resumes
+    identity = {"set": prompts, "editor": name, "editor_content": model_digest(spec), "judge": judge.version,
+                "judge_content": model_digest(p.judge), "settings": {k: v for k, v in settings.items() if k != "editor"},
+                "voice_bank_seed": cfg.seed}
     fingerprint = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     specs = sorted({spec, *p.baselines, *(["engine"] if "engine_clone" in p.generalisation else [])})
     calls = StageCalls(cfg.ray, specs, device=p.device, temperature=float(p.temperature), quantize=p.quantize)

@@ -74,6 +74,28 @@ def test_editor_trained_on_a_benchmark_speaker_is_refused(tmp_path):
     (tmp_path / "training.json").write_text(json.dumps({"data": {"emotion_edit": {"speakers": ["en_m1", "benchmark_zh_m2"]}}}))
     with pytest.raises(ValueError, match=r"benchmark_zh_m2"):
         refuse_trained_on_benchmark(tmp_path, ["en", "zh"])
+    # a warped copy is its speaker; a voice the judge trained (or was tested) on is refused too
+    (tmp_path / "training.json").write_text(json.dumps({"data": {"emotion_edit": {"speakers": ["benchmark_en_f1~vtlp1.12"]}}}))
+    with pytest.raises(ValueError, match=r"benchmark_en_f1"):
+        refuse_trained_on_benchmark(tmp_path, ["en", "zh"])
+    (tmp_path / "training.json").write_text(json.dumps({"data": {"emotion_edit": {"speakers": ["judge_en_f1~vtlp0.88"]}}}))
+    refuse_trained_on_benchmark(tmp_path, ["en", "zh"])                  # no judge named: the benchmark's own check
+    with pytest.raises(ValueError, match=r"the judge .* trained on, \['judge_en_f1'\]"):
+        refuse_trained_on_benchmark(tmp_path, ["en", "zh"], REPO / "scorers" / "artifacts" / "judge-v2")
+
+
+def test_run_identity_is_the_models_content_not_their_path(tiny_llm, tmp_path):
+    """A benchmark resumed after its editor was retrained in place must not reuse the old editor's clips:
+    the run's identity holds the editor's (and its codec's) bytes; a copy elsewhere is the same editor."""
+    import shutil
+
+    from pipelines.edit_benchmark import model_digest
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_llm, copy)
+    assert model_digest(copy) == model_digest(tiny_llm) and "+" in model_digest(copy), "with its codec's bytes"
+    (copy / "generation_config.json").write_text("{}")
+    assert model_digest(copy) != model_digest(tiny_llm)
+    assert model_digest("identity") is None and model_digest("http://127.0.0.1:1") is None
 
 
 def test_int8_editor_is_named_apart_and_quantized(tiny_llm, tmp_path):

@@ -10,15 +10,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import paired_benchmark  # noqa: E402
 
 
-def _results(tmp_path, name, cells):
+def _results(tmp_path, name, cells, judge="j"):
     path = tmp_path / name
-    path.write_text(json.dumps({"editor": name, "judge": "j", "summary": {}, "cells": cells}))
+    path.write_text(json.dumps({"editor": name, "judge": judge, "summary": {}, "cells": cells}))
     return path
 
 
-def _cell(pid, it, correct, wer=None, mode="feedback", run="editor"):
+def _cell(pid, it, correct, wer=None, mode="feedback", run="editor", speaker=None):
     c = {"run": run, "source": "own", "mode": mode, "id": pid, "language": pid[:2], "category": "emotion",
-         "label": "sad", "iter": it, "correct": correct}
+         "label": "sad", "iter": it, "correct": correct, "speaker": speaker or f"spk-{pid}"}
     if wer is not None:
         c["wer"] = wer
     return c
@@ -45,3 +45,21 @@ def test_runs_of_other_sets_are_refused(tmp_path):
     b = _results(tmp_path, "b.json", [_cell("en-7", 1, True)])
     with pytest.raises(SystemExit, match="share no cell"):
         paired_benchmark.compare(paired_benchmark.cells(a, "feedback"), paired_benchmark.cells(b, "feedback"))
+    # the same prompt id for another speaker (another seed's set), or another judge: refused
+    c = _results(tmp_path, "c.json", [_cell("en-1", 1, True, speaker="someone else")])
+    with pytest.raises(SystemExit, match="not runs of the same benchmark set"):
+        paired_benchmark.compare(paired_benchmark.cells(a, "feedback"), paired_benchmark.cells(c, "feedback"))
+    d = _results(tmp_path, "d.json", [_cell("en-1", 1, True)], judge="judge-v9")
+    with pytest.raises(SystemExit, match="different judges"):
+        paired_benchmark.compare(paired_benchmark.cells(a, "feedback"), paired_benchmark.cells(d, "feedback"))
+
+
+def test_intervals_resample_speakers_not_prompts(tmp_path):
+    """Ten prompts of one speaker all improved and ten of another all got worse: over prompts the mean
+    looks certain to be 0 give or take little; over the two speakers it may be anything from -1 to +1."""
+    up = [_cell(f"en-u{i}", 1, False, speaker="s1") for i in range(10)]
+    down = [_cell(f"en-d{i}", 1, True, speaker="s2") for i in range(10)]
+    a = _results(tmp_path, "a.json", up + down)
+    b = _results(tmp_path, "b.json", [{**c, "correct": not c["correct"]} for c in up + down])
+    r = paired_benchmark.compare(paired_benchmark.cells(a, "feedback"), paired_benchmark.cells(b, "feedback"))["emotion_iter1"]
+    assert r["accuracy_b_minus_a"] == 0 and r["speakers"] == 2 and r["accuracy_ci"] == [-100.0, 100.0]

@@ -233,8 +233,10 @@ def train_vocalization(cfg, checkpoint: Path):
     speakers = generated_speakers(list(cfg.languages), p.factory.per_language, p.factory.pool)
     lines = {lang: [x for tag in TASKS["emotion"][1:] for x in sentences(lang, tag, p.factory.texts_dir, shipped=False)]
              for lang in cfg.languages}
-    held = set(heldout_speakers([{"speaker": s.id, "language": s.language, "gender": s.gender} for s in speakers],
-                                p.heldout_speakers))
+    # voices of a held-out engine are held out here too, as in the other tasks
+    held = set(heldout_speakers([{"speaker": s.id, "language": s.language, "gender": s.gender,
+                                  "base_voice": s.base_voice} for s in speakers],
+                                p.heldout_speakers, splits.held_out_engines(cfg.splits)))
     engine = LocalEngine(16000)
     t0 = time.time()
     train = training_clips(engine, [s for s in speakers if s.id not in held], lambda lang: lines[lang][0],

@@ -154,6 +154,12 @@ def test_killed_judge_training_resumes_to_the_same_weights(tiny_judge, tmp_path,
     assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run ends where an uninterrupted one does"
     with pytest.raises(ValueError, match="delete it to start over"):
         fit.train(*args, checkpoint=ck, **{**kw, "epochs": 4})
+    # the same number of clips, but other ones (another held-out split), or another rate: refused too
+    others = ([c[0] for c in tiny_judge["all"][16:32]], [c[1] for c in tiny_judge["all"][16:32]], args[2])
+    with pytest.raises(ValueError, match="other clips, labels or settings"):
+        fit.train(*others, checkpoint=ck, **kw)
+    with pytest.raises(ValueError, match="other clips, labels or settings"):
+        fit.train(*args, checkpoint=ck, **{**kw, "lr": 1e-3})
 
 
 def test_artifact_round_trips_and_is_small(tiny_judge):

@@ -1,5 +1,7 @@
 """Training the judge's CNN on labelled clips, and scoring it on held-out clips the way the seed
 reports its benchmark: accuracy per class averaged over speakers, plus a confusion matrix."""
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -53,11 +55,18 @@ def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     frames = int(crop_s * 100)
     first = 0
+    # what the run is: its clips' samples and labels, in order, and every setting; a checkpoint of another
+    # run (other clips or held-out speakers, another rate) is refused instead of continued
+    h = hashlib.sha1(json.dumps([epochs, batch, lr, width, crop_s, seed, n_classes, list(map(int, labels))]).encode())
+    for x in clips:
+        h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+    fingerprint = h.hexdigest()[:16]
     if checkpoint is not None and Path(checkpoint).is_file():
         state = torch.load(checkpoint, weights_only=False)
-        if state["epochs"] != epochs or state["n"] != len(mels):
-            raise ValueError(f"judge checkpoint {checkpoint}: made for {state['epochs']} epochs over {state['n']} clips, "
-                             f"this run has {epochs} over {len(mels)}; delete it to start over")
+        if state.get("fingerprint") != fingerprint:
+            raise ValueError(f"judge checkpoint {checkpoint}: made by a run with other clips, labels or settings "
+                             f"({state.get('epochs')} epochs over {state.get('n')} clips; this run: {epochs} over "
+                             f"{len(mels)}); delete it to start over")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -84,7 +93,7 @@ def train(clips: list[np.ndarray], labels: list[int], n_classes: int, *, epochs:
         if checkpoint is not None:
             save_checkpoint(Path(checkpoint), {"model": model.state_dict(), "opt": opt.state_dict(),
                                                "sched": sched.state_dict(), "epoch": ep + 1, "epochs": epochs,
-                                               "n": len(mels), "rng": rng.bit_generator.state,
+                                               "n": len(mels), "fingerprint": fingerprint, "rng": rng.bit_generator.state,
                                                "torch_rng": torch.get_rng_state()})
     return model.eval()
 

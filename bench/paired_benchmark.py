@@ -10,7 +10,7 @@ must have been judged by the same judge, and a prompt id must name the same spea
 judge's accuracy of each side and b - a in points, and for English clips the pocketsphinx WER of each
 side and b - a, with 95 % bootstrap intervals that resample speakers (all of a drawn speaker's prompts
 together, 4,000 draws, seeded): a speaker's prompts share a voice, so they are not independent, and
-the benchmark holds few speakers, so the intervals are wide. Accuracy here is the share of the paired prompts; the
+the benchmark holds few speakers, so the intervals are wide (none under 3 speakers). Accuracy here is the share of the paired prompts; the
 benchmark's tables follow the seed's rule (per speaker, then per label, then languages), so their cells
 read a few points apart from these. One prompt moves a share by 100 / prompts points: two editors differ
 only where the interval leaves 0.
@@ -34,10 +34,13 @@ def cells(path: Path, mode: str) -> dict:
 
 
 def interval(diffs: np.ndarray, groups: list, rng: np.random.Generator, draws: int = 4000) -> list[float]:
-    """The 95 % interval of the mean difference, resampling whole groups (speakers) with replacement."""
+    """The 95 % interval of the mean difference, resampling whole groups (speakers) with replacement;
+    None under 3 groups, where resampling says nothing of the spread."""
     by = {}
     for d, g in zip(diffs, groups):
         by.setdefault(g, []).append(d)
+    if len(by) < 3:
+        return None
     clusters = [np.asarray(v) for v in by.values()]
     sums, counts = np.array([c.sum() for c in clusters]), np.array([len(c) for c in clusters])
     pick = rng.integers(0, len(clusters), size=(draws, len(clusters)))
@@ -67,7 +70,8 @@ def compare(a: dict, b: dict, seed: int = 0) -> dict:
         row["accuracy_a"], row["accuracy_b"] = round(100 * acc_a.mean(), 1), round(100 * acc_b.mean(), 1)
         row["accuracy_b_minus_a"] = round(100 * (acc_b - acc_a).mean(), 1)
         row["speakers"] = len(set(spk))
-        row["accuracy_ci"] = [round(100 * x, 1) for x in interval(acc_b - acc_a, spk, rng)]
+        ci = interval(acc_b - acc_a, spk, rng)
+        row["accuracy_ci"] = [round(100 * x, 1) for x in ci] if ci else None
         worded = [i for i in ids if a[key][i].get("wer") is not None and b[key][i].get("wer") is not None]
         if worded:
             wa = np.array([a[key][i]["wer"] for i in worded])
@@ -89,12 +93,13 @@ def main():
     args = ap.parse_args()
     res = {"a": args.a, "b": args.b, "mode": args.mode,
            "rows": compare(cells(Path(args.a), args.mode), cells(Path(args.b), args.mode))}
+    span = lambda ci, f: f"{ci[0]:{f}}..{ci[1]:{f}}" if ci else "too few speakers for an interval"  # noqa: E731
     for name, r in res["rows"].items():
         line = (f"{name:22s} n={r['prompts']:3d}  accuracy {r['accuracy_a']:5.1f} -> {r['accuracy_b']:5.1f} "
-                f"({r['accuracy_b_minus_a']:+.1f}, {r['accuracy_ci'][0]:+.1f}..{r['accuracy_ci'][1]:+.1f})")
+                f"({r['accuracy_b_minus_a']:+.1f}, {span(r['accuracy_ci'], '+.1f')})")
         if "wer_a" in r:
             line += (f"  WER {r['wer_a']:.2f} -> {r['wer_b']:.2f} ({r['wer_b_minus_a']:+.3f}, "
-                     f"{r['wer_ci'][0]:+.3f}..{r['wer_ci'][1]:+.3f})")
+                     f"{span(r['wer_ci'], '+.3f')})")
         print(line)
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -64,6 +64,19 @@ def content_digest(directory) -> str:
     return h.hexdigest()[:16]
 
 
+def weights_digest(directory) -> str:
+    """What a model is, by its config (parsed, so a line-ending or key-order change is no change) and its
+    weight files' bytes: what a decoder records of its tokenizer."""
+    root = Path(directory)
+    h = hashlib.sha1(json.dumps(json.loads((root / "config.json").read_text()), sort_keys=True).encode())
+    for f in sorted(root.glob("*.safetensors")):
+        h.update(f"\0{f.name}\0".encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
 def sft_settings(sft_dir, tmp: Path) -> dict:
     """What an editor trained from an SFT one carries over so that Editor.load decodes it as the SFT
     editor: its inference.json (guidance) copied into tmp, and its training.json "data" (the piece

@@ -21,12 +21,12 @@ def check_tokenizer_digest(tokenizer_dir, decoder_dir) -> None:
     """A decoder that recorded the bytes of the tokenizer it was trained on (training.json
     "tokenizer_digest") decodes only that tokenizer's ids: another tokenizer under the same version
     name is refused."""
-    from editor.artifacts import content_digest
+    from editor.artifacts import weights_digest
     made = Path(decoder_dir) / "training.json"
     want = json.loads(made.read_text()).get("tokenizer_digest") if made.is_file() else None
-    if want and content_digest(tokenizer_dir) != want:
+    if want and (Path(tokenizer_dir) / "config.json").is_file() and (got := weights_digest(tokenizer_dir)) != want:
         raise ValueError(f"decoder={decoder_dir} was trained on another tokenizer than {tokenizer_dir} (same version "
-                         f"name, other bytes: digest {content_digest(tokenizer_dir)}, recorded {want})")
+                         f"name, other weights: digest {got}, recorded {want})")
 
 
 class Codec:
@@ -50,9 +50,11 @@ class Codec:
         if decoder_dir:
             if not (Path(decoder_dir) / "config.json").is_file():
                 raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
-            check_tokenizer_digest(tokenizer_dir, decoder_dir)
             dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
-        return cls(DualCodebookTokenizer.load(tokenizer_dir), dec, device, f0_decimation)
+        tok = DualCodebookTokenizer.load(tokenizer_dir)
+        if dec is not None and dec.config.tokenizer_version == tok.cfg["version"]:   # else __init__ names the versions
+            check_tokenizer_digest(tokenizer_dir, decoder_dir)
+        return cls(tok, dec, device, f0_decimation)
 
     def capture_vocoder(self, on: bool = True) -> None:
         """On CUDA, decode() renders with the default vocoder's captured graphs from now on (off: eagerly).

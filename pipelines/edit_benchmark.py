@@ -109,7 +109,9 @@ def run(cfg):
     if not p.editor:
         raise ValueError("pipeline.editor is required: an audio-LLM artifact dir, identity, engine or http://URL")
     spec = str(p.editor)
-    refuse_trained_on_benchmark(spec, languages, p.judge)
+    from benchmark.choose import SHIPPED_JUDGE
+    judge_spec = p.judge or SHIPPED_JUDGE          # the judge the run loads (null: the shipped one)
+    refuse_trained_on_benchmark(spec, languages, judge_spec)
     for b in p.baselines:
         if b not in ("identity", "engine"):
             raise ValueError(f"pipeline.baselines: unknown {b!r}; known: identity, engine")
@@ -132,7 +134,7 @@ def run(cfg):
     # not where they lie: a run killed and resumed after one was retrained in place starts again instead
     # of mixing two models' clips; a model moved elsewhere resumes
     identity = {"set": prompts, "editor": name, "editor_content": model_digest(spec), "judge": judge.version,
-                "judge_content": model_digest(p.judge), "settings": {k: v for k, v in settings.items() if k != "editor"},
+                "judge_content": model_digest(judge_spec), "settings": {k: v for k, v in settings.items() if k != "editor"},
                 "voice_bank_seed": cfg.seed}
     fingerprint = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     specs = sorted({spec, *p.baselines, *(["engine"] if "engine_clone" in p.generalisation else [])})

@@ -363,6 +363,9 @@ class Unavailable:
         return self.count >= self.window
 
 
+HEADER_JUDGED = ("llm_edit", "llm_clone")   # stages whose too_long rejects read only a file's header
+
+
 def _previous(out) -> tuple[dict, dict]:
     """Kept samples (key -> loader of members) and rejects of the latest release."""
     latest = out.latest()
@@ -373,7 +376,8 @@ def _previous(out) -> tuple[dict, dict]:
     # rejects caused by transient conditions are retried, and so are those judged against a limit from a
     # file's header (the limit may have changed; judging again reads a header); bad input stays rejected
     prev_rejects = {r["key"]: r for r in rej.to_dict("records")
-                    if r["stage"] != "plan" and r["reason"] not in (TTS_UNAVAILABLE, "too_long")}
+                    if r["stage"] != "plan" and r["reason"] != TTS_UNAVAILABLE
+                    and not (r["reason"] == "too_long" and r["stage"] in HEADER_JUDGED)}
     kept = {}
     for rec in release.manifest.drop(columns="shard_path").to_dict("records"):
         def load(rec=rec):

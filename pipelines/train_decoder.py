@@ -37,7 +37,7 @@ def run(cfg):
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     # the tokenizer by its bytes too: another one trained under the same version name is refused on load
     info = run_info(cfg, dev, seconds, {"tokenizer": str(tok_dir), "tokenizer_version": tok.cfg["version"],
-                                        "tokenizer_digest": artifacts.content_digest(tok_dir),
+                                        "tokenizer_digest": artifacts.weights_digest(tok_dir),
                                         "clips": len(train), "hours": round(train.hours(), 3),
                                         "held_out_speakers": held, "steps": curve[-1]["step"] if curve else 0,
                                         "train": e["train"],

@@ -16,6 +16,7 @@ import numpy as np
 
 from core import audio
 from core.reader import Span
+from editor.llm.editor import MAX_CHAR_S
 from stages.base import BAD_INPUT, Resources, Stage
 
 
@@ -43,11 +44,14 @@ class LlmCandidates(Stage):
         x, sr = audio.decode(Span(*m["ref_span"]).read(), f"{row['key']} reference")
         ref = ed.codec.analyze(audio.resample(x, sr, 16000))
         src = ex["source_tokens"]
-        if ex["system"] == "clone":   # the prompt's speaking rate, doubled, as Editor.clone_many bounds it
-            limit = ed._limit(len(src) / len(ex["speaker"]["prompt_text"]) * len(ex["target_text"]) * 2)
+        if ex["system"] == "clone":   # the prompt's speaking rate (capped), doubled, as Editor.clone_many bounds it
+            tps = ed.codec.tokenizer.tokens_per_second()["interleaved"]
+            per_char = min(len(src) / len(ex["speaker"]["prompt_text"]), MAX_CHAR_S * tps)
+            limit = ed._limit(per_char * len(ex["target_text"]) * 2)
         else:                         # room for "more slower", as Editor.edit_many bounds it
             limit = ed._limit(2 * len(src))
-        return chat.build_prompt(ex, ed.vocab), limit, ref
+        prompt = chat.build_prompt(ex, ed.vocab)
+        return prompt, max(ed.layout.block, min(limit, ed._room(len(prompt)))), ref   # within the model's positions
 
     def process_rows(self, rows: list[dict]) -> list[dict]:
         from editor.llm.editor import _seed

@@ -334,9 +334,16 @@ def test_a_decoder_refuses_another_tokenizer_under_its_tokenizers_name(tmp_path)
 
     from editor.artifacts import SHIPPED_DECODER, SHIPPED_TOKENIZER
     Codec.load(SHIPPED_TOKENIZER, SHIPPED_DECODER)
+    same = tmp_path / "same"
+    shutil.copytree(SHIPPED_TOKENIZER, same)
+    (same / ".DS_Store").write_bytes(b"x")
+    (same / "training.json").write_text("{}")
+    Codec.load(same, SHIPPED_DECODER)                     # a copy with other side files is the same tokenizer
     other = tmp_path / "tokenizer-v10"
     shutil.copytree(SHIPPED_TOKENIZER, other)
-    (other / "training.json").write_text("{}")
+    cfg = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "retrained": True}))      # same name, another model
+    (other / "training.json").write_text("{}")           # what is not the model does not count
     with pytest.raises(ValueError, match="was trained on another tokenizer"):
         Codec.load(other, SHIPPED_DECODER)
 

@@ -37,7 +37,8 @@ def test_pairs_prompt_by_prompt(tmp_path):
     assert r["prompts"] == 3 and r["accuracy_a"] == pytest.approx(33.3) and r["accuracy_b"] == 100.0
     assert r["accuracy_b_minus_a"] == pytest.approx(66.7)
     assert r["wer_clips"] == 2 and r["wer_b_minus_a"] == 0.25
-    assert 0 <= r["accuracy_ci"][0] < 66.7 < r["accuracy_ci"][1] == 100.0 and r["wer_ci"] == [0.0, 0.5]
+    assert 0 <= r["accuracy_ci"][0] < 66.7 < r["accuracy_ci"][1] == 100.0
+    assert r["wer_ci"] is None, "two English speakers: too few to resample"
 
 
 def test_runs_of_other_sets_are_refused(tmp_path):
@@ -55,11 +56,12 @@ def test_runs_of_other_sets_are_refused(tmp_path):
 
 
 def test_intervals_resample_speakers_not_prompts(tmp_path):
-    """Ten prompts of one speaker all improved and ten of another all got worse: over prompts the mean
-    looks certain to be 0 give or take little; over the two speakers it may be anything from -1 to +1."""
-    up = [_cell(f"en-u{i}", 1, False, speaker="s1") for i in range(10)]
-    down = [_cell(f"en-d{i}", 1, True, speaker="s2") for i in range(10)]
+    """Ten prompts of each of two speakers all improved and ten of each of two others all got worse: over
+    prompts the mean looks certain to be 0 give or take little; over the four speakers it is far wider."""
+    up = [_cell(f"en-u{i}", 1, False, speaker=f"s{i % 2}") for i in range(20)]
+    down = [_cell(f"en-d{i}", 1, True, speaker=f"t{i % 2}") for i in range(20)]
     a = _results(tmp_path, "a.json", up + down)
     b = _results(tmp_path, "b.json", [{**c, "correct": not c["correct"]} for c in up + down])
     r = paired_benchmark.compare(paired_benchmark.cells(a, "feedback"), paired_benchmark.cells(b, "feedback"))["emotion_iter1"]
-    assert r["accuracy_b_minus_a"] == 0 and r["speakers"] == 2 and r["accuracy_ci"] == [-100.0, 100.0]
+    assert r["accuracy_b_minus_a"] == 0 and r["speakers"] == 4
+    assert r["accuracy_ci"][0] <= -40 and r["accuracy_ci"][1] >= 40, r["accuracy_ci"]

@@ -99,8 +99,9 @@ def digest(examples: dict[str, list[dict]]) -> str:
     h = hashlib.sha1()
     for task in sorted(examples):
         h.update(task.encode())
-        for e in examples[task]:
-            h.update(b"\0" + e["key"].encode())
+        for e in examples[task]:      # keys survive a re-tokenization with another codec; the ids do not
+            h.update(b"\0" + e["key"].encode() + np.asarray(e["source_tokens"], np.int64).tobytes()
+                     + b"|" + np.asarray(e["target_tokens"], np.int64).tobytes())
     return h.hexdigest()[:16]
 
 

@@ -69,7 +69,8 @@ SR_RANGE = (8000, 192000)
 MAX_CHAR_S = 0.5         # seconds one character of a clone's text may take (a Mandarin syllable said slowly):
                          # a voice prompt whose text is far shorter than its audio says nothing of the rate
 # what split_text shares out: a Han character, or a run of other word characters (a word, a number)
-_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|(?:(?![\u3400-\u9fff\uf900-\ufaff])\w)+")
+_W = r"(?:(?![\u3400-\u9fff\uf900-\ufaff])\w)+"
+_UNIT = re.compile(rf"[\u3400-\u9fff\uf900-\ufaff]|{_W}(?:['.\-]{_W})*")   # don't, 3.5, well-known: one unit
 
 
 class ArtifactMismatch(ValueError):
@@ -494,9 +495,12 @@ class Editor:
         b = self.layout.block
         return int(math.ceil((n + self.margin_tokens) / b) * b)
 
-    def _fit(self, bounds: tuple[int, int], prompt_len: int) -> tuple[int, int]:
-        """An edit's (fewest, most) answer tokens within the model's context after its prompt."""
+    def _fit(self, bounds: tuple[int, int], prompt_len: int, later: bool = False) -> tuple[int, int]:
+        """An edit's (fewest, most) answer tokens within the model's context after its prompt. A later
+        iteration, fed a long answer, is held to the room there is (its floor lowered) rather than refused."""
         room = self._room(prompt_len)
+        if later and room > 0:
+            return min(bounds[0], room), min(bounds[1], room)
         if bounds[0] > room or room == 0:
             raise ValueError(f"wav: its prompt ({prompt_len} tokens) leaves {room} of the model's "
                              f"{self.model.config.max_position_embeddings} for an answer of at least {max(bounds[0], 1)}: "
@@ -713,7 +717,7 @@ class Editor:
             neg, w = self._guide(r["edit_type"], text, fed) if guided else (None, 1.0)
             rows["prompts"].append(prompt), rows["negatives"].append(neg), rows["guidance"].append(w)
             longest = max(len(prompt), len(neg) if neg is not None else 0)      # a guided row's partner decodes as long
-            lo, hi = self._fit(self._edit_bounds(r["edit_type"], r["edit_info"], len(fed)), longest)
+            lo, hi = self._fit(self._edit_bounds(r["edit_type"], r["edit_info"], len(fed)), longest, later=k > 0)
             rows["min_new"].append(lo), rows["max_new"].append(hi)
         return rows
 
@@ -741,9 +745,11 @@ class Editor:
             for it in items:
                 for k in range(len(it["outs"])):
                     result[it["req"]][k].append((it["chunk"], audio.get((id(it), k), np.zeros(0, np.float32))))
+            said = [[any(len(p) for _, p in pieces) for pieces in iters] for iters in result]
             for it in a.kept:          # pieces without speech, the same in every iteration
                 for k in range(reqs[it["req"]]["n_iter"]):
-                    result[it["req"]][k].append((it["chunk"], it["wav"]))
+                    if said[it["req"]][k]:      # an iteration whose edited pieces said nothing stays empty
+                        result[it["req"]][k].append((it["chunk"], it["wav"]))
             return [[crossfade_join([p for _, p in sorted(pieces, key=lambda c: c[0])]) for pieces in iters]
                     for iters in result]
         return finish

@@ -191,7 +191,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     if attention == "flex":
         model.set_attn_implementation("flex_attention")
     opt = optimizer(model, tc, device)
-    fp = fingerprint(tc, llm_cfg, llm_data.digest(train), vocab.version)
+    fp = fingerprint(tc, llm_cfg, f"{codec['tokenizer_version']}:{llm_data.digest(train)}", vocab.version)
     ckpt = ckpt_dir / "checkpoint.pt"
     step, elapsed, curve = 0, 0.0, []
     best = {"val_loss": float("inf"), "step": None, "state": None}  # the weights published when keep_best
@@ -246,7 +246,10 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         window["sq_tokens"] += stats["sq_tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(local)
-        out_of_time = stop_together(time.time() - t_run > budget_s, world, device)
+        # several workers agree on the stop at log steps only (an all-reduce is a device sync)
+        out_of_time = time.time() - t_run > budget_s
+        if world > 1:
+            out_of_time = stop_together(out_of_time, world, device) if step % tc["log_every"] == 0 else False
         last = step == tc["steps"] or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):
             if cuda:

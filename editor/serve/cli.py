@@ -62,9 +62,6 @@ def main(argv=None) -> int:
     except ValueError as e:       # bad input or artifacts: say what, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (OSError, RuntimeError) as e:    # the output could not be written (soundfile's errors are RuntimeErrors)
-        print(f"error: --output {args.output}: {e}", file=sys.stderr)
-        return 2
 
 
 def _read(path: str, option: str, max_s: float) -> np.ndarray:
@@ -165,7 +162,10 @@ def run(args) -> int:
         return 1
     paths = [out.with_name(f"{out.stem}_iter{k}{out.suffix}") for k in range(1, len(outs) + 1)] if len(outs) > 1 else []
     for p, y in zip(paths + [out], outs + outs[-1:]):
-        sf.write(p, y, SR, subtype="PCM_16")
+        try:
+            sf.write(p, y, SR, subtype="PCM_16")
+        except (OSError, RuntimeError) as e:    # soundfile's errors are RuntimeErrors
+            raise ValueError(f"--output {p}: cannot write it ({e})") from None
         print(f"wrote {p} ({len(y) / SR:.2f} s)", flush=True)
     audio_s = sum(len(o) for o in outs) / SR
     print(f"timing: load {load_s:.2f} s, generation {gen_s:.2f} s, audio {audio_s:.2f} s, "

@@ -488,6 +488,10 @@ def test_an_llm_finds_the_codec_beside_it_before_the_shipped_one(llm_dir, tmp_pa
         cfg = json.loads((root / name / "config.json").read_text())
         cfg["version" if name.startswith("tokenizer") else "tokenizer_version"] = "tokenizer-old"
         (root / name / "config.json").write_text(json.dumps(cfg))
+    # an old decoder records no digest of its tokenizer's weights (decoders from 2026-12-07 on do)
+    made = json.loads((root / "decoder-old" / "training.json").read_text())
+    made.pop("tokenizer_digest")
+    (root / "decoder-old" / "training.json").write_text(json.dumps(made))
     llm = root / "editor-llm-old"
     shutil.copytree(llm_dir, llm)
     write_codec_meta(llm, "tokenizer-old")

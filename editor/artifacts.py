@@ -57,11 +57,16 @@ def content_digest(directory) -> str:
     h = hashlib.sha1()
     root = Path(directory)
     for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(f"\0{f.relative_to(root).as_posix()}\0".encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        _hash_file(h, f, f.relative_to(root).as_posix())
     return h.hexdigest()[:16]
+
+
+def _hash_file(h, f: Path, name: str) -> None:
+    """Its name, then its bytes, into h, a block at a time (weights may be large)."""
+    h.update(f"\0{name}\0".encode())
+    with open(f, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
 
 
 def weights_digest(directory) -> str:
@@ -70,10 +75,7 @@ def weights_digest(directory) -> str:
     root = Path(directory)
     h = hashlib.sha1(json.dumps(json.loads((root / "config.json").read_text()), sort_keys=True).encode())
     for f in sorted(root.glob("*.safetensors")):
-        h.update(f"\0{f.name}\0".encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        _hash_file(h, f, f.name)
     return h.hexdigest()[:16]
 
 

@@ -28,7 +28,7 @@ from editor import codec as codec_mod  # noqa: E402
 from editor.llm.editor import Editor  # noqa: E402
 from editor.llm.quantize import weight_bytes  # noqa: E402
 from editor.llm.generate import generate  # noqa: E402
-from long_edit import load_clips, long_edit, peak_mib, reset_peak, sync  # noqa: E402
+from long_edit import energy_speech, load_clips, peak_mib, reset_peak, sync, warm_long_edit  # noqa: E402
 
 SR = 16000
 EDITS = [("emotion", "happy"), ("emotion", "sad"), ("style", "whisper"), ("speed", "faster")]
@@ -243,24 +243,6 @@ def greedy_agreement(a, b, clips):
         first_diff = next((i for i in range(n) if x[i] != y[i]), n)
         agree.append(first_diff / max(len(x), 1)); ratio.append(len(y) / max(len(x), 1))
     return {"greedy_shared_prefix_share": float(np.median(agree)), "greedy_length_ratio_int8_over_bf16": float(np.median(ratio))}
-
-
-def energy_speech(x: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) sample spans between runs of >= 0.25 s below -40 dB of the clip's peak (10 ms frames):
-    the speech finder used where silero-vad is not installed (the GPU machine); the editor's own is silero's."""
-    f = int(0.01 * SR)
-    e = np.sqrt(np.mean(x[: len(x) // f * f].reshape(-1, f) ** 2, 1))
-    quiet = e < e.max() * 10 ** (-40 / 20)
-    pauses, start = [], None                       # runs of quiet frames of 0.25 s or more
-    for i, q in enumerate(np.append(quiet, False)):
-        if q and start is None:
-            start = i
-        elif not q and start is not None:
-            if i - start >= 25:
-                pauses.append((start, i))
-            start = None
-    edges = [0, *[t for p in pauses for t in p], len(quiet)]
-    return [(a * f, b * f) for a, b in zip(edges[::2], edges[1::2]) if b > a]
 
 
 def f0_rows(ed, clips, r, save):
@@ -508,7 +490,7 @@ def two_minutes(ed, clips, r, mode, out_dir, upstream_too: bool):
     model_piece = ed.piece_s["emotion"]
     for piece_s in (model_piece, 30.0) if upstream_too else (model_piece,):
         ed.piece_s["emotion"] = piece_s
-        r[f"two_minutes_pieces_{piece_s:g}s"], y = long_edit(ed, clips, 40.0 if SMOKE else 120.0)
+        r[f"two_minutes_pieces_{piece_s:g}s"], y = warm_long_edit(ed, clips, 40.0 if SMOKE else 120.0)
         print(mode, "2 min, pieces of", piece_s, r[f"two_minutes_pieces_{piece_s:g}s"], flush=True)
         sf.write(out_dir / f"two_minutes_{mode}_{piece_s:g}s.flac", y, SR)
     ed.piece_s["emotion"] = model_piece

@@ -82,6 +82,10 @@ class Release:
             found = sorted(man["tokenizer_version"].dropna().unique())
             raise ValueError(f"data={self.data}: token releases of different tokenizers ({', '.join(found)}) "
                              "cannot be read together: their ids mean different sounds")
+        if "tokenizer_digest" in man and man["tokenizer_digest"].nunique() > 1:
+            found = sorted(man["tokenizer_digest"].dropna().unique())
+            raise ValueError(f"data={self.data}: token releases of two tokenizers under one version name "
+                             f"(weights {', '.join(found)}) cannot be read together: their ids mean different sounds")
         # the same sample reached twice (a release and its own shards folder): keys hash its content
         self.manifest = man.drop_duplicates("key", ignore_index=True)
         self.root = self.roots[0]

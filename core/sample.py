@@ -32,6 +32,9 @@ TOKENS = ".tok.npy"
 # Fields a token release (pipeline=tokenize) adds to its source sample's JSON; their presence is what
 # makes a sample a token sample, whose audio members are replaced by `<stem>.tok.npy` members.
 TOKEN_FIELDS = {"tokenizer_version": str, "token_counts": dict, "tokens_per_second": NUM}
+# and what token releases made since 2026-12-07 add too: the tokenizer by its config and weights
+# (editor/artifacts.py weights_digest), so two tokenizers under one version name are told apart
+TOKEN_DIGEST = "tokenizer_digest"
 _SUFFIX = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
@@ -202,6 +205,8 @@ class Sample:
                 raise self._error(name, f"is missing ({_type_names(types)})")
             if not _is(value, types):
                 raise self._error(name, f"must be {_type_names(types)}, got {type(value).__name__} {value!r:.60}")
+        if tokenized and TOKEN_DIGEST in self.json and not isinstance(self.json[TOKEN_DIGEST], str):
+            raise self._error(TOKEN_DIGEST, f"must be a string, got {type(self.json[TOKEN_DIGEST]).__name__}")
         if self.json["sample_version"] != SAMPLE_VERSION:
             raise self._error("sample_version", f"is {self.json['sample_version']}, this code writes {SAMPLE_VERSION}")
         for name in schema.member_fields:
@@ -312,7 +317,7 @@ def clone_example(sample: Sample) -> Sample | None:
     }
     if sample.tokenized:
         stem = p["target"].split(".")[0]
-        out.update({k: j[k] for k in TOKEN_FIELDS},
+        out.update({k: j[k] for k in (*TOKEN_FIELDS, TOKEN_DIGEST) if k in j},
                    token_counts={"prompt": j["token_counts"]["prompt"], "tgt": j["token_counts"][stem]})
     clone = Sample(key, out, {member(PROMPT): sample.members[member(PROMPT)], member("tgt.flac"): target})
     # a sample read with decoded members gives a decoded clone example: the schema checks bytes

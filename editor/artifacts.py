@@ -1,4 +1,6 @@
 """Artifacts are directories, published by rename: a reader never sees a half-written one."""
+import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -91,14 +93,36 @@ def sft_settings(sft_dir, tmp: Path) -> dict:
 
 
 def publish(tmp: Path, final: Path) -> Path:
-    """Move the finished directory `tmp` to `final`, replacing an older artifact of the same name."""
+    """Move the finished directory `tmp` to `final`, replacing an older artifact of the same name. Where
+    the system can swap two paths in one step (Linux), the name never stands empty: a crash leaves the old
+    artifact or the new one under it, never neither. Elsewhere the old one moves aside first, and a crash
+    between the two renames leaves it beside the name (.NAME.old-*)."""
     final = Path(final)
+    if final.exists() and _exchange(tmp, final):
+        shutil.rmtree(tmp, ignore_errors=True)       # tmp now holds the old artifact
+        return final
     old = final.with_name(f".{final.name}.old-{os.getpid()}-{time.time_ns()}")
     if final.exists():
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (renameat2 with RENAME_EXCHANGE); False where the C library or
+    the file system has no such call, and the caller renames in two steps."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def staging_dir(final: Path) -> Path:

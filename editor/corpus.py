@@ -59,6 +59,15 @@ class Corpus:
     def speakers(self) -> list[str]:
         return sorted({m["speaker"] for m in self.meta})
 
+    def digest(self) -> str:
+        """The clips by what a training run reads of them (frames, phone labels, members, speakers,
+        splits): a resumed run checks it trains on the same corpus."""
+        h = hashlib.sha1()
+        for a in (self.offsets, self.f0, self.mel, self.phones):
+            h.update(np.ascontiguousarray(a).tobytes())
+        h.update(json.dumps([[m.get("member"), m.get("speaker"), m.get("split")] for m in self.meta]).encode())
+        return h.hexdigest()[:16]
+
     def hours(self) -> float:
         return len(self.f0) * features.FRAME_MS / 1000 / 3600
 

@@ -15,17 +15,23 @@ With noise_views > 0 (joint), that share of a batch's rows is encoded from a noi
 (features.noisy_view: low-level noise, silence after it) and still decoded to the clean frames, and
 consistency_weight pulls each noisy view's pre-rounding values onto the clean view's: the ids should
 not change with what the tokens are not meant to carry.
+Given a checkpoint path, the loop writes model, encoders (joint), optimizer, scheduler, both random
+generators' states, step, trained seconds and curve every ckpt_every steps and at its end, and
+`resume` continues a killed run from there to the same weights it would have reached.
 """
+import hashlib
 import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from editor import features, phones
 from editor.corpus import Corpus
+from editor.training import check_counts, check_positive, resume_state, save_checkpoint
 from editor.decoder import DecoderConfig, TokenDecoder, frame_targets, reference_stats
 from editor.tokenizer import STREAMS, DualCodebookTokenizer
 
@@ -177,19 +183,39 @@ def decoder_config(tok: DualCodebookTokenizer, n_mels: int, model_cfg: dict, n_p
 
 def check_settings(train_cfg: dict, where: str = "editor.train") -> None:
     """The settings the loop divides by, batches over or stops at, named before the corpus is prepared."""
-    for k in ("steps", "warmup", "log_every", "batch_size", "crop_frames"):
-        v = train_cfg.get(k)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{where}.{k}={v!r}: must be an integer >= 1")
-    for k in ("max_minutes", "lr"):
-        v = train_cfg.get(k)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{where}.{k}={v!r}: must be a number > 0")
+    check_counts(train_cfg, ("steps", "warmup", "log_every", "ckpt_every", "batch_size", "crop_frames"), where)
+    check_positive(train_cfg, ("max_minutes", "lr"), where)
+
+
+def fingerprint(train_cfg: dict, model_cfg: dict, joint: bool, corpora: list[Corpus | None], extra: dict) -> str:
+    """What a checkpoint must match to be resumed: the settings but the budgets and reporting intervals
+    (a resumed run may be given more steps or minutes; its schedule then follows the new budget), the
+    clips by their frames, and extra (a frozen tokenizer's digest)."""
+    keep = {k: v for k, v in train_cfg.items() if k not in ("steps", "max_minutes", "log_every", "ckpt_every",
+                                                             "workers")}
+    blob = json.dumps([keep, model_cfg, joint, [c.digest() if c is not None else None for c in corpora], extra],
+                      sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _rng_state(rng: np.random.Generator, device) -> dict:
+    return {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _set_rng_state(rng: np.random.Generator, st: dict, device) -> None:
+    rng.bit_generator.state = st["numpy"]
+    torch.set_rng_state(st["torch"])
+    if device.type == "cuda" and st["cuda"] is not None:
+        torch.cuda.set_rng_state(st["cuda"], device)
 
 
 def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookTokenizer, model_cfg: dict,
-          train_cfg: dict, device, joint: bool, log=print) -> tuple[TokenDecoder, list[dict]]:
-    """joint: tok's encoders train too (in place); else tok is frozen and only the decoder learns."""
+          train_cfg: dict, device, joint: bool, log=print, ckpt: Path | None = None, resume: bool = False,
+          identity: dict | None = None) -> tuple[TokenDecoder, list[dict]]:
+    """joint: tok's encoders train too (in place); else tok is frozen and only the decoder learns.
+    ckpt: the checkpoint file (None: none written); resume: continue from it; identity: what else the
+    run must match to be resumed (the frozen tokenizer's digest)."""
     device = torch.device(device)
     torch.manual_seed(train_cfg["seed"])
     rng = np.random.default_rng(train_cfg["seed"])
@@ -219,15 +245,29 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
     log(f"{'joint' if joint else 'decoder'}: {sum(p.numel() for p in params) / 1e6:.2f} M parameters on {device}")
     opt = torch.optim.AdamW(params, lr=train_cfg["lr"], betas=(0.9, 0.98), weight_decay=train_cfg["weight_decay"])
     steps, warmup, budget_s = train_cfg["steps"], train_cfg["warmup"], 60 * train_cfg["max_minutes"]
-    t_start = time.time()
+    ckpt_every = int(train_cfg.get("ckpt_every", 500))
+    fp = fingerprint(train_cfg, model_cfg, joint, [train_corpus, val_corpus], identity or {})
+    st = resume_state(Path(ckpt), fp, resume, log) if ckpt is not None else None
+    done, elapsed, curve = 0, 0.0, []
+    if st is not None:
+        model.load_state_dict(st["model"])
+        if joint:
+            tok.load_state_dict(st["tokenizer"])
+        done, elapsed, curve = st["step"], st["elapsed_s"], st["curve"]
+    t_start = time.time() - elapsed
     # progress is steps or wall time, whichever is further along: a run cut by the time budget still
     # anneals its learning rate to zero instead of stopping at full rate
     progress = lambda s: min(1.0, max(s / steps, (time.time() - t_start) / budget_s))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * progress(s))))
+    if st is not None:      # the optimizer after the scheduler, whose construction sets the rate of step 0
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        _set_rng_state(rng, st["rng"], device)
     crop_blocks = max(1, train_cfg["crop_frames"] // tok.block)
-    curve = []
-    for step in range(1, steps + 1):
+    # a run that had reached its steps or spent its minutes when it was killed has nothing left to train
+    spent = st is not None and (done >= steps or elapsed > budget_s)
+    for step in range(done + 1, steps + 1) if not spent else ():
         b = batch(fs, tok.block, crop_blocks, train_cfg["batch_size"], train_cfg["same_ref_prob"], rng, noise_views)
         with _autocast(device):
             terms = step_loss(model, enc, b, phone_weight, float(train_cfg.get("consistency_weight", 0.0)))
@@ -237,7 +277,8 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
         opt.step()
         sched.step()
         out_of_time = time.time() - t_start > budget_s
-        if step % train_cfg["log_every"] == 0 or step == steps or out_of_time:
+        last = step == steps or out_of_time
+        if step % train_cfg["log_every"] == 0 or last:
             row = {"step": step, "minutes": round((time.time() - t_start) / 60, 3), "lr": sched.get_last_lr()[0],
                    **{f"train_{k}": round(v.item(), 4) for k, v in terms.items()}}
             if vs is not None:
@@ -245,6 +286,13 @@ def train(train_corpus: Corpus, val_corpus: Corpus | None, tok: DualCodebookToke
                 row.update({f"val_{k}": round(v, 4) for k, v in val.items()})
             curve.append(row)
             log(json.dumps(row))
+        # after the evaluation, which draws from the same generators: a resumed run replays the same batches
+        if ckpt is not None and (step % ckpt_every == 0 or last):
+            save_checkpoint(Path(ckpt), {"fingerprint": fp, "model": model.state_dict(),
+                                         "tokenizer": tok.state_dict() if joint else None,
+                                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                         "rng": _rng_state(rng, device), "step": step,
+                                         "elapsed_s": time.time() - t_start, "curve": curve})
         if out_of_time:
             log(f"stopped at the time budget ({train_cfg['max_minutes']} min) after {step} steps")
             break

@@ -26,6 +26,23 @@ def command() -> str:
     return " ".join(["python", "run.py", *sys.argv[1:]])
 
 
+def check_counts(settings: dict, keys, where: str) -> None:
+    """The settings a loop divides by, counts with or batches over: integers >= 1 (a bool is no count),
+    each named with where it is set (e.g. pipeline.train.steps=0)."""
+    for k in keys:
+        v = settings.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{where}.{k}={v!r}: must be an integer >= 1")
+
+
+def check_positive(settings: dict, keys, where: str, why: str = "") -> None:
+    """Rates, budgets, temperatures: numbers > 0; why, where given, says what a zero would break."""
+    for k in keys:
+        v = settings.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{where}.{k}={v!r}: must be a number > 0" + (f" ({why})" if why else ""))
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """Written beside the last one and renamed over it: a crash mid-write leaves the previous checkpoint.
     The bytes reach the disk before the rename, so a machine that dies just after it leaves a whole file."""

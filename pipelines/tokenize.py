@@ -5,16 +5,17 @@
 
 Writes output_dir/<source pipeline>_tokens/ (or pipeline.out_name) through the shared runner, so
 releases, `latest`, the lock, resume and reuse work as for every pipeline. Each sample keeps its key,
-its JSON (plus tokenizer_version, token_counts, tokens_per_second) and its split; each audio member
+its JSON (plus tokenizer_version, token_counts, tokens_per_second, tokenizer_digest) and its split; each audio member
 `<stem>.<ext>` becomes `<stem>.tok.npy` (int16 ids of the interleaved 5120-id vocabulary). A token
-release holds one tokenizer version only: tokenizing into one made with another is a named error."""
+release holds one tokenizer only (by version and by weights): tokenizing into one made with another is a
+named error."""
 import json
 from pathlib import Path
 
 from core.reader import AUDIO_SUFFIXES, Release
 from core.releases import PipelineDir
-from core.sample import SAMPLE_VERSION, TOKEN_FIELDS, Sample
-from editor.artifacts import SHIPPED_TOKENIZER
+from core.sample import SAMPLE_VERSION, TOKEN_DIGEST, TOKEN_FIELDS, Sample
+from editor.artifacts import SHIPPED_TOKENIZER, weights_digest
 from pipelines.augment import recording_rows
 from pipelines.runner import check_not_input, check_output_dir, execute
 from stages.base import new_row
@@ -29,7 +30,8 @@ def tokenizer_info(path) -> dict:
     cfg = json.loads(cfg_file.read_text())
     if cfg.get("kind") != "dual_codebook_tokenizer":
         raise ValueError(f"pipeline.tokenizer={path}: config.json is not a dual-codebook tokenizer's")
-    return {"version": cfg["version"], "tokens_per_second": cfg["tokens_per_second"]["interleaved"]}
+    return {"version": cfg["version"], "tokens_per_second": cfg["tokens_per_second"]["interleaved"],
+            "digest": weights_digest(path)}
 
 
 def release_rows(data: str) -> tuple[list[dict], str]:
@@ -54,15 +56,20 @@ def release_rows(data: str) -> tuple[list[dict], str]:
     return rows, rel.pipeline
 
 
-def check_same_tokenizer(out: PipelineDir, version: str) -> None:
+def check_same_tokenizer(out: PipelineDir, tok: dict) -> None:
+    """A token release reuses its previous release's samples by key: only where they are one tokenizer's ids."""
     latest = out.latest()
     if latest is None or not (latest / "run.json").is_file():
         return
-    before = json.loads((latest / "run.json").read_text()).get("tokenizer", {}).get("version")
-    if before and before != version:
-        raise ValueError(f"{out.dir} holds a token release of {before}; this run's tokenizer is {version}. "
-                         "A token release never mixes tokenizer versions: set pipeline.out_name (or "
-                         "output_dir) for the new one")
+    before = json.loads((latest / "run.json").read_text()).get("tokenizer", {})
+    if before.get("version") and before["version"] != tok["version"]:
+        raise ValueError(f"{out.dir} holds a token release of {before['version']}; this run's tokenizer is "
+                         f"{tok['version']}. A token release never mixes tokenizer versions: set pipeline.out_name "
+                         "(or output_dir) for the new one")
+    if before.get("digest") and before["digest"] != tok["digest"]:
+        raise ValueError(f"{out.dir} holds a token release of another tokenizer named {tok['version']} (weights "
+                         f"{before['digest']}, this run's {tok['digest']}). A token release never mixes "
+                         "tokenizers: set pipeline.out_name (or output_dir) for the new one")
 
 
 def run(cfg):
@@ -84,7 +91,7 @@ def run(cfg):
     name = p.out_name or f"{source_name}_tokens"
     if cfg.data:
         check_not_input(cfg.output_dir, name, Release(str(cfg.data)).roots)
-    check_same_tokenizer(PipelineDir(root, name), tok["version"])
+    check_same_tokenizer(PipelineDir(root, name), tok)
 
     def to_sample(row) -> Sample:
         j = row["meta"]["json"]
@@ -93,9 +100,9 @@ def run(cfg):
         fields = {"tokenizer_version": tok["version"], "token_counts": row["meta"]["token_counts"],
                   "tokens_per_second": round(tok["tokens_per_second"], 4)}
         assert set(fields) == set(TOKEN_FIELDS)
-        return Sample(row["key"], {**j, **fields}, dict(row["members"]))
+        return Sample(row["key"], {**j, **fields, TOKEN_DIGEST: tok["digest"]}, dict(row["members"]))
 
     stage = {"tokenizer": tok_dir, "max_duration_s": cfg.filters.max_duration_s, "device": p.device}
     return execute(cfg, name, rows, [(TokenizeAudio, stage)], to_sample, pre_rejects,
                    extra_run_info={"tokenizer": {**tok, "path": tok_dir}, "source": str(cfg.data or cfg.source.root)},
-                   plan_identity=tok["version"])
+                   plan_identity=f"{tok['version']}:{tok['digest']}")

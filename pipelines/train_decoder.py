@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from editor import artifacts, train_decoder
 from editor.tokenizer import DualCodebookTokenizer, block_frames
-from pipelines.train_tokenizer import device, run_info, train_corpus
+from pipelines.train_tokenizer import checkpoint, device, run_info, train_corpus
 
 
 def run(cfg):
@@ -28,7 +28,9 @@ def run(cfg):
     artifacts.check_new_version(e["decoder"]["version"], out, "editor.decoder.version")
     train, val, held = train_corpus(cfg)
     t0 = time.time()
-    model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False)
+    model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False,
+                                       ckpt=checkpoint(cfg, out), resume=bool(cfg.resume),
+                                       identity={"tokenizer_digest": artifacts.weights_digest(tok_dir)})
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     for p in model.parameters():  # fp16 weights halve the artifact; Codec.load upcasts (buffers stay fp32)

@@ -16,7 +16,7 @@ import torch
 from editor import artifacts
 from editor.llm import model as llm_model
 from editor.llm import preference_train as pt
-from editor.llm.editor import codec_version_of, write_codec_meta
+from editor.llm.editor import codec_digest_of, codec_version_of, write_codec_meta
 from editor.llm.logprobs import answer_logprobs, dpo_loss
 
 
@@ -64,7 +64,7 @@ def build(config: dict, log=print) -> pt.Built:
         model = model.to(torch.bfloat16) if tc.get("save_dtype") == "bfloat16" else model
         llm_model.save(model, vocab, tmp, max_shard_size=tc.get("max_shard_size"))
         if codec:
-            write_codec_meta(tmp, codec)   # Editor.load checks the codec the LLM was trained on
+            write_codec_meta(tmp, codec, codec_digest_of(editor))   # Editor.load checks the codec the LLM speaks
         # decoded as the SFT editor is (its guidance, piece lengths and speed ratios): only the weights differ
         result.update(tokenizer_version=codec, vocab=vocab.version, parameters=llm_model.count_params(model),
                       **artifacts.sft_settings(editor, tmp))

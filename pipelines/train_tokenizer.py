@@ -58,6 +58,13 @@ def train_corpus(cfg) -> tuple[corpus.Corpus, corpus.Corpus | None, list[str]]:
     return train, val, held
 
 
+def checkpoint(cfg, out: Path) -> Path:
+    """Where a codec run keeps its checkpoint: pipeline.checkpoint_dir, else beside the artifact."""
+    d = Path(cfg.pipeline.get("checkpoint_dir") or out.with_name(out.name + ".checkpoints"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d / "checkpoint.pt"
+
+
 def run_info(cfg, dev, seconds: float, extra: dict) -> dict:
     return {"command": command(), "device": str(dev), "device_name": device_name(dev),
             "seconds": round(seconds, 1), "data": data_source(cfg), **extra}
@@ -72,10 +79,11 @@ def run(cfg):
     artifacts.check_new_version(tok_cfg["version"], out, "editor.tokenizer.version")
     train, val, held = train_corpus(cfg)
     t0 = time.time()
+    torch.manual_seed(e["train"]["seed"])     # the encoders' first weights too: a rerun makes the same tokenizer
     tok = DualCodebookTokenizer(tok_cfg)
     # the throwaway decoder is a regression one whatever editor.decoder.kind says: one pass per step
     _, curve = train_decoder.train(train, val, tok, {**e["decoder"], "kind": "regression"}, {**e["train"], **e["joint"]},
-                                   dev, joint=True)
+                                   dev, joint=True, ckpt=checkpoint(cfg, out), resume=bool(cfg.resume))
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     tok.save(tmp)

@@ -274,10 +274,11 @@ def _cli_run(*args):
     return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=180)
 
 
-def write_token_release(pipe_dir: Path, examples: list[dict], per_shard: int = 4) -> Path:
+def write_token_release(pipe_dir: Path, examples: list[dict], per_shard: int = 4, digest: str | None = None) -> Path:
     """A token release as pipeline=tokenize writes it (shards, manifest, latest), from examples
     {key, split, speaker, tag, text, src (ids), tgt (ids), prompt (ids) or None}: for trainer tests
-    that need exact, small token sequences."""
+    that need exact, small token sequences. digest: the tokenizer_digest its samples record (None: none,
+    as releases made before 2026-12-07)."""
     import io
 
     import numpy as np
@@ -311,7 +312,8 @@ def write_token_release(pipe_dir: Path, examples: list[dict], per_shard: int = 4
               "prompt": prompt, "instruction": instruction("emotion", e["tag"], e["text"]), "edit_type": "emotion",
               "edit_info": e["tag"], "acoustics": {}, "loudness": {}, "quality": {}, "gender": None,
               "intensity": None, "margin": 8.0, "prompts": {"src": {}, "tgt": {}}, "speaker_sim": None,
-              "tokenizer_version": SHIPPED_CODEC, "token_counts": counts, "tokens_per_second": 41.6667}
+              "tokenizer_version": SHIPPED_CODEC, "token_counts": counts, "tokens_per_second": 41.6667,
+              **({"tokenizer_digest": digest} if digest else {})}
         shard = writer.write(Sample(e["key"], js, members))
         rows.append({"key": e["key"], "shard": shard, **flatten(js)})
     writer.close()

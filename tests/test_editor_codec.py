@@ -518,3 +518,42 @@ def test_captured_vocoder_pads_to_its_buckets_and_renders_each_clip_as_alone():
     c = Codec(DualCodebookTokenizer.load(SHIPPED_TOKENIZER))
     c.capture_vocoder()
     assert c.vocoder_graphs is None
+
+
+def test_a_killed_codec_run_resumes_to_the_weights_of_one_that_was_not(trained, shards, cache_dir, tmp_path):
+    """The joint stage (encoders and decoder) killed after a checkpoint and resumed with resume=true ends
+    with exactly the weights of an unbroken run; other settings are refused; a finished run resumed
+    trains nothing more. The pipelines keep their checkpoint beside the artifact."""
+    assert (trained[0] / "editor" / "decoder-tiny.checkpoints" / "checkpoint.pt").is_file()
+    e = OmegaConf.to_container(make_cfg(["pipeline=train_tokenizer", *TINY]).editor, resolve=True)
+    # minutes far beyond the run: the rate schedule follows the steps alone, as in any run that ends on steps
+    tc = {**e["train"], **e["joint"], "steps": 12, "log_every": 2, "ckpt_every": 4, "max_minutes": 1e6}
+    c = corpus.build(shards, cache_dir, block_frames(e["tokenizer"]))
+    train_c, val_c = c.select(lambda m: m["speaker"] != HELD_OUT), c.select(lambda m: m["speaker"] == HELD_OUT)
+    dec = {**e["decoder"], "kind": "regression"}
+
+    def run(ckpt, resume=False, cfg=tc, kill_at=None):
+        torch.manual_seed(0)                            # the encoders' first weights, as the pipeline seeds them
+        tok = DualCodebookTokenizer(e["tokenizer"])
+
+        def log(line):
+            if kill_at and line.startswith("{") and json.loads(line)["step"] == kill_at:
+                raise KeyboardInterrupt
+        model, curve = train_decoder.train(train_c, val_c, tok, dec, cfg, "cpu", joint=True, log=log,
+                                           ckpt=ckpt, resume=resume)
+        return {**{f"tok.{k}": v for k, v in tok.state_dict().items()}, **model.state_dict()}, curve
+
+    whole, curve = run(tmp_path / "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt", kill_at=6)                  # killed after the checkpoint of step 4
+    assert torch.load(tmp_path / "b.pt", weights_only=False)["step"] == 4
+    resumed, curve_b = run(tmp_path / "b.pt", resume=True)
+    assert [r["step"] for r in curve_b] == [r["step"] for r in curve] == [2, 4, 6, 8, 10, 12]
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole), "the resumed run drifted"
+    assert curve_b[-1]["val_total"] == curve[-1]["val_total"]
+    again, curve_c = run(tmp_path / "b.pt", resume=True)     # finished: nothing left to train
+    assert curve_c == curve_b and all(torch.equal(again[k], resumed[k]) for k in whole)
+    with pytest.raises(ValueError, match="other inputs or settings"):
+        run(tmp_path / "b.pt", resume=True, cfg={**tc, "lr": tc["lr"] * 2})
+    with pytest.raises(ValueError, match="ckpt_every=0"):
+        train_decoder.check_settings({**tc, "ckpt_every": 0})

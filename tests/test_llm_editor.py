@@ -384,6 +384,13 @@ def test_version_checks(llm_dir, tmp_path):
         Editor.load(bad, decoder_dir=dec, device="cpu")
     with pytest.raises(ValueError, match="not an LLM checkpoint"):
         Editor.load(tmp_path, device="cpu")
+    # the name is right but the weights are another tokenizer's: refused where the LLM records them
+    from editor.artifacts import SHIPPED_TOKENIZER, weights_digest
+    write_codec_meta(bad, SHIPPED_CODEC, "0123456789abcdef")
+    with pytest.raises(ArtifactMismatch, match=f"another tokenizer named {SHIPPED_CODEC} .weights 0123456789abcdef"):
+        Editor.load(bad, device="cpu")
+    write_codec_meta(bad, SHIPPED_CODEC, weights_digest(SHIPPED_TOKENIZER))
+    assert Editor.load(bad, device="cpu").codec.tokenizer.cfg["version"] == SHIPPED_CODEC
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import REPO, kill_when, make_cfg, write_token_release
+from editor.artifacts import SHIPPED_TOKENIZER, weights_digest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,7 +37,8 @@ def tokens(tmp_path_factory):
         ex.append({"key": f"emotion_{spk}_{i:04d}", "split": split, "speaker": spk, "tag": tag,
                    "text": f"Sentence number {i}.", "src": src, "tgt": _ids(100 + i, 25 + 5 * i),
                    "prompt": _ids(200 + i, 20) if i < 2 else None})
-    return write_token_release(d, ex), ex
+    # the shipped tokenizer's digest, as pipeline=tokenize records it: the LLM records it in turn
+    return write_token_release(d, ex, digest=weights_digest(SHIPPED_TOKENIZER)), ex
 
 
 def _run(overrides):
@@ -76,6 +78,7 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert good == n, f"{good}/{n} examples reproduced exactly"
     tj = json.loads((out / "training.json").read_text())
     assert tj["published_step"] == 150, "keep_best=false publishes the last weights"
+    assert tj["tokenizer_digest"] == weights_digest(SHIPPED_TOKENIZER)   # Editor.load checks the codec by it
     assert tj["steps"] == 150 and tj["data"]["emotion_edit"]["examples"] == 3 and tj["data"]["clone"]["examples"] == 2
     assert tj["validation_examples"] >= 1 and tj["final"]["val_loss"] is not None
     src = tj["data"]["emotion_edit"]["source_seconds"]       # the Editor's piece length reads this

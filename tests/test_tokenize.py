@@ -46,7 +46,8 @@ def test_token_release_keeps_keys_splits_and_json(tokens):
         orig = src.sample(s.key, members=[])
         added = {k: v for k, v in s.json.items() if k not in orig.json}
         assert {k: s.json[k] for k in orig.json} == orig.json, s.key
-        assert set(added) == {"tokenizer_version", "token_counts", "tokens_per_second"}
+        assert set(added) == {"tokenizer_version", "token_counts", "tokens_per_second", "tokenizer_digest"}
+        assert added["tokenizer_digest"] == artifacts.weights_digest(SHIPPED)
         Sample(s.key, s.json, s.members).validate()  # the token form of the task's schema
         assert set(s.members) == {"src.tok.npy", "tgt.tok.npy", "sub.tok.npy", "prompt.tok.npy"}
 
@@ -123,6 +124,16 @@ def test_one_tokenizer_version_per_token_release(tokens, tmp_path):
     man["tokenizer_version"] = "tokenizer-v9"
     man.to_parquet(fake / "manifest.parquet", index=False)
     with pytest.raises(ValueError, match="different tokenizers"):
+        Release(f"{tok_dir},{fake}")
+    # one version name, other weights (a tokenizer retrained under the same name): refused as well
+    cfg = json.loads((SHIPPED / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**cfg, "retrained": True}))
+    with pytest.raises(ValueError, match=f"another tokenizer named {SHIPPED.name}"):
+        run_pipeline(["pipeline=tokenize", f"data={src_dir}", f"output_dir={tok_dir.parent}",
+                      f"pipeline.tokenizer={other}"])
+    man["tokenizer_version"], man["tokenizer_digest"] = SHIPPED.name, "0123456789abcdef"
+    man.to_parquet(fake / "manifest.parquet", index=False)
+    with pytest.raises(ValueError, match="two tokenizers under one version name"):
         Release(f"{tok_dir},{fake}")
 
 

@@ -1,7 +1,12 @@
-"""The checkpoint helpers every trainer resumes through (editor/training.py)."""
+"""The checkpoint helpers every trainer resumes through (editor/training.py), and how every trainer
+publishes its artifact (editor/artifacts.py)."""
+import os
+import shutil
+
 import pytest
 import torch
 
+from editor import artifacts
 from editor.training import resume_state, save_checkpoint
 
 
@@ -18,3 +23,36 @@ def test_resume_returns_the_saved_state_and_refuses_another_runs_checkpoint(tmp_
     assert f"resumed from {ckpt} at step 7" in logged[-1]
     with pytest.raises(ValueError, match="checkpoint.pt was written by a run with other inputs"):
         resume_state(ckpt, "xyz", resume=True)
+
+
+def artifact(d, text):
+    d.mkdir(exist_ok=True)
+    (d / "weights.bin").write_text(text)
+    return d
+
+
+def test_publish_replaces_an_artifact_without_the_name_ever_standing_empty(tmp_path, monkeypatch):
+    """The swap is one step: no rename that would leave the name empty runs, and a crash after the swap
+    (here: cleaning up the old artifact fails) leaves the new artifact whole under the name."""
+    final = tmp_path / "decoder-v2"
+    artifacts.publish(artifact(artifacts.staging_dir(final), "first"), final)    # a new name: one rename
+    assert (final / "weights.bin").read_text() == "first"
+    renames, second = [], artifact(artifacts.staging_dir(final), "second")
+    monkeypatch.setattr(os, "replace", lambda *a: renames.append(a) or pytest.fail("a two-step rename ran"))
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        artifacts.publish(second, final)
+    assert (final / "weights.bin").read_text() == "second" and not renames
+    monkeypatch.undo()
+    leftover = [p for p in tmp_path.iterdir() if p != final]
+    assert len(leftover) == 1 and (leftover[0] / "weights.bin").read_text() == "first"   # the old one, aside
+    artifacts.publish(artifact(artifacts.staging_dir(final), "third"), final)
+    assert (final / "weights.bin").read_text() == "third"
+
+
+def test_publish_falls_back_to_two_renames_where_paths_cannot_be_swapped(tmp_path, monkeypatch):
+    final = tmp_path / "decoder-v2"
+    artifacts.publish(artifact(artifacts.staging_dir(final), "first"), final)
+    monkeypatch.setattr(artifacts, "_exchange", lambda a, b: False)
+    artifacts.publish(artifact(artifacts.staging_dir(final), "second"), final)
+    assert (final / "weights.bin").read_text() == "second" and [p.name for p in tmp_path.iterdir()] == [final.name]

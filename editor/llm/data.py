@@ -71,11 +71,15 @@ def load_examples(data, split: str | None, tasks=TASKS) -> dict[str, list[dict]]
 
 
 def codec(data) -> dict:
-    """The codec tokenizer of the token releases in `data` (the reader refuses a mix): its version
-    and token rate."""
+    """The codec tokenizer of the token releases in `data` (the reader refuses a mix): its version,
+    token rate and, where the releases record it, the digest of its weights."""
     man = token_release(data).manifest
-    return {"tokenizer_version": str(man["tokenizer_version"].dropna().iloc[0]),
-            "tokens_per_second": float(man["tokens_per_second"].dropna().iloc[0])}
+    out = {"tokenizer_version": str(man["tokenizer_version"].dropna().iloc[0]),
+           "tokens_per_second": float(man["tokens_per_second"].dropna().iloc[0])}
+    digests = man["tokenizer_digest"].dropna() if "tokenizer_digest" in man else ()
+    if len(digests):
+        out["tokenizer_digest"] = str(digests.iloc[0])
+    return out
 
 
 def check_weights(weights: dict) -> None:

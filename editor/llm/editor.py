@@ -22,7 +22,9 @@ paralinguistic edit is not split below `max_chunk_s` (30 s): its tagged text can
 
 Version check: the LLM dir records the codec tokenizer it was trained on, in `codec.json`
 ({"tokenizer_version": ...}, written by `write_codec_meta`) or `training.json`'s
-"tokenizer_version"; tokenizer, decoder and LLM must agree or loading raises ArtifactMismatch.
+"tokenizer_version"; tokenizer, decoder and LLM must agree or loading raises ArtifactMismatch. Where
+it also records the tokenizer's weights digest (LLMs trained on token releases made since 2026-12-07),
+the tokenizer found must be those weights, not merely that name.
 """
 import inspect
 import json
@@ -40,7 +42,7 @@ import torch
 
 from core import audio, tags
 from core.nvspeech import tags_in
-from editor.artifacts import SHIPPED, SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER, codec_dirs
+from editor.artifacts import SHIPPED, SHIPPED_DECODER as DEFAULT_DECODER, SHIPPED_TOKENIZER as DEFAULT_TOKENIZER, codec_dirs, weights_digest
 from editor.llm import chat, model as llm_model
 from editor.llm.continuous import ContinuousDecoder, Request
 from editor.llm.generate import Layout, SampleConfig, generate, generate_stream
@@ -88,21 +90,33 @@ def _read_json(f: Path) -> dict:
     return out
 
 
-def write_codec_meta(llm_dir, tokenizer_version: str) -> Path:
-    """Record the codec tokenizer an LLM was trained on (the trainer calls this)."""
+def write_codec_meta(llm_dir, tokenizer_version: str, tokenizer_digest: str | None = None) -> Path:
+    """Record the codec tokenizer an LLM was trained on (the preference trainers call this; the SFT
+    trainer records it in training.json): its version and, where known, its weights' digest."""
     p = Path(llm_dir) / "codec.json"
-    p.write_text(json.dumps({"tokenizer_version": tokenizer_version}) + "\n")
+    meta = {"tokenizer_version": tokenizer_version, **({"tokenizer_digest": tokenizer_digest} if tokenizer_digest else {})}
+    p.write_text(json.dumps(meta) + "\n")
     return p
 
 
-def codec_version_of(llm_dir) -> str | None:
+def _codec_field(llm_dir, field: str) -> str | None:
     d = Path(llm_dir)
     for name in ("codec.json", "training.json"):
         if (d / name).is_file():
-            v = _read_json(d / name).get("tokenizer_version")
+            v = _read_json(d / name).get(field)
             if v:
                 return v
     return None
+
+
+def codec_version_of(llm_dir) -> str | None:
+    return _codec_field(llm_dir, "tokenizer_version")
+
+
+def codec_digest_of(llm_dir) -> str | None:
+    """The weights digest of the tokenizer whose ids the LLM learned, where its token releases recorded
+    it (those made since 2026-12-07); None for older LLMs, bound to their codec by version alone."""
+    return _codec_field(llm_dir, "tokenizer_digest")
 
 
 def piece_seconds(llm_dir) -> dict[str, float]:
@@ -406,6 +420,10 @@ class Editor:
             raise ArtifactMismatch(f"LLM {llm_dir} was trained on codec tokenizer {llm_v}, not {tok_v} ({tokenizer_dir})")
         if dec_v != tok_v:
             raise ArtifactMismatch(f"decoder {decoder_dir} was trained on tokenizer {dec_v}, not {tok_v} ({tokenizer_dir})")
+        want = codec_digest_of(llm_dir)
+        if want and (have := weights_digest(tokenizer_dir)) != want:
+            raise ArtifactMismatch(f"LLM {llm_dir} learned the ids of another tokenizer named {tok_v} (weights {want}); "
+                                   f"{tokenizer_dir} is {have}")
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         codec = Codec.load(tokenizer_dir, decoder_dir, dev, f0_decimation)
         c = codec.tokenizer.cfg

@@ -30,7 +30,7 @@ from editor import artifacts
 from editor.llm import chat, pairs as llm_pairs
 from editor.llm.logprobs import pad_rows
 from editor.llm.train import lr_factor, optimizer, stop_together
-from editor.training import device_name, resume_state, save_checkpoint
+from editor.training import check_counts, check_positive, device_name, resume_state, save_checkpoint
 
 
 def check_editor_dir(path, what: str = "editor") -> Path:
@@ -154,16 +154,12 @@ def fingerprint(tc: dict, editor, pair_rows: list[dict], extra=None) -> str:
 
 def check_settings(tc: dict) -> None:
     """The shared settings the loop divides by or schedules over, checked before any model loads."""
-    for k in ("pairs_per_step", "log_every", "eval_every", "ckpt_every"):
-        if isinstance(tc.get(k), bool) or not isinstance(tc.get(k), int) or tc[k] < 1:
-            raise ValueError(f"pipeline.train.{k}={tc.get(k)!r}: must be an integer >= 1")
-    for k in ("max_minutes", "lr"):
-        if not isinstance(tc.get(k), (int, float)) or not tc[k] > 0:
-            raise ValueError(f"pipeline.train.{k}={tc.get(k)!r}: must be a number > 0")
-    if tc.get("steps") is None and not (isinstance(tc.get("epochs"), (int, float)) and tc["epochs"] > 0):
-        raise ValueError(f"pipeline.train.epochs={tc.get('epochs')!r}: must be > 0 when steps is null")
-    if tc.get("steps") is not None and (not isinstance(tc["steps"], int) or tc["steps"] < 1):
-        raise ValueError(f"pipeline.train.steps={tc['steps']!r}: an integer >= 1, or null for epochs")
+    check_counts(tc, ("pairs_per_step", "log_every", "eval_every", "ckpt_every"), "pipeline.train")
+    check_positive(tc, ("max_minutes", "lr"), "pipeline.train")
+    if tc.get("steps") is None:
+        check_positive(tc, ("epochs",), "pipeline.train", "when steps is null")
+    else:
+        check_counts(tc, ("steps",), "pipeline.train")
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from editor import artifacts
-from editor.training import device_name, resume_state, save_checkpoint
+from editor.training import check_counts, check_positive, device_name, resume_state, save_checkpoint
 from editor.llm import data as llm_data
 from editor.llm.batches import Batches, eval_batches, too_long
 from editor.llm import packing
@@ -93,13 +93,11 @@ def lr_factor(step: int, tc: dict, progress: float) -> float:
 
 def check_settings(tc: dict) -> None:
     """Settings the loop divides by or schedules over, checked before any data is read."""
-    for k in ("steps", "log_every", "eval_every", "ckpt_every", "eval_batches", "rows", "max_len"):
-        if not isinstance(tc[k], int) or tc[k] < 1:
-            raise ValueError(f"pipeline.train.{k}={tc[k]!r}: must be an integer >= 1")
-    if not isinstance(tc["warmup"], int) or tc["warmup"] < 0:
+    check_counts(tc, ("steps", "log_every", "eval_every", "ckpt_every", "eval_batches", "rows", "max_len"),
+                 "pipeline.train")
+    if isinstance(tc["warmup"], bool) or not isinstance(tc["warmup"], int) or tc["warmup"] < 0:
         raise ValueError(f"pipeline.train.warmup={tc['warmup']!r}: must be an integer >= 0")
-    if not tc["max_minutes"] > 0:
-        raise ValueError(f"pipeline.train.max_minutes={tc['max_minutes']}: must be > 0")
+    check_positive(tc, ("max_minutes",), "pipeline.train")
 
 
 def fingerprint(tc: dict, llm_cfg: dict, data_digest: str, vocab_version: str) -> str:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from editor import artifacts
-from editor.llm.editor import DEFAULT_TOKENIZER, codec_version_of, write_codec_meta
+from editor.llm.editor import DEFAULT_TOKENIZER, codec_digest_of, codec_version_of, write_codec_meta
 from editor.llm import model as llm_model
 from editor.llm import ppo
 from editor.llm.chat import IGNORE, build_prompt
@@ -52,7 +52,7 @@ from editor.llm.logprobs import pad_rows
 from editor.llm.pairs import digest as pairs_digest, read_pairs
 from editor.llm.preference_train import pair_codec
 from editor.llm.reward import RewardModel
-from editor.training import device_name, resume_state, save_checkpoint
+from editor.training import check_counts, check_positive, device_name, resume_state, save_checkpoint
 
 CKPT = "checkpoint.pt"
 TRAIN, PROBE = 0, 1   # rollout seed streams: training steps and the hardest-prompt probe never share a seed
@@ -254,13 +254,10 @@ def fingerprint(pc: dict, editor_dir, reward_dir, pairs) -> str:
 
 def check_settings(pc: dict) -> None:
     """Settings the loop divides by, samples with or batches over, checked before any model loads."""
-    for k in ("steps", "rollout_batch", "minibatch", "ppo_epochs", "log_every", "ckpt_every", "probe_samples"):
-        if isinstance(pc.get(k), bool) or not isinstance(pc.get(k), int) or pc[k] < 1:
-            raise ValueError(f"pipeline.train.{k}={pc.get(k)!r}: must be an integer >= 1")
-    for k in ("max_minutes", "temperature", "lr", "critic_lr"):
-        if not isinstance(pc.get(k), (int, float)) or not pc[k] > 0:
-            raise ValueError(f"pipeline.train.{k}={pc.get(k)!r}: must be a number > 0 "
-                             "(the policy's log-probabilities divide by the temperature)")
+    check_counts(pc, ("steps", "rollout_batch", "minibatch", "ppo_epochs", "log_every", "ckpt_every", "probe_samples"),
+                 "pipeline.train")
+    check_positive(pc, ("max_minutes", "lr", "critic_lr"), "pipeline.train")
+    check_positive(pc, ("temperature",), "pipeline.train", "the policy's log-probabilities divide by it")
 
 
 def codec_layout(editor_dir, tokenizer_dir) -> Layout:
@@ -495,7 +492,7 @@ def publish_artifact(model, vocab, out: Path, result: dict, pc: dict) -> Path:
     model = model.to(torch.bfloat16) if pc.get("save_dtype") == "bfloat16" else model
     llm_model.save(model, vocab, tmp, max_shard_size=pc.get("max_shard_size", "15MB"))
     if result.get("tokenizer_version"):
-        write_codec_meta(tmp, result["tokenizer_version"])
+        write_codec_meta(tmp, result["tokenizer_version"], codec_digest_of(result["sft"]))
     # decoded as the SFT editor is (its guidance, piece lengths and speed ratios): only the weights differ
     result.update(artifacts.sft_settings(result["sft"], tmp))
     curve = result.pop("curve")

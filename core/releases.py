@@ -8,7 +8,9 @@
 
 A partial release records each finished shard in progress/<shard>.json (its manifest rows, the
 rejects seen since the previous shard, and the plan position reached), so a rerun of the same plan
-continues after the last finished shard and writes exactly what an uninterrupted run would."""
+continues after the last finished shard and writes exactly what an uninterrupted run would. A rerun of
+another plan (the config changed after a crash) takes the finished samples of the killed run's shards
+by key, where that run made its samples the same way (plan.json), and removes its dir when it publishes."""
 import fcntl
 import json
 import os
@@ -56,14 +58,22 @@ class PipelineDir:
         link = self.dir / "latest"
         return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
-    def partial(self, fingerprint: str) -> Path:
-        """The work dir of this exact plan; partial dirs of other plans are stale and removed."""
+    def partial(self, fingerprint: str, identity=None) -> Path:
+        """The work dir of this exact plan. identity: what makes its samples beyond their keys (recorded
+        in plan.json, so a later run of another plan knows whether it may take over finished samples).
+        Partial dirs of other plans stay until this run publishes (stale_partials)."""
         mine = self.releases / f"{fingerprint}.partial"
-        for p in self.releases.glob("*.partial"):
-            if p != mine:
-                shutil.rmtree(p)
         (mine / "progress").mkdir(parents=True, exist_ok=True)
+        plan = mine / "plan.json"
+        if not plan.is_file():
+            tmp = mine / "plan.json.tmp"
+            tmp.write_text(json.dumps({"identity": identity}, default=str))
+            os.replace(tmp, plan)
         return mine
+
+    def stale_partials(self, mine: Path) -> list[Path]:
+        """Work dirs of killed runs of other plans (a config changed before the rerun)."""
+        return sorted(p for p in self.releases.glob("*.partial") if p != mine)
 
     @staticmethod
     def progress(partial: Path) -> list[dict]:
@@ -99,6 +109,8 @@ class PipelineDir:
             tmp.unlink()
         tmp.symlink_to(Path("releases") / release_id)
         os.replace(tmp, self.dir / "latest")  # atomic switch
+        for stale in self.releases.glob("*.partial"):   # other plans' work: what was usable is in this release
+            shutil.rmtree(stale, ignore_errors=True)
         for name in LINKS:
             link = self.dir / name
             if not link.is_symlink():

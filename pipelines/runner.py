@@ -180,7 +180,9 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     plan = [pipeline, keys, cfg.writer.max_samples_per_shard, cfg.writer.max_mb_per_shard, cfg.limit, SAMPLE_VERSION]
     plan += [plan_identity] if plan_identity is not None else []
     fingerprint = hashlib.sha1(json.dumps(plan).encode()).hexdigest()[:12]
-    partial = out.partial(fingerprint)
+    # what makes the samples beyond their keys: a killed run of another plan with the same may be salvaged
+    identity = {"plan_identity": plan_identity, "sample_version": SAMPLE_VERSION}
+    partial = out.partial(fingerprint, identity)
     done = out.progress(partial)
     manifest = [m for rec in done for m in rec["manifest"]]
     # a row the TTS server was unavailable for is retried, first, by a resume too
@@ -197,6 +199,10 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     prev_kept, prev_rejects = _previous(out)
     current = _current_version_keys(out)
     prev_kept = {k: load for k, load in prev_kept.items() if k in current}
+    finished = {m["key"] for m in manifest}
+    salvaged = {k: load for k, load in _salvage(out, partial, identity).items()
+                if k not in prev_kept and k not in finished}
+    prev_kept.update(salvaged)
     order = [pos for pos in range(start) if keys[pos] in retry] + list(range(start, len(rows)))
     todo = [rows[pos] for pos in order if keys[pos] not in prev_kept and keys[pos] not in prev_rejects]
     results, close = iter(()), None
@@ -206,6 +212,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
 
     # since: (index in order, reject) of the rows rejected after the last finished shard
     timings, kept, reused, since, last_written = defaultdict(float), len(manifest), 0, [], -1
+    from_killed = 0
     limit = cfg.limit
     try:
         for i, pos in enumerate(order):
@@ -216,6 +223,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
                 members, sample_json, entry = prev_kept[key]()
                 sample = Sample(key, sample_json, members)
                 reused += 1
+                from_killed += key in salvaged
             elif key in prev_rejects:
                 since.append((i, prev_rejects[key]))
                 reused += 1
@@ -275,6 +283,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
         "pipeline": pipeline, "config": _plain(cfg), "versions": versions(),
         "counts": {"planned": len(rows) + len(pre_rejects), "kept": kept, "rejected": len(rejects),
                    "rejected_by_reason": dict(reasons), "shards": len(shards), "reused_from_previous": reused,
+                   "salvaged_from_killed_run": from_killed,
                    "resumed_shards": len(done)},
         "audio_hours": round(audio_s / 3600, 4), "wall_s": round(wall, 2),
         "throughput_samples_per_s": round(kept / wall, 3) if wall else None,
@@ -364,6 +373,33 @@ class Unavailable:
 
 
 HEADER_JUDGED = ("llm_edit", "llm_clone")   # stages whose too_long rejects read only a file's header
+
+
+def _salvage(out, mine: Path, identity: dict) -> dict:
+    """Finished samples of killed runs of other plans (key -> loader, as _previous gives), where those runs
+    made their samples as this one does (the same plan identity and sample version; keys hash the rest)."""
+    kept = {}
+    for stale in out.stale_partials(mine):
+        plan = stale / "plan.json"
+        try:
+            theirs = json.loads(plan.read_text()) if plan.is_file() else None
+        except ValueError:
+            theirs = None
+        if theirs != {"identity": json.loads(json.dumps(identity, default=str))}:
+            continue
+        done = out.progress(stale)
+        if not done:
+            continue
+        release = Release(",".join(str(stale / "shards" / rec["shard"]) for rec in done))
+        for rec in done:
+            for row in rec["manifest"]:
+                def load(row=row):
+                    s = release.sample(row["key"], decode=False)    # raw members: copied byte for byte
+                    return s.members, s.json, {k: v for k, v in row.items() if k not in ("key", "shard")}
+                kept[row["key"]] = load
+    if kept:
+        print(f"salvaging up to {len(kept)} finished samples of a killed run of another plan", flush=True)
+    return kept
 
 
 def _previous(out) -> tuple[dict, dict]:

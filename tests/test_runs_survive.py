@@ -223,3 +223,25 @@ def test_two_releases_in_one_second_are_both_kept(tmp_path):
     assert [f.name for f in finals] == ["20261203-024347-abcdef", "20261203-024347-abcdef-2", "20261203-024347-abcdef-3"]
     assert [(f / "run.json").read_text() for f in finals] == ["0", "1", "2"]
     assert out.latest() == finals[-1].resolve()
+
+
+def test_a_rerun_of_another_plan_salvages_the_killed_runs_finished_samples(tmp_path, cache_dir):
+    """A cron job killed mid-run, rerun after its config grew: the finished samples of the killed run are
+    taken over by key instead of made again, its work dir goes when the new release is published, and
+    the release is what an uninterrupted run of the new plan writes."""
+    base = ["pipeline=emotion_triplets", "writer.max_samples_per_shard=2", *SMALL]
+    d = tmp_path / "a" / "emotion_triplets"
+    proc = _popen(*base, "emotions=[happy,sad,angry]", f"output_dir={tmp_path / 'a'}")
+    progress = lambda: list((d / "releases").glob("*.partial/progress/*.json"))
+    _wait_for(lambda: len(progress()) >= 2, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {m["key"] for p in progress() for m in json.loads(p.read_text())["manifest"]}
+    _run(*base, "emotions=[happy,sad,angry,fear]", f"output_dir={tmp_path / 'a'}")
+    run = json.loads((d / "run.json").read_text())
+    assert run["counts"]["salvaged_from_killed_run"] == len(finished) >= 4
+    assert not list((d / "releases").glob("*.partial")), "the killed run's dir outlived the release"
+    _run(*base, "emotions=[happy,sad,angry,fear]", f"output_dir={tmp_path / 'b'}", "ray.enabled=false")
+    a, b = read_samples(d), read_samples(tmp_path / "b" / "emotion_triplets")
+    assert [s["key"] for s in a] == [s["key"] for s in b] and len(a) == 16
+    assert all(x["raw_src"] == y["raw_src"] and x["raw_tgt"] == y["raw_tgt"] for x, y in zip(a, b))

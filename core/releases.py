@@ -25,6 +25,13 @@ class Locked(ValueError):
     pass
 
 
+def _plan_of(partial: Path) -> dict | None:
+    try:
+        return json.loads((partial / "plan.json").read_text())
+    except (OSError, ValueError):
+        return None          # written by older code, or cut short: not salvaged
+
+
 class PipelineDir:
     def __init__(self, root: Path, pipeline: str):
         self.dir = root / pipeline
@@ -58,21 +65,25 @@ class PipelineDir:
         link = self.dir / "latest"
         return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
-    def partial(self, fingerprint: str, identity=None) -> Path:
-        """The work dir of this exact plan. identity: what makes its samples beyond their keys (recorded
-        in plan.json, so a later run of another plan knows whether it may take over finished samples).
-        Partial dirs of other plans stay until this run publishes (stale_partials)."""
+    def partial(self, fingerprint: str, identity=None, salvage: bool = False) -> Path:
+        """The work dir of this exact plan. identity: what makes its samples beyond their keys, recorded in
+        plan.json. Partial dirs of other plans are removed, but with salvage those of the same identity
+        stay until this run publishes: their finished samples may be taken over (stale_partials)."""
         mine = self.releases / f"{fingerprint}.partial"
+        ours = json.loads(json.dumps({"identity": identity}, default=str))
+        for p in self.releases.glob("*.partial"):
+            if p != mine and not (salvage and _plan_of(p) == ours):
+                shutil.rmtree(p)
         (mine / "progress").mkdir(parents=True, exist_ok=True)
         plan = mine / "plan.json"
         if not plan.is_file():
             tmp = mine / "plan.json.tmp"
-            tmp.write_text(json.dumps({"identity": identity}, default=str))
+            tmp.write_text(json.dumps(ours))
             os.replace(tmp, plan)
         return mine
 
     def stale_partials(self, mine: Path) -> list[Path]:
-        """Work dirs of killed runs of other plans (a config changed before the rerun)."""
+        """Work dirs of killed runs of other plans that partial(..., salvage=True) kept."""
         return sorted(p for p in self.releases.glob("*.partial") if p != mine)
 
     @staticmethod
@@ -103,6 +114,7 @@ class PipelineDir:
             final = self.releases / f"{release_id}-{n}"
         release_id = final.name
         shutil.rmtree(partial / "progress", ignore_errors=True)
+        (partial / "plan.json").unlink(missing_ok=True)
         os.replace(partial, final)
         tmp = self.dir / "latest.tmp"
         if tmp.is_symlink() or tmp.exists():

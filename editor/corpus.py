@@ -206,7 +206,9 @@ def build(data: str, cache_dir, block_frames: int, workers: int | None = None) -
     corpus = from_frames([d[0] for d, _ in kept], [m for _, m in kept], [d[1] for d, _ in kept])
     print(f"corpus: {phones.coverage(corpus.phones):.0%} of frames phone-labelled")
     corpus.save(cache)
-    return corpus
+    # read back: the cache keeps the log-mel in 8 bits, and a first run must train on what every later
+    # run (and its resume, which checks the corpus by digest) reads
+    return load_npz(cache)
 
 
 def with_warped_voices(c: Corpus, factors: list[float]) -> Corpus:

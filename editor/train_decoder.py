@@ -190,7 +190,7 @@ def check_settings(train_cfg: dict, where: str = "editor.train") -> None:
 def fingerprint(train_cfg: dict, model_cfg: dict, joint: bool, corpora: list[Corpus | None], extra: dict) -> str:
     """What a checkpoint must match to be resumed: the settings but the budgets and reporting intervals
     (a resumed run may be given more steps or minutes; its schedule then follows the new budget), the
-    clips by their frames, and extra (a frozen tokenizer's digest)."""
+    clips by their frames, and extra (the joint stage's tokenizer config, a frozen tokenizer's digest)."""
     keep = {k: v for k, v in train_cfg.items() if k not in ("steps", "max_minutes", "log_every", "ckpt_every",
                                                              "workers")}
     blob = json.dumps([keep, model_cfg, joint, [c.digest() if c is not None else None for c in corpora], extra],

@@ -62,10 +62,16 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def resume_state(ckpt: Path, fingerprint: str, resume: bool, log=print) -> dict | None:
-    """The checkpoint a run continues from, or None (not resuming, or nothing written yet). A checkpoint
-    of a run with other inputs or settings is an error: its optimizer and data position would not fit.
+    """The checkpoint a run continues from, or None (not resuming, or nothing written yet; not resuming
+    discards an earlier run's checkpoint). A checkpoint of a run with other inputs or settings is an
+    error: its optimizer and data position would not fit.
     Every checkpoint holds at least its run's fingerprint, step and trained seconds (elapsed_s)."""
     if not resume:
+        if ckpt.is_file():
+            # else it would stand until this run's first checkpoint, and a crash before that followed by
+            # resume=true would continue the earlier run (budgets are outside the fingerprint)
+            log(f"resume=false: starting from step 0; the earlier run's checkpoint {ckpt} is discarded")
+            ckpt.unlink(missing_ok=True)
         return None
     if not ckpt.is_file():
         log(f"resume: no checkpoint in {ckpt.parent}, starting from step 0")

@@ -31,7 +31,7 @@ from core.sample import SAMPLE_VERSION, Sample, clone_example, token_member
 from editor.artifacts import content_digest
 from editor.llm import pairs as pairs_table
 from editor.llm.data import TASKS, codec, load_examples, token_release
-from editor.llm.editor import codec_version_of
+from editor.llm.editor import codec_digest_of, codec_version_of
 from editor.llm.pair_rule import check_threshold, prompt_split, scored_pairs, survival
 from pipelines.runner import check_output_dir, execute
 from stages.base import new_row
@@ -135,10 +135,15 @@ def run(cfg):
         raise ValueError("pipeline=preference_pairs needs data=TOKEN_RELEASES (pipeline=tokenize's output)")
     data = ",".join(map(str, cfg.data)) if OmegaConf.is_list(cfg.data) else str(cfg.data)   # data=[A,B] or A,B
     rel = token_release(data)
-    data_codec, llm_codec = codec(rel)["tokenizer_version"], codec_version_of(model)
+    data_info, llm_codec = codec(rel), codec_version_of(model)
+    data_codec = data_info["tokenizer_version"]
     if llm_codec != data_codec:
         raise ValueError(f"editor={model} was trained on codec tokenizer {llm_codec}, but data={data} holds "
                          f"{data_codec} ids: tokenize the audio with the editor's tokenizer")
+    ours, theirs = codec_digest_of(model), data_info.get("tokenizer_digest")
+    if ours and theirs and ours != theirs:
+        raise ValueError(f"editor={model} learned the ids of another tokenizer named {llm_codec} (weights {ours}) "
+                         f"than data={data} holds ({theirs}): tokenize the audio with the editor's tokenizer")
     examples = load_examples(rel, "train", s["tasks"])
     if not any(examples.get(t) for t in s["tasks"]):
         raise ValueError(f"data={data}: no train-split examples of tasks {s['tasks']} (prompts are held to "

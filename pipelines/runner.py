@@ -126,7 +126,7 @@ def versions() -> dict:
 
 def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]], to_sample,
             pre_rejects: list[dict] | None = None, extra_run_info: dict | None = None, report=None,
-            plan_identity=None, finish=None) -> dict:
+            plan_identity=None, finish=None, reuse_if=None) -> dict:
     """Run rows through stages on Ray and release the output contract (core/releases.py).
 
     to_sample(row) -> core.sample.Sample (key, JSON, members by suffix). The writer validates each
@@ -137,6 +137,8 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     whole release (a table over all its samples) into it before it is published, so they appear with it.
     plan_identity: what else makes the samples, when the keys do not say it (a tokenizer version):
     a partial run of another identity is never resumed.
+    reuse_if(manifest row of the latest release) -> bool, optional: which of its samples may be copied
+    (a token release: those of this run's tokenizer weights); the others are made again.
 
     Rows are written in plan order. Samples (and rejects) whose key is already in the latest
     release are copied from it instead of recomputed: keys hash everything that makes a sample, so
@@ -148,7 +150,7 @@ def execute(cfg, pipeline: str, rows: list[dict], stages: list[tuple[type, dict]
     out.lock()
     try:
         return _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects or [], extra_run_info or {},
-                        report, t0, plan_identity, finish)
+                        report, t0, plan_identity, finish, reuse_if)
     except OSError as e:
         if not _about_output(e, cfg.output_dir):
             raise
@@ -173,7 +175,7 @@ def _output_error(output_dir: str, e: OSError) -> str:
 
 
 def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run_info, report, t0, plan_identity,
-             finish):
+             finish, reuse_if=None):
     keys = [r["key"] for r in rows]
     if len(set(keys)) != len(keys):
         raise RuntimeError(f"{pipeline}: the plan has duplicate keys")
@@ -182,7 +184,7 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     fingerprint = hashlib.sha1(json.dumps(plan).encode()).hexdigest()[:12]
     # what makes the samples beyond their keys: a killed run of another plan with the same may be salvaged
     identity = {"plan_identity": plan_identity, "sample_version": SAMPLE_VERSION}
-    partial = out.partial(fingerprint, identity)
+    partial = out.partial(fingerprint, identity, salvage=True)
     done = out.progress(partial)
     manifest = [m for rec in done for m in rec["manifest"]]
     # a row the TTS server was unavailable for is retried, first, by a resume too
@@ -196,11 +198,11 @@ def _execute(cfg, pipeline, out, rows, stages, to_sample, pre_rejects, extra_run
     writer = ShardWriter(partial / "shards", pipeline, cfg.writer.max_samples_per_shard,
                          int(cfg.writer.max_mb_per_shard * 2**20), start_index=len(done))
 
-    prev_kept, prev_rejects = _previous(out)
+    prev_kept, prev_rejects = _previous(out, reuse_if)
     current = _current_version_keys(out)
     prev_kept = {k: load for k, load in prev_kept.items() if k in current}
     finished = {m["key"] for m in manifest}
-    salvaged = {k: load for k, load in _salvage(out, partial, identity).items()
+    salvaged = {k: load for k, load in _salvage(out, partial).items()
                 if k not in prev_kept and k not in finished}
     prev_kept.update(salvaged)
     order = [pos for pos in range(start) if keys[pos] in retry] + list(range(start, len(rows)))
@@ -375,35 +377,35 @@ class Unavailable:
 HEADER_JUDGED = ("llm_edit", "llm_clone")   # stages whose too_long rejects read only a file's header
 
 
-def _salvage(out, mine: Path, identity: dict) -> dict:
-    """Finished samples of killed runs of other plans (key -> loader, as _previous gives), where those runs
-    made their samples as this one does (the same plan identity and sample version; keys hash the rest)."""
+def _salvage(out, mine: Path) -> dict:
+    """Finished samples of killed runs of other plans that made their samples as this one does (the
+    same plan identity and sample version: PipelineDir.partial kept only those; keys hash the rest):
+    key -> loader, as _previous gives. Best effort: a partial that cannot be read is left to be redone."""
     kept = {}
     for stale in out.stale_partials(mine):
-        plan = stale / "plan.json"
         try:
-            theirs = json.loads(plan.read_text()) if plan.is_file() else None
-        except ValueError:
-            theirs = None
-        if theirs != {"identity": json.loads(json.dumps(identity, default=str))}:
+            done = out.progress(stale)
+            if not done:
+                continue
+            release = Release(",".join(str(stale / "shards" / rec["shard"]) for rec in done))
+            found = {}
+            for rec in done:
+                for row in rec["manifest"]:
+                    def load(row=row, release=release):
+                        s = release.sample(row["key"], decode=False)    # raw members: copied byte for byte
+                        return s.members, s.json, {k: v for k, v in row.items() if k not in ("key", "shard")}
+                    found[row["key"]] = load
+        except (OSError, ValueError, KeyError) as e:
+            print(f"not salvaging {stale.name}: {e}", flush=True)
             continue
-        done = out.progress(stale)
-        if not done:
-            continue
-        release = Release(",".join(str(stale / "shards" / rec["shard"]) for rec in done))
-        for rec in done:
-            for row in rec["manifest"]:
-                def load(row=row):
-                    s = release.sample(row["key"], decode=False)    # raw members: copied byte for byte
-                    return s.members, s.json, {k: v for k, v in row.items() if k not in ("key", "shard")}
-                kept[row["key"]] = load
+        kept.update(found)
     if kept:
-        print(f"salvaging up to {len(kept)} finished samples of a killed run of another plan", flush=True)
+        print(f"salvaging up to {len(kept)} finished samples of killed runs of other plans", flush=True)
     return kept
 
 
-def _previous(out) -> tuple[dict, dict]:
-    """Kept samples (key -> loader of members) and rejects of the latest release."""
+def _previous(out, reuse_if=None) -> tuple[dict, dict]:
+    """Kept samples (key -> loader of members; those reuse_if accepts) and rejects of the latest release."""
     latest = out.latest()
     if latest is None or not (latest / "manifest.parquet").is_file():
         return {}, {}
@@ -416,6 +418,8 @@ def _previous(out) -> tuple[dict, dict]:
                     and not (r["reason"] == "too_long" and r["stage"] in HEADER_JUDGED)}
     kept = {}
     for rec in release.manifest.drop(columns="shard_path").to_dict("records"):
+        if reuse_if is not None and not reuse_if(rec):
+            continue
         def load(rec=rec):
             s = release.sample(rec["key"], decode=False)  # raw members: copied byte for byte
             return s.members, s.json, {k: v for k, v in rec.items() if k not in ("key", "shard")}

@@ -105,4 +105,7 @@ def run(cfg):
     stage = {"tokenizer": tok_dir, "max_duration_s": cfg.filters.max_duration_s, "device": p.device}
     return execute(cfg, name, rows, [(TokenizeAudio, stage)], to_sample, pre_rejects,
                    extra_run_info={"tokenizer": {**tok, "path": tok_dir}, "source": str(cfg.data or cfg.source.root)},
-                   plan_identity=f"{tok['version']}:{tok['digest']}")
+                   plan_identity=f"{tok['version']}:{tok['digest']}",
+                   # a sample of a release made before the digest was recorded may be another tokenizer's
+                   # under this name: copied only when its digest says it is this one's
+                   reuse_if=lambda row: row.get(TOKEN_DIGEST) == tok["digest"])

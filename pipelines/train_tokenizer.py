@@ -83,7 +83,8 @@ def run(cfg):
     tok = DualCodebookTokenizer(tok_cfg)
     # the throwaway decoder is a regression one whatever editor.decoder.kind says: one pass per step
     _, curve = train_decoder.train(train, val, tok, {**e["decoder"], "kind": "regression"}, {**e["train"], **e["joint"]},
-                                   dev, joint=True, ckpt=checkpoint(cfg, out), resume=bool(cfg.resume))
+                                   dev, joint=True, ckpt=checkpoint(cfg, out), resume=bool(cfg.resume),
+                                   identity={"tokenizer": tok_cfg})
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     tok.save(tmp)

@@ -219,6 +219,11 @@ def test_init_from_an_editor_llm_or_another_checkpoint(tokens, tmp_path):
         (tmp_path / "third").mkdir()
         (tmp_path / "third" / "training.json").write_text(json.dumps({"tokenizer_version": "tokenizer-v0"}))
         check_init_codec(tmp_path / "third", info["tokenizer_version"])
+    (tmp_path / "third" / "training.json").write_text(json.dumps({"tokenizer_version": info["tokenizer_version"],
+                                                                   "tokenizer_digest": "0123456789abcdef"}))
+    with pytest.raises(ValueError, match="another tokenizer named"):
+        check_init_codec(tmp_path / "third", info["tokenizer_version"], info["tokenizer_digest"])
+    check_init_codec(first, info["tokenizer_version"], info["tokenizer_digest"])     # the same codec's weights
     # another causal LM: 320 embedding rows over a 300-id tokenizer saved beside it
     foreign = tmp_path / "foreign"
     transformers.LlamaForCausalLM(transformers.LlamaConfig(

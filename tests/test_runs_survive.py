@@ -226,22 +226,29 @@ def test_two_releases_in_one_second_are_both_kept(tmp_path):
 
 
 def test_a_rerun_of_another_plan_salvages_the_killed_runs_finished_samples(tmp_path, cache_dir):
-    """A cron job killed mid-run, rerun after its config grew: the finished samples of the killed run are
-    taken over by key instead of made again, its work dir goes when the new release is published, and
-    the release is what an uninterrupted run of the new plan writes."""
-    base = ["pipeline=emotion_triplets", "writer.max_samples_per_shard=2", *SMALL]
+    """A cron job killed mid-run, rerun with another shard size and killed again, then rerun after its
+    config grew: the finished samples of both killed runs are taken over by key instead of made again,
+    their work dirs go when the new release is published, and the release holds the keys and audio an
+    uninterrupted run of the new plan writes."""
+    base = [*SMALL, "pipeline=emotion_triplets", f"output_dir={tmp_path / 'a'}"]
     d = tmp_path / "a" / "emotion_triplets"
-    proc = _popen(*base, "emotions=[happy,sad,angry]", f"output_dir={tmp_path / 'a'}")
-    progress = lambda: list((d / "releases").glob("*.partial/progress/*.json"))
-    _wait_for(lambda: len(progress()) >= 2, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    finished = {m["key"] for p in progress() for m in json.loads(p.read_text())["manifest"]}
-    _run(*base, "emotions=[happy,sad,angry,fear]", f"output_dir={tmp_path / 'a'}")
+    records = lambda: list((d / "releases").glob("*.partial/progress/*.json"))
+    finished = lambda: {m["key"] for p in records() for m in json.loads(p.read_text())["manifest"]}
+    for shard_size, wanted in ((2, 2), (3, 1)):      # the second run is another plan, of the same samples
+        before = {p.name for p in (d / "releases").glob("*.partial")}
+        proc = _popen(*base, "emotions=[happy,sad,angry]", f"writer.max_samples_per_shard={shard_size}")
+        _wait_for(lambda: sum(p.parent.parent.name not in before for p in records()) >= wanted, proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(list((d / "releases").glob("*.partial"))) == 2
+    salvageable = finished()
+    _run(*base, "emotions=[happy,sad,angry,fear]", "writer.max_samples_per_shard=2")
     run = json.loads((d / "run.json").read_text())
-    assert run["counts"]["salvaged_from_killed_run"] == len(finished) >= 4
-    assert not list((d / "releases").glob("*.partial")), "the killed run's dir outlived the release"
-    _run(*base, "emotions=[happy,sad,angry,fear]", f"output_dir={tmp_path / 'b'}", "ray.enabled=false")
+    assert run["counts"]["salvaged_from_killed_run"] == len(salvageable) >= 4
+    assert not list((d / "releases").glob("*.partial")), "a killed run's dir outlived the release"
+    assert not (d / "latest" / "plan.json").exists()
+    _run(*SMALL, "pipeline=emotion_triplets", "emotions=[happy,sad,angry,fear]", "writer.max_samples_per_shard=2",
+         f"output_dir={tmp_path / 'b'}", "ray.enabled=false")
     a, b = read_samples(d), read_samples(tmp_path / "b" / "emotion_triplets")
     assert [s["key"] for s in a] == [s["key"] for s in b] and len(a) == 16
     assert all(x["raw_src"] == y["raw_src"] and x["raw_tgt"] == y["raw_tgt"] for x, y in zip(a, b))

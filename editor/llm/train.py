@@ -136,7 +136,7 @@ def prepare(tc: dict, data: list[str], init_from=None, log=print):
                            PRONUNCIATION_SCHEME if tc.get("pronounce") else None)
     rel = llm_data.token_release(data)  # read once, for both splits
     codec = llm_data.codec(rel)
-    check_init_codec(init_from, codec["tokenizer_version"])
+    check_init_codec(init_from, codec["tokenizer_version"], codec.get("tokenizer_digest"))
     train = llm_data.weighted(llm_data.load_examples(rel, "train"), tc["mixture"])
     val = llm_data.weighted(llm_data.load_examples(rel, "validation"), tc["mixture"])
     if not train:
@@ -152,14 +152,20 @@ def prepare(tc: dict, data: list[str], init_from=None, log=print):
     return vocab, kept, [e for exs in val_kept.values() for e in exs], codec, dropped
 
 
-def check_init_codec(init_from, tokenizer_version: str) -> None:
-    """An editor LLM warm-started on data of another codec would read its audio ids as other sounds."""
+def check_init_codec(init_from, tokenizer_version: str, tokenizer_digest: str | None = None) -> None:
+    """An editor LLM warm-started on data of another codec would read its audio ids as other sounds (by
+    version, and by weights digest where both the LLM and the data record one)."""
     made = Path(init_from) / "training.json" if init_from else None
     if made and made.is_file():
-        theirs = json.loads(made.read_text()).get("tokenizer_version")
+        info = json.loads(made.read_text())
+        theirs = info.get("tokenizer_version")
         if theirs and theirs != tokenizer_version:
             raise ValueError(f"init_from={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: "
                              "tokenize the data with its codec, or start without init_from")
+        if info.get("tokenizer_digest") and tokenizer_digest and info["tokenizer_digest"] != tokenizer_digest:
+            raise ValueError(f"init_from={init_from} was trained on the ids of another tokenizer named {theirs} "
+                             f"(weights {info['tokenizer_digest']}, the data's {tokenizer_digest}): tokenize the data "
+                             "with its codec, or start without init_from")
 
 
 def stop_together(out_of_time: bool, world: int, device) -> bool:

@@ -224,6 +224,11 @@ def test_init_from_an_editor_llm_or_another_checkpoint(tokens, tmp_path):
     with pytest.raises(ValueError, match="another tokenizer named"):
         check_init_codec(tmp_path / "third", info["tokenizer_version"], info["tokenizer_digest"])
     check_init_codec(first, info["tokenizer_version"], info["tokenizer_digest"])     # the same codec's weights
+    from editor.llm.editor import write_codec_meta                  # a DPO or PPO editor records it in codec.json
+    (tmp_path / "third" / "training.json").unlink()
+    write_codec_meta(tmp_path / "third", info["tokenizer_version"], "0123456789abcdef")
+    with pytest.raises(ValueError, match="another tokenizer named"):
+        check_init_codec(tmp_path / "third", info["tokenizer_version"], info["tokenizer_digest"])
     # another causal LM: 320 embedding rows over a 300-id tokenizer saved beside it
     foreign = tmp_path / "foreign"
     transformers.LlamaForCausalLM(transformers.LlamaConfig(

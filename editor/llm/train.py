@@ -155,17 +155,18 @@ def prepare(tc: dict, data: list[str], init_from=None, log=print):
 def check_init_codec(init_from, tokenizer_version: str, tokenizer_digest: str | None = None) -> None:
     """An editor LLM warm-started on data of another codec would read its audio ids as other sounds (by
     version, and by weights digest where both the LLM and the data record one)."""
-    made = Path(init_from) / "training.json" if init_from else None
-    if made and made.is_file():
-        info = json.loads(made.read_text())
-        theirs = info.get("tokenizer_version")
-        if theirs and theirs != tokenizer_version:
-            raise ValueError(f"init_from={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: "
-                             "tokenize the data with its codec, or start without init_from")
-        if info.get("tokenizer_digest") and tokenizer_digest and info["tokenizer_digest"] != tokenizer_digest:
-            raise ValueError(f"init_from={init_from} was trained on the ids of another tokenizer named {theirs} "
-                             f"(weights {info['tokenizer_digest']}, the data's {tokenizer_digest}): tokenize the data "
-                             "with its codec, or start without init_from")
+    if not init_from:
+        return
+    # codec.json (a DPO or PPO editor's) or training.json (an SFT editor's); a foreign LM has neither
+    from editor.llm.editor import codec_digest_of, codec_version_of
+    theirs, their_digest = codec_version_of(init_from), codec_digest_of(init_from)
+    if theirs and theirs != tokenizer_version:
+        raise ValueError(f"init_from={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: "
+                         "tokenize the data with its codec, or start without init_from")
+    if their_digest and tokenizer_digest and their_digest != tokenizer_digest:
+        raise ValueError(f"init_from={init_from} was trained on the ids of another tokenizer named {theirs} "
+                         f"(weights {their_digest}, the data's {tokenizer_digest}): tokenize the data "
+                         "with its codec, or start without init_from")
 
 
 def stop_together(out_of_time: bool, world: int, device) -> bool:

@@ -131,8 +131,11 @@ def recording_rows(cfg, key_of=None) -> tuple[list[dict], list[dict]]:
     """A folder of recordings (source=folder): one `recording` row per clip (its JSON, `audio_path` in
     the meta), split by speaker, and the plan rejects of the clips that cannot be used. key_of(src):
     the row's key (default: the recording's own, by path and text; pipeline=edit adds its edit)."""
+    # the splits settings too, as every factory key holds them: a refresh after a change of splits.*
+    # makes the samples again with their new split instead of copying them with the old one
     key_of = key_of or (lambda src: make_key(["rec", src["speaker"]], {"path": src["audio_path"], "text": src["text"],
-                                                                      "content": file_digest(src["audio_path"])}))
+                                                                      "content": file_digest(src["audio_path"]),
+                                                                      "splits": splits.identity(cfg.splits)}))
     rows, rejects = [], []
     for src in folder_sources(cfg, list(cfg.languages)):
         key = key_of(src)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from core import splits
 from core.keys import make_key
 from core.reader import Release
 from core.sample import SAMPLE_VERSION, Sample
@@ -93,7 +94,8 @@ def folder_rows(cfg, edit_type: str, edit_info, identity: dict) -> tuple[list[di
 
     rows, rejects = recording_rows(cfg, lambda src: make_key(
         ["edit", src["speaker"]], {"source": rel_path(src["audio_path"]), "text": src["text"],
-                                   "content": file_digest(src["audio_path"]), **identity}))
+                                   "content": file_digest(src["audio_path"]), "splits": splits.identity(cfg.splits),
+                                   **identity}))
     kept = []
     for row in rows:
         j, path = row["meta"]["json"], row["meta"]["audio_path"]

@@ -156,6 +156,13 @@ def test_recordings_folder_is_tokenized(tmp_path, cache_dir, ray_local):
         assert abs(len(s.members["audio" + TOKENS]) - 41.667 * 1.3) <= BLOCK
     rej = pd.read_parquet(tmp_path / "o" / "recordings_tokens" / "rejects.parquet")
     assert list(rej["reason"]) == ["bad_input"] and "b.wav" in rej["detail"][0]
+    # a refresh with other splits settings makes the samples again (new keys) with the split they now have
+    first = dict(zip(rel.manifest["key"], rel.manifest["speaker"]))
+    run_pipeline(["pipeline=tokenize", "source=folder", f"source.root={root}", f"output_dir={tmp_path / 'o'}",
+                  "ray.progress=false", "splits.fractions={train: 0.0, validation: 0.0, test: 1.0}"])
+    again = Release(tmp_path / "o" / "recordings_tokens")
+    assert not set(again.manifest["key"]) & set(first) and sorted(again.manifest["speaker"]) == ["alice", "bob"]
+    assert set(again.manifest["split"]) == {"test"}
 
 
 def _env():

@@ -5,6 +5,8 @@
     output_dir/<pipeline>/latest -> releases/<id> switched atomically when a run completes
     output_dir/<pipeline>/{shards,manifest.parquet,rejects.parquet,run.json} -> latest/...
     output_dir/<pipeline>/.lock                   held by the running job
+    releases/<id>/.linking                        moved into place, `latest` not yet switched to it: the
+                                                  next lock switches it (a run killed in between)
 
 A partial release records each finished shard in progress/<shard>.json (its manifest rows, the
 rejects seen since the previous shard, and the plan position reached), so a rerun of the same plan
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 LINKS = ("shards", "manifest.parquet", "rejects.parquet", "run.json", "report.md")
+LINKING = ".linking"      # in a release moved into place whose `latest` switch has not happened yet
 
 
 class Locked(ValueError):
@@ -54,6 +57,17 @@ class PipelineDir:
         f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         f.flush()
         self._lock = f
+        self._finish_publishing()
+
+    def _finish_publishing(self):
+        """A run killed between moving its release into place and switching `latest` to it left a finished
+        release behind `latest` (marked LINKING): the newest such release becomes `latest` now."""
+        pending = sorted(d for d in self.releases.glob(f"*/{LINKING}") if d.parent.is_dir())
+        for marker in pending[:-1]:
+            marker.unlink()
+        if pending:
+            self._link(pending[-1].parent)
+            pending[-1].unlink()
 
     def unlock(self):
         if self._lock:
@@ -115,14 +129,22 @@ class PipelineDir:
         release_id = final.name
         shutil.rmtree(partial / "progress", ignore_errors=True)
         (partial / "plan.json").unlink(missing_ok=True)
+        (partial / LINKING).touch()        # until `latest` points here: the next lock finishes the switch
         os.replace(partial, final)
+        self._link(final)
+        (final / LINKING).unlink()
+        for stale in self.releases.glob("*.partial"):   # other plans' work: what was usable is in this release
+            shutil.rmtree(stale, ignore_errors=True)
+        self.prune(keep)
+        return final
+
+    def _link(self, final: Path):
+        """`latest` switched to the release in one rename, and the pipeline dir's links through it."""
         tmp = self.dir / "latest.tmp"
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
-        tmp.symlink_to(Path("releases") / release_id)
+        tmp.symlink_to(Path("releases") / final.name)
         os.replace(tmp, self.dir / "latest")  # atomic switch
-        for stale in self.releases.glob("*.partial"):   # other plans' work: what was usable is in this release
-            shutil.rmtree(stale, ignore_errors=True)
         for name in LINKS:
             link = self.dir / name
             if not link.is_symlink():
@@ -131,8 +153,6 @@ class PipelineDir:
                 elif link.exists():
                     link.unlink()
                 link.symlink_to(Path("latest") / name)
-        self.prune(keep)
-        return final
 
     def prune(self, keep: int):
         done = sorted(p for p in self.releases.iterdir() if p.is_dir() and not p.name.endswith(".partial"))

@@ -225,6 +225,29 @@ def test_two_releases_in_one_second_are_both_kept(tmp_path):
     assert out.latest() == finals[-1].resolve()
 
 
+def test_a_release_moved_into_place_before_a_crash_becomes_latest_at_the_next_run(tmp_path, monkeypatch):
+    """Killed between moving its release into place and switching `latest`: nothing finished is lost,
+    the next run on that output (taking the lock) makes it `latest`."""
+    from core.releases import LINKING, PipelineDir
+    out = PipelineDir(tmp_path, "emotion_triplets")
+    first = out.publish(out.partial("aaaaaa000000"), "20261207-090000-aaaaaa", keep=5)
+    partial = out.partial("bbbbbb000000")
+    (partial / "run.json").write_text("second")
+    monkeypatch.setattr(PipelineDir, "_link", lambda self, final: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        out.publish(partial, "20261207-091000-bbbbbb", keep=5)
+    monkeypatch.undo()
+    second = tmp_path / "emotion_triplets" / "releases" / "20261207-091000-bbbbbb"
+    assert out.latest() == first.resolve() and (second / LINKING).is_file()
+    again = PipelineDir(tmp_path, "emotion_triplets")
+    again.lock()
+    try:
+        assert again.latest() == second.resolve() and not (second / LINKING).exists()
+        assert (tmp_path / "emotion_triplets" / "run.json").read_text() == "second"
+    finally:
+        again.unlock()
+
+
 def test_a_rerun_of_another_plan_salvages_the_killed_runs_finished_samples(tmp_path, cache_dir):
     """A cron job killed mid-run, rerun with another shard size and killed again, then rerun after its
     config grew: the finished samples of both killed runs are taken over by key instead of made again,

@@ -17,16 +17,20 @@ from editor.vocoder import DEFAULT_VOCODER, VOCODERS
 from editor.vocoder_graphs import CapturedVocoder
 
 
-def check_tokenizer_digest(tokenizer_dir, decoder_dir) -> None:
+def check_tokenizer_digest(tokenizer_dir, decoder_dir) -> str | None:
     """A decoder that recorded the bytes of the tokenizer it was trained on (training.json
     "tokenizer_digest") decodes only that tokenizer's ids: another tokenizer under the same version
-    name is refused."""
+    name is refused. Returns the tokenizer's digest where it was computed (None where nothing asked)."""
     from editor.artifacts import weights_digest
     made = Path(decoder_dir) / "training.json"
     want = json.loads(made.read_text()).get("tokenizer_digest") if made.is_file() else None
-    if want and (Path(tokenizer_dir) / "config.json").is_file() and (got := weights_digest(tokenizer_dir)) != want:
+    if not (want and (Path(tokenizer_dir) / "config.json").is_file()):
+        return None
+    got = weights_digest(tokenizer_dir)
+    if got != want:
         raise ValueError(f"decoder={decoder_dir} was trained on another tokenizer than {tokenizer_dir} (same version "
                          f"name, other weights: digest {got}, recorded {want})")
+    return got
 
 
 class Codec:
@@ -40,6 +44,7 @@ class Codec:
         self.decoder = decoder.to(self.device).eval() if decoder is not None else None
         # the default vocoder replayed as CUDA graphs (editor/vocoder_graphs.py): capture_vocoder()
         self.vocoder_graphs: CapturedVocoder | None = None
+        self.tokenizer_digest: str | None = None   # the tokenizer's weights digest, where load computed it
         if decoder is not None and decoder.config.tokenizer_version != tokenizer.cfg["version"]:
             raise ValueError(f"decoder {decoder.config.version} was trained on tokenizer "
                              f"{decoder.config.tokenizer_version}, not {tokenizer.cfg['version']}")
@@ -52,9 +57,12 @@ class Codec:
                 raise ValueError(f"decoder={decoder_dir}: not a decoder artifact (no config.json)")
             dec = TokenDecoder.from_pretrained(str(decoder_dir)).float()
         tok = DualCodebookTokenizer.load(tokenizer_dir)
+        digest = None
         if dec is not None and dec.config.tokenizer_version == tok.cfg["version"]:   # else __init__ names the versions
-            check_tokenizer_digest(tokenizer_dir, decoder_dir)
-        return cls(tok, dec, device, f0_decimation)
+            digest = check_tokenizer_digest(tokenizer_dir, decoder_dir)
+        codec = cls(tok, dec, device, f0_decimation)
+        codec.tokenizer_digest = digest      # Editor.load checks it too: hashed once
+        return codec
 
     def capture_vocoder(self, on: bool = True) -> None:
         """On CUDA, decode() renders with the default vocoder's captured graphs from now on (off: eagerly).

@@ -388,13 +388,7 @@ def _salvage(out, mine: Path) -> dict:
             if not done:
                 continue
             release = Release(",".join(str(stale / "shards" / rec["shard"]) for rec in done))
-            found = {}
-            for rec in done:
-                for row in rec["manifest"]:
-                    def load(row=row, release=release):
-                        s = release.sample(row["key"], decode=False)    # raw members: copied byte for byte
-                        return s.members, s.json, {k: v for k, v in row.items() if k not in ("key", "shard")}
-                    found[row["key"]] = load
+            found = {row["key"]: _copier(release, row) for rec in done for row in rec["manifest"]}
         except (OSError, ValueError, KeyError) as e:
             print(f"not salvaging {stale.name}: {e}", flush=True)
             continue
@@ -416,15 +410,17 @@ def _previous(out, reuse_if=None) -> tuple[dict, dict]:
     prev_rejects = {r["key"]: r for r in rej.to_dict("records")
                     if r["stage"] != "plan" and r["reason"] != TTS_UNAVAILABLE
                     and not (r["reason"] == "too_long" and r["stage"] in HEADER_JUDGED)}
-    kept = {}
-    for rec in release.manifest.drop(columns="shard_path").to_dict("records"):
-        if reuse_if is not None and not reuse_if(rec):
-            continue
-        def load(rec=rec):
-            s = release.sample(rec["key"], decode=False)  # raw members: copied byte for byte
-            return s.members, s.json, {k: v for k, v in rec.items() if k not in ("key", "shard")}
-        kept[rec["key"]] = load
+    kept = {rec["key"]: _copier(release, rec) for rec in release.manifest.drop(columns="shard_path").to_dict("records")
+            if reuse_if is None or reuse_if(rec)}
     return kept, prev_rejects
+
+
+def _copier(release, row: dict):
+    """A sample of an earlier run, loaded when it is copied: (members, JSON, manifest entry)."""
+    def load():
+        s = release.sample(row["key"], decode=False)  # raw members: copied byte for byte
+        return s.members, s.json, {k: v for k, v in row.items() if k not in ("key", "shard")}
+    return load
 
 
 def _num(v):

@@ -27,10 +27,11 @@ def run(cfg):
     train_decoder.check_settings(e["train"])
     artifacts.check_new_version(e["decoder"]["version"], out, "editor.decoder.version")
     train, val, held = train_corpus(cfg)
+    tok_digest = artifacts.weights_digest(tok_dir)
     t0 = time.time()
     model, curve = train_decoder.train(train, val, tok, e["decoder"], e["train"], dev, joint=False,
                                        ckpt=checkpoint(cfg, out), resume=bool(cfg.resume),
-                                       identity={"tokenizer_digest": artifacts.weights_digest(tok_dir)})
+                                       identity={"tokenizer_digest": tok_digest})
     seconds = time.time() - t0
     tmp = artifacts.staging_dir(out)
     for p in model.parameters():  # fp16 weights halve the artifact; Codec.load upcasts (buffers stay fp32)
@@ -39,7 +40,7 @@ def run(cfg):
     (tmp / "training_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in curve))
     # the tokenizer by its bytes too: another one trained under the same version name is refused on load
     info = run_info(cfg, dev, seconds, {"tokenizer": str(tok_dir), "tokenizer_version": tok.cfg["version"],
-                                        "tokenizer_digest": artifacts.weights_digest(tok_dir),
+                                        "tokenizer_digest": tok_digest,
                                         "clips": len(train), "hours": round(train.hours(), 3),
                                         "held_out_speakers": held, "steps": curve[-1]["step"] if curve else 0,
                                         "train": e["train"],

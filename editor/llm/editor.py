@@ -420,12 +420,12 @@ class Editor:
             raise ArtifactMismatch(f"LLM {llm_dir} was trained on codec tokenizer {llm_v}, not {tok_v} ({tokenizer_dir})")
         if dec_v != tok_v:
             raise ArtifactMismatch(f"decoder {decoder_dir} was trained on tokenizer {dec_v}, not {tok_v} ({tokenizer_dir})")
-        want = codec_digest_of(llm_dir)
-        if want and (have := weights_digest(tokenizer_dir)) != want:
-            raise ArtifactMismatch(f"LLM {llm_dir} learned the ids of another tokenizer named {tok_v} (weights {want}); "
-                                   f"{tokenizer_dir} is {have}")
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         codec = Codec.load(tokenizer_dir, decoder_dir, dev, f0_decimation)
+        want = codec_digest_of(llm_dir)
+        if want and (have := codec.tokenizer_digest or weights_digest(tokenizer_dir)) != want:
+            raise ArtifactMismatch(f"LLM {llm_dir} learned the ids of another tokenizer named {tok_v} (weights {want}); "
+                                   f"{tokenizer_dir} is {have}")
         c = codec.tokenizer.cfg
         if c["linguistic"]["codebook"] + c["semantic"]["codebook"] != AUDIO_SIZE:
             raise ArtifactMismatch(f"tokenizer {tok_v} has {c['linguistic']['codebook']}+{c['semantic']['codebook']} "

@@ -264,10 +264,7 @@ def train(spec: Spec, tc: dict, train_pairs: Pairs, val_pairs: Pairs, vocab, out
         window["loss"] += loss_sum.detach()
         window["n"] += len(mine)
         window["m"].update({k: v.detach() for k, v in metrics.items()})
-        # several workers agree on the stop at log steps only (an all-reduce is a device sync)
-        out_of_time = time.time() - t_run > budget_s
-        if world > 1:
-            out_of_time = stop_together(out_of_time, world, device) if step % tc["log_every"] == 0 else False
+        out_of_time = stop_together(time.time() - t_run > budget_s, world, device, due=step % tc["log_every"] == 0)
         last = step == steps or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):
             dt = time.time() - window["t"]

@@ -169,11 +169,14 @@ def check_init_codec(init_from, tokenizer_version: str, tokenizer_digest: str | 
                          "with its codec, or start without init_from")
 
 
-def stop_together(out_of_time: bool, world: int, device) -> bool:
+def stop_together(out_of_time: bool, world: int, device, due: bool = True) -> bool:
     """Each worker reads its own clock: the time budget ends the run where any worker says so, on every
-    worker alike (one that stepped on alone would wait in the gradient all-reduce forever)."""
+    worker alike (one that stepped on alone would wait in the gradient all-reduce forever). Several
+    workers agree only where due (the log steps): an all-reduce is a device sync."""
     if world == 1:
         return out_of_time
+    if not due:
+        return False
     flag = torch.tensor([float(out_of_time)], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
@@ -251,10 +254,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         window["sq_tokens"] += stats["sq_tokens"]
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(local)
-        # several workers agree on the stop at log steps only (an all-reduce is a device sync)
-        out_of_time = time.time() - t_run > budget_s
-        if world > 1:
-            out_of_time = stop_together(out_of_time, world, device) if step % tc["log_every"] == 0 else False
+        out_of_time = stop_together(time.time() - t_run > budget_s, world, device, due=step % tc["log_every"] == 0)
         last = step == tc["steps"] or out_of_time
         if rank == 0 and (step % tc["log_every"] == 0 or last):
             if cuda:

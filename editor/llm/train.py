@@ -37,8 +37,23 @@ def token_loss_sum(model, batch: dict) -> torch.Tensor:
     boundaries from the position ids; that needs use_cache=False (with a cache it assumes one sequence)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
                    position_ids=batch["position_ids"], use_cache=False).logits
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(),
-                           ignore_index=IGNORE, reduction="sum")
+    # the labels move left instead of the logits: no copy of the [rows, len, vocab] logits to slice them
+    target = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE)
+    return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=IGNORE, reduction="sum")
+
+
+class TokenLoss(torch.nn.Module):
+    """The model and its loss as one module, so that torch.compile fuses the loss into the forward:
+    compiled apart, the float32 copy of the logits and the softmax over them are separate passes over
+    the largest tensors of the step."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, labels, position_ids, attention_mask=None):
+        return token_loss_sum(self.model, {"input_ids": input_ids, "labels": labels, "position_ids": position_ids,
+                                           "attention_mask": attention_mask})
 
 
 def loss_tokens(batch: dict) -> int:
@@ -212,7 +227,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         torch.set_rng_state(st["torch_rng"])
     cuda = device.type == "cuda"
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-    net = wrap(model) if wrap else model
+    net = wrap(TokenLoss(model)) if wrap else TokenLoss(model)
     fwd = torch.compile(net) if (tc["compile"] is True or (tc["compile"] == "auto" and cuda)) else net
     val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"], tc["seed"]) if rank == 0 else []
     budget_s = 60.0 * tc["max_minutes"]
@@ -239,7 +254,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         local = _rows(full, rank, world)
         mine = _to(local, device, attention)
         with autocast():
-            loss_sum = token_loss_sum(fwd, mine)
+            loss_sum = fwd(**mine)
         (loss_sum * (world / n_global)).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
         opt.step()

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The trainer's own MFU at ~0.4 B (`pipeline=train_editor llm=base_0p5b`, FlexAttention, compiled) in one
+# GPU call, several settings in turn on the same token releases, each from a cold compile:
+#   before   the tree of $BEFORE (.gpu_data/mfu/before.tar.gz: its editor/llm/train.py), 16 rows
+#   after    this tree, 16 rows
+#   rows32   this tree, 32 rows of 2048 tokens a step
+#   autotune this tree, 16 rows, inductor's max-autotune for the matmuls (TORCHINDUCTOR_MAX_AUTOTUNE=1)
+# Prepare here (token releases of a few hundred samples, any codec; the weights are not kept):
+#   mkdir -p .gpu_data/mfu && tar czhf .gpu_data/mfu/tokens.tar.gz -C DIR emotion_triplets_tokens style_triplets_tokens
+#   git archive BEFORE editor/llm/train.py | gzip > .gpu_data/mfu/before.tar.gz
+#   bash bench/travel_light.sh out llm
+#   run(command="bash bench/trainer_mfu_gpu.sh", carry=[".gpu_data/mfu", ".whl"])
+#   bash bench/travel_light.sh back
+# Each run's steady-state MFU is the median of its logged windows after the first (which compiles).
+set -o pipefail
+OUT=${OUT:-/tmp/out}
+RUNS=${RUNS:-before after rows32 autotune}
+SECONDS_EACH=${SECONDS_EACH:-40}
+mkdir -p "$OUT" /tmp/mfu
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/antlr4*.tar.gz
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+tar xzf .gpu_data/mfu/tokens.tar.gz -C /tmp/mfu
+DATA=$(ls -d /tmp/mfu/*_tokens | paste -sd, -)
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
+# the earlier trainer: this tree with its train.py
+rm -rf /tmp/before && mkdir -p /tmp/before
+cp -r "$PWD"/. /tmp/before/ && rm -rf /tmp/before/.gpu_data && tar xzf .gpu_data/mfu/before.tar.gz -C /tmp/before
+minutes=$(python3 -c "print(round($SECONDS_EACH / 60, 3))")
+for r in $RUNS; do
+  tree=$PWD; rows=16; env=""
+  case $r in
+    before) tree=/tmp/before ;;
+    rows32) rows=32 ;;
+    autotune) env="TORCHINDUCTOR_MAX_AUTOTUNE=1" ;;
+  esac
+  echo "=== $r: rows $rows, $tree $env" | tee -a "$OUT/runs.log"
+  ( cd "$tree" && env $env PYTHONPATH=/tmp/site:$tree timeout ${RUN_LIMIT_S:-200} python3 run.py pipeline=train_editor \
+      "data=[$DATA]" output_dir=/tmp/o_$r llm=base_0p5b editor.device=cuda pipeline.train.rows=$rows \
+      pipeline.train.steps=100000 pipeline.train.max_minutes=$minutes pipeline.train.log_every=10 \
+      pipeline.train.eval_every=100000 pipeline.train.ckpt_every=100000 ) 2>&1 | grep -v -i warn | tail -8 | tee -a "$OUT/runs.log"
+  log=$(find /tmp/o_$r -name training_log.jsonl | head -1)
+  [ -n "$log" ] && cp "$log" "$OUT/log_$r.jsonl"
+  [ -n "$log" ] && python3 - "$log" "$r" <<'EOF' | tee -a "$OUT/summary.txt"
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])][1:]
+steady = [r for r in rows if "mfu" in r][:-1] or rows   # the last window is cut short by the budget
+print(f"{sys.argv[2]}: {len(steady)} windows, MFU median {statistics.median(r['mfu'] for r in steady):.4f} "
+      f"(min {min(r['mfu'] for r in steady):.4f}, max {max(r['mfu'] for r in steady):.4f}), "
+      f"tokens/s median {statistics.median(r['tokens_per_s'] for r in steady):,.0f}")
+EOF
+  rm -rf /tmp/o_$r
+done
+ls -la "$OUT"

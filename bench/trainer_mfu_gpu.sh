@@ -15,7 +15,7 @@
 set -o pipefail
 OUT=${OUT:-/tmp/out}
 RUNS=${RUNS:-before after rows32 autotune}
-SECONDS_EACH=${SECONDS_EACH:-40}
+SECONDS_EACH=${SECONDS_EACH:-30}
 mkdir -p "$OUT" /tmp/mfu
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/antlr4*.tar.gz
@@ -36,7 +36,7 @@ for r in $RUNS; do
     autotune) env="TORCHINDUCTOR_MAX_AUTOTUNE=1" ;;
   esac
   echo "=== $r: rows $rows, $tree $env" | tee -a "$OUT/runs.log"
-  ( cd "$tree" && env $env PYTHONPATH=/tmp/site:$tree timeout ${RUN_LIMIT_S:-200} python3 run.py pipeline=train_editor \
+  ( cd "$tree" && env $env PYTHONPATH=/tmp/site:$tree timeout ${RUN_LIMIT_S:-170} python3 run.py pipeline=train_editor \
       "data=[$DATA]" output_dir=/tmp/o_$r llm=base_0p5b editor.device=cuda pipeline.train.rows=$rows \
       pipeline.train.steps=100000 pipeline.train.max_minutes=$minutes pipeline.train.log_every=10 \
       pipeline.train.eval_every=100000 pipeline.train.ckpt_every=100000 ) 2>&1 | grep -v -i warn | tail -8 | tee -a "$OUT/runs.log"

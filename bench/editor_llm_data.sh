@@ -26,14 +26,28 @@ export RAY_AUTH_MODE=disabled
 BANK="voice_bank.per_language=${VOICES:-18} languages=[${LANGS:-en,zh}] source.texts_per_speaker=${SRC_TEXTS:-12} ${BANK_EXTRA:-}"
 SRC="${EXTRA_DIR:+texts.extra_dir=$EXTRA_DIR}"
 TAGS="${TAG_DIR:+texts.extra_dir=$TAG_DIR texts.rotate_per_speaker=true}"
+# step NAME CMD...: the run's summary lines here, its whole output in $OUT/logs/NAME.log; a failed run
+# is named with its last lines, the next pipelines still run, and the script exits non-zero at the end
+FAILED=""
+step() {
+  local name=$1; shift
+  mkdir -p "$OUT/logs"
+  if "$@" > "$OUT/logs/$name.log" 2>&1; then
+    grep -E "^(==|   |error)" "$OUT/logs/$name.log" || true
+  else
+    echo "== $name FAILED (exit $?), the end of $OUT/logs/$name.log:"; tail -5 "$OUT/logs/$name.log"
+    FAILED="$FAILED $name"
+  fi
+}
 for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,sad,fear,surprised] $TAGS" \
          "style_triplets texts_per_tag=${STYLE_TEXTS:-4} styles=[child,older,exaggerated,recite,generous,act_coy,whisper] $TAGS" \
          "speed_triplets $SRC" "denoise_triplets $SRC" "trim_triplets $SRC" "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
   set -- $p
   [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]] || continue
   echo "== $(date -u +%H:%M:%S) $p"
-  $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
-  [ "${TOKENIZE:-1}" = 0 ] || $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ${TOKENIZER:+pipeline.tokenizer=$TOKENIZER} ray.progress=false 2>&1 | grep -E "^(==|   |error)" || true
+  step $1 $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false
+  [ "${TOKENIZE:-1}" = 0 ] || step ${1}_tokens $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ${TOKENIZER:+pipeline.tokenizer=$TOKENIZER} ray.progress=false
 done
-echo "== $(date -u +%H:%M:%S) done"
+echo "== $(date -u +%H:%M:%S) done${FAILED:+; FAILED:$FAILED}"
 du -sh $OUT/*_tokens/latest/shards 2>/dev/null || true
+[ -z "$FAILED" ]

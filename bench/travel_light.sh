@@ -26,6 +26,14 @@ case "${1:-}:${2:-}" in
   *) echo "usage: bash bench/travel_light.sh out llm|codec|serve  |  bash bench/travel_light.sh back" >&2; exit 2 ;;
 esac
 [ ! -f "$STASH/list" ] || { echo "$STASH already holds a stash: run 'back' first" >&2; exit 2; }
+# a job of this tree still running (a factory or tokenize run reads the shipped tokenizer) would lose
+# the files under it: wait for it, or FORCE=1
+for pid in $(pgrep -f "run.py" || true); do
+  if [ -z "${FORCE:-}" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$PWD" ]; then
+    echo "a job of this tree is running (pid $pid: $(tr '\0' ' ' < /proc/$pid/cmdline | cut -c1-120)); the files moved out would vanish under it: wait for it, or FORCE=1" >&2
+    exit 2
+  fi
+done
 for f in $files; do mkdir -p "$STASH/$(dirname "$f")"; mv "$f" "$STASH/$f"; done
 echo $files > "$STASH/list"
 echo "what travels of the tracked tree: $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (limit 67108864 with .whl and the carried data)"

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The trainer's own MFU at ~0.4 B (`pipeline=train_editor llm=base_0p5b`, FlexAttention, compiled) in one
-# GPU call, several settings in turn on the same token releases, each from a cold compile:
-#   before   the tree of $BEFORE (.gpu_data/mfu/before.tar.gz: its editor/llm/train.py), 16 rows
+# GPU call, several settings in turn on the same token releases, each from a cold compile (RUNS, default
+# "before after"; the 2026-12-07 call ran "before after rows32"):
+#   before   this tree with an earlier commit's editor/llm/train.py (.gpu_data/mfu/before.tar.gz), 16 rows
 #   after    this tree, 16 rows
-#   rows32   this tree, 32 rows of 2048 tokens a step
-#   autotune this tree, 16 rows, inductor's max-autotune for the matmuls (TORCHINDUCTOR_MAX_AUTOTUNE=1)
+#   rows32   this tree, 32 rows of 2048 tokens a step (more than an 80 GB H100 holds)
+#   autotune this tree, 16 rows, inductor's max-autotune for the matmuls (TORCHINDUCTOR_MAX_AUTOTUNE=1; not run yet)
 # Prepare here (token releases of a few hundred samples, any codec; the weights are not kept):
 #   mkdir -p .gpu_data/mfu && tar czhf .gpu_data/mfu/tokens.tar.gz -C DIR emotion_triplets_tokens style_triplets_tokens
 #   git archive BEFORE editor/llm/train.py | gzip > .gpu_data/mfu/before.tar.gz
 #   bash bench/travel_light.sh out llm
-#   run(command="bash bench/trainer_mfu_gpu.sh", carry=[".gpu_data/mfu", ".whl"])
+#   run(command="RUNS='before after rows32' bash bench/trainer_mfu_gpu.sh", carry=[".gpu_data/mfu", ".whl"])
 #   bash bench/travel_light.sh back
 # Each run's steady-state MFU is the median of its logged windows after the first (which compiles).
 set -o pipefail
 OUT=${OUT:-/tmp/out}
-RUNS=${RUNS:-before after rows32 autotune}
+RUNS=${RUNS:-before after}
 SECONDS_EACH=${SECONDS_EACH:-30}
 mkdir -p "$OUT" /tmp/mfu
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl

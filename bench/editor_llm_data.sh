@@ -46,7 +46,8 @@ for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,s
   [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]] || continue
   echo "== $(date -u +%H:%M:%S) $p"
   step $1 $PY run.py pipeline=$1 "${@:2}" $BANK output_dir=$OUT ray.progress=false
-  [ "${TOKENIZE:-1}" = 0 ] || step ${1}_tokens $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ${TOKENIZER:+pipeline.tokenizer=$TOKENIZER} ray.progress=false
+  # a failed factory run is not tokenized: its output dir may hold an earlier run's release
+  [ "${TOKENIZE:-1}" = 0 ] || [[ " $FAILED " == *" $1 "* ]] || step ${1}_tokens $PY run.py pipeline=tokenize data=$OUT/$1 output_dir=$OUT ${TOKENIZER:+pipeline.tokenizer=$TOKENIZER} ray.progress=false
 done
 echo "== $(date -u +%H:%M:%S) done${FAILED:+; FAILED:$FAILED}"
 du -sh $OUT/*_tokens/latest/shards 2>/dev/null || true

@@ -26,11 +26,12 @@ case "${1:-}:${2:-}" in
   *) echo "usage: bash bench/travel_light.sh out llm|codec|serve  |  bash bench/travel_light.sh back" >&2; exit 2 ;;
 esac
 [ ! -f "$STASH/list" ] || { echo "$STASH already holds a stash: run 'back' first" >&2; exit 2; }
-# a job of this tree still running (a factory or tokenize run reads the shipped tokenizer) would lose
-# the files under it: wait for it, or FORCE=1
-for pid in $(pgrep -f "run.py" || true); do
-  if [ -z "${FORCE:-}" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$PWD" ]; then
-    echo "a job of this tree is running (pid $pid: $(tr '\0' ' ' < /proc/$pid/cmdline | cut -c1-120)); the files moved out would vanish under it: wait for it, or FORCE=1" >&2
+# a Python job of this tree still running (a factory or tokenize run reads the shipped tokenizer, an
+# evaluation the editor) would lose the files under it: wait for it, or FORCE=1
+here=$(pwd -P)
+for pid in $(pgrep python || true); do
+  if [ -z "${FORCE:-}" ] && [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$here" ]; then
+    echo "a Python job of this tree is running (pid $pid: $(tr '\0' ' ' < /proc/$pid/cmdline 2>/dev/null | cut -c1-120)); the files moved out would vanish under it: wait for it, or FORCE=1" >&2
     exit 2
   fi
 done

@@ -125,10 +125,6 @@ def fingerprint(tc: dict, llm_cfg: dict, data_digest: str, vocab_version: str) -
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def _unwrap(model):
-    return getattr(model, "module", model)
-
-
 @torch.no_grad()
 def evaluate(model, batches: list[dict], device, autocast, attention: str = "mask") -> float | None:
     if not batches:

@@ -12,6 +12,8 @@ command -v text2wave >/dev/null || need+=(festival)
 for p in festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
+# a C++ compiler: pyworld builds from source, and a test runs the trainer's compiled step (inductor) on the CPU
+command -v g++ >/dev/null || need+=(g++)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,6 @@
 """pipeline=train_editor: the tiny LLM learns edits and clones from token releases exactly; a killed run
 resumes to the weights an uninterrupted run reaches; 2 Ray Train workers (gloo) train what 1 worker
-trains on the same global batch; artifacts and bad input."""
+trains on the same global batch; the compiled loss trains as the eager one; artifacts and bad input."""
 import json
 import os
 import subprocess
@@ -292,3 +292,20 @@ def test_checkpoint_write_leaves_no_half_files(tmp_path):
     save_checkpoint(ckpt, {"step": 3})
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
     assert torch.load(ckpt, weights_only=False) == {"step": 3}
+
+
+def test_compiled_loss_trains_as_the_eager_one(tokens, tmp_path):
+    """On CUDA the model and its loss are compiled as one module (train.TokenLoss); only a GPU would
+    otherwise notice a loss that does not compile or a compiled step that trains otherwise."""
+    data, _ = tokens
+    curves = {}
+    for compiled in ("false", "true"):
+        out = tmp_path / f"llm_{compiled}"
+        _run([*BASE, f"data=[{data}]", f"output_dir={tmp_path / compiled}", f"pipeline.artifact_out={out}",
+              "pipeline.train.steps=10", f"pipeline.train.compile={compiled}", "pipeline.train.keep_best=false"])
+        curves[compiled] = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    eager, compiled = curves["false"], curves["true"]
+    assert [r["step"] for r in eager] == [r["step"] for r in compiled] == [5, 10]
+    for a, b in zip(eager, compiled):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3), (a, b)
+    assert compiled[-1]["train_loss"] < compiled[0]["train_loss"]

@@ -40,7 +40,9 @@ for r in $RUNS; do
   ( cd "$tree" && env $env PYTHONPATH=/tmp/site:$tree timeout ${RUN_LIMIT_S:-170} python3 run.py pipeline=train_editor \
       "data=[$DATA]" output_dir=/tmp/o_$r llm=base_0p5b editor.device=cuda pipeline.train.rows=$rows \
       pipeline.train.steps=100000 pipeline.train.max_minutes=$minutes pipeline.train.log_every=10 \
-      pipeline.train.eval_every=100000 pipeline.train.ckpt_every=100000 ) 2>&1 | grep -v -i warn | tail -8 | tee -a "$OUT/runs.log"
+      pipeline.train.eval_every=100000 pipeline.train.ckpt_every=100000 ) 2>&1 | grep -v -i warn > /tmp/run_$r.txt
+  # the trainer's line on the model and its examples, then how the run ended
+  { grep "^LLM:" /tmp/run_$r.txt; tail -8 /tmp/run_$r.txt; } | tee -a "$OUT/runs.log"
   log=$(find /tmp/o_$r -name training_log.jsonl | head -1)
   [ -n "$log" ] && cp "$log" "$OUT/log_$r.jsonl"
   [ -n "$log" ] && python3 - "$log" "$r" <<'EOF' | tee -a "$OUT/summary.txt"

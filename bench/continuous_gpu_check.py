@@ -2,7 +2,7 @@
 
     python bench/continuous_gpu_check.py [OUT_JSON]
 
-The shipped LLM (editor-llm-v10, bf16 on CUDA) on 48 synthetic edit prompts (random source ids of 20 to
+The shipped LLM (editor-llm-v12, bf16 on CUDA) on 48 synthetic edit prompts (random source ids of 20 to
 250 tokens, as the codec gives 0.5 to 6 s of speech), greedy and sampled, through generate() in one
 batch and through a ContinuousDecoder of 32 rows (sizes 8, 16, 32; rows taken again). Says whether every
 step was captured, and how many answers are the same tokens (bf16 rounds two batch shapes otherwise,

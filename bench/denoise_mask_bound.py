@@ -5,7 +5,7 @@ can do with the true answer in hand. Split by what the factory did to the source
 alone, or a room's reverberation and then noise (p_reverb; the reference is dry).
 
     python bench/denoise_mask_bound.py --data outputs_v5/denoise_triplets --split test --per-task 20 \
-        [--llm editor/artifacts/editor-llm-v10] --out bench/results/editor_llm/denoise_mask_bound.json
+        [--llm editor/artifacts/editor-llm-v12] --out bench/results/editor_llm/denoise_mask_bound.json
 
 With --llm, the editor's own answer (resynthesised by the codec) also serves as the mask's clean
 magnitude after alignment to the source: does the answer say which bins are speech well enough to

@@ -11,7 +11,7 @@ RES=${RES:-bench/results/benchmark}
 OUT_DIR=${OUT_DIR:-outputs_bench}
 read -ra EXTRA_ARGS <<< "${EXTRA:-}"
 mkdir -p "$RES"
-CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=${EDITOR:-editor/artifacts/editor-llm-v10}
+CMD=("$PY" run.py pipeline=edit_benchmark pipeline.editor=${EDITOR:-editor/artifacts/editor-llm-v12}
      pipeline.judge=scorers/artifacts/judge-v2 "pipeline.n=$N" pipeline.device=cpu "output_dir=$OUT_DIR" ray.progress=false "${EXTRA_ARGS[@]}")
 echo "command: RAY_AUTH_MODE=disabled ${CMD[*]}" | tee "$RES/run.log"
 start=$(date +%s)

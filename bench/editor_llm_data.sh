@@ -11,9 +11,12 @@
 # TOKENIZE=0 leaves the tokenizing for later (another codec). More emotion and style text (v5's data):
 # TAG_DIR=DIR adds DIR/<language>/<tag>.txt to the emotion and style sentences (python -m tts.sentence_maker
 # --tags writes them) and turns on texts.rotate_per_speaker; EMO_TEXTS / STYLE_TEXTS texts per tag and
-# speaker (8 / 4); ONLY="emotion_triplets style_triplets" runs just those pipelines. The shipped
-# editor-llm-v5 and v10 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8 SRC_TEXTS=18
-# EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log).
+# speaker (8 / 4); PARA_TEXTS texts per paralinguistic tag (2); ONLY="emotion_triplets style_triplets" runs
+# just those pipelines. editor-llm-v5 and v10 learnt from: TAG_DIR=data/tag_texts EMO_TEXTS=12 STYLE_TEXTS=8
+# SRC_TEXTS=18 EXTRA_DIR=data/extra_texts bash bench/editor_llm_data.sh outputs_v5 (log data_v5.log);
+# editor-llm-v12 from about twice the pairs per speaker, the same voices and tag texts (log v12/data_v6.log):
+# TAG_DIR=data/tag_texts EMO_TEXTS=24 STYLE_TEXTS=16 SRC_TEXTS=30 PARA_TEXTS=4 EXTRA_DIR=data/extra_texts
+# TOKENIZER=editor/artifacts/tokenizer-v10 bash bench/editor_llm_data.sh outputs_v6
 # Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
 # another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:
 # LANGS=en BANK_EXTRA="voice_bank=generated_engines voice_bank.base_voices.en=[piper:joe,festival:kal_diphone,
@@ -41,7 +44,7 @@ step() {
 }
 for p in "emotion_triplets texts_per_tag=${EMO_TEXTS:-8} emotions=[happy,angry,sad,fear,surprised] $TAGS" \
          "style_triplets texts_per_tag=${STYLE_TEXTS:-4} styles=[child,older,exaggerated,recite,generous,act_coy,whisper] $TAGS" \
-         "speed_triplets $SRC" "denoise_triplets $SRC" "trim_triplets $SRC" "paralinguistic_quadruplets pipeline.texts_per_tag=2"; do
+         "speed_triplets $SRC" "denoise_triplets $SRC" "trim_triplets $SRC" "paralinguistic_quadruplets pipeline.texts_per_tag=${PARA_TEXTS:-2}"; do
   set -- $p
   [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]] || continue
   echo "== $(date -u +%H:%M:%S) $p"

@@ -7,7 +7,7 @@
 #   run(command="OUT=$OUT TRAIN_0P5B=1 bash bench/editor_llm_gpu_speed.sh", carry=[".gpu_data", ".whl"])
 set -eo pipefail
 OUT=${OUT:-/tmp/out}
-LLM=${LLM:-editor/artifacts/editor-llm-v10}
+LLM=${LLM:-editor/artifacts/editor-llm-v12}
 mkdir -p "$OUT" /tmp/res
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/*.tar.gz

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One call on the GPU machine: the reward model, DPO and PPO on the shipped SFT editor
-# (editor/artifacts/editor-llm-v10), one process each, no Ray or Hydra (bench/preference_gpu.py):
+# (editor/artifacts/editor-llm-v12), one process each, no Ray or Hydra (bench/preference_gpu.py):
 #   run(command="PAIRS=bench/results/preference/pairs.parquet bash bench/preference_gpu.sh ppo.max_minutes=4")
 # PAIRS empty: a planted preference (chosen answers all low codec ids, rejected all high), a speed check.
 set -eo pipefail

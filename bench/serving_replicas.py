@@ -9,7 +9,7 @@ Why: one replica is one Python process, and everything a request costs the host 
 the prefill, the decode loop, the codec's calls) takes turns on its one interpreter lock; a second
 process on the same GPU has its own. Per R, the audio of all replicas over the window from the first
 replica's start to the last one's end. Guided as the LLM's inference.json says. SERVING_SMOKE=1: a quick
-CPU run. SERVING_LLM (default the shipped editor/artifacts/editor-llm-v10) with SERVING_TOKENIZER and
+CPU run. SERVING_LLM (default the shipped editor/artifacts/editor-llm-v12) with SERVING_TOKENIZER and
 SERVING_DECODER serves another LLM and its codec.
 
 Two continuous decoders on one H100 crashed before the stream and graph fixes and ran after them

@@ -7,7 +7,7 @@ POST /edit   file part `audio`; text parts `text`, `edit_type`, `edit_info`, opt
 GET  /health -> JSON {"name": ...}
 A wrong request gets JSON {"error"} with 4xx naming the field; a failure of the editor 500.
 
-    python -m benchmark.editor_server --editor editor/artifacts/editor-llm-v10 --port 8767
+    python -m benchmark.editor_server --editor editor/artifacts/editor-llm-v12 --port 8767
 """
 import argparse
 import json

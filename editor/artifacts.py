@@ -11,12 +11,12 @@ from pathlib import Path
 # the shipped models (the LLM answers in the codec's ids: the three go together)
 SHIPPED = Path(__file__).resolve().parent / "artifacts"
 SHIPPED_TOKENIZER, SHIPPED_DECODER = SHIPPED / "tokenizer-v10", SHIPPED / "decoder-v10"
-SHIPPED_LLM = SHIPPED / "editor-llm-v10"
+SHIPPED_LLM = SHIPPED / "editor-llm-v12"
 REPO = SHIPPED.parent.parent
 
 
 def in_repo(path: Path) -> str:
-    """A path under the repository as commands and result files spell it (editor/artifacts/editor-llm-v10):
+    """A path under the repository as commands and result files spell it (editor/artifacts/editor-llm-v12):
     the benches' defaults, so their records read the same on every machine."""
     return Path(path).resolve().relative_to(REPO).as_posix()
 

@@ -1,6 +1,6 @@
 """pipeline=train_dpo editor=SFT_DIR pairs=[PAIRS...]: direct preference optimisation of the editor.
 
-    python run.py pipeline=train_dpo editor=editor/artifacts/editor-llm-v10 pairs=[outputs/preference_pairs]
+    python run.py pipeline=train_dpo editor=editor/artifacts/editor-llm-v12 pairs=[outputs/preference_pairs]
     python run.py pipeline=train_dpo ... resume=true               # after a killed run
     python run.py pipeline=train_dpo ... pipeline.train.workers=4  # Ray Train
 

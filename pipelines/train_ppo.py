@@ -1,6 +1,6 @@
 """pipeline=train_ppo editor=DIR reward=DIR pairs=[...]: PPO of the SFT audio LLM against the reward model.
 
-    python run.py pipeline=train_ppo editor=editor/artifacts/editor-llm-v10 reward=outputs/reward/reward-v1 \
+    python run.py pipeline=train_ppo editor=editor/artifacts/editor-llm-v12 reward=outputs/reward/reward-v1 \
         pairs=[outputs/preference_pairs]
     python run.py pipeline=train_ppo ... pipeline.train.workers=4   # 4 Ray Train workers (DDP)
     python run.py pipeline=train_ppo ... resume=true          # after a killed run
@@ -29,7 +29,7 @@ def run(cfg, reward_fn=None):
     it travels to the Ray workers pickled)."""
     p = cfg.pipeline
     if not p.editor:
-        raise ValueError("editor= is required: the SFT editor LLM directory (e.g. editor=editor/artifacts/editor-llm-v10)")
+        raise ValueError("editor= is required: the SFT editor LLM directory (e.g. editor=editor/artifacts/editor-llm-v12)")
     if not p.reward and reward_fn is None:
         raise ValueError("reward= is required: the reward model directory (python run.py pipeline=train_reward makes one)")
     if int(cfg.editor.train.workers) > 1:

@@ -1,6 +1,6 @@
 """pipeline=train_reward editor=SFT_DIR pairs=[PAIRS...]: the token-level reward model.
 
-    python run.py pipeline=train_reward editor=editor/artifacts/editor-llm-v10 pairs=[outputs/preference_pairs]
+    python run.py pipeline=train_reward editor=editor/artifacts/editor-llm-v12 pairs=[outputs/preference_pairs]
     python run.py pipeline=train_reward ... resume=true               # after a killed run
     python run.py pipeline=train_reward ... pipeline.train.workers=4  # Ray Train
 

@@ -436,8 +436,8 @@ def test_rounds_run_the_same_on_ray_and_in_process(tiny_judge, tmp_path, cache_d
 
 def test_editor_judge_and_reward_shorthand_of_model_commands():
     from run import model_shorthand
-    argv = ["pipeline=edit_benchmark", "editor=editor/artifacts/editor-llm-v10", "judge=http://127.0.0.1:8766", "pipeline.n=3"]
-    assert model_shorthand(argv) == ["pipeline=edit_benchmark", "pipeline.editor=editor/artifacts/editor-llm-v10",
+    argv = ["pipeline=edit_benchmark", "editor=editor/artifacts/editor-llm-v12", "judge=http://127.0.0.1:8766", "pipeline.n=3"]
+    assert model_shorthand(argv) == ["pipeline=edit_benchmark", "pipeline.editor=editor/artifacts/editor-llm-v12",
                                          "pipeline.judge=http://127.0.0.1:8766", "pipeline.n=3"]
     assert model_shorthand(["pipeline=edit_benchmark", "editor=tiny"]) == ["pipeline=edit_benchmark", "editor=tiny"]
     assert model_shorthand(["pipeline=train_decoder", "editor=tiny"]) == ["pipeline=train_decoder", "editor=tiny"]

@@ -93,7 +93,7 @@ def test_the_editor_pronounces_what_the_answer_says():
     assert _contains(tagged, PLAIN.encode_text(chat.PRONUNCIATION_LEAD + "hh ah l ow/ [Laughter] dh eh r/"))
     ed = types.SimpleNamespace(vocab=PLAIN)      # the shipped model: its prompts as before
     assert "Pronunciation" not in PLAIN.decode_text(Editor._edit_prompt(ed, "emotion", "happy", "Hello there.", AUDIO))
-    assert "pronunciation_scheme" not in json.loads((ROOT / "editor/artifacts/editor-llm-v10/llm_vocab.json").read_text())
+    assert "pronunciation_scheme" not in json.loads((ROOT / "editor/artifacts/editor-llm-v12/llm_vocab.json").read_text())
 
 
 def test_a_model_trained_with_pronunciations_keeps_and_checks_the_scheme(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import REPO, kill_when, make_cfg, write_token_release
+from conftest import REPO, kill_when, make_cfg, tiny_llm, write_token_release
 from editor.artifacts import SHIPPED_TOKENIZER, weights_digest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -93,6 +93,18 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert list(out.glob("*.safetensors"))
     curve = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     assert curve[-1]["train_loss"] < 0.1 * curve[0]["train_loss"]
+    # bench/llm_val_loss.py scores several models on the same examples, per task: the trained model's
+    # loss on what it learned is a small part of a random one's
+    sys.path.insert(0, str(REPO / "bench"))
+    import llm_val_loss
+    init = tiny_llm(tmp_path / "init")
+    res = llm_val_loss.main(["--llm", str(out), str(init), "--data", str(data), "--split", "train",
+                             "--rows", "2", "--batches", "1", "--out", str(tmp_path / "val_loss.json")])
+    trained, random_ = res["models"][str(out)], res["models"][str(init)]
+    assert set(trained["tasks"]) == {"emotion_edit", "clone"} and trained["tasks"]["clone"]["of_examples"] == 2
+    assert trained["tasks"]["emotion_edit"]["answer_tokens"] == random_["tasks"]["emotion_edit"]["answer_tokens"]
+    assert trained["all"] < 0.1 * random_["all"]
+    assert json.loads((tmp_path / "val_loss.json").read_text())["models"][str(out)]["all"] == trained["all"]
 
 
 def _params(art_dir):

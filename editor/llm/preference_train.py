@@ -36,7 +36,7 @@ from editor.training import check_counts, check_positive, device_name, resume_st
 def check_editor_dir(path, what: str = "editor") -> Path:
     p = Path(path) if path else None
     if p is None:
-        raise ValueError(f"{what}= is required: the SFT editor LLM artifact, e.g. {what}=editor/artifacts/editor-llm-v10")
+        raise ValueError(f"{what}= is required: the SFT editor LLM artifact, e.g. {what}=editor/artifacts/editor-llm-v12")
     if not (p / "llm_vocab.json").is_file() or not (p / "config.json").is_file():
         raise ValueError(f"{what}={p}: not an editor LLM artifact (no llm_vocab.json/config.json; "
                          "train one with pipeline=train_editor)")

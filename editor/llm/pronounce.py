@@ -16,7 +16,7 @@ millions of sentences.
 
 The string goes through the project's text tokenizer like any text (no new ids). A model trained with it
 records the scheme's version (PRONUNCIATION_SCHEME) in its vocabulary file and always gets it at inference;
-models without it (the shipped editor-llm-v10) never do.
+models without it (the shipped editor-llm-v12) never do.
 
 Sources, both offline: the CMU pronouncing dictionary as pocketsphinx ships it (first pronunciation of
 each word, stress marks dropped), copied into the artifact `editor/artifacts/pronunciation-v1` by

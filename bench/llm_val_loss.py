@@ -1,0 +1,67 @@
+"""Validation loss of several editor LLMs on the same examples, per task: the trainer's own number
+(`best_val_loss` in training.json) is over its own data's validation split, so two models trained on
+different data are not compared by it. Here every model reads the same token releases' split, packed
+once, with the trainer's loss (mean over the answer tokens).
+
+  python bench/llm_val_loss.py --llm editor/artifacts/editor-llm-v10 DIR2 --data outputs_v5/emotion_triplets_tokens,... \
+      [--split validation] [--batches 2] [--rows 8] --out result.json
+
+--batches bounds the cost on a CPU: at most that many packed batches of --rows x --max-len tokens per
+task, a random subset of the task's examples (fixed by --seed) when they need more."""
+import argparse
+import json
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from editor.llm import data as llm_data, model as llm_model  # noqa: E402
+from editor.llm.batches import eval_batches  # noqa: E402
+from editor.llm.train import evaluate, loss_tokens  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--llm", nargs="+", required=True, help="editor LLM directories")
+    ap.add_argument("--data", required=True, help="token releases, comma-separated")
+    ap.add_argument("--split", default="validation")
+    ap.add_argument("--batches", type=int, default=2, help="packed batches per task at most")
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--max-len", type=int, default=2048)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    for d in a.llm:
+        if not (Path(d) / "llm_vocab.json").is_file():
+            raise SystemExit(f"--llm {d}: not an editor LLM directory (no llm_vocab.json)")
+    rel = llm_data.token_release(a.data.split(","))
+    examples = llm_data.load_examples(rel, a.split)
+    if not any(examples.values()):
+        raise SystemExit(f"--data {a.data}: no {a.split}-split examples")
+    torch.set_grad_enabled(False)
+    out = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+           "split": a.split, "codec": llm_data.codec(rel).get("tokenizer_version"), "models": {}}
+    for d in a.llm:
+        model, vocab = llm_model.load(d)
+        model.eval()
+        t0, per_task = time.time(), {}
+        for task, exs in sorted(examples.items()):
+            batches = eval_batches(exs, vocab, a.rows, a.max_len, a.batches, a.seed)
+            if batches:
+                n = sum(loss_tokens(b) for b in batches)
+                per_task[task] = {"loss": round(evaluate(model, batches, "cpu", nullcontext), 4),
+                                  "answer_tokens": n, "of_examples": len(exs)}
+        n_all = sum(v["answer_tokens"] for v in per_task.values())
+        mean = sum(v["loss"] * v["answer_tokens"] for v in per_task.values()) / max(n_all, 1)
+        out["models"][d] = {"tasks": per_task, "all": round(mean, 4), "seconds": round(time.time() - t0, 1)}
+        print(d, json.dumps(out["models"][d]), flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,6 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from editor.llm import data as llm_data, model as llm_model  # noqa: E402
@@ -41,7 +40,6 @@ def main(argv=None) -> dict:
     examples = llm_data.load_examples(rel, a.split)
     if not any(examples.values()):
         raise SystemExit(f"--data {a.data}: no {a.split}-split examples")
-    torch.set_grad_enabled(False)
     out = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
            "split": a.split, "codec": llm_data.codec(rel).get("tokenizer_version"), "models": {}}
     for d in a.llm:

@@ -105,6 +105,7 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert trained["tasks"]["emotion_edit"]["answer_tokens"] == random_["tasks"]["emotion_edit"]["answer_tokens"]
     assert trained["all"] < 0.1 * random_["all"]
     assert json.loads((tmp_path / "val_loss.json").read_text())["models"][str(out)]["all"] == trained["all"]
+    assert torch.is_grad_enabled(), "the tool ran in this process and must leave autograd on for the next test"
 
 
 def _params(art_dir):

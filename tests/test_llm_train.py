@@ -101,11 +101,16 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     res = llm_val_loss.main(["--llm", str(out), str(init), "--data", str(data), "--split", "train",
                              "--rows", "2", "--batches", "1", "--out", str(tmp_path / "val_loss.json")])
     trained, random_ = res["models"][str(out)], res["models"][str(init)]
-    assert set(trained["tasks"]) == {"emotion_edit", "clone"} and trained["tasks"]["clone"]["of_examples"] == 2
+    assert set(trained["tasks"]) == {"emotion_edit", "clone"} and trained["tasks"]["clone"]["examples_in_split"] == 2
     assert trained["tasks"]["emotion_edit"]["answer_tokens"] == random_["tasks"]["emotion_edit"]["answer_tokens"]
     assert trained["all"] < 0.1 * random_["all"]
     assert json.loads((tmp_path / "val_loss.json").read_text())["models"][str(out)]["all"] == trained["all"]
     assert torch.is_grad_enabled(), "the tool ran in this process and must leave autograd on for the next test"
+    from editor.llm.editor import write_codec_meta
+    other = tiny_llm(tmp_path / "other_codec")
+    write_codec_meta(other, "tokenizer-v3")           # a model of another codec reads other sounds in these ids
+    with pytest.raises(SystemExit, match="trained on codec tokenizer-v3 ids"):
+        llm_val_loss.main(["--llm", str(other), "--data", str(data), "--out", str(tmp_path / "refused.json")])
 
 
 def _params(art_dir):

@@ -31,7 +31,9 @@ def test_pairs_by_task_and_key_and_keeps_the_language(tmp_path):
     assert res["pairs"] == 3 and res["per_task"] == {"speed_edit": 2, "denoise": 1}
     assert res["b_minus_a"] == pytest.approx(-0.7 / 3, abs=1e-4)
     assert res["ci95"][0] <= res["b_minus_a"] <= res["ci95"][1] < 0
-    assert res["b_better_share"] == 1.0
+    assert res["b_better_share"] == 1.0 and res["better"] == "lower"
+    assert res["a_only"] == 1 and res["b_only"] == 1          # denoise only_a, trim k1: counted, not paired
+    assert paired_clip_metric.compare([a], [b], "wer", "en", boots=200, better="higher")["b_better_share"] == 0.0
     every = paired_clip_metric.compare([a], [b], "wer", None, boots=200)
     assert every["pairs"] == 4 and every["b_minus_a"] == pytest.approx((-0.7 + 0.8) / 4, abs=1e-4)
 
@@ -46,3 +48,10 @@ def test_refuses_runs_that_pick_other_edits_or_do_not_pair(tmp_path):
     c = _run(tmp_path, "c.json", f"{BASE} --llm v12", {"speed_edit": [("other", "en", 0.5)]})
     with pytest.raises(ValueError, match="no edit with 'wer'"):
         paired_clip_metric.compare([a], [c], "wer")
+    (tmp_path / "lists.json").write_text(json.dumps({"command": f"{BASE} --llm v12", "per_clip": {
+        "speed_edit": [{"key": "k1", "language": "en", "wer": [0.1, 0.2]}]}}))
+    with pytest.raises(ValueError, match="is not one number per clip"):
+        paired_clip_metric.compare([a], [str(tmp_path / "lists.json")], "wer")
+    (tmp_path / "other.json").write_text(json.dumps({"command": f"{BASE} --llm v12"}))
+    with pytest.raises(ValueError, match="no per_clip results"):
+        paired_clip_metric.compare([a], [str(tmp_path / "other.json")], "wer")

@@ -55,13 +55,16 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--data {a.data}: no {a.split}-split examples")
     out = {"command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
            "split": a.split, "codec": codec.get("tokenizer_version"), "models": {}}
+    packed = None   # one vocabulary, so every model reads the batches packed for the first
     for d in a.llm:
         model, vocab = llm_model.load(d)
         model.eval()
+        if packed is None:
+            packed = {t: eval_batches(exs, vocab, a.rows, a.max_len, a.batches, a.seed) for t, exs in sorted(examples.items())}
         t0, per_task, exact = time.time(), {}, {}
         with torch.inference_mode():      # local: a caller's autograd stays as it was
             for task, exs in sorted(examples.items()):
-                batches = eval_batches(exs, vocab, a.rows, a.max_len, a.batches, a.seed)
+                batches = packed[task]
                 if batches:
                     exact[task] = evaluate(model, batches, "cpu", nullcontext)
                     per_task[task] = {"loss": round(exact[task], 4), "answer_tokens": sum(map(loss_tokens, batches)),

@@ -17,6 +17,8 @@
 # editor-llm-v12 from about twice the pairs per speaker, the same voices and tag texts (log v12/data_v6.log):
 # TAG_DIR=data/tag_texts EMO_TEXTS=24 STYLE_TEXTS=16 SRC_TEXTS=30 PARA_TEXTS=4 EXTRA_DIR=data/extra_texts
 # TOKENIZER=editor/artifacts/tokenizer-v10 bash bench/editor_llm_data.sh outputs_v6
+# outputs_v7 (log v14/data_v7.log) grows a copy of outputs_v6 the same way (each speaker's window of its tag's
+# texts only lengthens, so every finished sample is reused): EMO_TEXTS=36 STYLE_TEXTS=32 SRC_TEXTS=45 PARA_TEXTS=4.
 # Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
 # another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:
 # LANGS=en BANK_EXTRA="voice_bank=generated_engines voice_bank.base_voices.en=[piper:joe,festival:kal_diphone,

@@ -21,8 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from editor.llm import data as llm_data, model as llm_model  # noqa: E402
 from editor.llm.batches import eval_batches  # noqa: E402
-from editor.llm.editor import codec_digest_of, codec_version_of  # noqa: E402
-from editor.llm.train import evaluate, loss_tokens  # noqa: E402
+from editor.llm.editor import codec_version_of  # noqa: E402
+from editor.llm.train import check_init_codec, evaluate, loss_tokens  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -43,10 +43,12 @@ def main(argv=None) -> dict:
         if not (Path(d) / "llm_vocab.json").is_file():
             raise SystemExit(f"--llm {d}: not an editor LLM directory (no llm_vocab.json)")
         # a model of another codec reads these audio ids as other sounds: its loss here means nothing
-        theirs, their_digest = codec_version_of(d), codec_digest_of(d)
-        if theirs != codec["tokenizer_version"] or (their_digest and codec.get("tokenizer_digest")
-                                                     and their_digest != codec["tokenizer_digest"]):
-            raise SystemExit(f"--llm {d} was trained on codec {theirs} ids, --data holds {codec['tokenizer_version']} ids")
+        if codec_version_of(d) is None:
+            raise SystemExit(f"--llm {d}: records no codec (no training.json or codec.json tokenizer_version)")
+        try:
+            check_init_codec(d, codec["tokenizer_version"], codec.get("tokenizer_digest"), name="--llm")
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
         vocabs[d] = json.loads((Path(d) / "llm_vocab.json").read_text())["version"]
     if len(set(vocabs.values())) > 1:  # the packed subset follows the sequences' lengths, so the vocab's
         raise SystemExit(f"--llm: the models' vocabularies differ ({vocabs}): they would not read the same examples")

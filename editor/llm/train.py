@@ -163,21 +163,22 @@ def prepare(tc: dict, data: list[str], init_from=None, log=print):
     return vocab, kept, [e for exs in val_kept.values() for e in exs], codec, dropped
 
 
-def check_init_codec(init_from, tokenizer_version: str, tokenizer_digest: str | None = None) -> None:
-    """An editor LLM warm-started on data of another codec would read its audio ids as other sounds (by
-    version, and by weights digest where both the LLM and the data record one)."""
+def check_init_codec(init_from, tokenizer_version: str, tokenizer_digest: str | None = None,
+                     name: str = "init_from") -> None:
+    """An editor LLM warm-started on (or scored on) data of another codec would read its audio ids as other
+    sounds (by version, and by weights digest where both the LLM and the data record one). name: the
+    option that gave the directory, for the error."""
     if not init_from:
         return
     # codec.json (a DPO or PPO editor's) or training.json (an SFT editor's); a foreign LM has neither
     from editor.llm.editor import codec_digest_of, codec_version_of
     theirs, their_digest = codec_version_of(init_from), codec_digest_of(init_from)
+    fix = "tokenize the data with its codec" + (", or start without init_from" if name == "init_from" else "")
     if theirs and theirs != tokenizer_version:
-        raise ValueError(f"init_from={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: "
-                         "tokenize the data with its codec, or start without init_from")
+        raise ValueError(f"{name}={init_from} was trained on codec {theirs} ids, the data is {tokenizer_version}: {fix}")
     if their_digest and tokenizer_digest and their_digest != tokenizer_digest:
-        raise ValueError(f"init_from={init_from} was trained on the ids of another tokenizer named {theirs} "
-                         f"(weights {their_digest}, the data's {tokenizer_digest}): tokenize the data "
-                         "with its codec, or start without init_from")
+        raise ValueError(f"{name}={init_from} was trained on the ids of another tokenizer named {theirs} "
+                         f"(weights {their_digest}, the data's {tokenizer_digest}): {fix}")
 
 
 def stop_together(out_of_time: bool, world: int, device, due: bool = True) -> bool:

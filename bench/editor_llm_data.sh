@@ -19,6 +19,9 @@
 # TOKENIZER=editor/artifacts/tokenizer-v10 bash bench/editor_llm_data.sh outputs_v6
 # outputs_v7 (log v14/data_v7.log) grows a copy of outputs_v6 the same way (each speaker's window of its tag's
 # texts only lengthens, so every finished sample is reused): EMO_TEXTS=36 STYLE_TEXTS=32 SRC_TEXTS=45 PARA_TEXTS=4.
+# TAG_LATER=DIR adds a later generation of tag sentences (texts.later_dirs; python -m tts.sentence_maker
+# --tags --skip 2220 wrote data/tag_texts_2 after data/tag_texts), said after each speaker's texts of TAG_DIR,
+# so EMO_TEXTS / STYLE_TEXTS past that window's end (56 English, 49 Mandarin per train speaker) bring new texts.
 # Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
 # another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:
 # LANGS=en BANK_EXTRA="voice_bank=generated_engines voice_bank.base_voices.en=[piper:joe,festival:kal_diphone,
@@ -30,7 +33,7 @@ PY=.venv/bin/python
 export RAY_AUTH_MODE=disabled
 BANK="voice_bank.per_language=${VOICES:-18} languages=[${LANGS:-en,zh}] source.texts_per_speaker=${SRC_TEXTS:-12} ${BANK_EXTRA:-}"
 SRC="${EXTRA_DIR:+texts.extra_dir=$EXTRA_DIR}"
-TAGS="${TAG_DIR:+texts.extra_dir=$TAG_DIR texts.rotate_per_speaker=true}"
+TAGS="${TAG_DIR:+texts.extra_dir=$TAG_DIR texts.rotate_per_speaker=true}${TAG_LATER:+ texts.later_dirs=[$TAG_LATER]}"
 # step NAME CMD...: the run's summary lines here, its whole output in $OUT/logs/NAME.log; a failed run
 # is named with its last lines, the next pipelines still run, and the script exits non-zero at the end
 FAILED=""

@@ -63,6 +63,19 @@ def rotation(cfg, tag: str, speaker: str, n: int) -> int:
     return int(hashlib.sha1(f"{tag}/{speaker}/{cfg.seed}".encode()).hexdigest()[:8], 16) % n
 
 
+def window(cfg, generations: list[list[list[str]]], tag: str, speaker, same_lang: list) -> list[str]:
+    """The texts a speaker says of a tag, in order: each generation's texts of the speaker's split, rotated
+    on their own, after the earlier generations' (texts.later_dirs), so texts_per_tag beyond a
+    generation's end reaches into the next and every earlier text keeps its place."""
+    out = []
+    for gen in generations:
+        sents = splits.texts_of_split(gen, speaker, same_lang, cfg.splits)
+        if sents:
+            r = rotation(cfg, tag, speaker.id, len(sents))
+            out += sents[r:] + sents[:r]
+    return out
+
+
 def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[dict]]:
     tts_identity = audio_identity(OmegaConf.to_container(cfg.tts))
     stage_identity = {"tts": tts_identity, "sr": cfg.sample_rate, "bank": bank.id,
@@ -73,7 +86,8 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
                       "filters": OmegaConf.to_container(cfg.filters)}
     chash = config_hash(OmegaConf.to_container(cfg, resolve=True))
     per_tag = cfg.texts_per_tag or cfg.pipeline.texts_per_tag
-    corpus = {(l, t): texts.sentence_lists(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True))
+    corpus = {(l, t): texts.sentence_generations(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True),
+                                                 cfg.texts.get('later_dirs'))
               for l in languages for t in tags}
     rows, rejects = [], []
     for i in range(per_tag):
@@ -81,10 +95,10 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
             for spk in bank.speakers:
                 # the speaker's split decides which texts it speaks, so texts do not cross splits
                 same_lang = [s for s in bank.speakers if s.language == spk.language]
-                sents = splits.texts_of_split(corpus[(spk.language, tag)], spk, same_lang, cfg.splits)
+                sents = window(cfg, corpus[(spk.language, tag)], tag, spk, same_lang)
                 if i >= len(sents):
                     continue
-                text = sents[(i + rotation(cfg, tag, spk.id, len(sents))) % len(sents)]
+                text = sents[i]
                 key = make_key([tag, spk.id], {"text": text, "speaker": spk.id, "tag": tag,
                                                "stages": stage_identity, "seed": cfg.seed})
                 meta = {"text": text, "language": spk.language, "speaker": spk.id, "gender": spk.gender,
@@ -114,7 +128,8 @@ def run(cfg, edit_type: str):
         check_tags(cfg.styles, STYLES, "styles")
     for l in languages:  # texts exist for every tag before any work starts
         for t in tags:
-            texts.sentences(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True))
+            texts.sentence_generations(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True),
+                                       cfg.texts.get('later_dirs'))
     thresholds = OmegaConf.to_container(cfg.margin.thresholds)
     MarginSelect.validate(thresholds, EMOTIONS + STYLES)
     if cfg.margin.enabled:

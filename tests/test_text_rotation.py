@@ -51,3 +51,28 @@ def test_rotation_off_plans_the_samples_of_before(tmp_path):
     for spk in bank.speakers:
         said = [t for s, _, t in plan.values() if s == spk.id]
         assert sorted(said) == sorted(splits.texts_for(shipped, spk, bank.speakers, cfg.splits)[:3]), spk.id
+
+
+def test_a_later_generation_keeps_every_earlier_text_and_adds_its_own(tmp_path):
+    # a pool grown by texts.later_dirs: the samples planned before are planned again (same keys, so a
+    # factory rerun reuses them), and texts_per_tag past the first generation's end says the new texts
+    import pytest
+
+    from tts.sentence_maker import tag_sentences
+    later = tmp_path / "later"
+    (later / "en").mkdir(parents=True)
+    new = tag_sentences("en", ["happy"], 40, skip=2220)["happy"]
+    repeated = (ROOT / "data" / "tag_texts" / "en" / "happy.txt").read_text().split("\n")[0]
+    (later / "en" / "happy.txt").write_text("\n".join(new + [repeated]) + "\n")
+    grown = f"texts.later_dirs=[{later}]"
+    assert _plan(tmp_path, "texts.rotate_per_speaker=true") == _plan(tmp_path, "texts.rotate_per_speaker=true", grown)
+    before = _plan(tmp_path, "texts.rotate_per_speaker=true", "texts_per_tag=200")
+    after = _plan(tmp_path, "texts.rotate_per_speaker=true", "texts_per_tag=200", grown)
+    assert before.items() <= after.items()                     # every earlier sample, unchanged
+    added = {v for k, v in after.items() if k not in before}
+    assert {t for _, _, t in added} == set(new)                # every new text said, only new texts
+    texts_of = lambda split: {t for _, s, t in after.values() if s == split}
+    for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        assert not texts_of(a) & texts_of(b)                   # the new list is split on its own
+    with pytest.raises(ValueError, match="texts.later_dirs: .*nowhere"):
+        _plan(tmp_path, f"texts.later_dirs=[{tmp_path / 'nowhere'}]")

@@ -22,6 +22,27 @@ def shipped_sentences(language: str) -> frozenset[str]:
     return frozenset(x for tag in corpus(language).values() for x in tag["sentences"])
 
 
+def sentence_generations(language: str, tag: str, extra_dir: str | None = None, shipped: bool = True,
+                         later_dirs=()) -> list[list[list[str]]]:
+    """A tag's sentences as generations of lists: first sentence_lists (the shipped ones and extra_dir's),
+    then one generation per directory of `later_dirs` (texts.later_dirs), its `<dir>/<language>/<tag>.txt`.
+    A planner rotates each generation on its own and puts it after the earlier ones, so a pool grown by a
+    later directory keeps every earlier text where it was, and a factory run reuses the samples it made.
+    A later line already in an earlier list is dropped (a sentence is in one list, so in one split); a
+    later directory without the tag's file adds nothing; one that does not exist is an error naming it."""
+    gens = [sentence_lists(language, tag, extra_dir, shipped)]
+    known = {s for part in gens[0] for s in part} | (shipped_sentences(language) if shipped else set())
+    for d in later_dirs or ():
+        if not Path(d).is_dir():
+            raise ValueError(f"texts.later_dirs: {d} is not a directory")
+        f = Path(d) / language / f"{tag}.txt"
+        lines = _read_lines(f) if f.is_file() else []
+        new = [t for t in lines if t not in known]
+        known.update(new)
+        gens.append([new] if new else [])
+    return gens
+
+
 def pooled_sentence_lists(language: str, extra_dir: str | None = None) -> list[list[str]]:
     """Every tag's sentence lists, in the corpus's tag order: the pool of the pipelines that draw source
     texts from all tags (speed, denoise, trim, paralinguistic)."""
@@ -62,16 +83,21 @@ def sentence_lists(language: str, tag: str, extra_dir: str | None = None, shippe
             raise ValueError(f"texts.extra_dir={extra_dir}: not a directory")
         f = root / language / f"{tag}.txt"
         if f.is_file():
-            try:
-                lines = f.read_text(encoding="utf-8").split("\n")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{f}: not UTF-8 text ({e})") from e
             # a sentence is in one list once: a list is split among train/validation/test by position, so
             # a repeat, or a shipped sentence of the language, could land in two splits
             known = shipped_sentences(language) if shipped else frozenset()
-            out.append([t for t in dict.fromkeys(strip_control(l).strip() for l in lines) if t and t not in known])
+            out.append([t for t in _read_lines(f) if t not in known])
     out = [part for part in out if part]
     if not out:
         raise ValueError(f"texts.extra_dir={extra_dir}: no sentences in {Path(extra_dir) / language / f'{tag}.txt'}"
                          " (texts.shipped=false)")
     return out
+
+
+def _read_lines(f: Path) -> list[str]:
+    """A text file's distinct non-empty lines, in order, control characters stripped."""
+    try:
+        lines = f.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{f}: not UTF-8 text ({e})") from e
+    return [t for t in dict.fromkeys(strip_control(l).strip() for l in lines) if t]

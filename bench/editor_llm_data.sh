@@ -22,6 +22,8 @@
 # TAG_LATER=DIR adds a later generation of tag sentences (texts.later_dirs; python -m tts.sentence_maker
 # --tags --skip 2220 wrote data/tag_texts_2 after data/tag_texts), said after each speaker's texts of TAG_DIR,
 # so EMO_TEXTS / STYLE_TEXTS past that window's end (56 English, 49 Mandarin per train speaker) bring new texts.
+# outputs_v8 (log v15/data_v8.log) grows a copy of outputs_v7 so: ONLY="emotion_triplets style_triplets"
+# TAG_DIR=data/tag_texts TAG_LATER=data/tag_texts_2 EMO_TEXTS=66 STYLE_TEXTS=62 (the other releases stay v7's).
 # Other banks: VOICES speakers per language (18), LANGS (en,zh), BANK_EXTRA more overrides, TOKENIZER
 # another codec's tokenizer; outputs_v7en (docs/llm.md, "Next") is the diverse English bank without flite:
 # LANGS=en BANK_EXTRA="voice_bank=generated_engines voice_bank.base_voices.en=[piper:joe,festival:kal_diphone,

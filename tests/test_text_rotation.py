@@ -74,5 +74,6 @@ def test_a_later_generation_keeps_every_earlier_text_and_adds_its_own(tmp_path):
     texts_of = lambda split: {t for _, s, t in after.values() if s == split}
     for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
         assert not texts_of(a) & texts_of(b)                   # the new list is split on its own
+    assert _plan(tmp_path, "texts.rotate_per_speaker=true", "texts_per_tag=200", f"texts.later_dirs={later}") == after
     with pytest.raises(ValueError, match="texts.later_dirs: .*nowhere"):
         _plan(tmp_path, f"texts.later_dirs=[{tmp_path / 'nowhere'}]")

@@ -32,6 +32,8 @@ def sentence_generations(language: str, tag: str, extra_dir: str | None = None, 
     later directory without the tag's file adds nothing; one that does not exist is an error naming it."""
     gens = [sentence_lists(language, tag, extra_dir, shipped)]
     known = {s for part in gens[0] for s in part} | (shipped_sentences(language) if shipped else set())
+    if isinstance(later_dirs, (str, Path)):  # texts.later_dirs=DIR, without the list's brackets
+        later_dirs = [later_dirs]
     for d in later_dirs or ():
         if not Path(d).is_dir():
             raise ValueError(f"texts.later_dirs: {d} is not a directory")

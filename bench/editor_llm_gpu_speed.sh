@@ -12,7 +12,8 @@ mkdir -p "$OUT" /tmp/res
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --target /tmp/site .whl/*.tar.gz
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 RAY_AUTH_MODE=disabled
-python3 bench/untar.py "$(ls .gpu_data/tokens.tar.* | head -1)" .gpu_data  # .xz (the prepare script), or an older .gz
+for TOKENS in .gpu_data/tokens.tar.xz .gpu_data/tokens.tar.gz; do [ -f $TOKENS ] && break; done  # the prepare script's .xz, or an older .gz
+python3 bench/untar.py $TOKENS .gpu_data
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee /tmp/res/gpu.txt
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" | tee -a /tmp/res/gpu.txt
 DATA=$(ls -d .gpu_data/tokens/* | paste -sd, -)

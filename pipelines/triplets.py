@@ -89,13 +89,16 @@ def plan(cfg, edit_type: str, bank, tags, languages) -> tuple[list[dict], list[d
     corpus = {(l, t): texts.sentence_generations(l, t, cfg.texts.extra_dir, cfg.texts.get('shipped', True),
                                                  cfg.texts.get('later_dirs'))
               for l in languages for t in tags}
+    # the speaker's split decides which texts it speaks, so texts do not cross splits; each speaker's
+    # window of a tag is cut once, not once per text
+    windows = {(tag, spk.id): window(cfg, corpus[(spk.language, tag)], tag, spk,
+                                     [s for s in bank.speakers if s.language == spk.language])
+               for tag in tags for spk in bank.speakers}
     rows, rejects = [], []
     for i in range(per_tag):
         for tag in tags:
             for spk in bank.speakers:
-                # the speaker's split decides which texts it speaks, so texts do not cross splits
-                same_lang = [s for s in bank.speakers if s.language == spk.language]
-                sents = window(cfg, corpus[(spk.language, tag)], tag, spk, same_lang)
+                sents = windows[(tag, spk.id)]
                 if i >= len(sents):
                     continue
                 text = sents[i]

@@ -12,14 +12,15 @@ cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- outputs
 OUT=$1
 # .gpu_data/clips (the serving call's) stays
-rm -rf .gpu_data/tokens.tar.gz .gpu_data/tokens.tar.xz .gpu_data/audio /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
+rm -rf .gpu_data/tokens.tar.gz .gpu_data/tokens.tar.xz .gpu_data/tokens.tar.xz.tmp .gpu_data/audio /tmp/gpu_tokens && mkdir -p .gpu_data/audio /tmp/gpu_tokens/tokens
 for o in "$@"; do
   for d in "$o"/*_tokens; do
     mkdir -p "/tmp/gpu_tokens/tokens/$(basename "$o")"
     cp -rL "$d/latest" "/tmp/gpu_tokens/tokens/$(basename "$o")/$(basename "$d")"
   done
 done
-XZ_OPT="-9 -T2" tar cJf .gpu_data/tokens.tar.xz -C /tmp/gpu_tokens tokens && rm -rf /tmp/gpu_tokens
+# written under a temporary name: a stopped run leaves no half tarball that reads as ready to carry
+XZ_OPT="-9 -T2" tar cJf .gpu_data/tokens.tar.xz.tmp -C /tmp/gpu_tokens tokens && mv .gpu_data/tokens.tar.xz.tmp .gpu_data/tokens.tar.xz && rm -rf /tmp/gpu_tokens
 # SKIP_BENCH=1 (a training-only call): no audio shard, it only feeds the tokenizer's throughput bench
 [ -n "${SKIP_BENCH:-}" ] || cp "$(ls "$OUT"/emotion_triplets/latest/shards/*.tar | head -1)" .gpu_data/audio/
 du -sh .gpu_data .whl

@@ -93,6 +93,7 @@ def test_tiny_llm_learns_every_training_example_exactly(tokens, tmp_path):
     assert list(out.glob("*.safetensors"))
     curve = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     assert curve[-1]["train_loss"] < 0.1 * curve[0]["train_loss"]
+    assert all(0 < r["fill"] <= 1 for r in curve)   # the rows' share of example tokens, padding not
     # bench/llm_val_loss.py scores several models on the same examples, per task: the trained model's
     # loss on what it learned is a small part of a random one's
     sys.path.insert(0, str(REPO / "bench"))
@@ -290,7 +291,9 @@ def test_bad_settings_are_named(tokens, tmp_path):
     args = [*BASE, f"data=[{data}]", f"output_dir={tmp_path}"]
     for override, msg in (("pipeline.train.mixture.clone=-1", "mixture.clone=-1"),
                           ("pipeline.train.mixture.clone=null", "mixture.clone=None"),
-                          ("pipeline.train.steps=0", "steps=0"), ("pipeline.train.ckpt_every=0", "ckpt_every=0")):
+                          ("pipeline.train.steps=0", "steps=0"), ("pipeline.train.ckpt_every=0", "ckpt_every=0"),
+                          ("pipeline.train.pack_lookahead=0", "pack_lookahead=0"),
+                          ("pipeline.train.compile_mode=fastest", "compile_mode='fastest'")):
         with pytest.raises(ValueError, match=msg):
             _run([*args, override])
     with pytest.raises(ValueError, match="no such token release .the pattern matches nothing"):

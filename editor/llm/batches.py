@@ -1,17 +1,25 @@
 """Fixed-shape packed batches from the mixture stream: [rows, max_len] every step.
 
-Examples are drawn in stream order and placed first-fit into `rows` rows of `max_len` tokens; the
-first one that fits nowhere waits for the next step (it is part of the stream's state). Fixed shapes
-keep torch.compile from recompiling and CUDA graphs valid; packing fills rows to ~95 %."""
+Examples are drawn in stream order and placed best-fit (the fullest row that still takes it) into `rows`
+rows of `max_len` tokens. One that fits nowhere waits for the next step, and drawing goes on until
+`lookahead` examples wait: the shorter ones drawn after a miss fill the rows' ends, where stopping at the
+first miss leaves them padded (every padded token is computed and learns nothing). The waiting examples
+open the next step, before any new one, so with lookahead <= rows each is placed there (each fits an
+empty row): no example waits twice. They are part of the stream's state. lookahead=1 is plain first-miss
+packing. Fixed shapes keep torch.compile from recompiling and CUDA graphs valid."""
 import numpy as np
 
 from editor.llm import chat, packing
 
 
 class Batches:
-    def __init__(self, mixture, vocab, rows: int, max_len: int):
+    def __init__(self, mixture, vocab, rows: int, max_len: int, lookahead: int = 1):
+        if not 1 <= lookahead <= rows:
+            raise ValueError(f"pipeline.train.pack_lookahead={lookahead}: must be between 1 and rows={rows} "
+                             "(more could leave a waiting example out of the next step too)")
         self.mixture, self.vocab, self.rows, self.max_len = mixture, vocab, rows, max_len
-        self.pending = None          # (task, index) of the example that did not fit the last batch
+        self.lookahead = lookahead
+        self.pending = []            # (task, index) of the examples that did not fit the last batch, in order
         self._seq = {}               # (task, index) -> built sequence (examples are few and reused)
 
     def _build(self, ref):
@@ -25,15 +33,16 @@ class Batches:
         placed = [[] for _ in range(self.rows)]
         free = [self.max_len] * self.rows
         stats = {"examples": 0, "tokens": 0, "sq_tokens": 0, "loss_tokens": 0, "tasks": {}}
-        while True:
-            ref = self.pending if self.pending is not None else self.mixture.next_ref()
-            self.pending = None
+        waiting, self.pending = self.pending, []
+        while len(self.pending) < self.lookahead:
+            ref = waiting.pop(0) if waiting else self.mixture.next_ref()
             seq = self._build(ref)
             n = len(seq["input_ids"])
-            row = next((r for r in range(self.rows) if free[r] >= n), None)
-            if row is None:
-                self.pending = ref
-                break
+            fits = [r for r in range(self.rows) if free[r] >= n]
+            if not fits:
+                self.pending.append(ref)
+                continue
+            row = min(fits, key=lambda r: free[r])   # best fit; the first such row on ties
             placed[row].append(seq)
             free[row] -= n
             stats["examples"] += 1
@@ -41,14 +50,19 @@ class Batches:
             stats["sq_tokens"] += n * n      # attention cost: each example attends within itself
             stats["loss_tokens"] += int((seq["labels"] != chat.IGNORE).sum())
             stats["tasks"][ref[0]] = stats["tasks"].get(ref[0], 0) + 1
+        self.pending += waiting              # none left with lookahead <= rows; kept in order if any
         return packing.collate(placed, self.max_len, self.vocab.pad, mask=False), stats  # mask: on the device
 
     def state(self) -> dict:
-        return {"mixture": self.mixture.state(), "pending": list(self.pending) if self.pending else None}
+        return {"mixture": self.mixture.state(), "pending": [list(r) for r in self.pending]}
 
     def load_state(self, st: dict) -> None:
         self.mixture.load_state(st["mixture"])
-        self.pending = tuple(st["pending"]) if st["pending"] else None
+        pending = st["pending"] or []
+        # a checkpoint of the single-waiting-example packer held one (task, index) pair, not a list of them
+        if pending and not isinstance(pending[0], (list, tuple)):
+            pending = [pending]
+        self.pending = [tuple(r) for r in pending]
 
 
 def eval_batches(examples: list[dict], vocab, rows: int, max_len: int, n_batches: int, seed: int = 0) -> list[dict]:

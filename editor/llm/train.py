@@ -29,6 +29,7 @@ from editor.llm.model import build_model, count_params, flops_per_token, save, t
 from editor.llm.pronounce import PRONUNCIATION_SCHEME
 
 H200_BF16_PEAK = 989e12  # dense bf16 FLOP/s of the H200 SXM (MFU denominator)
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def token_loss_sum(model, batch: dict) -> torch.Tensor:
@@ -113,6 +114,11 @@ def check_settings(tc: dict) -> None:
     if isinstance(tc["warmup"], bool) or not isinstance(tc["warmup"], int) or tc["warmup"] < 0:
         raise ValueError(f"pipeline.train.warmup={tc['warmup']!r}: must be an integer >= 0")
     check_positive(tc, ("max_minutes",), "pipeline.train")
+    look = tc.get("pack_lookahead", 1)
+    if isinstance(look, bool) or not isinstance(look, int) or look < 1:
+        raise ValueError(f"pipeline.train.pack_lookahead={look!r}: must be an integer >= 1")
+    if tc.get("compile_mode") not in COMPILE_MODES:
+        raise ValueError(f"pipeline.train.compile_mode={tc.get('compile_mode')!r}: choose one of {COMPILE_MODES}")
 
 
 def fingerprint(tc: dict, llm_cfg: dict, data_digest: str, vocab_version: str) -> str:
@@ -120,7 +126,7 @@ def fingerprint(tc: dict, llm_cfg: dict, data_digest: str, vocab_version: str) -
     enters as what its examples are (data.digest), not where they lie: a release moved elsewhere still
     resumes, a release rewritten or given in another order does not."""
     keep = {k: v for k, v in tc.items() if k not in ("steps", "max_minutes", "log_every", "eval_every",
-                                                     "ckpt_every", "workers", "compile", "attention")}
+                                                     "ckpt_every", "workers", "compile", "compile_mode", "attention")}
     blob = json.dumps([keep, llm_cfg, data_digest, vocab_version], sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -205,7 +211,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     mixture = llm_data.Mixture(train, dict(tc["mixture"]), tc["seed"])
     if tc["rows"] % world:
         raise ValueError(f"editor.train.rows={tc['rows']} must be a multiple of the {world} workers")
-    batches = Batches(mixture, vocab, tc["rows"], tc["max_len"])
+    batches = Batches(mixture, vocab, tc["rows"], tc["max_len"], min(tc.get("pack_lookahead", 1), tc["rows"]))
     model = build_model(llm_cfg, vocab).to(device)
     attention = attention_kind(tc, device)
     if attention == "flex":
@@ -225,7 +231,8 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
     cuda = device.type == "cuda"
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
     net = wrap(TokenLoss(model)) if wrap else TokenLoss(model)
-    fwd = torch.compile(net) if (tc["compile"] is True or (tc["compile"] == "auto" and cuda)) else net
+    compiled = tc["compile"] is True or (tc["compile"] == "auto" and cuda)
+    fwd = torch.compile(net, mode=tc.get("compile_mode")) if compiled else net
     val_batches = eval_batches(val, vocab, tc["rows"], tc["max_len"], tc["eval_batches"], tc["seed"]) if rank == 0 else []
     budget_s = 60.0 * tc["max_minutes"]
     n_params = count_params(model)
@@ -237,7 +244,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
         if not val and tc["keep_best"]:
             log("no validation examples: no validation loss, and keep_best publishes the last weights")
     model.train()
-    fresh = lambda: {"tokens": 0, "sq_tokens": 0, "t": time.time(), "loss": 0.0, "n": 0}
+    fresh = lambda: {"tokens": 0, "sq_tokens": 0, "t": time.time(), "loss": 0.0, "n": 0, "steps": 0}
     t_run, window = time.time() - elapsed, fresh()
     first_step_s = None
     # a run stopped by its time budget and resumed has no time left: it publishes what it has
@@ -264,6 +271,7 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
             t_run += first_step_s
         window["tokens"] += stats["tokens"]
         window["sq_tokens"] += stats["sq_tokens"]
+        window["steps"] += 1
         window["loss"] += loss_sum.detach()  # read at the log step: no device sync every step
         window["n"] += loss_tokens(local)
         out_of_time = stop_together(time.time() - t_run > budget_s, world, device, due=step % tc["log_every"] == 0)
@@ -274,7 +282,9 @@ def train_loop(tc: dict, llm_cfg: dict, data: list[str], out: Path, ckpt_dir: Pa
             dt = time.time() - window["t"]
             tok_s = window["tokens"] / dt if dt else 0.0
             row = {"step": step, "minutes": round((time.time() - t_run) / 60, 3), "lr": opt.param_groups[0]["lr"],
-                   "train_loss": round(float(window["loss"]) / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1)}
+                   "train_loss": round(float(window["loss"]) / max(window["n"], 1), 4), "tokens_per_s": round(tok_s, 1),
+                   # the share of the rows' tokens that are examples, not padding (padding is computed too)
+                   "fill": round(window["tokens"] / (window["steps"] * tc["rows"] * tc["max_len"]), 4)}
             if cuda:   # attention counted over the examples' own lengths, as packed
                 context = window["sq_tokens"] / max(window["tokens"], 1)
                 row["mfu"] = round(flops_per_token(model, context) * tok_s / H200_BF16_PEAK, 4)

@@ -12,15 +12,14 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from omegaconf import OmegaConf  # noqa: E402
 
 from editor.llm import data as llm_data  # noqa: E402
-from editor.llm.batches import Batches, too_long  # noqa: E402
+from editor.llm.batches import Batches, lengths, too_long  # noqa: E402
 from editor.llm.model import training_vocab  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -33,9 +32,15 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
     tc = OmegaConf.to_container(OmegaConf.load(REPO / "configs/pipeline/train_editor.yaml"))["train"]
-    vocab = training_vocab(None, None, None)
+    vocab = training_vocab()
     train = llm_data.weighted(llm_data.load_examples(llm_data.token_release(a.data.split(",")), "train"), tc["mixture"])
     train = too_long(train, vocab, a.max_len)
+    # the lengths the stream hands out (the mixture weights the tasks), which set how well rows can fill
+    mix, size = llm_data.Mixture(train, tc["mixture"], 0), {t: lengths(exs, vocab) for t, exs in train.items()}
+    drawn = [int(size[t][i]) for t, i in (mix.next_ref() for _ in range(20000))]
+    q = statistics.quantiles(drawn, n=10)
+    stream = {"mean": round(statistics.mean(drawn), 1), "p10": q[0], "p50": q[4], "p90": q[8], "min": min(drawn)}
+    print("example tokens as drawn:", json.dumps(stream))
     rows = []
     for look in sorted({min(k, a.rows) for k in a.lookahead}):   # the trainer caps it at rows too
         b = Batches(llm_data.Mixture(train, tc["mixture"], 0), vocab, a.rows, a.max_len, look)
@@ -48,7 +53,8 @@ def main() -> None:
                      "fill_min": round(min(fills), 4), "examples_per_step": round(statistics.mean(examples), 1)})
         print(json.dumps(rows[-1]))
     out = {"command": "python bench/packing_fill.py " + " ".join(sys.argv[1:]), "rows": a.rows, "max_len": a.max_len,
-           "steps": a.steps, "training_examples": {t: len(v) for t, v in train.items()}, "results": rows}
+           "steps": a.steps, "training_examples": {t: len(v) for t, v in train.items()},
+           "example_tokens_drawn": stream, "results": rows}
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1) + "\n")

@@ -50,7 +50,6 @@ class Batches:
             stats["sq_tokens"] += n * n      # attention cost: each example attends within itself
             stats["loss_tokens"] += int((seq["labels"] != chat.IGNORE).sum())
             stats["tasks"][ref[0]] = stats["tasks"].get(ref[0], 0) + 1
-        self.pending += waiting              # none left with lookahead <= rows; kept in order if any
         return packing.collate(placed, self.max_len, self.vocab.pad, mask=False), stats  # mask: on the device
 
     def state(self) -> dict:
